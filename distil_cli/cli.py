@@ -10,8 +10,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -49,7 +49,9 @@ class DistilGroup(TyperGroup):
             if type(exc).__module__.startswith(("typer", "click")) or os.environ.get("DISTIL_DEBUG"):
                 raise
             first = escape((str(exc).splitlines() or [""])[0])
-            raise _fail(f"internal error {type(exc).__name__}: {first} (DISTIL_DEBUG=1 shows the traceback)", 1) from exc
+            raise _fail(
+                f"internal error {type(exc).__name__}: {first} (DISTIL_DEBUG=1 shows the traceback)", 1
+            ) from exc
 
 
 def _typer(help_text: str) -> typer.Typer:
@@ -91,7 +93,11 @@ def _main(
     ctx: typer.Context,
     config: Annotated[
         Optional[Path],
-        typer.Option("--config", "-c", help="Settings file (TOML or YAML) with [prepare] [train] ... sections. Env: DISTIL_CONFIG."),
+        typer.Option(
+            "--config",
+            "-c",
+            help="Settings file (TOML or YAML) with [prepare] [train] ... sections. Env: DISTIL_CONFIG.",
+        ),
     ] = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (debug).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
@@ -116,7 +122,9 @@ def settings_for(ctx: typer.Context, section: str | None = None, **flags: Any) -
 @config_app.command("show")
 def config_show(
     ctx: typer.Context,
-    section: Annotated[Optional[str], typer.Option("--section", "-s", help="Only this section (prepare, train, ...).")] = None,
+    section: Annotated[
+        Optional[str], typer.Option("--section", "-s", help="Only this section (prepare, train, ...).")
+    ] = None,
 ) -> None:
     """Print every effective setting with its source (default, file, environment); secrets are masked."""
     loaded = settings_for(ctx)
@@ -135,7 +143,9 @@ def config_show(
 def prepare(
     ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="MultiClinSum folder tree, or a .json/.jsonl/.csv/.parquet file.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder DATA_DIR (train/valid/test.jsonl + manifest.json).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder DATA_DIR (train/valid/test.jsonl + manifest.json).")
+    ],
     split: Annotated[Optional[str], opt("prepare", "split")] = None,
     seed: Annotated[Optional[int], opt("prepare", "seed")] = None,
     format: Annotated[Optional[str], opt("prepare", "format")] = None,
@@ -197,9 +207,7 @@ def models_pull(
 
 
 @models_app.command("list")
-def models_list(
-    ctx: typer.Context, cache_dir: Annotated[Optional[Path], opt("models", "cache_dir")] = None
-) -> None:
+def models_list(ctx: typer.Context, cache_dir: Annotated[Optional[Path], opt("models", "cache_dir")] = None) -> None:
     """Show the models in the cache."""
     from distil_cli.models import list_models
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from distil_cli.errors import DataError
 
@@ -46,8 +47,8 @@ def normalise_text(raw: bytes, encoding: str, where: str) -> str:
 
 
 def detect_lang(path: Path, root: Path) -> str | None:
-    """Language code from the file name first, then from the folders up to ``root``."""
-    parts = [path.stem] + [p.name for p in path.parents if p != root and root in p.parents]
+    """Language code from the file name first, then from the folders up to ``root`` included."""
+    parts = [path.stem] + [p.name for p in path.parents if p == root or root in p.parents]
     for part in parts:
         match = LANG_RE.search(part)
         if match:
@@ -110,7 +111,8 @@ def read_multiclinsum(root: Path, encoding: str, lang: str | None, allow_missing
                         scan.skipped_missing.append(record_id)
                         continue
                     raise DataError(
-                        f"{path}: no summary {summary.relative_to(root)}; add it or pass --allow-missing to skip such cases"
+                        f"{path}: no summary {summary.relative_to(root)}; "
+                        "add it or pass --allow-missing to skip such cases"
                     )
                 record["output"] = _read_text(summary, encoding, "output")
                 scan.files.append(summary)

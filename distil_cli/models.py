@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -181,7 +182,7 @@ def resolve_model(name: str, cache_dir: Path) -> str:
         if not (path / "config.json").is_file() and not any(path.glob("*.gguf")):
             raise ModelError(f"model folder {path} has no config.json: not a Hugging Face model folder")
         return str(path)
-    if path.suffix or name.startswith((".", "/", "~")):
+    if not re.fullmatch(r"[\w\-][\w.\-]*(/[\w.\-]+)?", name) or name.endswith((".bin", ".safetensors", ".gguf")):
         raise ModelError(f"model {name} does not exist (give a folder, a hub id, or 'default')")
     return name
 

@@ -13,10 +13,11 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
-from typing import Any, Callable
+from typing import Any
 
 from distil_cli import __version__
 from distil_cli.data import SourceScan, detect_format, dump_jsonl_line, read_multiclinsum, read_table
@@ -217,9 +218,7 @@ def _write_atomically(out: Path, splits, manifest: dict[str, Any], overwrite: bo
         for name, records in splits.items():
             with open(tmp / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") as fh:
                 fh.writelines(dump_jsonl_line(r) for r in records)
-        (tmp / "manifest.json").write_text(
-            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -232,7 +231,9 @@ def _write_atomically(out: Path, splits, manifest: dict[str, Any], overwrite: bo
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def prepare(source: Path, out: Path, cfg: PrepareSettings, load_tokenizer: Callable[[str], Any] | None = None) -> PrepareResult:
+def prepare(
+    source: Path, out: Path, cfg: PrepareSettings, load_tokenizer: Callable[[str], Any] | None = None
+) -> PrepareResult:
     """Read, crop, split and write a corpus; return what was written and its statistics."""
     scan = read_source(Path(source), cfg)
     tokenizer_name = cfg.tokenizer

@@ -12,5 +12,7 @@ def stats_table(rows: list[dict[str, Any]], title: str = "length statistics") ->
     for column in ("split", "lang", "field", "unit", "count", "min", "median", "p90", "p95", "max"):
         table.add_column(column, justify="right" if column not in ("split", "lang", "field", "unit") else "left")
     for row in rows:
-        table.add_row(*(str(row[c]) for c in ("split", "lang", "field", "unit", "count", "min", "median", "p90", "p95", "max")))
+        table.add_row(
+            *(str(row[c]) for c in ("split", "lang", "field", "unit", "count", "min", "median", "p90", "p95", "max"))
+        )
     return table

@@ -17,9 +17,10 @@ import json
 import os
 import sys
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -44,7 +45,8 @@ class PrepareSettings(Section):
         "auto", description="Source format; auto picks by folder layout or file suffix."
     )
     lang: str | None = Field(
-        None, description="Language of records whose folder/file name or lang field does not give one (en, es, fr, pt, ...)."
+        None,
+        description="Language of records whose folder/file name or lang field does not give one (en, es, fr, pt, ...).",
     )
     id_field: str = Field("id", description="Field holding the record id (json/jsonl/csv/parquet).")
     input_field: str = Field("input", description="Field holding the input text.")
@@ -57,11 +59,13 @@ class PrepareSettings(Section):
     max_output_tokens: int | None = Field(None, ge=1, description="Crop outputs to this many tokens of --tokenizer.")
     tokenizer: str | None = Field(
         None,
-        description="Tokenizer for token statistics and token cropping: 'default' (the embedded model), a folder or a hub id. "
-        "Defaults to 'default' when a token limit is set.",
+        description="Tokenizer for token statistics and token cropping: 'default' (the embedded model), "
+        "a folder or a hub id. Defaults to 'default' when a token limit is set.",
     )
     encoding: str = Field("utf-8", description="Text encoding of the source files (a BOM is always removed).")
-    allow_missing: bool = Field(False, description="Skip (and count) fulltexts that have no summary instead of failing.")
+    allow_missing: bool = Field(
+        False, description="Skip (and count) fulltexts that have no summary instead of failing."
+    )
     overwrite: bool = Field(False, description="Replace an existing output folder.")
 
     @field_validator("split", mode="before")
@@ -94,7 +98,9 @@ class ModelsSettings(Section):
 class AnnotateSettings(Section):
     backend: str = Field("openai", description="Teacher backend: openai (any OpenAI-compatible server) or local.")
     base_url: str = Field("https://openrouter.ai/api/v1", description="OpenAI-compatible base URL.")
-    model: str = Field("qwen/qwen2.5-72b-instruct", description="Teacher model name (local backend: 'default' or a folder).")
+    model: str = Field(
+        "qwen/qwen2.5-72b-instruct", description="Teacher model name (local backend: 'default' or a folder)."
+    )
     api_key_env: str = Field("OPENROUTER_API_KEY", description="Environment variable holding the API key.")
     api_key: SecretStr | None = Field(None, description="API key (prefer the variable named by api_key_env).")
     concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight.")
@@ -123,11 +129,15 @@ class TrainSettings(Section):
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     seed: int = Field(42, description="Random seed.")
     max_input_tokens: int = Field(2048, ge=16, description="Inputs are cropped (input side only) to this many tokens.")
-    max_output_tokens: int = Field(512, ge=1, description="Answers longer than this are an error (never cropped silently).")
+    max_output_tokens: int = Field(
+        512, ge=1, description="Answers longer than this are an error (never cropped silently)."
+    )
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (default: once per epoch).")
     eval_samples: int | None = Field(None, ge=1, description="Evaluate on a subset of valid.jsonl of this size.")
     max_new_tokens: int = Field(256, ge=1, description="Generation length at evaluation.")
-    missing_rationale: Literal["error", "skip"] = Field("error", description="What distill does with records lacking a rationale.")
+    missing_rationale: Literal["error", "skip"] = Field(
+        "error", description="What distill does with records lacking a rationale."
+    )
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
     lora: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights.")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
@@ -137,8 +147,12 @@ class TrainSettings(Section):
     merge: bool = Field(True, description="Merge LoRA weights into final/.")
     formatter: str | None = Field(None, description="Prompt formatter name (default: auto-detected).")
     report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description="Experiment tracker.")
-    summary_instructions: dict[str, str] = Field(default_factory=dict, description="Per-language summary instruction overrides.")
-    rationale_instructions: dict[str, str] = Field(default_factory=dict, description="Per-language rationale instruction overrides.")
+    summary_instructions: dict[str, str] = Field(
+        default_factory=dict, description="Per-language summary instruction overrides."
+    )
+    rationale_instructions: dict[str, str] = Field(
+        default_factory=dict, description="Per-language rationale instruction overrides."
+    )
 
 
 class InferSettings(Section):
@@ -156,7 +170,8 @@ class ScoreSettings(Section):
     seed: int = Field(42, description="Bootstrap seed.")
     format: Literal["table", "json", "csv", "markdown"] = Field("table", description="Output format.")
     stemmer: Literal["porter", "language", "none"] = Field(
-        "porter", description="porter: rouge-score's English stemmer; language: Snowball stemmer of each record's language."
+        "porter",
+        description="porter: rouge-score's English stemmer; language: Snowball stemmer of each record's language.",
     )
     bertscore_model: str | None = Field(None, description="Local model folder for BERTScore (optional).")
 
@@ -171,9 +186,7 @@ class Settings(BaseModel):
     score: ScoreSettings = Field(default_factory=ScoreSettings)
 
 
-SECTIONS: dict[str, type[Section]] = {
-    name: typing.get_type_hints(Settings)[name] for name in Settings.model_fields
-}
+SECTIONS: dict[str, type[Section]] = {name: typing.get_type_hints(Settings)[name] for name in Settings.model_fields}
 
 
 @dataclass
@@ -244,7 +257,7 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[
     for key in sorted(env):
         if not key.startswith(ENV_PREFIX) or key in RESERVED_ENV or "__" not in key:
             continue
-        section, _, name = key[len(ENV_PREFIX):].lower().partition("__")
+        section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
         label = f"environment {key}"
         _check_known(section, name, label)
         values.setdefault(section, {})[name] = _coerce_env(section, name, env[key])
@@ -353,7 +366,7 @@ def effective_rows(loaded: LoadedSettings, section: str | None = None) -> list[t
 def public_dump(section: Section) -> dict[str, Any]:
     """A JSON-safe dump of one section for manifests and run.json (secrets removed)."""
     data = section.model_dump(mode="json")
-    for name, value in list(data.items()):
+    for name in list(data):
         if isinstance(getattr(section, name), SecretStr):
             data[name] = "**********"
     return data

@@ -1,0 +1,65 @@
+"""Shared fixtures: small corpora written on the fly, a CLI runner, the embedded model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from distil_cli.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "multiclinsum_sample"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    """Tests never see the developer's DISTIL_* settings."""
+    for key in list(os.environ):
+        if key.startswith("DISTIL_") and key != "DISTIL_MODELS__CACHE_DIR":
+            monkeypatch.delenv(key, raising=False)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None):
+    result = CliRunner().invoke(app, [str(a) for a in args], env=env)
+    return result
+
+
+def write_case(root: Path, folder: str, name: str, text: str | bytes, summary: str | bytes | None) -> None:
+    full = root / folder / "fulltext"
+    full.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    (full / f"{name}.txt").write_bytes(data)
+    if summary is not None:
+        sums = root / folder / "summaries"
+        sums.mkdir(parents=True, exist_ok=True)
+        data = summary.encode("utf-8") if isinstance(summary, str) else summary
+        (sums / f"{name}_sum.txt").write_bytes(data)
+
+
+@pytest.fixture
+def small_tree(tmp_path: Path) -> Path:
+    """4 languages x 10 cases, with accents."""
+    root = tmp_path / "corpus"
+    for lang, word in (("en", "fever"), ("es", "fiebre alta"), ("fr", "fièvre élevée"), ("pt", "febre e tosse")):
+        for i in range(1, 11):
+            write_case(
+                root,
+                f"multiclinsum_gs_train_{lang}",
+                f"multiclinsum_gs_{lang}_{i}",
+                f"Case {i}: patient with {word}. " * 5,
+                f"Summary {i}: {word}.",
+            )
+    return root
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> Path:
+    """The embedded SmolLM2 folder (pulled once into the cache; ~40 s the first time)."""
+    from distil_cli.models import pull
+    from distil_cli.settings import ModelsSettings
+
+    cache = Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir))
+    return pull(cache)
