@@ -150,6 +150,48 @@ def _convert(gguf: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
+TINY_NAME = "tiny-smollm2"
+
+
+def tiny_dir(cache_dir: Path) -> Path:
+    """A tiny random Llama (SmolLM2 shape family) with the embedded tokenizer, for tests and CPU benchmarks.
+
+    Built from a config (no download) with a fixed seed, so it is the same everywhere.
+    """
+    target = Path(cache_dir).expanduser() / TINY_NAME
+    if (target / MARKER).is_file():
+        return target
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    source = pull(cache_dir)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tiny-") as tmp:
+        out = Path(tmp) / "model"
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        (out / MARKER).write_text(json.dumps({"name": TINY_NAME, "source": "random init (seed 0)"}) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    return target
+
+
 def list_models(cache_dir: Path) -> list[dict]:
     """Folders in the cache with their marker data and size."""
     rows = []
@@ -175,6 +217,8 @@ def resolve_model(name: str, cache_dir: Path) -> str:
         if not is_pulled(cache_dir):
             log.warning("The embedded model is not in %s yet: pulling it now (one time)", cache_dir)
         return str(pull(cache_dir))
+    if name.lower() == "tiny":
+        return str(tiny_dir(cache_dir))
     path = Path(name).expanduser()
     if path.is_dir():
         if (path / "final" / "config.json").is_file():

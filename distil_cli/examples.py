@@ -1,0 +1,265 @@
+"""Training examples: tokenised prompt + target with exact loss masks, batching, the loss.
+
+Each record yields a summary example (task 0) and, for ``distill``, a rationale
+example (task 1). The prompt and the target (answer + end-of-turn) are tokenised
+separately; labels are -100 on the prompt and on padding. A prompt that is too long is
+shortened by cropping the *input text* only; the answer and its end-of-turn are never
+cropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Sampler
+
+from distil_cli.errors import DataError
+from distil_cli.prepare import crop_tokens
+from distil_cli.prompts import RATIONALE, SUMMARY, PromptFormatter, instruction_for
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+TASK_IDS = {SUMMARY: 0, RATIONALE: 1}
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def encode_prompt(
+    tokenizer, formatter: PromptFormatter, instruction: str, text: str, max_prompt_tokens: int, record_id: str
+) -> tuple[list[int], bool]:
+    """Prompt token ids at most ``max_prompt_tokens`` long, cropping the input text only."""
+    prompt_ids = _ids(tokenizer, formatter.format(instruction, text).prompt)
+    if len(prompt_ids) <= max_prompt_tokens:
+        return prompt_ids, False
+    overhead = len(prompt_ids) - len(_ids(tokenizer, text))
+    budget = max_prompt_tokens - overhead
+    while budget >= 1:
+        cropped = crop_tokens(text, budget, tokenizer)
+        prompt_ids = _ids(tokenizer, formatter.format(instruction, cropped).prompt)
+        if len(prompt_ids) <= max_prompt_tokens:
+            return prompt_ids, True
+        budget -= max(1, len(prompt_ids) - max_prompt_tokens)
+    raise DataError(
+        f"record {record_id}: the prompt without any input is longer than max_input_tokens={max_prompt_tokens}; "
+        "raise --max-input-tokens"
+    )
+
+
+def encode_example(
+    tokenizer,
+    formatter: PromptFormatter,
+    instruction: str,
+    text: str,
+    answer: str,
+    max_prompt_tokens: int,
+    max_answer_tokens: int,
+    record_id: str,
+    task: int,
+) -> dict[str, Any]:
+    if not answer or not answer.strip():
+        raise DataError(f"record {record_id}: empty answer for task {task}; it would have no supervised token")
+    target = formatter.format(instruction, text, answer=answer).target
+    target_ids = _ids(tokenizer, target)
+    if len(target_ids) > max_answer_tokens + 1:
+        raise DataError(
+            f"record {record_id}: answer of {len(target_ids) - 1} tokens exceeds max_output_tokens={max_answer_tokens}; "
+            "raise --max-output-tokens or crop outputs in `distil prepare`"
+        )
+    prompt_ids, cropped = encode_prompt(tokenizer, formatter, instruction, text, max_prompt_tokens, record_id)
+    return {
+        "id": record_id,
+        "task": task,
+        "input_ids": prompt_ids + target_ids,
+        "labels": [IGNORE] * len(prompt_ids) + target_ids,
+        "cropped": cropped,
+    }
+
+
+@dataclass
+class ExampleSet:
+    examples: list[dict[str, Any]]
+    cropped: int
+    skipped_missing_rationale: list[str]
+
+
+def build_examples(
+    records: Sequence[dict[str, Any]],
+    tokenizer,
+    formatter: PromptFormatter,
+    model_type: str,
+    max_input_tokens: int,
+    max_output_tokens: int,
+    missing_rationale: str = "error",
+    summary_instructions: dict[str, str] | None = None,
+    rationale_instructions: dict[str, str] | None = None,
+) -> ExampleSet:
+    """Examples in record order; for distill the two tasks of a record are adjacent."""
+    examples: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for record in records:
+        rid = record["id"]
+        if not record.get("output"):
+            raise DataError(f"record {rid}: no 'output' (reference summary) to train on")
+        if model_type == "distill" and not record.get("rationale"):
+            if missing_rationale == "skip":
+                skipped.append(rid)
+                continue
+            raise DataError(
+                f"record {rid}: no 'rationale' for distill training; run `distil annotate`, "
+                "pass --missing-rationale skip, or use --model-type standard"
+            )
+        lang = record.get("lang", "en")
+        tasks = [(SUMMARY, record["output"], summary_instructions)]
+        if model_type == "distill":
+            tasks.append((RATIONALE, record["rationale"], rationale_instructions))
+        for task, answer, overrides in tasks:
+            examples.append(
+                encode_example(
+                    tokenizer,
+                    formatter,
+                    instruction_for(task, lang, overrides),
+                    record["input"],
+                    answer,
+                    max_input_tokens,
+                    max_output_tokens,
+                    rid,
+                    TASK_IDS[task],
+                )
+            )
+    if not examples:
+        raise DataError("no training example left (all records lacked a rationale?)")
+    return ExampleSet(examples, sum(e["cropped"] for e in examples), skipped)
+
+
+class Collator:
+    """Dynamic right padding to the longest example of the batch; labels -100 on padding."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = max(len(f["input_ids"]) for f in features)
+        n = len(features)
+        input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((n, width), IGNORE, dtype=torch.long)
+        attention = torch.zeros((n, width), dtype=torch.long)
+        for row, f in enumerate(features):
+            length = len(f["input_ids"])
+            input_ids[row, :length] = torch.tensor(f["input_ids"])
+            labels[row, :length] = torch.tensor(f["labels"])
+            attention[row, :length] = 1
+        task = torch.tensor([f["task"] for f in features], dtype=torch.long)
+        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "task": task}
+
+
+class GroupedLengthSampler(Sampler[int]):
+    """Seeded, length-grouped order that keeps a record's task examples in one batch.
+
+    Records (groups of adjacent examples with the same id) are shuffled, cut into
+    mega-batches of 50 batches, sorted by length inside each, so batches hold examples of
+    similar length (little padding) and both tasks of a record share a forward pass.
+    The order depends only on the seed and the epoch, which makes ``--resume`` exact.
+    """
+
+    def __init__(self, examples: Sequence[dict[str, Any]], batch_size: int, seed: int):
+        self.groups: list[list[int]] = []
+        for index, example in enumerate(examples):
+            if self.groups and examples[self.groups[-1][0]]["id"] == example["id"]:
+                self.groups[-1].append(index)
+            else:
+                self.groups.append([index])
+        self.lengths = [max(len(examples[i]["input_ids"]) for i in g) for g in self.groups]
+        per_group = max(len(g) for g in self.groups)
+        self.groups_per_batch = max(1, batch_size // per_group)
+        self.seed = seed
+        self.epoch = 0
+        self.total = sum(len(g) for g in self.groups)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(range(len(self.groups)))
+        random.Random(self.seed * 1000003 + self.epoch).shuffle(order)
+        mega = self.groups_per_batch * 50
+        for start in range(0, len(order), mega):
+            chunk = sorted(order[start : start + mega], key=lambda g: -self.lengths[g])
+            for g in chunk:
+                yield from self.groups[g]
+
+
+@dataclass
+class LossParts:
+    loss: torch.Tensor
+    loss_pred: torch.Tensor
+    loss_expl: torch.Tensor
+    sum_pred: torch.Tensor
+    sum_expl: torch.Tensor
+    n_pred: torch.Tensor
+    n_expl: torch.Tensor
+
+
+def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token cross-entropy of next-token prediction and its supervision mask, [B, T-1]."""
+    shift_logits = logits[:, :-1, :].float()
+    shift_labels = labels[:, 1:]
+    losses = F.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.shape[-1]),
+        shift_labels.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="none",
+    ).view(shift_labels.shape)
+    return losses, shift_labels.ne(IGNORE)
+
+
+def multitask_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    task: torch.Tensor,
+    alpha: float,
+    counts: torch.Tensor | None = None,
+) -> LossParts:
+    """``alpha * loss_pred + (1 - alpha) * loss_expl``, each the mean over its own supervised tokens.
+
+    ``counts`` = [supervised summary tokens, supervised rationale tokens] over the whole
+    gradient-accumulation window (and all ranks); by default this batch's. Summing the
+    returned ``loss`` over the micro-batches of a window then gives exactly the per-task
+    means of the window. A task absent from the batch contributes 0; a task present
+    with no supervised token is an error (its mean would be undefined).
+    """
+    losses, mask = token_losses(logits, labels)
+    per_example_sum = (losses * mask).sum(dim=1)
+    per_example_n = mask.sum(dim=1)
+    sums, ns = [], []
+    for task_id in (0, 1):
+        selected = task == task_id
+        n = per_example_n[selected].sum()
+        if bool(selected.any()) and int(n) == 0:
+            raise ValueError(f"task {task_id} has examples in the batch but no supervised token")
+        sums.append(per_example_sum[selected].sum())
+        ns.append(n)
+    denominators = counts if counts is not None else torch.stack(ns)
+    means = [s / d.clamp(min=1) for s, d in zip(sums, denominators)]
+    loss = alpha * means[0] + (1.0 - alpha) * means[1]
+    return LossParts(loss, means[0], means[1], sums[0].detach(), sums[1].detach(), ns[0], ns[1])
+
+
+def task_token_counts(batches: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """[summary tokens, rationale tokens] supervised in these batches (label shift applied)."""
+    counts = torch.zeros(2, dtype=torch.long)
+    for batch in batches:
+        supervised = batch["labels"][:, 1:].ne(IGNORE).sum(dim=1)
+        for task_id in (0, 1):
+            counts[task_id] += supervised[batch["task"] == task_id].sum()
+    return counts

@@ -1,0 +1,198 @@
+"""``distil train``: a Trainer subclass for the prefix multitask objective.
+
+* Loss: ``examples.multitask_loss`` (a pure function), with per-task token counts taken
+  over the whole gradient-accumulation window so accumulation does not change it.
+* Batches: length-grouped, dynamically padded, both tasks of a record in one forward.
+* Evaluation: real greedy generation on valid.jsonl + ROUGE on the generated text only;
+  the best checkpoint by mean ROUGE becomes ``RUN_DIR/final``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from distil_cli.examples import GroupedLengthSampler, encode_prompt, multitask_loss, task_token_counts
+from distil_cli.generation import generate_batched
+from distil_cli.prompts import SUMMARY, PromptFormatter, instruction_for, stop_token_ids
+from distil_cli.scoring import aggregate, score_many
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DistilTrainingArguments(TrainingArguments):
+    """TrainingArguments plus the recipe's own knobs, range-checked."""
+
+    model_type: str = field(default="distill", metadata={"help": "standard (summary only) or distill (+ rationale)."})
+    alpha: float = field(default=0.5, metadata={"help": "Weight of the summary loss; 1 - alpha weighs the rationale."})
+    eval_max_new_tokens: int = field(default=256, metadata={"help": "Generation length at evaluation."})
+    max_input_tokens: int = field(default=2048, metadata={"help": "Prompt length limit (input side cropped)."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.model_type not in ("standard", "distill"):
+            raise ValueError(f"model_type must be standard or distill, not {self.model_type!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
+        if self.model_type == "distill" and self.per_device_train_batch_size % 2:
+            raise ValueError("distill keeps a record's two tasks in one batch: batch_size must be even")
+
+
+class MetricsFile(TrainerCallback):
+    """Appends every log line (train and eval) to RUN_DIR/metrics.jsonl on the main process."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs:
+            line = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **logs}
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+
+
+class EvaluateAtEnd(TrainerCallback):
+    """Also evaluate (and save) at the last step, so the best checkpoint is chosen among all."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps and args.eval_strategy != "no":
+            control.should_evaluate = True
+            control.should_save = True
+        return control
+
+
+class DistilTrainer(Trainer):
+    """Trainer with the multitask loss, per-task logging and generation-based evaluation."""
+
+    def __init__(
+        self,
+        *args,
+        eval_records: list[dict[str, Any]] | None = None,
+        formatter: PromptFormatter | None = None,
+        summary_instructions: dict[str, str] | None = None,
+        predictions_dir: Path | None = None,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.eval_records = eval_records or []
+        self.formatter = formatter
+        self.summary_instructions = summary_instructions
+        self.predictions_dir = predictions_dir
+        self.loss_is_scaled_for_ga = True  # compute_loss already normalises over the window
+        self._parts = torch.zeros(4, dtype=torch.float64)  # sum_pred, sum_expl, n_pred, n_expl since last log
+        self._tokens = 0
+        self._last_log_time = time.perf_counter()
+
+    # ---- batching -----------------------------------------------------------------------
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return GroupedLengthSampler(dataset, self.args.per_device_train_batch_size, self.args.seed)
+
+    def _get_num_items_in_batch(self, batch_samples, device):
+        """Per-task supervised token counts of the accumulation window, summed over ranks."""
+        counts = task_token_counts(batch_samples).to(device)
+        if self.args.world_size > 1:
+            counts = self.accelerator.gather(counts.unsqueeze(0)).sum(dim=0)
+        return counts
+
+    # ---- loss ---------------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        task = inputs.pop("task")
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        alpha = self.args.alpha if self.args.model_type == "distill" else 1.0
+        counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
+        parts = multitask_loss(outputs.logits, labels, task, alpha, counts)
+        loss = parts.loss * (self.args.world_size if counts is not None else 1)  # DDP averages gradients
+        if model.training:
+            self._parts += torch.tensor(
+                [parts.sum_pred.item(), parts.sum_expl.item(), parts.n_pred.item(), parts.n_expl.item()],
+                dtype=torch.float64,
+            )
+            self._tokens += int(inputs["attention_mask"].sum())
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:
+            sum_pred, sum_expl, n_pred, n_expl = self._parts.tolist()
+            logs["loss_pred"] = sum_pred / n_pred if n_pred else float("nan")
+            if self.args.model_type == "distill":
+                logs["loss_expl"] = sum_expl / n_expl if n_expl else float("nan")
+            now = time.perf_counter()
+            logs["tokens_per_s"] = round(self._tokens * self.args.world_size / max(now - self._last_log_time, 1e-9), 1)
+            self._parts.zero_()
+            self._tokens = 0
+            self._last_log_time = now
+        super().log(logs, start_time)
+
+    # ---- evaluation ---------------------------------------------------------------------
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        records = self.eval_records
+        rank, world = self.args.process_index, self.args.world_size
+        mine = records[rank::world]
+        model = self.accelerator.unwrap_model(self.model)
+        tokenizer = self.processing_class
+        started = time.perf_counter()
+        prompts = [
+            encode_prompt(
+                tokenizer,
+                self.formatter,
+                instruction_for(SUMMARY, r.get("lang", "en"), self.summary_instructions),
+                r["input"],
+                self.args.max_input_tokens,
+                r["id"],
+            )[0]
+            for r in mine
+        ]
+        outputs = generate_batched(
+            model,
+            tokenizer,
+            prompts,
+            stop_token_ids(tokenizer, self.formatter),
+            self.args.eval_max_new_tokens,
+            batch_size=self.args.per_device_eval_batch_size,
+        )
+        rows = [
+            {"id": r["id"], "lang": r.get("lang", "en"), "prediction": o.text, "reference": r["output"]}
+            for r, o in zip(mine, outputs)
+        ]
+        if world > 1:
+            gathered: list[list[dict]] = [None] * world  # type: ignore[list-item]
+            torch.distributed.all_gather_object(gathered, rows)
+            rows = sorted((row for part in gathered for row in part), key=lambda row: row["id"])
+        scores = aggregate(
+            score_many([r["prediction"] for r in rows], [r["reference"] for r in rows], [r["lang"] for r in rows])
+        )
+        metrics = {f"{metric_key_prefix}_{k}": round(v, 4) for k, v in scores.items()}
+        metrics[f"{metric_key_prefix}_samples"] = len(rows)
+        metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - started, 2)
+        if self.predictions_dir is not None and self.is_world_process_zero():
+            self.predictions_dir.mkdir(parents=True, exist_ok=True)
+            path = self.predictions_dir / f"step-{self.state.global_step}.jsonl"
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+def steps_per_epoch(n_examples: int, batch_size: int, grad_accum: int, world_size: int = 1) -> int:
+    batches = math.ceil(n_examples / (batch_size * world_size))
+    return max(1, math.ceil(batches / grad_accum))
+
+
+def bf16_supported() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def world_size_from_env() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
