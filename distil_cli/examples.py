@@ -70,7 +70,8 @@ def encode_example(
     target_ids = _ids(tokenizer, target)
     if len(target_ids) > max_answer_tokens + 1:
         raise DataError(
-            f"record {record_id}: answer of {len(target_ids) - 1} tokens exceeds max_output_tokens={max_answer_tokens}; "
+            f"record {record_id}: answer of {len(target_ids) - 1} tokens exceeds "
+            f"max_output_tokens={max_answer_tokens}; "
             "raise --max-output-tokens or crop outputs in `distil prepare`"
         )
     prompt_ids, cropped = encode_prompt(tokenizer, formatter, instruction, text, max_prompt_tokens, record_id)
