@@ -43,4 +43,4 @@ def print_inspection(console, inputs, count: int) -> None:
             f"{example['id']} [{task}] tokens: {len(example['input_ids'])} total, "
             f"{len(prompt_ids)} prompt (masked), {len(target_ids)} supervised"
         )
-        console.print(Panel(text, title=title, title_align="left"))
+        console.print(Panel(text, title=Text(title), title_align="left"))

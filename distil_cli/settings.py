@@ -130,7 +130,7 @@ class TrainSettings(Section):
     seed: int = Field(42, description="Random seed.")
     max_input_tokens: int = Field(2048, ge=16, description="Inputs are cropped (input side only) to this many tokens.")
     max_output_tokens: int = Field(
-        512, ge=1, description="Answers longer than this are an error (never cropped silently)."
+        1024, ge=1, description="Answers (summary or rationale) longer than this are an error, never cropped."
     )
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (default: once per epoch).")
     eval_samples: int | None = Field(None, ge=1, description="Evaluate on a subset of valid.jsonl of this size.")

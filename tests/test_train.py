@@ -1,0 +1,255 @@
+"""`distil train`: masking, cropping, short runs of both model types, resume, inspect."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+
+from distil_cli.errors import ConfigError, DataError
+from distil_cli.examples import IGNORE, build_examples, encode_example
+from distil_cli.models import load_tokenizer, tiny_dir
+from distil_cli.prepare import prepare
+from distil_cli.prompts import ChatMLFormatter, ChatTemplateFormatter, choose_formatter
+from distil_cli.settings import PrepareSettings, TrainSettings
+
+CASES = [
+    (
+        "en",
+        "A 64-year-old man had fever and cough for three days. Chest X-ray showed right lower lobe consolidation.",
+        "Man, 64, with right lower lobe pneumonia.",
+        "Fever; cough; consolidation right lower lobe.",
+    ),
+    (
+        "es",
+        "Mujer de 45 años con dolor abdominal en fosa ilíaca derecha. La ecografía mostró apendicitis.",
+        "Mujer de 45 años con apendicitis aguda.",
+        "Dolor en fosa ilíaca derecha; apendicitis en ecografía.",
+    ),
+    (
+        "fr",
+        "Homme de 70 ans avec dyspnée et œdèmes. L'échographie montre une fraction d'éjection à 30 %.",
+        "Homme de 70 ans, insuffisance cardiaque.",
+        "Dyspnée ; œdèmes ; FEVG 30 %.",
+    ),
+    (
+        "pt",
+        "Mulher de 30 anos com febre e disúria. Ecografia renal sem abcesso; pielonefrite.",
+        "Mulher de 30 anos com pielonefrite aguda.",
+        "Febre; disúria; pielonefrite sem abcesso.",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from distil_cli.settings import ModelsSettings
+
+    return tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny):
+    return load_tokenizer(str(tiny))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train-data")
+    rows = []
+    for copy in range(4):
+        for lang, text, summary, rationale in CASES:
+            rows.append(
+                {"id": f"{lang}-{copy}", "lang": lang, "input": text, "output": summary, "rationale": rationale}
+            )
+    (root / "all.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    prepare(root / "all.jsonl", root / "data", PrepareSettings(split=(0.75, 0.25, 0.0)))
+    return root / "data"
+
+
+@pytest.mark.parametrize("formatter_cls", [ChatTemplateFormatter, ChatMLFormatter])
+def test_masking_covers_exactly_answer_and_end_of_turn(tokenizer, formatter_cls):
+    formatter = formatter_cls(tokenizer)
+    answer = "Fièvre élevée ; toux productive.\nPneumonie droite."
+    example = encode_example(tokenizer, formatter, "Résumez.", "Patiente de 54 ans.", answer, 512, 64, "r1", 0)
+    supervised = [t for t, label in zip(example["input_ids"], example["labels"]) if label != IGNORE]
+    assert tokenizer.decode(supervised) == answer + "<|im_end|>"
+    # every label is either -100 or the token itself, and the supervised part is one suffix
+    first = next(i for i, label in enumerate(example["labels"]) if label != IGNORE)
+    assert all(label == IGNORE for label in example["labels"][:first])
+    assert example["labels"][first:] == example["input_ids"][first:]
+    prompt = tokenizer.decode(example["input_ids"][:first])
+    assert prompt.endswith("<|im_start|>assistant\n") and "Patiente de 54 ans." in prompt
+
+
+def test_chat_template_formatter_matches_template(tokenizer):
+    formatter = choose_formatter(tokenizer)
+    assert formatter.name == "chat-template"
+    messages = [{"role": "user", "content": "Summarize.\n\nText."}, {"role": "assistant", "content": "Sum."}]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    formatted = formatter.format("Summarize.", "Text.", answer="Sum.")
+    assert rendered.startswith(formatted.prompt + formatted.target)
+
+
+def test_cropping_keeps_answer_and_crops_input(tokenizer):
+    formatter = choose_formatter(tokenizer)
+    long_input = "La paciente presentó fiebre alta y tos productiva durante varios días. " * 40
+    answer = "Neumonía adquirida en la comunidad."
+    example = encode_example(tokenizer, formatter, "Resume.", long_input, answer, 120, 64, "long-1", 0)
+    first = next(i for i, label in enumerate(example["labels"]) if label != IGNORE)
+    assert first <= 120
+    assert tokenizer.decode(example["input_ids"][first:]) == answer + "<|im_end|>"
+    assert example["cropped"] is True
+    with pytest.raises(DataError, match="record long-2: the prompt without any input"):
+        encode_example(tokenizer, formatter, "Resume.", long_input, answer, 10, 64, "long-2", 0)
+    with pytest.raises(DataError, match="record long-3: answer of .* exceeds max_output_tokens=3"):
+        encode_example(tokenizer, formatter, "Resume.", "x", answer, 120, 3, "long-3", 0)
+
+
+def test_build_examples_pairs_and_missing_rationale(tokenizer):
+    formatter = choose_formatter(tokenizer)
+    records = [
+        {"id": "a", "lang": "en", "input": "t", "output": "s", "rationale": "r"},
+        {"id": "b", "lang": "fr", "input": "t", "output": "s"},
+    ]
+    with pytest.raises(DataError, match="record b: no 'rationale'"):
+        build_examples(records, tokenizer, formatter, "distill", 256, 64)
+    built = build_examples(records, tokenizer, formatter, "distill", 256, 64, missing_rationale="skip")
+    assert [(e["id"], e["task"]) for e in built.examples] == [("a", 0), ("a", 1)]
+    assert built.skipped_missing_rationale == ["b"]
+    standard = build_examples(records, tokenizer, formatter, "standard", 256, 64)
+    assert [(e["id"], e["task"]) for e in standard.examples] == [("a", 0), ("b", 0)]
+    prompt = tokenizer.decode(standard.examples[1]["input_ids"])
+    assert "Résumez le rapport de cas clinique suivant." in prompt  # French instruction for a French record
+
+
+def _train_args(data_dir, out, model, model_type, steps=3, extra=()):
+    return [
+        "train",
+        data_dir,
+        "--out",
+        out,
+        "--model",
+        model,
+        "--model-type",
+        model_type,
+        "--max-steps",
+        steps,
+        "--eval-steps",
+        2,
+        "--batch-size",
+        4,
+        "--lr",
+        "1e-3",
+        "--max-new-tokens",
+        8,
+        "--alpha",
+        "0.7",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("model_type", ["standard", "distill"])
+def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, model_type):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "run"
+    result = run_cli(*_train_args(data_dir, out, tiny, model_type))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [line for line in lines if "loss" in line]
+    assert [line["step"] for line in train_lines] == [1, 2, 3]
+    assert all(line["loss_pred"] > 0 and line["tokens_per_s"] > 0 and "learning_rate" in line for line in train_lines)
+    if model_type == "distill":
+        for line in train_lines:
+            assert line["loss"] == pytest.approx(0.7 * line["loss_pred"] + 0.3 * line["loss_expl"], rel=1e-4)
+    else:
+        assert all("loss_expl" not in line for line in train_lines)
+        assert all(line["loss"] == pytest.approx(line["loss_pred"], rel=1e-5) for line in train_lines)
+    evals = [line for line in lines if "eval_rouge_mean" in line]
+    assert [line["step"] for line in evals] == [2, 3]
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["model_type"] == model_type and run["global_steps"] == 3
+    assert run["formatter"] == "chat-template" and run["data_manifest_sha256"]
+    assert run["instructions"]["summary"]["es"].startswith("Resume")
+    predictions = (out / "eval_predictions" / "step-3.jsonl").read_text().splitlines()
+    assert len(predictions) == 4
+    model = AutoModelForCausalLM.from_pretrained(out / "final")
+    assert model.config.vocab_size == len(load_tokenizer(str(out / "final")))
+
+
+def test_distill_requires_rationales_and_existing_run_guard(tmp_path, data_dir, tiny):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    rows = [json.loads(line) for line in (data_dir / "train.jsonl").read_text().splitlines()]
+    rows[0].pop("rationale")
+    (bare / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = run_cli("train", bare, "--out", tmp_path / "r", "--model", tiny, "--max-steps", 1)
+    assert result.exit_code == 1 and f"record {rows[0]['id']}: no 'rationale'" in result.output
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        from distil_cli.train_run import run_training
+
+        run_training(data_dir, tmp_path / "fresh", TrainSettings(model=str(tiny)), tmp_path, resume=True)
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path, data_dir, tiny, monkeypatch):
+    from distil_cli.training import DistilTrainer
+
+    reference = tmp_path / "reference"
+    assert run_cli(*_train_args(data_dir, reference, tiny, "distill", steps=4)).exit_code == 0
+
+    interrupted = tmp_path / "interrupted"
+    original = DistilTrainer.training_step
+    calls = {"n": 0}
+
+    def crash_on_third(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DistilTrainer, "training_step", crash_on_third)
+    crashed = run_cli(*_train_args(data_dir, interrupted, tiny, "distill", steps=4))
+    assert crashed.exit_code != 0 and (interrupted / "checkpoint-2").is_dir() and not (interrupted / "final").exists()
+    monkeypatch.setattr(DistilTrainer, "training_step", original)
+    again = run_cli(*_train_args(data_dir, interrupted, tiny, "distill", steps=4))
+    assert again.exit_code == 1 and "--resume" in again.output
+    resumed = run_cli(*_train_args(data_dir, interrupted, tiny, "distill", steps=4, extra=["--resume"]))
+    assert resumed.exit_code == 0, resumed.output
+
+    def losses(run):
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return [(x["step"], round(x["loss"], 5)) for x in lines if "loss" in x]
+
+    assert losses(interrupted) == losses(reference)
+    from safetensors.torch import load_file
+
+    a = load_file(reference / "checkpoint-4" / "model.safetensors")
+    b = load_file(interrupted / "checkpoint-4" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_inspect_shows_masking_without_training(tmp_path, data_dir, tiny):
+    result = run_cli("train", data_dir, "--inspect", 2, "--model", tiny, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "formatter: chat-template" in result.output
+    assert result.output.count("supervised") >= 2 and "[summary]" in result.output and "[rationale]" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_short_run_on_embedded_model(tmp_path, data_dir, embedded_model_dir):
+    out = tmp_path / "real"
+    args = _train_args(data_dir, out, "default", "distill", steps=2, extra=["--max-input-tokens", 96])
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    first = next(x for x in lines if "loss" in x)
+    assert 0 < first["loss_pred"] < 8  # a pretrained model, not a random one (ln 49152 = 10.8)
+    assert (out / "final" / "model.safetensors").is_file()
