@@ -295,6 +295,8 @@ def train(
     from distil_cli.train_run import run_training
 
     run = run_training(data_dir, out, cfg, cache, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     best = run.get("best_metric")
     err_console.print(
         f"Trained {run['global_steps']} steps; best mean ROUGE {best if best is not None else 'n/a'}; final model:",

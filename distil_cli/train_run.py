@@ -125,6 +125,7 @@ def _training_args(out: Path, cfg: TrainSettings, n_examples: int, has_eval: boo
         weight_decay=cfg.weight_decay,
         optim="adamw_torch_fused" if torch.cuda.is_available() else "adamw_torch",
         bf16=bf16_supported(),
+        use_cpu=not torch.cuda.is_available(),
         seed=cfg.seed,
         logging_steps=1 if total <= 50 else max(1, total // 50),
         logging_first_step=True,
@@ -235,7 +236,8 @@ def run_training(
     )
     trainer.train(resume_from_checkpoint=True if resume else None)
     run = _run_json(data_dir, inputs, cfg, trainer, started)
-    if trainer.is_world_process_zero():
-        run["final"] = str(_save_final(trainer, inputs.tokenizer, out, cfg))
+    run["final"] = str(out / "final")
+    if trainer.is_world_process_zero():  # only rank 0 writes files
+        _save_final(trainer, inputs.tokenizer, out, cfg)
         (out / "run.json").write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return run

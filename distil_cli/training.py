@@ -124,12 +124,15 @@ class DistilTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
-            sum_pred, sum_expl, n_pred, n_expl = self._parts.tolist()
+            totals = torch.cat([self._parts, torch.tensor([float(self._tokens)], dtype=torch.float64)])
+            if self.args.world_size > 1:  # every rank logs at the same steps, so this collective is safe
+                totals = self.accelerator.reduce(totals.to(self.args.device), reduction="sum").cpu()
+            sum_pred, sum_expl, n_pred, n_expl, tokens = totals.tolist()
             logs["loss_pred"] = sum_pred / n_pred if n_pred else float("nan")
             if self.args.model_type == "distill":
                 logs["loss_expl"] = sum_expl / n_expl if n_expl else float("nan")
             now = time.perf_counter()
-            logs["tokens_per_s"] = round(self._tokens * self.args.world_size / max(now - self._last_log_time, 1e-9), 1)
+            logs["tokens_per_s"] = round(tokens / max(now - self._last_log_time, 1e-9), 1)
             self._parts.zero_()
             self._tokens = 0
             self._last_log_time = now

@@ -253,3 +253,45 @@ def test_short_run_on_embedded_model(tmp_path, data_dir, embedded_model_dir):
     first = next(x for x in lines if "loss" in x)
     assert 0 < first["loss_pred"] < 8  # a pretrained model, not a random one (ln 49152 = 10.8)
     assert (out / "final" / "model.safetensors").is_file()
+
+
+def test_two_processes_match_one_process(tmp_path, data_dir, tiny):
+    """torchrun with 2 CPU processes (gloo), batch 2 each == 1 process with batch 4."""
+    import subprocess
+    import sys
+
+    common = ["--model", str(tiny), "--max-steps", "3", "--eval-steps", "2", "--lr", "1e-3", "--max-new-tokens", "8"]
+    single = run_cli("train", data_dir, "--out", tmp_path / "one", "--batch-size", 4, *common)
+    assert single.exit_code == 0, single.output
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "distil_cli",
+        "train",
+        str(data_dir),
+        "--out",
+        str(tmp_path / "two"),
+        "--batch-size",
+        "2",
+        *common,
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def lines(run):
+        return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+    one, two = lines(tmp_path / "one"), lines(tmp_path / "two")
+    assert [x["step"] for x in two] == [x["step"] for x in one]  # rank 0 alone wrote the file
+    for a, b in zip(one, two):
+        for key in ("loss", "loss_pred", "loss_expl", "eval_rouge_mean"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-5), key
+    assert (tmp_path / "two" / "final" / "model.safetensors").is_file()
