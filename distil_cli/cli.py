@@ -80,6 +80,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("distil_cli").setLevel(level)
+    if not verbose:  # transformers' own warnings are noise for users unless they ask for debug output
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
 def _version(value: bool) -> None:
