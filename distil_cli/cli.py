@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -83,6 +85,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     if not verbose:  # transformers' own warnings are noise for users unless they ask for debug output
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         logging.getLogger("transformers").setLevel(logging.ERROR)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def _version(value: bool) -> None:
@@ -308,17 +313,154 @@ def train(
     out_console.print(run["final"], highlight=False)
 
 
-@app.command(help="Generate summaries with a trained model (not implemented yet).")
+@app.command()
 def infer(
-    model: Annotated[str, typer.Argument(help="Run folder, model folder, hub id or 'default'.")],
-    data: Annotated[Path, typer.Argument(help="Prepared split, folder or .txt folder.")],
+    ctx: typer.Context,
+    model: Annotated[
+        str, typer.Argument(help="A `distil train` run folder (uses final/), a model folder, a hub id, or 'default'.")
+    ],
+    data: Annotated[
+        Path,
+        typer.Argument(help="A prepared split .jsonl, a prepared folder (see --split), or a folder of .txt files."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions .jsonl (appended per batch; a rerun resumes).")],
+    split: Annotated[Optional[str], opt("infer", "split")] = None,
+    batch_size: Annotated[Optional[int], opt("infer", "batch_size")] = None,
+    max_new_tokens: Annotated[Optional[int], opt("infer", "max_new_tokens")] = None,
+    temperature: Annotated[Optional[float], opt("infer", "temperature")] = None,
+    top_p: Annotated[Optional[float], opt("infer", "top_p")] = None,
+    repetition_penalty: Annotated[Optional[float], opt("infer", "repetition_penalty")] = None,
+    formatter: Annotated[Optional[str], opt("infer", "formatter")] = None,
+    submission_dir: Annotated[
+        Optional[Path], typer.Option("--submission-dir", help="Also write DIR/<case_id>_sum.txt (MultiClinSum layout).")
+    ] = None,
+    lang: Annotated[
+        Optional[str], typer.Option("--lang", help="Language of .txt inputs whose names carry none.")
+    ] = None,
 ) -> None:
-    _not_yet("infer")
+    """Generate summaries: length-sorted batches, left padding, KV cache, bf16 on GPU; resumable."""
+    flags = {k: v for k, v in locals().items() if k not in ("ctx", "model", "data", "out", "submission_dir", "lang")}
+    loaded = settings_for(ctx, "infer", **flags)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from distil_cli.inference import read_inputs, run_inference
+
+    total = len(read_inputs(data, loaded.settings.infer.split, lang))
+    columns = [
+        TextColumn("infer"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task("infer", total=total, rate="")
+        started, counts = time.perf_counter(), {"records": 0, "tokens": 0}
+
+        def advance(records: int, tokens: int) -> None:
+            counts["records"] += records
+            counts["tokens"] += tokens
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = f"{counts['records'] / elapsed:.2f} rec/s {counts['tokens'] / elapsed:.0f} tok/s"
+            bar.update(task, advance=records, rate=rate)
+
+        result = run_inference(
+            model, data, out, loaded.settings.infer, loaded.settings.models.cache_dir, submission_dir, lang, advance
+        )
+        bar.update(task, completed=total)
+    rate = result.new_tokens / max(result.seconds, 1e-9)
+    err_console.print(
+        f"Wrote {result.written} prediction(s) ({result.skipped} already done, {result.cropped} input(s) cropped), "
+        f"{result.new_tokens} new tokens at {rate:.0f} tokens/s",
+        highlight=False,
+    )
+    out_console.print(str(result.out), highlight=False)
 
 
-@app.command(help="ROUGE with confidence intervals and run comparisons (not implemented yet).")
-def score(predictions: Annotated[Path, typer.Argument(help="Predictions .jsonl.")]) -> None:
-    _not_yet("score")
+@app.command()
+def score(
+    ctx: typer.Context,
+    predictions: Annotated[list[Path], typer.Argument(help="Predictions .jsonl (several runs: one table).")],
+    references: Annotated[
+        Optional[Path],
+        typer.Option("--references", "-r", help="Reference .jsonl or prepared folder (else each line's 'reference')."),
+    ] = None,
+    compare: Annotated[
+        Optional[Path], typer.Option("--compare", help="Another run: paired difference vs the first on the same ids.")
+    ] = None,
+    bootstrap: Annotated[Optional[int], opt("score", "bootstrap")] = None,
+    seed: Annotated[Optional[int], opt("score", "seed")] = None,
+    format: Annotated[Optional[str], opt("score", "format")] = None,
+    stemmer: Annotated[Optional[str], opt("score", "stemmer")] = None,
+    bertscore_model: Annotated[Optional[str], opt("score", "bertscore_model")] = None,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Also precision and recall per ROUGE type (json/csv).")
+    ] = False,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Bar chart of mean ROUGE per language and run (PNG).")
+    ] = None,
+) -> None:
+    """ROUGE-1/2/L/Lsum F1 per language and overall, bootstrap CIs, paired comparison of runs."""
+    flags = {
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "format": format,
+        "stemmer": stemmer,
+        "bertscore_model": bertscore_model,
+    }
+    cfg = settings_for(ctx, "score", **flags).settings.score
+    from distil_cli import reports
+    from distil_cli import score as scoring
+
+    refs = scoring.read_references(references) if references is not None else None
+    bert = None
+    if cfg.bertscore_model:
+        from distil_cli.scoring import BertScorer
+
+        bert = BertScorer(cfg.bertscore_model)
+    names = scoring.run_names([*predictions, *([compare] if compare else [])])
+    runs = [scoring.load_run(p, refs, cfg.stemmer, detail, bert, names[i]) for i, p in enumerate(predictions)]
+    rows = [row for run in runs for row in scoring.summarise(run, cfg.bootstrap, cfg.seed)]
+    comparison = []
+    if compare is not None:
+        other = scoring.load_run(compare, refs, cfg.stemmer, name=names[-1])
+        comparison = scoring.compare(runs[0], other, cfg.bootstrap, cfg.seed)
+    for run in runs:
+        if run.empty:
+            err_console.print(f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False)
+    _emit_scores(cfg.format, rows, comparison, reports)
+    if plot is not None:
+        reports.plot_scores(rows, plot)
+        err_console.print(f"Wrote {plot}", highlight=False)
+
+
+def _emit_scores(fmt: str, rows: list, comparison: list, reports) -> None:
+    if fmt == "json":
+        out_console.print_json(json.dumps({"scores": rows, "comparison": comparison}))
+    elif fmt == "csv":
+        import csv
+
+        for block in (reports.flat_rows(rows), reports.flat_rows(comparison)):
+            if block:
+                writer = csv.DictWriter(sys.stdout, fieldnames=list(block[0]), lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(block)
+    elif fmt == "markdown":
+        out_console.print(reports.markdown_table(rows), markup=False, highlight=False, soft_wrap=True)
+        if comparison:
+            out_console.print("\n" + reports.markdown_table(comparison), markup=False, highlight=False, soft_wrap=True)
+    else:
+        out_console.print(reports.score_table(rows))
+        if comparison:
+            out_console.print(reports.compare_table(comparison))
 
 
 @plugins_app.command("list", help="List plugins, model families and formatters (not implemented yet).")

@@ -44,3 +44,99 @@ def print_inspection(console, inputs, count: int) -> None:
             f"{len(prompt_ids)} prompt (masked), {len(target_ids)} supervised"
         )
         console.print(Panel(text, title=Text(title), title_align="left"))
+
+
+SCORE_COLUMNS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "rouge_mean")
+
+
+def _cell(row: dict[str, Any], metric: str) -> str:
+    value = f"{row[metric]:.2f}"
+    ci = row.get(f"{metric}_ci")
+    return f"{value} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else value
+
+
+def score_table(rows: list[dict[str, Any]], title: str = "ROUGE F1 (x100); mean = mean of R1, R2, RL") -> Table:
+    table = Table(title=title)
+    columns = SCORE_COLUMNS + (("bertscore_f1",) if rows and "bertscore_f1" in rows[0] else ())
+    for column in ("run", "lang", "n", *columns):
+        table.add_column(column, justify="left" if column in ("run", "lang") else "right")
+    for row in rows:
+        table.add_row(row["run"], row["lang"], str(row["n"]), *(_cell(row, m) for m in columns))
+    return table
+
+
+def compare_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="paired difference (other - base), bootstrap 95% CI")
+    for column in ("base", "other", "lang", "metric", "n", "diff", "95% CI", "p"):
+        table.add_column(column, justify="left" if column in ("base", "other", "lang", "metric") else "right")
+    for row in rows:
+        ci = f"[{row['ci'][0]:+.2f}, {row['ci'][1]:+.2f}]"
+        table.add_row(
+            row["base"],
+            row["other"],
+            row["lang"],
+            row["metric"],
+            str(row["n"]),
+            f"{row['diff']:+.2f}",
+            ci,
+            f"{row['p_value']:.3f}",
+        )
+    return table
+
+
+def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """CI pairs split into _low/_high columns for CSV."""
+    flat = []
+    for row in rows:
+        out = {}
+        for key, value in row.items():
+            if isinstance(value, list):
+                out[f"{key}_low"], out[f"{key}_high"] = value
+            else:
+                out[key] = value
+        flat.append(out)
+    return flat
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    flat = flat_rows(rows)
+    if not flat:
+        return ""
+    keys = list(flat[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for row in flat:
+        lines.append(
+            "| " + " | ".join(f"{row[k]:.2f}" if isinstance(row[k], float) else str(row[k]) for k in keys) + " |"
+        )
+    return "\n".join(lines)
+
+
+def plot_scores(rows: list[dict[str, Any]], path) -> None:
+    """Grouped bars of mean ROUGE per language and run, with CI whiskers when present."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    langs = list(dict.fromkeys(r["lang"] for r in rows))
+    width = 0.8 / max(1, len(runs))
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(langs) * max(1, len(runs)) ** 0.5 + 2), 4))
+    for k, run in enumerate(runs):
+        xs, ys, errs = [], [], [[], []]
+        for j, lang in enumerate(langs):
+            row = next((r for r in rows if r["run"] == run and r["lang"] == lang), None)
+            if row is None:
+                continue
+            xs.append(j + k * width)
+            ys.append(row["rouge_mean"])
+            ci = row.get("rouge_mean_ci") or [row["rouge_mean"], row["rouge_mean"]]
+            errs[0].append(row["rouge_mean"] - ci[0])
+            errs[1].append(ci[1] - row["rouge_mean"])
+        ax.bar(xs, ys, width, yerr=errs, capsize=3, label=run)
+    ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(langs))], langs)
+    ax.set_ylabel("mean ROUGE (R1, R2, RL)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -22,6 +22,8 @@ MEAN_OF = ("rouge1", "rouge2", "rougeL")  # the seed's rouge_avg
 PUNKT_LANG = {"en": "english", "es": "spanish", "fr": "french", "pt": "portuguese"}
 SNOWBALL_LANG = PUNKT_LANG
 WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+# Titles that Punkt's models sometimes take for a sentence end ("Le Dr. Martin ...").
+TITLE_RE = re.compile(r"(?:^|\s)(?:Dr|Dra|Drs|Pr|Prof|Mr|Mrs|Ms|Mme|Mlle|Sr|Sra|Srta|Sto|Sta)\.$", re.IGNORECASE)
 
 
 def split_sentences(text: str, lang: str = "en") -> list[str]:
@@ -31,7 +33,14 @@ def split_sentences(text: str, lang: str = "en") -> list[str]:
     text = text.strip()
     if not text:
         return []
-    return [s.strip() for s in punkt.sent_tokenize(text, language=PUNKT_LANG.get(lang, "english")) if s.strip()]
+    pieces = [s.strip() for s in punkt.sent_tokenize(text, language=PUNKT_LANG.get(lang, "english"), prefixes=True)]
+    merged: list[str] = []
+    for piece in (p for p in pieces if p):
+        if merged and TITLE_RE.search(merged[-1]):
+            merged[-1] = f"{merged[-1]} {piece}"
+        else:
+            merged.append(piece)
+    return merged
 
 
 class UnicodeTokenizer:
@@ -91,3 +100,57 @@ def aggregate(per_record: list[dict]) -> dict[str, float]:
     out = {key: fmean(r[key] for r in per_record) for key in keys}
     out["rouge_mean"] = fmean(out[name] for name in MEAN_OF)
     return out
+
+
+class BertScorer:
+    """BERTScore F1 (x100) with a *local* encoder folder: greedy cosine matching of token embeddings.
+
+    Last hidden layer, no idf weighting, no baseline rescaling (report the model with the
+    number). A missing folder is an error: nothing is downloaded.
+    """
+
+    def __init__(self, model_dir: str, batch_size: int = 16):
+        from pathlib import Path
+
+        from distil_cli.errors import ConfigError
+
+        if not Path(model_dir).is_dir():
+            raise ConfigError(f"--bertscore-model {model_dir} is not a local model folder (nothing is downloaded)")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModel.from_pretrained(model_dir).eval()
+        self.batch_size = batch_size
+
+    def _embed(self, texts: list[str]):
+        torch = self.torch
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            enc = self.tokenizer(
+                texts[start : start + self.batch_size],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                return_special_tokens_mask=True,
+            )
+            special = enc.pop("special_tokens_mask").bool()
+            with torch.inference_mode():
+                hidden = self.model(**enc).last_hidden_state
+            hidden = torch.nn.functional.normalize(hidden.float(), dim=-1)
+            keep = enc["attention_mask"].bool() & ~special
+            out.extend(hidden[i][keep[i]] for i in range(hidden.shape[0]))
+        return out
+
+    def f1(self, predictions: list[str], references: list[str]) -> list[float]:
+        scores = []
+        for cand, ref in zip(self._embed(predictions), self._embed(references), strict=True):
+            if cand.shape[0] == 0 or ref.shape[0] == 0:
+                scores.append(0.0)
+                continue
+            sim = cand @ ref.T
+            precision = sim.max(dim=1).values.mean().item()
+            recall = sim.max(dim=0).values.mean().item()
+            scores.append(100.0 * 2 * precision * recall / max(precision + recall, 1e-12))
+        return scores

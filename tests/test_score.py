@@ -1,0 +1,128 @@
+"""`distil score`: ROUGE values, languages, bootstrap, paired comparison, formats, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_cli
+
+from distil_cli.errors import DataError
+from distil_cli.score import bootstrap_ci, compare, load_run
+from distil_cli.scoring import UnicodeTokenizer, score_pair, split_sentences
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+REFS = {
+    "en-1": ("en", "The patient had fever. She recovered fully."),
+    "en-2": ("en", "Acute appendicitis was treated surgically."),
+    "fr-1": ("fr", "La patiente avait une fièvre élevée. Elle a guéri."),
+    "es-1": ("es", "El paciente tenía fiebre alta. Se recuperó."),
+}
+
+
+def _preds(tmp_path, name, predictions, with_reference=True):
+    rows = []
+    for rid, text in predictions.items():
+        row = {"id": rid, "lang": REFS[rid][0], "prediction": text}
+        if with_reference:
+            row["reference"] = REFS[rid][1]
+        rows.append(row)
+    return _write(tmp_path / f"{name}.jsonl", rows)
+
+
+def test_identical_text_scores_100_and_mean_definition():
+    scores = score_pair("The patient had fever. She recovered.", "The patient had fever. She recovered.")
+    assert all(scores[k] == pytest.approx(100.0) for k in ("rouge1", "rouge2", "rougeL", "rougeLsum", "rouge_mean"))
+    s = score_pair("the cat sat on the mat", "the cat lay on a mat")
+    assert s["rouge_mean"] == pytest.approx((s["rouge1"] + s["rouge2"] + s["rougeL"]) / 3)
+    assert s["rouge1"] == pytest.approx(100 * 4 / 6)  # the, cat, on, mat of 6 tokens each
+
+
+def test_offline_sentence_splitting_and_accent_aware_tokens():
+    assert split_sentences("Le Dr. Martin a vu la patiente. Elle avait 39,5 °C de fièvre.", "fr") == [
+        "Le Dr. Martin a vu la patiente.",
+        "Elle avait 39,5 °C de fièvre.",
+    ]
+    assert len(split_sentences("Tenía fiebre. Se recuperó.", "es")) == 2
+    assert len(split_sentences("Tinha febre. Recuperou.", "pt")) == 2
+    assert UnicodeTokenizer(None).tokenize("Fièvre élevée") == ["fièvre", "élevée"]
+    assert UnicodeTokenizer("fr").tokenize("fièvres élevées") == ["fievr", "élev"]  # Snowball French
+    # rouge-score's default tokenizer splits accented words; the language option does not
+    porter = score_pair("fièvre", "fiévre", "fr", "porter")["rouge1"]
+    language = score_pair("fièvre", "fiévre", "fr", "language")["rouge1"]
+    assert porter > 0 and language == 0
+
+
+def test_cli_per_language_and_json(tmp_path):
+    path = _preds(tmp_path, "run", {k: v[1] for k, v in REFS.items()})
+    result = run_cli("score", path, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    langs = {row["lang"]: row for row in data["scores"]}
+    assert set(langs) == {"all", "en", "es", "fr"} and langs["en"]["n"] == 2 and langs["all"]["n"] == 4
+    assert all(row["rouge_mean"] == pytest.approx(100.0) for row in data["scores"])
+
+
+def test_references_from_prepared_data_and_errors(tmp_path):
+    refs = tmp_path / "data"
+    refs.mkdir()
+    _write(refs / "test.jsonl", [{"id": k, "lang": v[0], "input": "x", "output": v[1]} for k, v in REFS.items()])
+    path = _preds(tmp_path, "noref", {"en-1": "The patient had fever.", "fr-1": ""}, with_reference=False)
+    result = run_cli("score", path, "--references", refs, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert any(line.startswith("run,lang,n,rouge1") for line in result.output.splitlines())
+    assert "1 empty prediction(s) scored as 0" in result.output
+    fr = next(line for line in result.output.splitlines() if line.startswith("noref,fr,"))
+    assert fr.split(",")[3] == "0.0"
+    missing = run_cli("score", path)
+    assert missing.exit_code == 1 and "no reference for 2 id(s)" in missing.output and "--references" in missing.output
+    _write(tmp_path / "bad.jsonl", [{"id": "zz", "lang": "en", "prediction": "x"}])
+    result = run_cli("score", tmp_path / "bad.jsonl", "--references", refs)
+    assert result.exit_code == 1 and "no reference for 1 id(s) in --references: zz" in result.output
+    _write(tmp_path / "lang.jsonl", [{"id": "en-1", "lang": "fr", "prediction": "x"}])
+    result = run_cli("score", tmp_path / "lang.jsonl", "--references", refs)
+    assert "language 'fr' but the reference says 'en'" in result.output
+    (tmp_path / "torn.jsonl").write_text('{"id": "en-1", "prediction": "x", "reference": "y"}\n{"id": \n')
+    result = run_cli("score", tmp_path / "torn.jsonl")
+    assert result.exit_code == 1 and "torn.jsonl:2: malformed JSON" in result.output
+
+
+def test_bootstrap_ci_brackets_mean_and_is_seeded():
+    values = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    low, high = bootstrap_ci(values, 500, seed=1)
+    assert low < 35.0 < high and low >= 10 and high <= 60
+    assert bootstrap_ci(values, 500, seed=1) == (low, high)
+
+
+def test_paired_comparison(tmp_path):
+    good = _preds(tmp_path, "good", {k: v[1] for k, v in REFS.items()})
+    bad = _preds(tmp_path, "bad", {k: "unrelated words entirely" for k in REFS})
+    a, b = load_run(bad, None, "porter"), load_run(good, None, "porter")
+    rows = compare(a, b, 500, 0)
+    overall = next(r for r in rows if r["lang"] == "all" and r["metric"] == "rouge_mean")
+    assert overall["diff"] > 50 and overall["ci"][0] > 0 and overall["p_value"] < 0.05
+    partial = _preds(tmp_path, "partial", {"en-1": "x"})
+    with pytest.raises(DataError, match="cover different ids: only in the first"):
+        compare(a, load_run(partial, None, "porter"), 100, 0)
+    result = run_cli("score", bad, "--compare", good, "--bootstrap", 200, env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "paired difference" in result.output
+
+
+def test_markdown_several_runs_and_plot(tmp_path):
+    a = _preds(tmp_path, "a", {k: v[1] for k, v in REFS.items()})
+    b = _preds(tmp_path, "b", {k: "fever" for k in REFS})
+    result = run_cli("score", a, b, "--format", "markdown", "--bootstrap", 100, "--plot", tmp_path / "s.png")
+    assert result.exit_code == 0, result.output
+    assert "| a | all | 4 |" in result.output and "| b | all | 4 |" in result.output
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bertscore_needs_local_model(tmp_path):
+    path = _preds(tmp_path, "run", {"en-1": "x"})
+    result = run_cli("score", path, "--bertscore-model", tmp_path / "nope")
+    assert result.exit_code == 1 and "not a local model folder" in result.output
