@@ -53,8 +53,8 @@ def test_offline_sentence_splitting_and_accent_aware_tokens():
     assert UnicodeTokenizer(None).tokenize("Fièvre élevée") == ["fièvre", "élevée"]
     assert UnicodeTokenizer("fr").tokenize("fièvres élevées") == ["fievr", "élev"]  # Snowball French
     # rouge-score's default tokenizer splits accented words; the language option does not
-    porter = score_pair("fièvre", "fiévre", "fr", "porter")["rouge1"]
-    language = score_pair("fièvre", "fiévre", "fr", "language")["rouge1"]
+    porter = score_pair("fièvre", "vre", "fr", "porter")["rouge1"]  # porter sees "fi" + "vre"
+    language = score_pair("fièvre", "vre", "fr", "language")["rouge1"]
     assert porter > 0 and language == 0
 
 
