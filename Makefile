@@ -27,7 +27,10 @@ demo: setup
 	# A few CPU steps on the embedded SmolLM2-135M (standard: the sample corpus has no rationales yet).
 	$(DISTIL) train $(DEMO)/data --out $(DEMO)/run --model default --model-type standard \
 		--max-steps 3 --batch-size 2 --lr 5e-5 --eval-samples 4 --max-new-tokens 48
-	@echo "demo: splits in $(DEMO)/data, trained model in $(DEMO)/run/final, metrics in $(DEMO)/run/metrics.jsonl"
+	$(DISTIL) infer $(DEMO)/run $(DEMO)/data --split test --out $(DEMO)/predictions.jsonl \
+		--max-new-tokens 64 --submission-dir $(DEMO)/submission
+	$(DISTIL) score $(DEMO)/predictions.jsonl --bootstrap 200
+	@echo "demo: splits in $(DEMO)/data, model in $(DEMO)/run/final, predictions in $(DEMO)/predictions.jsonl"
 
 test: setup
 	$(PY) -m pytest -q

@@ -1,0 +1,138 @@
+"""`distil infer`: outputs, resume, torn lines, submission folder, prompt from run.json, batching."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli, write_case
+
+from distil_cli.generation import generate_batched
+from distil_cli.inference import done_ids, prompt_spec, submission_name
+from distil_cli.models import load_tokenizer, tiny_dir
+from distil_cli.prompts import choose_formatter, stop_token_ids
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Path:
+    from distil_cli.settings import ModelsSettings
+
+    return tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    rows = [
+        {"id": f"case-{i}", "lang": lang, "input": f"Patient {i} with fever {'x ' * i}", "output": f"Summary {i}."}
+        for i, lang in enumerate(["en", "es", "fr", "pt", "en"])
+    ]
+    (folder / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def _lines(path):
+    return [json.loads(x) for x in Path(path).read_text().splitlines()]
+
+
+def test_infer_writes_records_and_resumes(tmp_path, data, tiny):
+    out = tmp_path / "pred.jsonl"
+    args = ["infer", tiny, data, "--out", out, "--max-new-tokens", 5, "--batch-size", 2]
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    rows = _lines(out)
+    assert sorted(r["id"] for r in rows) == [f"case-{i}" for i in range(5)]
+    for row in rows:
+        assert set(row) == {"id", "lang", "prediction", "reference", "tokens", "finish_reason"}
+        assert row["finish_reason"] in ("stop", "length") and 0 <= row["tokens"] <= 5
+    # a rerun skips done ids; a torn last line (killed mid-write) is dropped and redone
+    kept = out.read_text().splitlines()[:3]
+    out.write_text("\n".join(kept) + '\n{"id": "case-')
+    again = run_cli(*args)
+    assert again.exit_code == 0, again.output
+    assert "3 already done" in again.output
+    assert sorted(r["id"] for r in _lines(out)) == [f"case-{i}" for i in range(5)]
+
+
+def test_done_ids_rejects_corruption_in_the_middle(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
+    with pytest.raises(Exception, match="p.jsonl:2: malformed line"):
+        done_ids(path)
+
+
+def test_submission_folder_and_txt_inputs(tmp_path, tiny):
+    root = tmp_path / "multiclinsum_test_es"
+    write_case(root, "", "multiclinsum_test_es_1", "Paciente con fiebre.", None)
+    write_case(root, "", "multiclinsum_test_es_2", "Paciente con tos.", None)
+    sub = tmp_path / "submission"
+    result = run_cli("infer", tiny, root, "--out", tmp_path / "p.jsonl", "--max-new-tokens", 3, "--submission-dir", sub)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in sub.iterdir()) == ["multiclinsum_test_es_1_sum.txt", "multiclinsum_test_es_2_sum.txt"]
+    assert all(r["lang"] == "es" and "reference" not in r for r in _lines(tmp_path / "p.jsonl"))
+
+
+def test_submission_names_cannot_escape():
+    assert submission_name("../../etc/passwd") == "etc_passwd_sum.txt"
+    assert submission_name("/abs/x") == "abs_x_sum.txt"
+    assert "/" not in submission_name("a/b\\c")
+
+
+def test_prompt_comes_from_run_json(tmp_path, data, tiny, monkeypatch):
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    for f in Path(tiny).iterdir():
+        (run / "final" / f.name).write_bytes(f.read_bytes())
+    settings = {"summary_instructions": {"en": "CUSTOM SUMMARY INSTRUCTION."}}
+    (run / "run.json").write_text(json.dumps({"formatter": "chatml", "settings": settings, "max_input_tokens": 40}))
+    spec = prompt_spec(str(run), None)
+    assert spec.formatter == "chatml" and spec.max_input_tokens == 40
+    seen = []
+    import distil_cli.generation as generation
+
+    original = generation.generate_batched
+
+    def spy(model, tokenizer, prompt_ids, *args, **kwargs):
+        seen.extend(tokenizer.decode(p) for p in prompt_ids)
+        return original(model, tokenizer, prompt_ids, *args, **kwargs)
+
+    monkeypatch.setattr(generation, "generate_batched", spy)
+    result = run_cli("infer", run, data, "--out", tmp_path / "p.jsonl", "--max-new-tokens", 2)
+    assert result.exit_code == 0, result.output
+    english = [p for p in seen if "CUSTOM SUMMARY INSTRUCTION." in p]
+    assert len(english) == 2  # the two English records
+    assert all(p.startswith("<|im_start|>user\n") for p in seen)  # chatml: no default system prompt
+    tokenizer = load_tokenizer(str(tiny))
+    assert all(len(tokenizer(p, add_special_tokens=False)["input_ids"]) <= 40 for p in seen)
+
+
+def test_batched_generation_equals_one_by_one(tiny):
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(str(tiny))
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    formatter = choose_formatter(tokenizer)
+    prompts = [
+        tokenizer(formatter.format("Summarize.", "fever " * n).prompt, add_special_tokens=False)["input_ids"]
+        for n in (1, 7, 3, 12)
+    ]
+    stops = stop_token_ids(tokenizer, formatter)
+    batched = generate_batched(model, tokenizer, prompts, stops, 12, batch_size=4)
+    single = []
+    for ids in prompts:
+        out = model.generate(
+            torch.tensor([ids]),
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=stops,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        single.append(out[0, len(ids) :].tolist())
+    for got, ref in zip(batched, single):
+        ref_kept = ref[: next((i for i, t in enumerate(ref) if t in stops), len(ref))]
+        assert got.new_tokens == len(ref_kept)
+        assert got.text == tokenizer.decode(ref_kept, skip_special_tokens=True).strip()
