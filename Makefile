@@ -24,10 +24,12 @@ setup: $(VENV)/.installed
 demo: setup
 	rm -rf $(DEMO)
 	$(DISTIL) prepare examples/multiclinsum_sample --out $(DEMO)/data --tokenizer default
-	# A few CPU steps on the embedded SmolLM2-135M (standard: the sample corpus has no rationales yet).
-	$(DISTIL) train $(DEMO)/data --out $(DEMO)/run --model default --model-type standard \
+	# The embedded model stands in for the teacher (a real run uses an API: see README).
+	$(DISTIL) annotate $(DEMO)/data --out $(DEMO)/annotated --backend local --model default --max-tokens 48
+	# A few CPU steps of distilling step-by-step on the embedded SmolLM2-135M.
+	$(DISTIL) train $(DEMO)/annotated --out $(DEMO)/run --model default --model-type distill --alpha 0.5 \
 		--max-steps 3 --batch-size 2 --lr 5e-5 --eval-samples 4 --max-new-tokens 48
-	$(DISTIL) infer $(DEMO)/run $(DEMO)/data --split test --out $(DEMO)/predictions.jsonl \
+	$(DISTIL) infer $(DEMO)/run $(DEMO)/annotated --split test --out $(DEMO)/predictions.jsonl \
 		--max-new-tokens 64 --submission-dir $(DEMO)/submission
 	$(DISTIL) score $(DEMO)/predictions.jsonl --bootstrap 200
 	@echo "demo: splits in $(DEMO)/data, model in $(DEMO)/run/final, predictions in $(DEMO)/predictions.jsonl"

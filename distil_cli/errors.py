@@ -29,3 +29,9 @@ class NotImplementedYet(DistilError):
     """A command that exists in the interface but has not landed yet."""
 
     exit_code = 2
+
+
+class PartialFailure(DistilError):
+    """Some records failed after all retries; they are listed beside the output."""
+
+    exit_code = 3

@@ -140,3 +140,32 @@ def plot_scores(rows: list[dict[str, Any]], path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def annotate_summary(stats) -> Table:
+    from statistics import fmean
+
+    table = Table(title="annotation summary")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    elapsed = max(stats_elapsed(stats), 1e-9)
+    rows = [
+        ("records", stats.total),
+        ("already annotated (skipped)", stats.skipped),
+        ("annotated now", stats.done),
+        ("failed after retries", stats.failed),
+        ("prompt tokens", stats.prompt_tokens),
+        ("completion tokens", stats.completion_tokens),
+        ("records/s", f"{stats.done / elapsed:.2f}"),
+        ("mean grounding", f"{fmean(stats.grounding):.3f}" if stats.grounding else "-"),
+    ]
+    rows += [(f"flagged: {flag}", count) for flag, count in sorted(stats.flags.items())]
+    for what, value in rows:
+        table.add_row(what, str(value))
+    return table
+
+
+def stats_elapsed(stats) -> float:
+    import time
+
+    return time.perf_counter() - stats.started

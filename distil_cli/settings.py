@@ -96,11 +96,16 @@ class ModelsSettings(Section):
 
 
 class AnnotateSettings(Section):
-    backend: str = Field("openai", description="Teacher backend: openai (any OpenAI-compatible server) or local.")
-    base_url: str = Field("https://openrouter.ai/api/v1", description="OpenAI-compatible base URL.")
-    model: str = Field(
-        "qwen/qwen2.5-72b-instruct", description="Teacher model name (local backend: 'default' or a folder)."
+    backend: Literal["openai", "local"] = Field(
+        "openai", description="Teacher backend: openai (any OpenAI-compatible server) or local (a transformers model)."
     )
+    base_url: str = Field("https://openrouter.ai/api/v1", description="OpenAI-compatible base URL.")
+    model: str | None = Field(
+        None,
+        description="Teacher model: for openai the server's model name (default qwen/qwen2.5-72b-instruct); "
+        "for local 'default' (the embedded model), a folder or a hub id.",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers for the openai backend.")
     api_key_env: str = Field("OPENROUTER_API_KEY", description="Environment variable holding the API key.")
     api_key: SecretStr | None = Field(None, description="API key (prefer the variable named by api_key_env).")
     concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight.")
@@ -112,6 +117,7 @@ class AnnotateSettings(Section):
     template: str | None = Field(None, description="Prompt template with {input} (and optionally {output}), or @FILE.")
     system_prompt: str | None = Field(None, description="Optional system prompt.")
     min_grounding: float | None = Field(None, ge=0, le=1, description="Flag rationales whose grounding score is lower.")
+    batch_size: int = Field(8, ge=1, description="Local backend: prompts per generation batch.")
 
 
 class TrainSettings(Section):

@@ -49,7 +49,7 @@ def test_prepare_help_explains_options():
     assert "[default: 0.8,0.1,0.1]" in result.output
 
 
-@pytest.mark.parametrize("args", [["annotate", "x.jsonl"], ["plugins", "list"]])
+@pytest.mark.parametrize("args", [["plugins", "list"]])
 def test_not_implemented_yet_is_one_line_nonzero(args):
     result = run_cli(*args)
     assert result.exit_code != 0

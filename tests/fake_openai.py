@@ -1,0 +1,100 @@
+"""A scripted OpenAI-compatible server on 127.0.0.1 for failure injection in tests.
+
+Behaviour is chosen by markers in the user message:
+  RL<n>     answer 429 (Retry-After: 0) for the first n requests of that record
+  E500<n>   answer 500 for the first n requests of that record
+  ALWAYS500 always 500
+  BAD400    answer 400 with the Authorization header echoed in the message (to test scrubbing)
+  EMPTY     answer an empty completion
+  COPY      answer the text after 'Reference:' in the prompt
+  SLOW      sleep 0.3 s before answering
+Otherwise it answers "Key facts: <first 6 words of the input>".
+Requests with a wrong bearer token get 401 when the server was given a key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self, api_key: str | None = None):
+        self.api_key = api_key
+        self.calls: Counter = Counter()
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _send(self, code, body, headers=None):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                request = json.loads(self.rfile.read(length))
+                auth = self.headers.get("Authorization", "")
+                if server.api_key and auth != f"Bearer {server.api_key}":
+                    return self._send(401, {"error": {"message": "invalid key", "type": "auth"}})
+                content = request["messages"][-1]["content"]
+                with server.lock:
+                    server.calls[content] += 1
+                    n = server.calls[content]
+                for marker, code in (("RL", 429), ("E500", 500)):
+                    match = re.search(marker + r"(\d+)", content)
+                    if match and n <= int(match.group(1)):
+                        return self._send(code, {"error": {"message": "try later"}}, {"Retry-After": "0"})
+                if "ALWAYS500" in content:
+                    return self._send(500, {"error": {"message": "down"}})
+                if "BAD400" in content:
+                    return self._send(400, {"error": {"message": f"bad request from {auth}"}})
+                if "SLOW" in content:
+                    time.sleep(0.3)
+                if "EMPTY" in content:
+                    text = ""
+                elif "COPY" in content:
+                    text = content.split("Reference:", 1)[1].strip()
+                else:
+                    words = content.split("\n\n", 1)[-1].split()[:6]
+                    text = "Key facts: " + " ".join(words)
+                body = {
+                    "id": "x",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": request["model"],
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    ],
+                    "usage": {
+                        "prompt_tokens": len(content.split()),
+                        "completion_tokens": len(text.split()),
+                        "total_tokens": 0,
+                    },
+                }
+                return self._send(200, body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
