@@ -309,23 +309,12 @@ def resolve_api_key(cfg: AnnotateSettings, env: dict[str, str] | None = None) ->
 
 
 def make_teacher(cfg: AnnotateSettings, cache_dir: Path):
-    from distil_cli.teachers import LocalTeacher, OpenAITeacher
+    from distil_cli.plugins import get_registry
 
-    if cfg.backend == "local":
-        from distil_cli.models import resolve_model
-
-        name = cfg.model or "default"
-        return LocalTeacher(resolve_model(name, cache_dir), name, cfg.max_tokens, cfg.temperature)
-    return OpenAITeacher(
-        cfg.base_url,
-        cfg.model or DEFAULT_OPENAI_MODEL,
-        resolve_api_key(cfg),
-        cfg.api_key_env,
-        cfg.temperature,
-        cfg.max_tokens,
-        cfg.timeout,
-        cfg.headers,
-    )
+    backends = get_registry().backends
+    if cfg.backend not in backends:
+        raise ConfigError(f"unknown annotate backend '{cfg.backend}'; known: {', '.join(sorted(backends))}")
+    return backends[cfg.backend](cfg, cache_dir)
 
 
 def plan_all(data: Path, out: Path, cfg: AnnotateSettings, backend: str, model: str) -> list[Job]:
@@ -371,7 +360,7 @@ def annotate(
 
     if any(job.todo for job in jobs):
         teacher = make_teacher(cfg, cache_dir)
-        if cfg.backend == "local":
+        if hasattr(teacher, "complete_batch"):  # in-process models batch; API clients run concurrently
             run_local(jobs, teacher, cfg, label_aware, tick)
         else:
             try:

@@ -69,7 +69,13 @@ app = _typer(
 )
 config_app = _typer("Inspect the effective settings.")
 models_app = _typer("The embedded default model (SmolLM2-135M-Instruct) and the model cache.")
-plugins_app = _typer("Plugins: model families, prompt formatters, annotate backends.")
+plugins_app = typer.Typer(
+    cls=DistilGroup,
+    help="Plugins: model families, prompt formatters, annotate backends (entry-point group 'distil').",
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(plugins_app, name="plugins")
@@ -264,6 +270,7 @@ def annotate(
     system_prompt: Annotated[Optional[str], opt("annotate", "system_prompt")] = None,
     min_grounding: Annotated[Optional[float], opt("annotate", "min_grounding")] = None,
     batch_size: Annotated[Optional[int], opt("annotate", "batch_size")] = None,
+    formatter: Annotated[Optional[str], opt("annotate", "formatter")] = None,
 ) -> None:
     """Ask a teacher for a rationale per record: concurrent, retried, resumable (a rerun skips done records)."""
     flags = {k: v for k, v in locals().items() if k not in ("ctx", "data", "out", "header")}
@@ -527,9 +534,24 @@ def _emit_scores(fmt: str, rows: list, comparison: list, reports) -> None:
             out_console.print(reports.compare_table(comparison))
 
 
-@plugins_app.command("list", help="List plugins, model families and formatters (not implemented yet).")
+@plugins_app.callback(invoke_without_command=True)
+def plugins_main(ctx: typer.Context) -> None:
+    """List plugins, model families, prompt formatters and annotate backends with their source."""
+    if ctx.invoked_subcommand is None:
+        plugins_list()
+
+
+@plugins_app.command("list")
 def plugins_list() -> None:
-    _not_yet("plugins list")
+    """List plugins, model families, prompt formatters and annotate backends with their source."""
+    from distil_cli.plugins import get_registry
+    from distil_cli.reports import plugins_tables
+
+    registry = get_registry()
+    for table in plugins_tables(registry):
+        out_console.print(table)
+    for warning in registry.warnings:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 def main() -> None:

@@ -162,23 +162,15 @@ def tiny_dir(cache_dir: Path) -> Path:
     if (target / MARKER).is_file():
         return target
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
     source = pull(cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    from distil_cli.builtin_plugin import smollm_tiny_config
+
+    config = smollm_tiny_config(len(tokenizer))
+    config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
     torch.manual_seed(0)
     model = LlamaForCausalLM(config)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tiny-") as tmp:
@@ -231,7 +223,7 @@ def resolve_model(name: str, cache_dir: Path) -> str:
     return name
 
 
-def load_tokenizer(source: str):
+def load_tokenizer(source: str, pad_token: str | None = None):
     """Load a tokenizer and give it a pad token when it has none.
 
     The policy does not depend on the transformers version (5.17 builds the GGUF
@@ -244,6 +236,8 @@ def load_tokenizer(source: str):
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a tokenizer from {source}: {str(exc).splitlines()[0]}") from None
-    if tokenizer.pad_token is None:
+    if pad_token is not None:
+        tokenizer.pad_token = pad_token
+    elif tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

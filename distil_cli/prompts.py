@@ -14,7 +14,6 @@ Built in: ``chat-template`` (the tokenizer's own jinja chat template) and ``chat
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,7 +54,8 @@ def instruction_for(task: str, lang: str, overrides: dict[str, str] | None = Non
 
 
 def user_message(instruction: str, text: str) -> str:
-    return f"{instruction}\n\n{text}"
+    """The user turn: instruction, a blank line, the input (just the text when there is no instruction)."""
+    return f"{instruction}\n\n{text}" if instruction else text
 
 
 @dataclass(frozen=True)
@@ -151,25 +151,23 @@ class ChatTemplateFormatter:
         return Formatted(prompt, answer + self.end_of_turn)
 
 
-FORMATTERS: dict[str, Callable[..., PromptFormatter]] = {
-    ChatTemplateFormatter.name: ChatTemplateFormatter,
-    ChatMLFormatter.name: ChatMLFormatter,
-}
+def choose_formatter(tokenizer, name: str | None = None, family=None) -> PromptFormatter:
+    """``name`` if given; else the tokenizer's chat template; else the family's formatter; else ChatML."""
+    from distil_cli.plugins import get_registry
 
-
-def register_formatter(name: str, factory: Callable[..., PromptFormatter]) -> None:
-    if name in FORMATTERS:
-        raise ConfigError(f"prompt formatter '{name}' is registered twice")
-    FORMATTERS[name] = factory
-
-
-def choose_formatter(tokenizer, name: str | None = None) -> PromptFormatter:
-    """``name`` if given; else the tokenizer's chat template when it has one; else ChatML."""
+    formatters = get_registry().formatters
     if name is None:
-        name = ChatTemplateFormatter.name if getattr(tokenizer, "chat_template", None) else ChatMLFormatter.name
-    if name not in FORMATTERS:
-        raise ConfigError(f"unknown prompt formatter '{name}'; known: {', '.join(sorted(FORMATTERS))}")
-    return FORMATTERS[name](tokenizer)
+        if getattr(tokenizer, "chat_template", None):
+            name = ChatTemplateFormatter.name
+        elif family is not None:
+            name = family.formatter
+        else:
+            name = ChatMLFormatter.name
+    if name not in formatters:
+        raise ConfigError(
+            f"unknown prompt formatter '{name}'; known: {', '.join(sorted(formatters))} (see `distil plugins`)"
+        )
+    return formatters[name](tokenizer)
 
 
 def stop_token_ids(tokenizer, formatter: PromptFormatter) -> list[int]:

@@ -27,6 +27,7 @@ def print_inspection(console, inputs, count: int) -> None:
     examples = inputs.examples.examples[:count]
     console.print(
         f"formatter: {inputs.formatter.name} (end-of-turn {inputs.formatter.end_of_turn!r}); "
+        f"family: {inputs.family.name if inputs.family else 'none detected'}; "
         f"model: {inputs.model_source}; examples: {len(inputs.examples.examples)}; "
         f"inputs cropped: {inputs.examples.cropped}",
         highlight=False,
@@ -169,3 +170,36 @@ def stats_elapsed(stats) -> float:
     import time
 
     return time.perf_counter() - stats.started
+
+
+def plugins_tables(registry) -> list[Table]:
+    plugins = Table(title="plugins")
+    for column in ("plugin", "package", "status"):
+        plugins.add_column(column)
+    for row in registry.plugins:
+        plugins.add_row(row["name"], row["package"], row["status"])
+    families = Table(title="model families")
+    for column in ("family", "formatter", "recognises", "end of turn", "LoRA targets", "tiny preset", "plugin"):
+        families.add_column(column, overflow="fold")
+    for fam in registry.families.values():
+        recognises = ", ".join([*fam.model_types, *fam.architectures, *(f"/{p}/" for p in fam.name_patterns)])
+        families.add_row(
+            fam.name,
+            fam.formatter,
+            recognises,
+            " ".join(fam.end_of_turn),
+            ",".join(fam.lora_target_modules),
+            "yes" if fam.tiny_config else "no",
+            registry.source("family", fam.name),
+        )
+    formatters = Table(title="prompt formatters")
+    formatters.add_column("formatter")
+    formatters.add_column("plugin")
+    for name in registry.formatters:
+        formatters.add_row(name, registry.source("formatter", name))
+    backends = Table(title="annotate backends")
+    backends.add_column("backend")
+    backends.add_column("plugin")
+    for name in registry.backends:
+        backends.add_row(name, registry.source("backend", name))
+    return [plugins, families, formatters, backends]

@@ -96,8 +96,10 @@ class ModelsSettings(Section):
 
 
 class AnnotateSettings(Section):
-    backend: Literal["openai", "local"] = Field(
-        "openai", description="Teacher backend: openai (any OpenAI-compatible server) or local (a transformers model)."
+    backend: str = Field(
+        "openai",
+        description="Teacher backend: openai (any OpenAI-compatible server), local (a transformers model) "
+        "or one a plugin registers.",
     )
     base_url: str = Field("https://openrouter.ai/api/v1", description="OpenAI-compatible base URL.")
     model: str | None = Field(
@@ -118,6 +120,7 @@ class AnnotateSettings(Section):
     system_prompt: str | None = Field(None, description="Optional system prompt.")
     min_grounding: float | None = Field(None, ge=0, le=1, description="Flag rationales whose grounding score is lower.")
     batch_size: int = Field(8, ge=1, description="Local backend: prompts per generation batch.")
+    formatter: str | None = Field(None, description="Local backend: prompt formatter (default: auto-detected).")
 
 
 class TrainSettings(Section):

@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from distil_cli.errors import ConfigError
-
 log = logging.getLogger(__name__)
 
 
@@ -136,16 +134,16 @@ class LocalTeacher:
 
     name = "local"
 
-    def __init__(self, source: str, model_name: str, max_tokens: int, temperature: float):
+    def __init__(self, source: str, model_name: str, max_tokens: int, temperature: float, formatter: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM
 
         from distil_cli.models import load_tokenizer
+        from distil_cli.prompts import choose_formatter
 
         self.model = model_name
         self.tokenizer = load_tokenizer(source)
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ConfigError(f"local teacher {source} has no chat template")
+        self.formatter = choose_formatter(self.tokenizer, formatter)
         dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
         self.lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
         if torch.cuda.is_available():
@@ -153,17 +151,19 @@ class LocalTeacher:
         self.max_tokens = max_tokens
         self.temperature = temperature
 
+    def _prompt(self, messages: list[dict[str, str]]) -> str:
+        """The messages as one prompt: the user message already holds instruction and input."""
+        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        user = next(m["content"] for m in messages if m["role"] == "user")
+        return self.formatter.format("", user, system=system).prompt
+
     def complete_batch(self, batch: list[list[dict[str, str]]]) -> list[Completion]:
         from distil_cli.generation import generate_batched
+        from distil_cli.prompts import stop_token_ids
 
         started = time.perf_counter()
-        prompts = [self.tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in batch]
-        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        stops = [
-            t
-            for t in {self.tokenizer.eos_token_id, self.tokenizer.convert_tokens_to_ids("<|im_end|>")}
-            if t is not None
-        ]
+        ids = [self.tokenizer(self._prompt(m), add_special_tokens=False)["input_ids"] for m in batch]
+        stops = stop_token_ids(self.tokenizer, self.formatter)
         outs = generate_batched(
             self.lm, self.tokenizer, ids, stops, self.max_tokens, batch_size=len(batch), temperature=self.temperature
         )

@@ -31,6 +31,20 @@ class TrainInputs:
     formatter: Any
     examples: ExampleSet
     model_source: str
+    family: Any = None
+
+
+def detect_family(model_source: str, model_arg: str):
+    """The registered family of this checkpoint (by config and name), or None."""
+    from transformers import AutoConfig
+
+    from distil_cli.plugins import get_registry
+
+    try:
+        config = AutoConfig.from_pretrained(model_source)
+    except (OSError, ValueError):
+        config = None
+    return get_registry().detect_family(config, f"{model_arg} {model_source}")
 
 
 def load_inputs(data_dir: Path, cfg: TrainSettings, cache_dir: Path) -> TrainInputs:
@@ -46,8 +60,9 @@ def load_inputs(data_dir: Path, cfg: TrainSettings, cache_dir: Path) -> TrainInp
     if cfg.eval_samples is not None and len(eval_records) > cfg.eval_samples:
         eval_records = random.Random(cfg.seed).sample(eval_records, cfg.eval_samples)
     model_source = resolve_model(cfg.model, cache_dir)
-    tokenizer = load_tokenizer(model_source)
-    formatter = choose_formatter(tokenizer, cfg.formatter)
+    family = detect_family(model_source, cfg.model)
+    tokenizer = load_tokenizer(model_source, family.pad_token if family else None)
+    formatter = choose_formatter(tokenizer, cfg.formatter, family)
     examples = build_examples(
         records,
         tokenizer,
@@ -65,7 +80,7 @@ def load_inputs(data_dir: Path, cfg: TrainSettings, cache_dir: Path) -> TrainInp
         log.info(
             "Cropped the input of %d example(s) to fit max_input_tokens=%d", examples.cropped, cfg.max_input_tokens
         )
-    return TrainInputs(records, eval_records, tokenizer, formatter, examples, model_source)
+    return TrainInputs(records, eval_records, tokenizer, formatter, examples, model_source, family)
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
@@ -73,7 +88,7 @@ def _checkpoints(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def _load_model(source: str, cfg: TrainSettings, tokenizer):
+def _load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -87,7 +102,7 @@ def _load_model(source: str, cfg: TrainSettings, tokenizer):
     if cfg.lora:
         from peft import LoraConfig, get_peft_model
 
-        targets = cfg.lora_target_modules or "all-linear"
+        targets = cfg.lora_target_modules or (list(family.lora_target_modules) if family else "all-linear")
         lora = LoraConfig(
             r=cfg.lora_r,
             lora_alpha=cfg.lora_alpha,
@@ -187,6 +202,7 @@ def _run_json(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer, 
         "data_manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
         "model_source": inputs.model_source,
         "formatter": inputs.formatter.name,
+        "family": inputs.family.name if inputs.family else None,
         "instructions": {
             SUMMARY: {lang: instruction_for(SUMMARY, lang, cfg.summary_instructions) for lang in langs},
             RATIONALE: {lang: instruction_for(RATIONALE, lang, cfg.rationale_instructions) for lang in langs},
@@ -219,7 +235,7 @@ def run_training(
     if resume:
         _trim_metrics(out / "metrics.jsonl", int(checkpoints[-1].name.split("-")[-1]))
     started = time.perf_counter()
-    model = _load_model(inputs.model_source, cfg, inputs.tokenizer)
+    model = _load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)
     args = _training_args(out, cfg, len(inputs.examples.examples), bool(inputs.eval_records))
     trainer = DistilTrainer(
         model=model,

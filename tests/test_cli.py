@@ -49,16 +49,6 @@ def test_prepare_help_explains_options():
     assert "[default: 0.8,0.1,0.1]" in result.output
 
 
-@pytest.mark.parametrize("args", [["plugins", "list"]])
-def test_not_implemented_yet_is_one_line_nonzero(args):
-    result = run_cli(*args)
-    assert result.exit_code != 0
-    assert (
-        result.output.strip()
-        == f"error: `distil {' '.join(args[:1] if args[0] != 'plugins' else args)}` is not implemented yet"
-    )
-
-
 def test_debug_shows_traceback(tmp_path):
     result = run_cli("prepare", tmp_path / "missing", "--out", tmp_path / "o", env={"DISTIL_DEBUG": "1"})
     assert result.exit_code != 0
