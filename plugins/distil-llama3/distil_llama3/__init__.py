@@ -1,0 +1,68 @@
+"""distil plugin for Llama 3 instruct models.
+
+Turns are ``<|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>``; contents are trimmed.
+"""
+
+from __future__ import annotations
+
+from distil_cli.hookspecs import hookimpl
+from distil_cli.prompts import Formatted, user_message
+
+END_OF_TURN = "<|eot_id|>"
+
+
+def _turn(role: str, content: str) -> str:
+    return f"<|start_header_id|>{role}<|end_header_id|>\n\n{content.strip()}{END_OF_TURN}"
+
+
+class Llama3Formatter:
+    name = "llama3"
+    end_of_turn = END_OF_TURN
+
+    def __init__(self, tokenizer=None):
+        self.bos = (
+            (getattr(tokenizer, "bos_token", None) or "<|begin_of_text|>")
+            if tokenizer is not None
+            else "<|begin_of_text|>"
+        )
+
+    def format(self, instruction, text, answer=None, system=None):
+        turns = (_turn("system", system) if system else "") + _turn("user", user_message(instruction, text))
+        prompt = f"{self.bos}{turns}<|start_header_id|>assistant<|end_header_id|>\n\n"
+        return Formatted(prompt, None if answer is None else answer.strip() + END_OF_TURN)
+
+
+def tiny_config(vocab_size: int):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        rope_theta=500000.0,
+    )
+
+
+@hookimpl
+def register_model_families(register):
+    from distil_cli.plugins import ModelFamily
+
+    register(
+        ModelFamily(
+            name="llama3",
+            formatter="llama3",
+            name_patterns=(r"llama-?3",),
+            end_of_turn=(END_OF_TURN,),
+            lora_target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+            tiny_config=tiny_config,
+        )
+    )
+
+
+@hookimpl
+def register_prompt_formatters(register):
+    register(Llama3Formatter.name, Llama3Formatter)
