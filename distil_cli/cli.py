@@ -327,6 +327,8 @@ def train(
     epochs: Annotated[Optional[float], opt("train", "epochs")] = None,
     max_steps: Annotated[Optional[int], opt("train", "max_steps")] = None,
     batch_size: Annotated[Optional[int], opt("train", "batch_size")] = None,
+    packing: Annotated[Optional[bool], opt("train", "packing", "--packing/--no-packing")] = None,
+    tokens_per_batch: Annotated[Optional[int], opt("train", "tokens_per_batch")] = None,
     grad_accum: Annotated[Optional[int], opt("train", "grad_accum")] = None,
     lr: Annotated[Optional[float], opt("train", "lr")] = None,
     warmup_ratio: Annotated[Optional[float], opt("train", "warmup_ratio")] = None,

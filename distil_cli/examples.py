@@ -213,15 +213,37 @@ class LossParts:
 
 def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token cross-entropy of next-token prediction and its supervision mask, [B, T-1]."""
-    shift_logits = logits[:, :-1, :].float()
+    shift_logits = logits[:, :-1, :]
     shift_labels = labels[:, 1:]
-    losses = F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.shape[-1]),
-        shift_labels.reshape(-1),
-        ignore_index=IGNORE,
-        reduction="none",
-    ).view(shift_labels.shape)
-    return losses, shift_labels.ne(IGNORE)
+    losses = chunked_cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1))
+    return losses.view(shift_labels.shape), shift_labels.ne(IGNORE)
+
+
+def chunked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Float32 cross-entropy per row, computed chunk by chunk (-100 targets give 0).
+
+    Each chunk is checkpointed, so the float32 copy of a [rows, vocab] block exists for one
+    chunk at a time, in the forward and in the backward pass.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    def piece(block: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(block.float(), target, ignore_index=IGNORE, reduction="none")
+
+    if logits.shape[0] <= chunk or not logits.requires_grad:
+        return piece(logits, targets)
+    parts = [
+        checkpoint(piece, logits[i : i + chunk], targets[i : i + chunk], use_reentrant=False)
+        for i in range(0, logits.shape[0], chunk)
+    ]
+    return torch.cat(parts)
+
+
+def _per_token(task: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Task ids per predicted position [B, T-1], from per-example [B] or per-token [B, T] ids."""
+    if task.dim() == 1:
+        return task.unsqueeze(1).expand(shape)
+    return task[:, 1:]
 
 
 def multitask_loss(
@@ -233,22 +255,29 @@ def multitask_loss(
 ) -> LossParts:
     """``alpha * loss_pred + (1 - alpha) * loss_expl``, each the mean over its own supervised tokens.
 
-    ``counts`` = [supervised summary tokens, supervised rationale tokens] over the whole
+    ``task`` gives the task per example [B] or per token [B, T] (packed rows). ``counts`` =
+    [supervised summary tokens, supervised rationale tokens] over the whole
     gradient-accumulation window (and all ranks); by default this batch's. Summing the
     returned ``loss`` over the micro-batches of a window then gives exactly the per-task
     means of the window. A task absent from the batch contributes 0; a task present
     with no supervised token is an error (its mean would be undefined).
     """
     losses, mask = token_losses(logits, labels)
-    per_example_sum = (losses * mask).sum(dim=1)
-    per_example_n = mask.sum(dim=1)
+    return losses_to_parts(losses, mask, task, alpha, counts)
+
+
+def losses_to_parts(
+    losses: torch.Tensor, mask: torch.Tensor, task: torch.Tensor, alpha: float, counts: torch.Tensor | None = None
+) -> LossParts:
+    """Per-task sums and means from per-token losses [B, T-1] and their mask."""
+    token_task = _per_token(task, mask.shape)
     sums, ns = [], []
     for task_id in (0, 1):
-        selected = task == task_id
-        n = per_example_n[selected].sum()
-        if bool(selected.any()) and int(n) == 0:
+        selected = token_task == task_id
+        n = (mask & selected).sum()
+        if bool((task == task_id).any()) and int(n) == 0:
             raise ValueError(f"task {task_id} has examples in the batch but no supervised token")
-        sums.append(per_example_sum[selected].sum())
+        sums.append((losses * (mask & selected)).sum())
         ns.append(n)
     denominators = counts if counts is not None else torch.stack(ns)
     means = [s / d.clamp(min=1) for s, d in zip(sums, denominators)]
@@ -260,7 +289,75 @@ def task_token_counts(batches: Sequence[dict[str, torch.Tensor]]) -> torch.Tenso
     """[summary tokens, rationale tokens] supervised in these batches (label shift applied)."""
     counts = torch.zeros(2, dtype=torch.long)
     for batch in batches:
-        supervised = batch["labels"][:, 1:].ne(IGNORE).sum(dim=1)
+        supervised = batch["labels"][:, 1:].ne(IGNORE)
+        token_task = _per_token(batch["task"], supervised.shape)
         for task_id in (0, 1):
-            counts[task_id] += supervised[batch["task"] == task_id].sum()
+            counts[task_id] += (supervised & (token_task == task_id)).sum()
     return counts
+
+
+class PackingCollator:
+    """Padding-free batches: all examples in one row, position ids restarting at 0 per example.
+
+    No attention mask is passed, so transformers derives a block-diagonal causal mask from
+    the position ids: attention never crosses examples. Every example starts with prompt
+    tokens (label -100), so no token is trained to predict the next example's first token.
+    Task ids are given per token.
+    """
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        ids, labels, positions, tasks = [], [], [], []
+        for f in features:
+            n = len(f["input_ids"])
+            ids.extend(f["input_ids"])
+            labels.extend(f["labels"])
+            positions.extend(range(n))
+            tasks.extend([f["task"]] * n)
+        as_row = lambda values: torch.tensor([values], dtype=torch.long)  # noqa: E731
+        return {
+            "input_ids": as_row(ids),
+            "position_ids": as_row(positions),
+            "labels": as_row(labels),
+            "task": as_row(tasks),
+        }
+
+
+class TokenBudgetBatchSampler:
+    """Batches of whole records (both tasks together) holding at most ``max_tokens`` tokens.
+
+    Batch membership is fixed once from the seed (so the number of batches per epoch never
+    changes); the order of the batches is reshuffled per epoch from the seed and the epoch,
+    which keeps ``--resume`` exact. A record longer than the budget gets a batch of its own.
+    """
+
+    def __init__(self, examples: Sequence[dict[str, Any]], max_tokens: int, seed: int):
+        groups = GroupedLengthSampler(examples, 2, seed).groups
+        sizes = [sum(len(examples[i]["input_ids"]) for i in g) for g in groups]
+        order = list(range(len(groups)))
+        random.Random(seed).shuffle(order)
+        self.batches: list[list[int]] = []
+        current: list[int] = []
+        used = 0
+        for g in order:
+            if current and used + sizes[g] > max_tokens:
+                self.batches.append(current)
+                current, used = [], 0
+            current.extend(groups[g])
+            used += sizes[g]
+        if current:
+            self.batches.append(current)
+        self.seed = seed
+        self.epoch = 0
+        self.sampler = self  # accelerate looks for batch_sampler.sampler.set_epoch when it wraps us
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(range(len(self.batches)))
+        random.Random(self.seed * 1000003 + self.epoch).shuffle(order)
+        for b in order:
+            yield self.batches[b]

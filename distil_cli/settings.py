@@ -131,7 +131,15 @@ class TrainSettings(Section):
     alpha: float = Field(0.5, ge=0, le=1, description="loss = alpha * summary_loss + (1 - alpha) * rationale_loss.")
     epochs: float = Field(3.0, gt=0, description="Training epochs (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
-    batch_size: int = Field(4, ge=1, description="Examples per device batch.")
+    batch_size: int = Field(
+        4,
+        ge=1,
+        description="Examples per device batch (with packing: the token budget is this many average examples).",
+    )
+    packing: bool = Field(True, description="Padding-free packing of examples into one row per batch.")
+    tokens_per_batch: int | None = Field(
+        None, ge=64, description="Token budget of a packed batch (default: batch_size x the mean example length)."
+    )
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW, cosine schedule).")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up.")

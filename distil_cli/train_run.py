@@ -114,12 +114,26 @@ def _load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     return model
 
 
-def _training_args(out: Path, cfg: TrainSettings, n_examples: int, has_eval: bool):
+def token_budget(cfg: TrainSettings, examples: list[dict[str, Any]]) -> int:
+    """The packed batch's token budget: set explicitly, or batch_size average examples (at least the longest)."""
+    if cfg.tokens_per_batch:
+        return cfg.tokens_per_batch
+    lengths = [len(e["input_ids"]) for e in examples]
+    return max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
+
+
+def _training_args(out: Path, cfg: TrainSettings, examples: list[dict[str, Any]], has_eval: bool):
     import torch
 
+    from distil_cli.examples import TokenBudgetBatchSampler
     from distil_cli.training import DistilTrainingArguments, bf16_supported, steps_per_epoch, world_size_from_env
 
-    per_epoch = steps_per_epoch(n_examples, cfg.batch_size, cfg.grad_accum, world_size_from_env())
+    budget = token_budget(cfg, examples)
+    if cfg.packing:
+        batches = len(TokenBudgetBatchSampler(examples, budget, cfg.seed))
+        per_epoch = max(1, math.ceil(batches / world_size_from_env() / cfg.grad_accum))
+    else:
+        per_epoch = steps_per_epoch(len(examples), cfg.batch_size, cfg.grad_accum, world_size_from_env())
     total = cfg.max_steps or max(1, math.ceil(per_epoch * cfg.epochs))
     extra = {"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}
     eval_steps = cfg.eval_steps or per_epoch
@@ -129,6 +143,8 @@ def _training_args(out: Path, cfg: TrainSettings, n_examples: int, has_eval: boo
         alpha=cfg.alpha,
         eval_max_new_tokens=cfg.max_new_tokens,
         max_input_tokens=cfg.max_input_tokens,
+        packing=cfg.packing,
+        tokens_per_batch=budget,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=max(cfg.batch_size, 8),
         gradient_accumulation_steps=cfg.grad_accum,
@@ -236,7 +252,7 @@ def run_training(
         _trim_metrics(out / "metrics.jsonl", int(checkpoints[-1].name.split("-")[-1]))
     started = time.perf_counter()
     model = _load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)
-    args = _training_args(out, cfg, len(inputs.examples.examples), bool(inputs.eval_records))
+    args = _training_args(out, cfg, inputs.examples.examples, bool(inputs.eval_records))
     trainer = DistilTrainer(
         model=model,
         args=args,

@@ -21,7 +21,16 @@ from typing import Any
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from distil_cli.examples import GroupedLengthSampler, encode_prompt, multitask_loss, task_token_counts
+from distil_cli.examples import (
+    IGNORE,
+    GroupedLengthSampler,
+    PackingCollator,
+    TokenBudgetBatchSampler,
+    chunked_cross_entropy,
+    encode_prompt,
+    losses_to_parts,
+    task_token_counts,
+)
 from distil_cli.generation import generate_batched
 from distil_cli.prompts import SUMMARY, PromptFormatter, instruction_for, stop_token_ids
 from distil_cli.scoring import aggregate, score_many
@@ -37,6 +46,8 @@ class DistilTrainingArguments(TrainingArguments):
     alpha: float = field(default=0.5, metadata={"help": "Weight of the summary loss; 1 - alpha weighs the rationale."})
     eval_max_new_tokens: int = field(default=256, metadata={"help": "Generation length at evaluation."})
     max_input_tokens: int = field(default=2048, metadata={"help": "Prompt length limit (input side cropped)."})
+    packing: bool = field(default=True, metadata={"help": "Padding-free packed batches under a token budget."})
+    tokens_per_batch: int = field(default=8192, metadata={"help": "Token budget of one packed batch."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -44,7 +55,9 @@ class DistilTrainingArguments(TrainingArguments):
             raise ValueError(f"model_type must be standard or distill, not {self.model_type!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
-        if self.model_type == "distill" and self.per_device_train_batch_size % 2:
+        if self.tokens_per_batch < 1:
+            raise ValueError("tokens_per_batch must be positive")
+        if self.model_type == "distill" and not self.packing and self.per_device_train_batch_size % 2:
             raise ValueError("distill keeps a record's two tasks in one batch: batch_size must be even")
 
 
@@ -98,6 +111,15 @@ class DistilTrainer(Trainer):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         return GroupedLengthSampler(dataset, self.args.per_device_train_batch_size, self.args.seed)
 
+    def get_train_dataloader(self):
+        if not self.args.packing:
+            return super().get_train_dataloader()
+        from torch.utils.data import DataLoader
+
+        sampler = TokenBudgetBatchSampler(self.train_dataset, self.args.tokens_per_batch, self.args.seed)
+        loader = DataLoader(self.train_dataset, batch_sampler=sampler, collate_fn=PackingCollator(), num_workers=0)
+        return self.accelerator.prepare(loader)
+
     def _get_num_items_in_batch(self, batch_samples, device):
         """Per-task supervised token counts of the accumulation window, summed over ranks."""
         counts = task_token_counts(batch_samples).to(device)
@@ -109,17 +131,18 @@ class DistilTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         task = inputs.pop("task")
         labels = inputs.pop("labels")
-        outputs = model(**inputs)
+        tokens = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else inputs["input_ids"].numel()
+        losses, mask, outputs = supervised_token_losses(model, inputs, labels)
         alpha = self.args.alpha if self.args.model_type == "distill" else 1.0
         counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
-        parts = multitask_loss(outputs.logits, labels, task, alpha, counts)
+        parts = losses_to_parts(losses, mask, task, alpha, counts)
         loss = parts.loss * (self.args.world_size if counts is not None else 1)  # DDP averages gradients
         if model.training:
             self._parts += torch.tensor(
                 [parts.sum_pred.item(), parts.sum_expl.item(), parts.n_pred.item(), parts.n_expl.item()],
                 dtype=torch.float64,
             )
-            self._tokens += int(inputs["attention_mask"].sum())
+            self._tokens += tokens
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -186,6 +209,43 @@ class DistilTrainer(Trainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+
+def accepts_logits_to_keep(model) -> bool:
+    import inspect
+
+    inner = model
+    for attr in ("module", "base_model", "model"):  # DDP, peft wrappers
+        if "logits_to_keep" in inspect.signature(inner.forward).parameters:
+            return True
+        inner = getattr(inner, attr, inner)
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
+def supervised_token_losses(model, inputs: dict, labels: torch.Tensor):
+    """Per-token losses [B, T-1] and mask, with logits only where a token is supervised.
+
+    ``logits_to_keep`` (a tensor of positions) makes the model apply its LM head to the
+    positions that predict a supervised token only (any row's, for padded batches): the
+    prompt's logits, most of a long clinical input, are never computed. Models without
+    that argument fall back to full logits. The loss is float32, computed chunk by chunk.
+    """
+    shift_labels = labels[:, 1:]
+    mask = shift_labels.ne(IGNORE)
+    if accepts_logits_to_keep(model):
+        positions = mask.any(dim=0).nonzero().squeeze(-1)
+        outputs = model(**inputs, logits_to_keep=positions, use_cache=False)
+        logits = outputs.logits  # [B, K, V] for the kept positions
+        targets = shift_labels[:, positions]
+        kept = chunked_cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).view(targets.shape)
+        losses = torch.zeros(shift_labels.shape, dtype=kept.dtype, device=kept.device)
+        losses[:, positions] = kept
+        return losses, mask, outputs
+    outputs = model(**inputs, use_cache=False)
+    logits = outputs.logits[:, :-1]
+    flat = chunked_cross_entropy(logits.reshape(-1, logits.shape[-1]), shift_labels.reshape(-1))
+    losses = flat.view(shift_labels.shape)
+    return losses, mask, outputs
 
 
 def steps_per_epoch(n_examples: int, batch_size: int, grad_accum: int, world_size: int = 1) -> int:

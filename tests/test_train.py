@@ -260,11 +260,23 @@ def test_short_run_on_embedded_model(tmp_path, data_dir, embedded_model_dir):
 
 
 def test_two_processes_match_one_process(tmp_path, data_dir, tiny):
-    """torchrun with 2 CPU processes (gloo), batch 2 each == 1 process with batch 4."""
+    """torchrun with 2 CPU processes (gloo), batch 2 each == 1 process with batch 4 (padded batches)."""
     import subprocess
     import sys
 
-    common = ["--model", str(tiny), "--max-steps", "3", "--eval-steps", "2", "--lr", "1e-3", "--max-new-tokens", "8"]
+    common = [
+        "--model",
+        str(tiny),
+        "--max-steps",
+        "3",
+        "--eval-steps",
+        "2",
+        "--lr",
+        "1e-3",
+        "--max-new-tokens",
+        "8",
+        "--no-packing",
+    ]
     single = run_cli("train", data_dir, "--out", tmp_path / "one", "--batch-size", 4, *common)
     assert single.exit_code == 0, single.output
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
