@@ -79,6 +79,8 @@ plugins_app = typer.Typer(
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(plugins_app, name="plugins")
+bench_app = _typer("Benchmarks: the seed-style baseline vs distil's real code paths, in one process.")
+app.add_typer(bench_app, name="bench")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -554,6 +556,59 @@ def plugins_list() -> None:
         out_console.print(table)
     for warning in registry.warnings:
         err_console.print(f"warning: {warning}", highlight=False, markup=False)
+
+
+@bench_app.command("train")
+def bench_train(
+    ctx: typer.Context,
+    shape: Annotated[
+        str, typer.Option(help="qwen0.5b (random init of Qwen2.5-0.5B's shape), smollm2 (embedded), tiny.")
+    ] = "tiny",
+    steps: Annotated[int, typer.Option(help="Timed optimizer steps (after 2 warm-up steps).")] = 10,
+    records: Annotated[
+        int, typer.Option(help="Synthetic records (each gives a summary and a rationale example).")
+    ] = 64,
+    tokens_per_batch: Annotated[int, typer.Option(help="distil's packed token budget per step.")] = 16384,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Also run the seed-style baseline.")
+    ] = True,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
+) -> None:
+    """Training throughput: seed-style vs distil train, useful tokens/s, memory, MFU, ratio."""
+    import tempfile
+
+    from distil_cli.bench import bench_train as run
+
+    cache = settings_for(ctx).settings.models.cache_dir
+    with tempfile.TemporaryDirectory() as work:
+        report = run(shape, steps, records, tokens_per_batch, cache, work, baseline)
+    _emit_report(report, out)
+
+
+@bench_app.command("infer")
+def bench_infer(
+    ctx: typer.Context,
+    shape: Annotated[str, typer.Option(help="smollm2 (embedded) or tiny.")] = "tiny",
+    seed_prompts: Annotated[int, typer.Option(help="Prompts for the (slow) seed-style pipeline.")] = 8,
+    prompts: Annotated[int, typer.Option(help="Prompts for distil's batched generation.")] = 64,
+    new_tokens: Annotated[int, typer.Option(help="New tokens per prompt (fixed: min = max).")] = 128,
+    batch_size: Annotated[int, typer.Option(help="distil's batch size; 0 = automatic.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
+) -> None:
+    """Generation throughput: seed-style pipeline vs distil infer's batched generation, new tokens/s, ratio."""
+    from distil_cli.bench import bench_infer as run
+
+    cache = settings_for(ctx).settings.models.cache_dir
+    _emit_report(run(shape, seed_prompts, prompts, new_tokens, batch_size, cache), out)
+
+
+def _emit_report(report: dict, out: Optional[Path]) -> None:
+    from distil_cli.bench import dump
+
+    text = dump(report)
+    out_console.print(text, highlight=False, markup=False, soft_wrap=True)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ def generate_batched(
     top_p: float = 1.0,
     repetition_penalty: float = 1.0,
     on_batch: Callable[[list[int], list[Generated]], None] | None = None,
+    min_new_tokens: int = 0,
 ) -> list[Generated]:
     """Generate for every prompt (token ids); results come back in the input order."""
     was_training = model.training
@@ -49,7 +50,9 @@ def generate_batched(
     results: list[Generated | None] = [None] * len(prompt_ids)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    sampling = {"do_sample": False}
+    sampling: dict = {"do_sample": False}
+    if min_new_tokens:
+        sampling["min_new_tokens"] = min_new_tokens  # benchmarks: a fixed amount of work per prompt
     if temperature > 0:
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
     try:

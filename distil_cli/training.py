@@ -104,6 +104,8 @@ class DistilTrainer(Trainer):
         self.loss_is_scaled_for_ga = True  # compute_loss already normalises over the window
         self._parts = torch.zeros(4, dtype=torch.float64)  # sum_pred, sum_expl, n_pred, n_expl since last log
         self._tokens = 0
+        self._tokens_seen = 0  # cumulative, for benchmarks
+        self._examples_seen = 0
         self._last_log_time = time.perf_counter()
 
     # ---- batching -----------------------------------------------------------------------
@@ -132,6 +134,8 @@ class DistilTrainer(Trainer):
         task = inputs.pop("task")
         labels = inputs.pop("labels")
         tokens = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else inputs["input_ids"].numel()
+        packed = "position_ids" in inputs and "attention_mask" not in inputs
+        n_examples = int((inputs["position_ids"] == 0).sum()) if packed else inputs["input_ids"].shape[0]
         losses, mask, outputs = supervised_token_losses(model, inputs, labels)
         alpha = self.args.alpha if self.args.model_type == "distill" else 1.0
         counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
@@ -143,6 +147,8 @@ class DistilTrainer(Trainer):
                 dtype=torch.float64,
             )
             self._tokens += tokens
+            self._tokens_seen += tokens
+            self._examples_seen += n_examples
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

@@ -1,0 +1,323 @@
+"""``distil bench train|infer``: seed-style baseline vs distil's real code path, same data, one process.
+
+Synthetic MultiClinSum-like lengths (prompt 300-800 tokens, summary 60-180, rationale
+100-300). The seed-style training pads every example to 3078 tokens, runs batch 1 and
+one forward pass per task with full logits; distil runs its DistilTrainer (packing,
+logits only where supervised, bf16, fused AdamW). The seed-style generation is a
+``pipeline`` called one prompt at a time; distil's is ``generate_batched`` (the code
+``distil infer`` runs). Figures: useful (non-padding) tokens/s, samples/s, peak GPU
+memory, model FLOP utilisation against 790 TFLOP/s bf16, and the ratio to the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+PEAK_FLOPS = 790e12  # H200 dense bf16
+SEED_MAX_LENGTH = 3078
+QWEN_05B = dict(
+    hidden_size=896,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    intermediate_size=4864,
+    vocab_size=151936,
+    tie_word_embeddings=True,
+    max_position_embeddings=32768,
+)
+
+
+@dataclass
+class Measure:
+    name: str
+    seconds: float
+    samples: int
+    useful_tokens: int
+    new_tokens: int = 0
+    flops: float = 0.0
+    peak_gib: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        out = {
+            "name": self.name,
+            "seconds": round(self.seconds, 3),
+            "samples_per_s": round(self.samples / self.seconds, 3),
+            "useful_tokens_per_s": round(self.useful_tokens / self.seconds, 1),
+            "peak_gib": None if self.peak_gib is None else round(self.peak_gib, 2),
+        }
+        if self.new_tokens:
+            out["new_tokens_per_s"] = round(self.new_tokens / self.seconds, 1)
+        if self.flops and torch.cuda.is_available():
+            out["mfu"] = round(self.flops / self.seconds / PEAK_FLOPS, 4)
+        return out
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak() -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+
+
+def build_model(shape: str, cache_dir):
+    """(model, tokenizer or None): 'qwen0.5b' random init of that shape, 'smollm2' the embedded model, 'tiny'."""
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from distil_cli.models import load_tokenizer, resolve_model
+
+    dtype = torch.float32
+    if shape == "qwen0.5b":
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(Qwen2Config(**QWEN_05B), dtype=dtype)
+        return model, None
+    source = resolve_model("default" if shape == "smollm2" else shape, cache_dir)
+    return AutoModelForCausalLM.from_pretrained(source, dtype=dtype), load_tokenizer(source)
+
+
+def synthetic_examples(n_records: int, vocab: int, seed: int = 0, tasks: int = 2) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    examples = []
+    for r in range(n_records):
+        prompt = [rng.randrange(100, vocab - 100) for _ in range(rng.randint(300, 800))]
+        for task, (low, high) in list(enumerate([(60, 180), (100, 300)]))[:tasks]:
+            answer = [rng.randrange(100, vocab - 100) for _ in range(rng.randint(low, high))]
+            examples.append(
+                {"id": f"s{r}", "task": task, "input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer}
+            )
+    return examples
+
+
+def train_flops(model, lengths: list[int]) -> float:
+    """6 N T for the weights (LM head included) plus 6 L d T^2 for causal attention, per sequence."""
+    cfg = model.config
+    n = sum(p.numel() for p in model.parameters()) - (
+        0 if cfg.tie_word_embeddings else cfg.vocab_size * cfg.hidden_size
+    )
+    return sum(6 * n * t + 6 * cfg.num_hidden_layers * cfg.hidden_size * t * t for t in lengths)
+
+
+def seed_style_train(model, examples, steps: int, alpha: float = 0.5) -> Measure:
+    """The original scripts: pad to 3078, batch 1, one forward per task, full logits, HF loss."""
+    dev = device()
+    model.to(dev).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    pairs = [(examples[i], examples[i + 1]) for i in range(0, len(examples) - 1, 2)]
+    pad = SEED_MAX_LENGTH
+
+    def one(ex):
+        ids = torch.zeros((1, pad), dtype=torch.long)
+        labels = torch.full((1, pad), -100, dtype=torch.long)
+        mask = torch.zeros((1, pad), dtype=torch.long)
+        n = min(len(ex["input_ids"]), pad)
+        ids[0, :n] = torch.tensor(ex["input_ids"][:n])
+        labels[0, :n] = torch.tensor(ex["labels"][:n])
+        mask[0, :n] = 1
+        with amp:
+            return model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
+
+    useful, lengths, start = 0, [], None
+    reset_peak()
+    for step in range(steps + 2):
+        if step == 2:
+            sync()
+            start, useful, lengths = time.perf_counter(), 0, []
+        pred, expl = pairs[step % len(pairs)]
+        loss = alpha * one(pred) + (1 - alpha) * one(expl)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        for ex in (pred, expl):
+            useful += len(ex["input_ids"])
+            lengths.append(len(ex["input_ids"]))
+    sync()
+    seconds = time.perf_counter() - start
+    return Measure(
+        "seed-style (pad 3078, batch 1, 2 forwards)",
+        seconds,
+        2 * steps,
+        useful,
+        flops=train_flops(model, lengths),
+        peak_gib=peak(),
+    )
+
+
+def distil_train(model, tokenizer_pad: int, examples, steps: int, tokens_per_batch: int, workdir) -> Measure:
+    """distil's DistilTrainer on the same examples: packing, supervised-only logits, bf16, fused AdamW."""
+    from transformers import TrainerCallback
+
+    from distil_cli.examples import Collator
+    from distil_cli.training import DistilTrainer, DistilTrainingArguments
+
+    marks: dict[str, Any] = {}
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                sync()
+                marks["start"] = (time.perf_counter(), trainer._tokens_seen, trainer._examples_seen)
+                reset_peak()
+
+    cuda = torch.cuda.is_available()
+    args = DistilTrainingArguments(
+        output_dir=str(workdir),
+        model_type="distill",
+        alpha=0.5,
+        packing=True,
+        tokens_per_batch=tokens_per_batch,
+        per_device_train_batch_size=2,
+        learning_rate=1e-5,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.03,
+        weight_decay=0.01,
+        max_steps=steps + 2,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=not cuda,
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        logging_steps=10**6,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = DistilTrainer(
+        model=model, args=args, train_dataset=examples, data_collator=Collator(tokenizer_pad), callbacks=[Clock()]
+    )
+    reset_peak()
+    trainer.train()
+    sync()
+    end = time.perf_counter()
+    t0, tok0, ex0 = marks["start"]
+    useful = trainer._tokens_seen - tok0
+    # FLOPs of the packed rows: attention is per example, so count per example lengths
+    mean_len = sum(len(e["input_ids"]) for e in examples) / len(examples)
+    n_examples = trainer._examples_seen - ex0
+    flops = train_flops(model, [int(mean_len)] * n_examples)
+    return Measure(
+        f"distil train (packed, {tokens_per_batch} tokens/batch)",
+        end - t0,
+        n_examples,
+        useful,
+        flops=flops,
+        peak_gib=peak(),
+    )
+
+
+def bench_train(shape: str, steps: int, records: int, tokens_per_batch: int, cache_dir, workdir, baseline: bool = True):
+    model, tokenizer = build_model(shape, cache_dir)
+    vocab = model.config.vocab_size
+    examples = synthetic_examples(records, vocab)
+    results = []
+    if baseline:
+        results.append(seed_style_train(model, examples, steps))
+        model, tokenizer = build_model(shape, cache_dir)  # fresh weights and optimizer state for the second run
+    pad = tokenizer.pad_token_id if tokenizer is not None else 0
+    results.append(distil_train(model, pad, examples, steps, tokens_per_batch, workdir))
+    return _report(f"train {shape}", results, "useful_tokens_per_s")
+
+
+def _report(title: str, results: list[Measure], key: str) -> dict[str, Any]:
+    rows = [m.row() for m in results]
+    base = rows[0][key]
+    for row in rows:
+        row["ratio_to_seed"] = round(row[key] / base, 2) if base else None
+    info = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    import transformers
+
+    info["transformers"] = transformers.__version__
+    return {"benchmark": title, "env": info, "results": rows}
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def synthetic_prompts(n: int, vocab: int, seed: int = 1) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.randrange(100, vocab - 100) for _ in range(rng.randint(300, 800))] for _ in range(n)]
+
+
+def seed_style_generate(model, tokenizer, prompts, new_tokens: int) -> Measure:
+    """The original scripts: a text-generation pipeline called one prompt at a time."""
+    from transformers import pipeline
+
+    texts = [tokenizer.decode(p) for p in prompts]
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, device=device())
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, return_full_text=False)
+    pipe(texts[0], **kwargs)  # warm-up
+    reset_peak()
+    sync()
+    start = time.perf_counter()
+    for text in texts:
+        pipe(text, **kwargs)
+    sync()
+    seconds = time.perf_counter() - start
+    return Measure(
+        "seed-style (pipeline, one prompt at a time)",
+        seconds,
+        len(texts),
+        sum(map(len, prompts)),
+        new_tokens=new_tokens * len(texts),
+        peak_gib=peak(),
+    )
+
+
+def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int) -> Measure:
+    from distil_cli.generation import generate_batched
+    from distil_cli.inference import auto_batch_size
+
+    size = batch_size or auto_batch_size(model, max(map(len, prompts)), new_tokens)
+    stops = [tokenizer.eos_token_id]
+    generate_batched(model, tokenizer, prompts[:size], stops, 4, batch_size=size)  # warm-up
+    reset_peak()
+    sync()
+    start = time.perf_counter()
+    outs = generate_batched(model, tokenizer, prompts, stops, new_tokens, batch_size=size, min_new_tokens=new_tokens)
+    sync()
+    seconds = time.perf_counter() - start
+    return Measure(
+        f"distil infer (generate_batched, batch {size})",
+        seconds,
+        len(prompts),
+        sum(map(len, prompts)),
+        new_tokens=sum(o.new_tokens for o in outs),
+        peak_gib=peak(),
+    )
+
+
+def bench_infer(shape: str, n_seed: int, n_ours: int, new_tokens: int, batch_size: int, cache_dir):
+    model, tokenizer = build_model(shape, cache_dir)
+    if tokenizer is None:
+        raise ValueError("the infer benchmark needs a model with a tokenizer (smollm2 or tiny)")
+    if torch.cuda.is_available():
+        model = model.to(device(), dtype=torch.bfloat16)
+    model.eval()
+    prompts = synthetic_prompts(max(n_seed, n_ours), len(tokenizer))
+    results = [seed_style_generate(model, tokenizer, prompts[:n_seed], new_tokens)]
+    results.append(distil_generate(model, tokenizer, prompts[:n_ours], new_tokens, batch_size))
+    return _report(f"infer {shape}", results, "new_tokens_per_s")
+
+
+def dump(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2)

@@ -1,0 +1,27 @@
+"""The benchmark keeps working on the CPU (tiny preset): both paths run and report comparable figures."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli
+
+
+def test_bench_train_and_infer_on_cpu(tmp_path):
+    out = tmp_path / "train.json"
+    result = run_cli(
+        "bench", "train", "--shape", "tiny", "--steps", 2, "--records", 6, "--tokens-per-batch", 4096, "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    seed, ours = report["results"]
+    assert seed["name"].startswith("seed-style") and ours["name"].startswith("distil train")
+    assert seed["ratio_to_seed"] == 1.0 and ours["useful_tokens_per_s"] > 0 and ours["ratio_to_seed"] > 0
+    out = tmp_path / "infer.json"
+    result = run_cli(
+        "bench", "infer", "--shape", "tiny", "--seed-prompts", 2, "--prompts", 4, "--new-tokens", 8, "--out", out
+    )
+    assert result.exit_code == 0, result.output
+    seed, ours = json.loads(out.read_text())["results"]
+    assert seed["new_tokens_per_s"] > 0 and ours["new_tokens_per_s"] > 0
+    assert seed["samples_per_s"] > 0 and ours["seconds"] > 0
