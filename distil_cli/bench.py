@@ -162,7 +162,9 @@ def seed_style_train(model, examples, steps: int, alpha: float = 0.5) -> Measure
     )
 
 
-def distil_train(model, tokenizer_pad: int, examples, steps: int, tokens_per_batch: int, workdir) -> Measure:
+def distil_train(
+    model, tokenizer_pad: int, examples, steps: int, tokens_per_batch: int, row_tokens, workdir
+) -> Measure:
     """distil's DistilTrainer on the same examples: packing, supervised-only logits, bf16, fused AdamW."""
     from transformers import TrainerCallback
 
@@ -215,26 +217,40 @@ def distil_train(model, tokenizer_pad: int, examples, steps: int, tokens_per_bat
     mean_len = sum(len(e["input_ids"]) for e in examples) / len(examples)
     n_examples = trainer._examples_seen - ex0
     flops = train_flops(model, [int(mean_len)] * n_examples)
-    return Measure(
-        f"distil train (packed, {tokens_per_batch} tokens/batch)",
-        end - t0,
-        n_examples,
-        useful,
-        flops=flops,
-        peak_gib=peak(),
-    )
+    attn = model.config._attn_implementation
+    name = f"distil train [{attn}, {tokens_per_batch} tokens/batch, rows {row_tokens or 'one'}]"
+    return Measure(name, end - t0, n_examples, useful, flops=flops, peak_gib=peak())
 
 
-def bench_train(shape: str, steps: int, records: int, tokens_per_batch: int, cache_dir, workdir, baseline: bool = True):
+def parse_variant(text: str) -> tuple[str, int, int | None]:
+    """'sdpa,16384,4096' -> (attention kernel, token budget, row bound or None)."""
+    try:
+        attn, tokens, rows = (x.strip() for x in text.split(","))
+        return attn, int(tokens), (int(rows) or None)
+    except ValueError:
+        raise ValueError(
+            f"--variant {text!r}: expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS such as sdpa,16384,0"
+        ) from None
+
+
+def bench_train(shape: str, steps: int, records: int, variants, cache_dir, workdir, baseline: bool = True):
     model, tokenizer = build_model(shape, cache_dir)
-    vocab = model.config.vocab_size
-    examples = synthetic_examples(records, vocab)
+    examples = synthetic_examples(records, model.config.vocab_size)
+    pad = tokenizer.pad_token_id if tokenizer is not None else 0
     results = []
     if baseline:
         results.append(seed_style_train(model, examples, steps))
-        model, tokenizer = build_model(shape, cache_dir)  # fresh weights and optimizer state for the second run
-    pad = tokenizer.pad_token_id if tokenizer is not None else 0
-    results.append(distil_train(model, pad, examples, steps, tokens_per_batch, workdir))
+    for attn, tokens, rows in variants:
+        del model
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        model, _ = build_model(shape, cache_dir)  # fresh weights and optimizer state for each run
+        try:
+            model.set_attn_implementation(attn)
+            results.append(distil_train(model, pad, examples, steps, tokens, rows, workdir))
+        except Exception as exc:  # a kernel missing on this machine: report it, keep the others
+            log.warning("variant %s,%s,%s failed: %s", attn, tokens, rows, str(exc).splitlines()[0][:300])
+            results.append(Measure(f"distil train [{attn}, {tokens} tokens, rows {rows}] FAILED", 1.0, 0, 0))
     return _report(f"train {shape}", results, "useful_tokens_per_s")
 
 
@@ -283,21 +299,34 @@ def seed_style_generate(model, tokenizer, prompts, new_tokens: int) -> Measure:
     )
 
 
-def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int) -> Measure:
+def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int, cache: str = "dynamic") -> Measure:
     from distil_cli.generation import generate_batched
     from distil_cli.inference import auto_batch_size
 
     size = batch_size or auto_batch_size(model, max(map(len, prompts)), new_tokens)
     stops = [tokenizer.eos_token_id]
-    generate_batched(model, tokenizer, prompts[:size], stops, 4, batch_size=size)  # warm-up
+    impl = None if cache == "dynamic" else cache
+    # warm-up (compilation for the static cache) on a full batch of the real shapes
+    generate_batched(
+        model, tokenizer, prompts[:size], stops, 8, batch_size=size, min_new_tokens=8, cache_implementation=impl
+    )
     reset_peak()
     sync()
     start = time.perf_counter()
-    outs = generate_batched(model, tokenizer, prompts, stops, new_tokens, batch_size=size, min_new_tokens=new_tokens)
+    outs = generate_batched(
+        model,
+        tokenizer,
+        prompts,
+        stops,
+        new_tokens,
+        batch_size=size,
+        min_new_tokens=new_tokens,
+        cache_implementation=impl,
+    )
     sync()
     seconds = time.perf_counter() - start
     return Measure(
-        f"distil infer (generate_batched, batch {size})",
+        f"distil infer (generate_batched, {cache} cache, batch {size})",
         seconds,
         len(prompts),
         sum(map(len, prompts)),
@@ -306,7 +335,7 @@ def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int)
     )
 
 
-def bench_infer(shape: str, n_seed: int, n_ours: int, new_tokens: int, batch_size: int, cache_dir):
+def bench_infer(shape: str, n_seed: int, n_ours: int, new_tokens: int, variants, cache_dir):
     model, tokenizer = build_model(shape, cache_dir)
     if tokenizer is None:
         raise ValueError("the infer benchmark needs a model with a tokenizer (smollm2 or tiny)")
@@ -315,7 +344,12 @@ def bench_infer(shape: str, n_seed: int, n_ours: int, new_tokens: int, batch_siz
     model.eval()
     prompts = synthetic_prompts(max(n_seed, n_ours), len(tokenizer))
     results = [seed_style_generate(model, tokenizer, prompts[:n_seed], new_tokens)]
-    results.append(distil_generate(model, tokenizer, prompts[:n_ours], new_tokens, batch_size))
+    for cache, size in variants:
+        try:
+            results.append(distil_generate(model, tokenizer, prompts[:n_ours], new_tokens, size, cache))
+        except Exception as exc:  # report and keep the other variants
+            log.warning("variant %s,%s failed: %s", cache, size, str(exc).splitlines()[0][:300])
+            results.append(Measure(f"distil infer [{cache}, batch {size}] FAILED", 1.0, 0, 0))
     return _report(f"infer {shape}", results, "new_tokens_per_s")
 
 

@@ -331,6 +331,8 @@ def train(
     batch_size: Annotated[Optional[int], opt("train", "batch_size")] = None,
     packing: Annotated[Optional[bool], opt("train", "packing", "--packing/--no-packing")] = None,
     tokens_per_batch: Annotated[Optional[int], opt("train", "tokens_per_batch")] = None,
+    pack_row_tokens: Annotated[Optional[int], opt("train", "pack_row_tokens")] = None,
+    attn_implementation: Annotated[Optional[str], opt("train", "attn_implementation")] = None,
     grad_accum: Annotated[Optional[int], opt("train", "grad_accum")] = None,
     lr: Annotated[Optional[float], opt("train", "lr")] = None,
     warmup_ratio: Annotated[Optional[float], opt("train", "warmup_ratio")] = None,
@@ -406,6 +408,7 @@ def infer(
     top_p: Annotated[Optional[float], opt("infer", "top_p")] = None,
     repetition_penalty: Annotated[Optional[float], opt("infer", "repetition_penalty")] = None,
     formatter: Annotated[Optional[str], opt("infer", "formatter")] = None,
+    cache: Annotated[Optional[str], opt("infer", "cache")] = None,
     submission_dir: Annotated[
         Optional[Path], typer.Option("--submission-dir", help="Also write DIR/<case_id>_sum.txt (MultiClinSum layout).")
     ] = None,
@@ -568,7 +571,13 @@ def bench_train(
     records: Annotated[
         int, typer.Option(help="Synthetic records (each gives a summary and a rationale example).")
     ] = 64,
-    tokens_per_batch: Annotated[int, typer.Option(help="distil's packed token budget per step.")] = 16384,
+    variant: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="distil configuration ATTN,TOKENS_PER_BATCH,ROW_TOKENS (repeatable; ROW_TOKENS 0 = one row), "
+            "e.g. sdpa,16384,4096"
+        ),
+    ] = None,
     baseline: Annotated[
         bool, typer.Option("--baseline/--no-baseline", help="Also run the seed-style baseline.")
     ] = True,
@@ -578,10 +587,12 @@ def bench_train(
     import tempfile
 
     from distil_cli.bench import bench_train as run
+    from distil_cli.bench import parse_variant
 
     cache = settings_for(ctx).settings.models.cache_dir
+    variants = [parse_variant(v) for v in (variant or ["sdpa,16384,0"])]
     with tempfile.TemporaryDirectory() as work:
-        report = run(shape, steps, records, tokens_per_batch, cache, work, baseline)
+        report = run(shape, steps, records, variants, cache, work, baseline)
     _emit_report(report, out)
 
 
@@ -592,14 +603,21 @@ def bench_infer(
     seed_prompts: Annotated[int, typer.Option(help="Prompts for the (slow) seed-style pipeline.")] = 8,
     prompts: Annotated[int, typer.Option(help="Prompts for distil's batched generation.")] = 64,
     new_tokens: Annotated[int, typer.Option(help="New tokens per prompt (fixed: min = max).")] = 128,
-    batch_size: Annotated[int, typer.Option(help="distil's batch size; 0 = automatic.")] = 0,
+    variant: Annotated[
+        Optional[list[str]],
+        typer.Option(help="distil configuration CACHE,BATCH (repeatable; BATCH 0 = automatic), e.g. static,256"),
+    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
 ) -> None:
     """Generation throughput: seed-style pipeline vs distil infer's batched generation, new tokens/s, ratio."""
     from distil_cli.bench import bench_infer as run
 
-    cache = settings_for(ctx).settings.models.cache_dir
-    _emit_report(run(shape, seed_prompts, prompts, new_tokens, batch_size, cache), out)
+    cache_dir = settings_for(ctx).settings.models.cache_dir
+    variants = []
+    for text in variant or ["dynamic,0"]:
+        kind, _, size = text.partition(",")
+        variants.append((kind.strip(), int(size or 0)))
+    _emit_report(run(shape, seed_prompts, prompts, new_tokens, variants, cache_dir), out)
 
 
 def _emit_report(report: dict, out: Optional[Path]) -> None:

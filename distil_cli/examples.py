@@ -287,7 +287,8 @@ def losses_to_parts(
 
 def task_token_counts(batches: Sequence[dict[str, torch.Tensor]]) -> torch.Tensor:
     """[summary tokens, rationale tokens] supervised in these batches (label shift applied)."""
-    counts = torch.zeros(2, dtype=torch.long)
+    device = batches[0]["labels"].device if batches else "cpu"
+    counts = torch.zeros(2, dtype=torch.long, device=device)
     for batch in batches:
         supervised = batch["labels"][:, 1:].ne(IGNORE)
         token_task = _per_token(batch["task"], supervised.shape)
@@ -297,29 +298,60 @@ def task_token_counts(batches: Sequence[dict[str, torch.Tensor]]) -> torch.Tenso
 
 
 class PackingCollator:
-    """Padding-free batches: all examples in one row, position ids restarting at 0 per example.
+    """Padding-free batches: examples packed into rows, position ids restarting at 0 per example.
 
     No attention mask is passed, so transformers derives a block-diagonal causal mask from
     the position ids: attention never crosses examples. Every example starts with prompt
     tokens (label -100), so no token is trained to predict the next example's first token.
-    Task ids are given per token.
+    Task ids are given per token (-1 on row padding).
+
+    ``row_tokens=None`` packs the whole batch into one row. A bound (e.g. 4096) packs
+    first-fit-decreasing into several rows of at most that many tokens (longer examples
+    get a row of their own): with a dense attention kernel the cost per row is quadratic
+    in the row length, so shorter rows waste less. Rows are padded to the longest; the
+    padding is one more sequence of its own (positions from 0, labels -100).
     """
 
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        ids, labels, positions, tasks = [], [], [], []
-        for f in features:
+    def __init__(self, row_tokens: int | None = None, pad_token_id: int = 0):
+        self.row_tokens = row_tokens
+        self.pad_token_id = pad_token_id
+
+    def _rows(self, features: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        if not self.row_tokens:
+            return [features]
+        rows: list[list[dict[str, Any]]] = []
+        space: list[int] = []
+        for f in sorted(features, key=lambda f: -len(f["input_ids"])):
             n = len(f["input_ids"])
-            ids.extend(f["input_ids"])
-            labels.extend(f["labels"])
-            positions.extend(range(n))
-            tasks.extend([f["task"]] * n)
-        as_row = lambda values: torch.tensor([values], dtype=torch.long)  # noqa: E731
-        return {
-            "input_ids": as_row(ids),
-            "position_ids": as_row(positions),
-            "labels": as_row(labels),
-            "task": as_row(tasks),
-        }
+            slot = next((i for i, free in enumerate(space) if free >= n), None)
+            if slot is None:
+                rows.append([f])
+                space.append(self.row_tokens - n)
+            else:
+                rows[slot].append(f)
+                space[slot] -= n
+        return rows
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        rows = self._rows(features)
+        width = max(sum(len(f["input_ids"]) for f in row) for row in rows)
+        out = {name: [] for name in ("input_ids", "position_ids", "labels", "task")}
+        for row in rows:
+            ids, labels, positions, tasks = [], [], [], []
+            for f in row:
+                n = len(f["input_ids"])
+                ids.extend(f["input_ids"])
+                labels.extend(f["labels"])
+                positions.extend(range(n))
+                tasks.extend([f["task"]] * n)
+            pad = width - len(ids)
+            ids.extend([self.pad_token_id] * pad)
+            labels.extend([IGNORE] * pad)
+            positions.extend(range(pad))
+            tasks.extend([-1] * pad)
+            for name, values in zip(out, (ids, positions, labels, tasks)):
+                out[name].append(values)
+        return {name: torch.tensor(values, dtype=torch.long) for name, values in out.items()}
 
 
 class TokenBudgetBatchSampler:

@@ -42,6 +42,7 @@ def generate_batched(
     repetition_penalty: float = 1.0,
     on_batch: Callable[[list[int], list[Generated]], None] | None = None,
     min_new_tokens: int = 0,
+    cache_implementation: str | None = None,
 ) -> list[Generated]:
     """Generate for every prompt (token ids); results come back in the input order."""
     was_training = model.training
@@ -53,6 +54,8 @@ def generate_batched(
     sampling: dict = {"do_sample": False}
     if min_new_tokens:
         sampling["min_new_tokens"] = min_new_tokens  # benchmarks: a fixed amount of work per prompt
+    if cache_implementation:
+        sampling["cache_implementation"] = cache_implementation  # "static": fixed shapes, compiled decoding
     if temperature > 0:
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
     try:

@@ -133,7 +133,7 @@ def auto_batch_size(model, prompt_tokens: int, max_new_tokens: int) -> int:
     bytes_per = 2 if next(model.parameters()).dtype in (torch.bfloat16, torch.float16) else 4
     per_seq = (prompt_tokens + max_new_tokens) * cfg.num_hidden_layers * 2 * heads * head_dim * bytes_per
     per_seq += cfg.vocab_size * 4 * 2  # logits of the last position, float32, with some slack
-    return int(max(1, min(256, (free * 0.5) // max(per_seq, 1))))
+    return int(max(1, min(1024, (free * 0.5) // max(per_seq, 1))))
 
 
 @dataclass
@@ -233,6 +233,7 @@ def run_inference(
             top_p=cfg.top_p,
             repetition_penalty=cfg.repetition_penalty,
             on_batch=write,
+            cache_implementation=None if cfg.cache == "dynamic" else cfg.cache,
         )
     if submission_dir is not None:  # records done in an earlier run also belong in the folder
         for row in (json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()):

@@ -140,6 +140,12 @@ class TrainSettings(Section):
     tokens_per_batch: int | None = Field(
         None, ge=64, description="Token budget of a packed batch (default: batch_size x the mean example length)."
     )
+    pack_row_tokens: int | None = Field(
+        None, ge=64, description="Longest packed row; several rows per batch (default: one row per batch)."
+    )
+    attn_implementation: str | None = Field(
+        None, description="Attention kernel: sdpa, eager, flex_attention, flash_attention_2 (default: the model's)."
+    )
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW, cosine schedule).")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up.")
@@ -180,6 +186,9 @@ class InferSettings(Section):
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
     repetition_penalty: float = Field(1.0, gt=0, description="Repetition penalty.")
     formatter: str | None = Field(None, description="Prompt formatter name (default: the run's or auto-detected).")
+    cache: Literal["dynamic", "static"] = Field(
+        "dynamic", description="KV cache: dynamic, or static (fixed shapes; transformers compiles the decoding step)."
+    )
 
 
 class ScoreSettings(Section):

@@ -93,7 +93,8 @@ def _load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+        extra = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -145,6 +146,7 @@ def _training_args(out: Path, cfg: TrainSettings, examples: list[dict[str, Any]]
         max_input_tokens=cfg.max_input_tokens,
         packing=cfg.packing,
         tokens_per_batch=budget,
+        pack_row_tokens=cfg.pack_row_tokens,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=max(cfg.batch_size, 8),
         gradient_accumulation_steps=cfg.grad_accum,

@@ -48,6 +48,7 @@ class DistilTrainingArguments(TrainingArguments):
     max_input_tokens: int = field(default=2048, metadata={"help": "Prompt length limit (input side cropped)."})
     packing: bool = field(default=True, metadata={"help": "Padding-free packed batches under a token budget."})
     tokens_per_batch: int = field(default=8192, metadata={"help": "Token budget of one packed batch."})
+    pack_row_tokens: int | None = field(default=None, metadata={"help": "Longest packed row (None: one row)."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -119,12 +120,14 @@ class DistilTrainer(Trainer):
         from torch.utils.data import DataLoader
 
         sampler = TokenBudgetBatchSampler(self.train_dataset, self.args.tokens_per_batch, self.args.seed)
-        loader = DataLoader(self.train_dataset, batch_sampler=sampler, collate_fn=PackingCollator(), num_workers=0)
+        pad = getattr(self.processing_class, "pad_token_id", None) or 0
+        collator = PackingCollator(self.args.pack_row_tokens, pad)
+        loader = DataLoader(self.train_dataset, batch_sampler=sampler, collate_fn=collator, num_workers=0)
         return self.accelerator.prepare(loader)
 
     def _get_num_items_in_batch(self, batch_samples, device):
         """Per-task supervised token counts of the accumulation window, summed over ranks."""
-        counts = task_token_counts(batch_samples).to(device)
+        counts = task_token_counts(batch_samples).to(device) if batch_samples else torch.zeros(2, device=device)
         if self.args.world_size > 1:
             counts = self.accelerator.gather(counts.unsqueeze(0)).sum(dim=0)
         return counts
@@ -135,7 +138,9 @@ class DistilTrainer(Trainer):
         labels = inputs.pop("labels")
         tokens = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else inputs["input_ids"].numel()
         packed = "position_ids" in inputs and "attention_mask" not in inputs
-        n_examples = int((inputs["position_ids"] == 0).sum()) if packed else inputs["input_ids"].shape[0]
+        n_examples = (
+            int(((inputs["position_ids"] == 0) & (task >= 0)).sum()) if packed else inputs["input_ids"].shape[0]
+        )
         losses, mask, outputs = supervised_token_losses(model, inputs, labels)
         alpha = self.args.alpha if self.args.model_type == "distill" else 1.0
         counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
