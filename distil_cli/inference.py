@@ -18,7 +18,7 @@ from typing import Any
 from distil_cli.data import normalise_text, read_jsonl
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.examples import encode_prompt
-from distil_cli.models import load_tokenizer, resolve_model
+from distil_cli.models import load_causal_lm, load_tokenizer, resolve_model
 from distil_cli.prompts import SUMMARY, choose_formatter, instruction_for, stop_token_ids
 from distil_cli.settings import InferSettings
 
@@ -157,7 +157,6 @@ def run_inference(
     progress=None,
 ) -> InferResult:
     import torch
-    from transformers import AutoModelForCausalLM
 
     records = read_inputs(data, cfg.split, lang)
     ids = [r["id"] for r in records]
@@ -179,10 +178,7 @@ def run_inference(
     tokenizer = load_tokenizer(source)
     formatter = choose_formatter(tokenizer, spec.formatter)
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
+    model = load_causal_lm(source, dtype)
     if torch.cuda.is_available():
         model = model.to("cuda")
     context = getattr(model.config, "max_position_embeddings", None) or 10**9

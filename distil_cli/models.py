@@ -213,9 +213,12 @@ def resolve_model(name: str, cache_dir: Path) -> str:
         return str(tiny_dir(cache_dir))
     path = Path(name).expanduser()
     if path.is_dir():
-        if (path / "final" / "config.json").is_file():
-            return str(path / "final")
-        if not (path / "config.json").is_file() and not any(path.glob("*.gguf")):
+        final = path / "final"
+        if (final / "config.json").is_file() or (final / "adapter_config.json").is_file():
+            return str(final)
+        if not any((path / f).is_file() for f in ("config.json", "adapter_config.json")) and not any(
+            path.glob("*.gguf")
+        ):
             raise ModelError(f"model folder {path} has no config.json: not a Hugging Face model folder")
         return str(path)
     if not re.fullmatch(r"[\w\-][\w.\-]*(/[\w.\-]+)?", name) or name.endswith((".bin", ".safetensors", ".gguf")):
@@ -241,3 +244,17 @@ def load_tokenizer(source: str, pad_token: str | None = None):
     elif tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def load_causal_lm(source: str, dtype):
+    """A causal LM from a folder or id; a LoRA adapter folder (``--no-merge`` runs) loads onto its base model."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        if (Path(source) / "adapter_config.json").is_file():
+            from peft import AutoPeftModelForCausalLM
+
+            return AutoPeftModelForCausalLM.from_pretrained(source, dtype=dtype)
+        return AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None

@@ -141,7 +141,7 @@ class TrainSettings(Section):
         None, ge=64, description="Token budget of a packed batch (default: batch_size x the mean example length)."
     )
     pack_row_tokens: int | None = Field(
-        None, ge=64, description="Longest packed row; several rows per batch (default: one row per batch)."
+        4096, ge=64, description="Longest packed row: a batch is packed into rows of at most this many tokens."
     )
     attn_implementation: str | None = Field(
         None, description="Attention kernel: sdpa, eager, flex_attention, flash_attention_2 (default: the model's)."

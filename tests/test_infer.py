@@ -110,7 +110,8 @@ def test_prompt_comes_from_run_json(tmp_path, data, tiny, monkeypatch):
     assert all(len(tokenizer(p, add_special_tokens=False)["input_ids"]) <= 40 for p in seen)
 
 
-def test_batched_generation_equals_one_by_one(tiny):
+@pytest.mark.parametrize("cache", [None, "static"])
+def test_batched_generation_equals_one_by_one(tiny, cache):
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(str(tiny))
@@ -121,7 +122,7 @@ def test_batched_generation_equals_one_by_one(tiny):
         for n in (1, 7, 3, 12)
     ]
     stops = stop_token_ids(tokenizer, formatter)
-    batched = generate_batched(model, tokenizer, prompts, stops, 12, batch_size=4)
+    batched = generate_batched(model, tokenizer, prompts, stops, 12, batch_size=4, cache_implementation=cache)
     single = []
     for ids in prompts:
         out = model.generate(

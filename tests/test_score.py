@@ -126,3 +126,21 @@ def test_bertscore_needs_local_model(tmp_path):
     path = _preds(tmp_path, "run", {"en-1": "x"})
     result = run_cli("score", path, "--bertscore-model", tmp_path / "nope")
     assert result.exit_code == 1 and "not a local model folder" in result.output
+
+
+def test_bertscore_with_a_local_model(tmp_path):
+    import os
+    from pathlib import Path
+
+    from distil_cli.models import tiny_dir
+    from distil_cli.scoring import BertScorer
+    from distil_cli.settings import ModelsSettings
+
+    folder = tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
+    scorer = BertScorer(str(folder))
+    same, other = scorer.f1(["The patient had fever.", "The patient had fever."], ["The patient had fever.", "Rash."])
+    assert same == pytest.approx(100.0, abs=1e-3) and other < same
+    path = _preds(tmp_path, "run", {"en-1": "The patient had fever. She recovered fully."})
+    result = run_cli("score", path, "--bertscore-model", folder, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["scores"][0]["bertscore_f1"] == pytest.approx(100.0, abs=1e-3)

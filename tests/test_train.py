@@ -311,3 +311,24 @@ def test_two_processes_match_one_process(tmp_path, data_dir, tiny):
             if key in a:
                 assert b[key] == pytest.approx(a[key], rel=1e-5), key
     assert (tmp_path / "two" / "final" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("merge", [True, False])
+def test_lora_run_merges_into_final_unless_no_merge(tmp_path, data_dir, tiny, merge):
+    out = tmp_path / "lora"
+    extra = ["--lora", "--lora-r", 4, "--gradient-checkpointing", "--merge" if merge else "--no-merge"]
+    result = run_cli(*_train_args(data_dir, out, tiny, "distill", steps=2, extra=extra))
+    assert result.exit_code == 0, result.output
+    files = {p.name for p in (out / "final").iterdir()}
+    if merge:
+        from transformers import AutoModelForCausalLM
+
+        assert "model.safetensors" in files and "adapter_config.json" not in files
+        merged = AutoModelForCausalLM.from_pretrained(out / "final")
+        assert not any("lora" in name for name, _ in merged.named_parameters())
+    else:
+        assert "adapter_config.json" in files and "adapter_model.safetensors" in files
+    predictions = tmp_path / "p.jsonl"  # infer loads either form from the run folder
+    done = run_cli("infer", out, data_dir, "--split", "valid", "--out", predictions, "--max-new-tokens", 2)
+    assert done.exit_code == 0, done.output
+    assert len(predictions.read_text().splitlines()) == 4
