@@ -9,31 +9,17 @@ def smollm_tiny_config(vocab_size: int):
     """A 2-layer Llama of SmolLM2's family, for tests and CPU benchmarks (no download)."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-    )
+    from distil_cli.plugins import tiny_config
+
+    return tiny_config(LlamaConfig, vocab_size, tie_word_embeddings=True)
 
 
 def qwen2_tiny_config(vocab_size: int):
     from transformers import Qwen2Config
 
-    return Qwen2Config(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-    )
+    from distil_cli.plugins import tiny_config
+
+    return tiny_config(Qwen2Config, vocab_size, tie_word_embeddings=True)
 
 
 @hookimpl

@@ -51,6 +51,21 @@ class ModelFamily:
         return any(a in self.architectures for a in (getattr(config, "architectures", None) or []))
 
 
+TINY_SHAPE = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+)
+
+
+def tiny_config(config_cls, vocab_size: int, **overrides):
+    """A 2-layer, 64-wide config of any family (the ``tiny`` preset shape), built without a download."""
+    return config_cls(vocab_size=vocab_size, **{**TINY_SHAPE, **overrides})
+
+
 @dataclass
 class Registry:
     families: dict[str, ModelFamily] = field(default_factory=dict)

@@ -30,16 +30,9 @@ class GemmaFormatter:
 def tiny_config(vocab_size: int):
     from transformers import Gemma2Config
 
-    return Gemma2Config(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        max_position_embeddings=4096,
-    )
+    from distil_cli.plugins import tiny_config as tiny
+
+    return tiny(Gemma2Config, vocab_size, head_dim=16)
 
 
 @hookimpl

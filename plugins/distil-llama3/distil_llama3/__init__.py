@@ -35,16 +35,9 @@ class Llama3Formatter:
 def tiny_config(vocab_size: int):
     from transformers import LlamaConfig
 
-    return LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        rope_theta=500000.0,
-    )
+    from distil_cli.plugins import tiny_config as tiny
+
+    return tiny(LlamaConfig, vocab_size, rope_theta=500000.0)
 
 
 @hookimpl

@@ -24,16 +24,9 @@ class Phi3Formatter:
 def tiny_config(vocab_size: int):
     from transformers import Phi3Config
 
-    return Phi3Config(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        pad_token_id=0,
-    )
+    from distil_cli.plugins import tiny_config as tiny
+
+    return tiny(Phi3Config, vocab_size, pad_token_id=0)
 
 
 @hookimpl
