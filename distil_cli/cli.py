@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from distil_cli import __version__
-from distil_cli.errors import DistilError, NotImplementedYet
+from distil_cli.errors import DistilError
 from distil_cli.options import opt
 from distil_cli.settings import LoadedSettings, effective_rows, load_settings
 
@@ -239,11 +239,7 @@ def models_list(ctx: typer.Context, cache_dir: Annotated[Optional[Path], opt("mo
         err_console.print("The cache is empty: `distil models pull` installs the embedded model.")
 
 
-# --------------------------------------------------------------------------- not implemented yet
-
-
-def _not_yet(what: str) -> None:
-    raise NotImplementedYet(f"`distil {what}` is not implemented yet")
+# --------------------------------------------------------------------------- annotate
 
 
 @app.command()

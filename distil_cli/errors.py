@@ -25,12 +25,6 @@ class ModelError(DistilError):
     """A model could not be found, fetched, converted or loaded."""
 
 
-class NotImplementedYet(DistilError):
-    """A command that exists in the interface but has not landed yet."""
-
-    exit_code = 2
-
-
 class PartialFailure(DistilError):
     """Some records failed after all retries; they are listed beside the output."""
 
