@@ -240,7 +240,9 @@ def run_training(
     data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool = False
 ) -> dict[str, Any]:
     """Train and return run.json's content; RUN_DIR/final holds the best (or last) model."""
-    from distil_cli.training import DistilTrainer, EvaluateAtEnd, MetricsFile
+    from transformers.trainer_callback import ProgressCallback
+
+    from distil_cli.training import DistilTrainer, EvaluateAtEnd, LossProgress, MetricsFile
 
     out = Path(out)
     checkpoints = _checkpoints(out) if out.is_dir() else []
@@ -268,6 +270,8 @@ def run_training(
         summary_instructions=cfg.summary_instructions,
         predictions_dir=out / "eval_predictions",
     )
+    trainer.remove_callback(ProgressCallback)  # replaced by one that shows the losses on the bar
+    trainer.add_callback(LossProgress())
     trainer.train(resume_from_checkpoint=True if resume else None)
     run = _run_json(data_dir, inputs, cfg, trainer, started)
     run["final"] = str(out / "final")

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
 
 from distil_cli.examples import (
     IGNORE,
@@ -73,6 +74,19 @@ class MetricsFile(TrainerCallback):
             line = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **logs}
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(line) + "\n")
+
+
+class LossProgress(ProgressCallback):
+    """The progress bar (steps, ETA) with the latest loss, task losses and ROUGE as its postfix."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not (state.is_world_process_zero and self.training_bar is not None and logs):
+            return
+        shown = {"loss": "loss", "loss_pred": "pred", "loss_expl": "expl", "eval_rouge_mean": "rouge"}
+        values = {label: f"{logs[key]:.4g}" for key, label in shown.items() if isinstance(logs.get(key), (int, float))}
+        if values:
+            self.postfix = {**getattr(self, "postfix", {}), **values}
+            self.training_bar.set_postfix(self.postfix, refresh=True)
 
 
 class EvaluateAtEnd(TrainerCallback):
