@@ -117,10 +117,10 @@ class DistilTrainer(Trainer):
         self.summary_instructions = summary_instructions
         self.predictions_dir = predictions_dir
         self.loss_is_scaled_for_ga = True  # compute_loss already normalises over the window
-        self._parts = torch.zeros(4, dtype=torch.float64)  # sum_pred, sum_expl, n_pred, n_expl since last log
-        self._tokens = 0
-        self._tokens_seen = 0  # cumulative, for benchmarks
-        self._examples_seen = 0
+        # since the last log / since the start: sum_pred, sum_expl, n_pred, n_expl, tokens, examples.
+        # Kept on the device and read only when logging, so steps never wait for the host.
+        self._acc: torch.Tensor | None = None
+        self._acc_total: torch.Tensor | None = None
         self._last_log_time = time.perf_counter()
 
     # ---- batching -----------------------------------------------------------------------
@@ -150,39 +150,51 @@ class DistilTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         task = inputs.pop("task")
         labels = inputs.pop("labels")
-        tokens = int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else inputs["input_ids"].numel()
         packed = "position_ids" in inputs and "attention_mask" not in inputs
-        n_examples = (
-            int(((inputs["position_ids"] == 0) & (task >= 0)).sum()) if packed else inputs["input_ids"].shape[0]
-        )
+        if packed:  # row padding has task -1 and is not a useful token
+            tokens = (task >= 0).sum()
+            examples = ((inputs["position_ids"] == 0) & (task >= 0)).sum()
+        else:
+            tokens = inputs["attention_mask"].sum() if "attention_mask" in inputs else inputs["input_ids"].numel()
+            examples = inputs["input_ids"].shape[0]
         losses, mask, outputs = supervised_token_losses(model, inputs, labels)
         alpha = self.args.alpha if self.args.model_type == "distill" else 1.0
         counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
         parts = losses_to_parts(losses, mask, task, alpha, counts)
         loss = parts.loss * (self.args.world_size if counts is not None else 1)  # DDP averages gradients
         if model.training:
-            self._parts += torch.tensor(
-                [parts.sum_pred.item(), parts.sum_expl.item(), parts.n_pred.item(), parts.n_expl.item()],
-                dtype=torch.float64,
+            step = torch.stack(
+                [
+                    torch.as_tensor(v, device=loss.device, dtype=torch.float64)
+                    for v in (parts.sum_pred, parts.sum_expl, parts.n_pred, parts.n_expl, tokens, examples)
+                ]
             )
-            self._tokens += tokens
-            self._tokens_seen += tokens
-            self._examples_seen += n_examples
+            self._acc = step if self._acc is None else self._acc + step
+            self._acc_total = step if self._acc_total is None else self._acc_total + step
         return (loss, outputs) if return_outputs else loss
+
+    @property
+    def _tokens_seen(self) -> int:
+        return 0 if self._acc_total is None else int(self._acc_total[4])
+
+    @property
+    def _examples_seen(self) -> int:
+        return 0 if self._acc_total is None else int(self._acc_total[5])
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
-            totals = torch.cat([self._parts, torch.tensor([float(self._tokens)], dtype=torch.float64)])
+            totals = (
+                self._acc if self._acc is not None else torch.zeros(6, dtype=torch.float64, device=self.args.device)
+            )
             if self.args.world_size > 1:  # every rank logs at the same steps, so this collective is safe
-                totals = self.accelerator.reduce(totals.to(self.args.device), reduction="sum").cpu()
-            sum_pred, sum_expl, n_pred, n_expl, tokens = totals.tolist()
+                totals = self.accelerator.reduce(totals, reduction="sum")
+            sum_pred, sum_expl, n_pred, n_expl, tokens, _ = totals.cpu().tolist()
             logs["loss_pred"] = sum_pred / n_pred if n_pred else float("nan")
             if self.args.model_type == "distill":
                 logs["loss_expl"] = sum_expl / n_expl if n_expl else float("nan")
             now = time.perf_counter()
             logs["tokens_per_s"] = round(tokens / max(now - self._last_log_time, 1e-9), 1)
-            self._parts.zero_()
-            self._tokens = 0
+            self._acc = None
             self._last_log_time = now
         super().log(logs, start_time)
 
