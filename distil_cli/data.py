@@ -233,23 +233,28 @@ def _field(row: dict, name: str, where: str, role: str, required: bool = False) 
 # --------------------------------------------------------------------------- prepared splits
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a prepared split; a malformed line is an error naming its number."""
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; run `distil prepare` first or check the path")
-    records = []
+def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of each non-blank line; a malformed line is an error naming its number."""
     with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
-            for key in ("id", "input"):
-                if not isinstance(record.get(key), str) or not record[key]:
-                    raise DataError(f"{path}:{number}: record has no '{key}' text; re-run `distil prepare`")
-            records.append(record)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a prepared split; a malformed line is an error naming its number."""
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; run `distil prepare` first or check the path")
+    records = []
+    for number, record in iter_jsonl(path):
+        for key in ("id", "input"):
+            if not isinstance(record, dict) or not isinstance(record.get(key), str) or not record[key]:
+                raise DataError(f"{path}:{number}: record has no '{key}' text; re-run `distil prepare`")
+        records.append(record)
     return records
 
 

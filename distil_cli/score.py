@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from distil_cli.data import iter_jsonl
 from distil_cli.errors import DataError
 from distil_cli.scoring import MEAN_OF, ROUGE_TYPES, score_pair
 
@@ -31,22 +31,15 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
     if not Path(path).is_file():
         raise DataError(f"{path} does not exist")
     rows, seen = [], set()
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: malformed JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                raise DataError(f"{path}:{number}: a prediction needs an 'id' string")
-            if row["id"] in seen:
-                raise DataError(f"{path}:{number}: duplicate id '{row['id']}'")
-            if not isinstance(row.get("prediction", ""), str):
-                raise DataError(f"{path}:{number} (id {row['id']}): 'prediction' must be text")
-            seen.add(row["id"])
-            rows.append(row)
+    for number, row in iter_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise DataError(f"{path}:{number}: a prediction needs an 'id' string")
+        if row["id"] in seen:
+            raise DataError(f"{path}:{number}: duplicate id '{row['id']}'")
+        if not isinstance(row.get("prediction", ""), str):
+            raise DataError(f"{path}:{number} (id {row['id']}): 'prediction' must be text")
+        seen.add(row["id"])
+        rows.append(row)
     if not rows:
         raise DataError(f"{path}: no predictions")
     return rows
