@@ -426,7 +426,8 @@ def infer(
 
     from distil_cli.inference import read_inputs, run_inference
 
-    total = len(read_inputs(data, loaded.settings.infer.split, lang))
+    records = read_inputs(data, loaded.settings.infer.split, lang)
+    total = len(records)
     columns = [
         TextColumn("infer"),
         BarColumn(),
@@ -447,7 +448,7 @@ def infer(
             bar.update(task, advance=records, rate=rate)
 
         result = run_inference(
-            model, data, out, loaded.settings.infer, loaded.settings.models.cache_dir, submission_dir, lang, advance
+            model, records, out, loaded.settings.infer, loaded.settings.models.cache_dir, submission_dir, advance
         )
         bar.update(task, completed=total)
     rate = result.new_tokens / max(result.seconds, 1e-9)

@@ -148,20 +148,20 @@ class InferResult:
 
 def run_inference(
     model_arg: str,
-    data: Path,
+    records: list[dict[str, Any]],
     out: Path,
     cfg: InferSettings,
     cache_dir: Path,
     submission_dir: Path | None = None,
-    lang: str | None = None,
     progress=None,
 ) -> InferResult:
+    """Generate for ``records`` (from ``read_inputs``), appending to ``out`` and skipping ids already there."""
     import torch
 
-    records = read_inputs(data, cfg.split, lang)
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
-        raise DataError(f"{data}: duplicate ids in the input")
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"duplicate id '{duplicate}' in the input; ids must be unique")
     if submission_dir is not None:
         names: dict[str, str] = {}
         for record_id in ids:

@@ -137,3 +137,11 @@ def test_batched_generation_equals_one_by_one(tiny, cache):
         ref_kept = ref[: next((i for i, t in enumerate(ref) if t in stops), len(ref))]
         assert got.new_tokens == len(ref_kept)
         assert got.text == tokenizer.decode(ref_kept, skip_special_tokens=True).strip()
+
+
+def test_duplicate_ids_are_an_error_before_any_output(tmp_path, tiny):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "a", "input": "x"}\n{"id": "a", "input": "y"}\n')
+    result = run_cli("infer", tiny, data, "--out", tmp_path / "p.jsonl")
+    assert result.exit_code == 1 and "duplicate id 'a'" in result.output
+    assert not (tmp_path / "p.jsonl").exists()
