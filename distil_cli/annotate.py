@@ -161,9 +161,8 @@ class Job:
     stats: Stats
 
 
-def plan(src: Path, out: Path, cfg: AnnotateSettings, backend: str, model: str) -> Job:
+def plan(src: Path, out: Path, cfg: AnnotateSettings, backend: str, model: str, template: str | None) -> Job:
     records = read_jsonl(src)
-    template = load_template(cfg.template)
     hashes = existing_hashes(out)
     stats = Stats(total=len(records))
     todo = []
@@ -317,12 +316,12 @@ def make_teacher(cfg: AnnotateSettings, cache_dir: Path):
     return backends[cfg.backend](cfg, cache_dir)
 
 
-def plan_all(data: Path, out: Path, cfg: AnnotateSettings, backend: str, model: str) -> list[Job]:
+def plan_all(data: Path, out: Path, cfg: AnnotateSettings, backend: str, model: str, template: str | None) -> list[Job]:
     data, out = Path(data), Path(out)
     if data.is_file():
         if out.is_dir():
             raise ConfigError(f"--out {out} is a folder; give a .jsonl file for a single split")
-        return [plan(data, out, cfg, backend, model)]
+        return [plan(data, out, cfg, backend, model, template)]
     if not data.is_dir():
         raise DataError(f"{data} does not exist")
     splits = [data / f"{name}.jsonl" for name in ("train", "valid", "test") if (data / f"{name}.jsonl").is_file()]
@@ -331,7 +330,7 @@ def plan_all(data: Path, out: Path, cfg: AnnotateSettings, backend: str, model: 
     out.mkdir(parents=True, exist_ok=True)
     if (data / "manifest.json").is_file() and not (out / "manifest.json").exists():
         shutil.copyfile(data / "manifest.json", out / "manifest.json")
-    return [plan(src, out / src.name, cfg, backend, model) for src in splits]
+    return [plan(src, out / src.name, cfg, backend, model, template) for src in splits]
 
 
 def annotate(
@@ -339,12 +338,13 @@ def annotate(
 ) -> Stats:
     """Annotate a split file or every split of a prepared folder; raise PartialFailure if records failed."""
     model = cfg.model or ("default" if cfg.backend == "local" else DEFAULT_OPENAI_MODEL)
-    jobs = plan_all(data, out, cfg, cfg.backend, model)
+    template = load_template(cfg.template)  # read once: it decides every prompt and hash
+    jobs = plan_all(data, out, cfg, cfg.backend, model, template)
     total = Stats()
     for job in jobs:
         total.total += job.stats.total
         total.skipped += job.stats.skipped
-    label_aware = bool(cfg.template and "{output}" in (load_template(cfg.template) or ""))
+    label_aware = template is not None and "{output}" in template
 
     def tick() -> None:
         if progress is not None:

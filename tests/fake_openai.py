@@ -26,6 +26,7 @@ class FakeOpenAI:
     def __init__(self, api_key: str | None = None):
         self.api_key = api_key
         self.calls: Counter = Counter()
+        self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
         server = self
 
@@ -47,6 +48,7 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length", 0))
                 request = json.loads(self.rfile.read(length))
                 auth = self.headers.get("Authorization", "")
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if server.api_key and auth != f"Bearer {server.api_key}":
                     return self._send(401, {"error": {"message": "invalid key", "type": "auth"}})
                 content = request["messages"][-1]["content"]

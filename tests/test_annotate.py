@@ -41,8 +41,11 @@ def test_annotates_with_metadata_and_resumes(tmp_path):
     data = _split(tmp_path / "train.jsonl", [f"Patient {i} had fever 39.5 and cough." for i in range(6)])
     out = tmp_path / "ann.jsonl"
     with FakeOpenAI() as server:
-        result = run_cli(*_args(server, data, out, "--concurrency", 3))
+        result = run_cli(*_args(server, data, out, "--concurrency", 3, "--header", "X-Title: distil tests"))
         assert result.exit_code == 0, result.output
+        assert server.headers and all(h.get("x-title") == "distil tests" for h in server.headers)
+        bad = run_cli(*_args(server, data, tmp_path / "x.jsonl", "--header", "no-colon"))
+        assert bad.exit_code == 2 and "expected 'Name: value'" in bad.output
         rows = _lines(out)
         assert sorted(r["id"] for r in rows) == [f"r{i}" for i in range(6)]
         row = next(r for r in rows if r["id"] == "r2")

@@ -25,3 +25,8 @@ def test_bench_train_and_infer_on_cpu(tmp_path):
     seed, ours = json.loads(out.read_text())["results"]
     assert seed["new_tokens_per_s"] > 0 and ours["new_tokens_per_s"] > 0
     assert seed["samples_per_s"] > 0 and ours["seconds"] > 0
+
+
+def test_bench_rejects_a_malformed_variant():
+    result = run_cli("bench", "train", "--variant", "sdpa")
+    assert result.exit_code == 1 and "expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS" in result.output
