@@ -161,6 +161,17 @@ class Collator:
         return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "task": task}
 
 
+def record_groups(examples: Sequence[dict[str, Any]]) -> list[list[int]]:
+    """Indices of adjacent examples of the same record (its summary and rationale examples)."""
+    groups: list[list[int]] = []
+    for index, example in enumerate(examples):
+        if groups and examples[groups[-1][0]]["id"] == example["id"]:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
 class GroupedLengthSampler(Sampler[int]):
     """Seeded, length-grouped order that keeps a record's task examples in one batch.
 
@@ -171,12 +182,7 @@ class GroupedLengthSampler(Sampler[int]):
     """
 
     def __init__(self, examples: Sequence[dict[str, Any]], batch_size: int, seed: int):
-        self.groups: list[list[int]] = []
-        for index, example in enumerate(examples):
-            if self.groups and examples[self.groups[-1][0]]["id"] == example["id"]:
-                self.groups[-1].append(index)
-            else:
-                self.groups.append([index])
+        self.groups = record_groups(examples)
         self.lengths = [max(len(examples[i]["input_ids"]) for i in g) for g in self.groups]
         per_group = max(len(g) for g in self.groups)
         self.groups_per_batch = max(1, batch_size // per_group)
@@ -363,7 +369,7 @@ class TokenBudgetBatchSampler:
     """
 
     def __init__(self, examples: Sequence[dict[str, Any]], max_tokens: int, seed: int):
-        groups = GroupedLengthSampler(examples, 2, seed).groups
+        groups = record_groups(examples)
         sizes = [sum(len(examples[i]["input_ids"]) for i in g) for g in groups]
         order = list(range(len(groups)))
         random.Random(seed).shuffle(order)

@@ -82,13 +82,7 @@ class ChatMLFormatter:
     end_of_turn = "<|im_end|>"
 
     def __init__(self, tokenizer=None):
-        if tokenizer is not None and tokenizer.convert_tokens_to_ids(self.end_of_turn) in (
-            None,
-            tokenizer.unk_token_id,
-        ):
-            raise ConfigError(
-                "the chatml formatter needs a tokenizer with the <|im_end|> token; pick another --formatter"
-            )
+        """Whether <|im_end|> is one token of the tokenizer is checked by ``choose_formatter``."""
 
     def format(self, instruction: str, text: str, answer: str | None = None, system: str | None = None) -> Formatted:
         head = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""

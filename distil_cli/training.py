@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,14 +250,20 @@ class DistilTrainer(Trainer):
 
 
 def accepts_logits_to_keep(model) -> bool:
-    import inspect
+    """Whether the model, through DDP/peft wrappers, takes ``logits_to_keep``; cached per model object."""
+    if model not in _KEEPS_LOGITS:
+        import inspect
 
-    inner = model
-    for attr in ("module", "base_model", "model"):  # DDP, peft wrappers
-        if "logits_to_keep" in inspect.signature(inner.forward).parameters:
-            return True
-        inner = getattr(inner, attr, inner)
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+        inner, found, seen = model, False, set()
+        while inner is not None and id(inner) not in seen and not found:  # base_model can point to itself
+            seen.add(id(inner))
+            found = "logits_to_keep" in inspect.signature(inner.forward).parameters
+            inner = next((getattr(inner, a) for a in ("module", "model", "base_model") if hasattr(inner, a)), None)
+        _KEEPS_LOGITS[model] = found
+    return _KEEPS_LOGITS[model]
+
+
+_KEEPS_LOGITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def supervised_token_losses(model, inputs: dict, labels: torch.Tensor):

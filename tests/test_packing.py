@@ -124,3 +124,15 @@ def test_token_budget_batches_keep_pairs_and_are_stable(setup):
         assert sum(len(examples[i]["input_ids"]) for i in batch) <= 300 or len(set(ids)) == 1
     sampler.set_epoch(1)
     assert sorted(map(tuple, sampler)) == sorted(map(tuple, batches)) and len(sampler) == len(batches)
+
+
+def test_supervised_only_logits_path_is_found_through_peft(setup):
+    from peft import LoraConfig, get_peft_model
+
+    from distil_cli.training import accepts_logits_to_keep
+
+    model, _, _ = setup
+    assert accepts_logits_to_keep(model)
+    wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    assert accepts_logits_to_keep(wrapped)  # finishes: peft's base_model chain points back to itself
+    wrapped.unload()
