@@ -329,6 +329,7 @@ def train(
     tokens_per_batch: Annotated[Optional[int], opt("train", "tokens_per_batch")] = None,
     pack_row_tokens: Annotated[Optional[int], opt("train", "pack_row_tokens")] = None,
     attn_implementation: Annotated[Optional[str], opt("train", "attn_implementation")] = None,
+    kernels: Annotated[Optional[str], opt("train", "kernels")] = None,
     grad_accum: Annotated[Optional[int], opt("train", "grad_accum")] = None,
     lr: Annotated[Optional[float], opt("train", "lr")] = None,
     warmup_ratio: Annotated[Optional[float], opt("train", "warmup_ratio")] = None,

@@ -273,20 +273,38 @@ def multitask_loss(
 
 
 def losses_to_parts(
-    losses: torch.Tensor, mask: torch.Tensor, task: torch.Tensor, alpha: float, counts: torch.Tensor | None = None
+    losses: torch.Tensor,
+    mask: torch.Tensor,
+    task: torch.Tensor,
+    alpha: float,
+    counts: torch.Tensor | None = None,
+    check: bool = True,
 ) -> LossParts:
-    """Per-task sums and means from per-token losses [B, T-1] and their mask."""
+    """Per-task sums and means from per-token losses [B, T-1] and their mask.
+
+    ``check`` raises when a task has examples but no supervised token (a host sync; packed
+    batches are checked by their collator instead).
+    """
     token_task = _per_token(task, mask.shape)
     sums, ns = [], []
     for task_id in (0, 1):
         selected = token_task == task_id
         n = (mask & selected).sum()
-        if bool((task == task_id).any()) and int(n) == 0:
+        if check and bool((task == task_id).any()) and int(n) == 0:
             raise ValueError(f"task {task_id} has examples in the batch but no supervised token")
         sums.append((losses * (mask & selected)).sum())
         ns.append(n)
-    denominators = counts if counts is not None else torch.stack(ns)
-    means = [s / d.clamp(min=1) for s, d in zip(sums, denominators)]
+    return parts_from_sums(sums, ns, alpha, counts)
+
+
+def parts_from_sums(sums, ns, alpha: float, counts: torch.Tensor | None = None) -> LossParts:
+    """The multitask loss from per-task loss sums and supervised token counts (tensors or ints).
+
+    ``counts`` (per-task tokens of the whole accumulation window) replace ``ns`` as the
+    denominators when given.
+    """
+    denominators = counts if counts is not None else ns
+    means = [s / (d.clamp(min=1) if torch.is_tensor(d) else max(d, 1)) for s, d in zip(sums, denominators)]
     loss = alpha * means[0] + (1.0 - alpha) * means[1]
     return LossParts(loss, means[0], means[1], sums[0].detach(), sums[1].detach(), ns[0], ns[1])
 
@@ -318,9 +336,10 @@ class PackingCollator:
     padding is one more sequence of its own (positions from 0, labels -100).
     """
 
-    def __init__(self, row_tokens: int | None = None, pad_token_id: int = 0):
+    def __init__(self, row_tokens: int | None = None, pad_token_id: int = 0, varlen: bool = False):
         self.row_tokens = row_tokens
         self.pad_token_id = pad_token_id
+        self.varlen = varlen
 
     def _rows(self, features: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         if not self.row_tokens:
@@ -357,7 +376,49 @@ class PackingCollator:
             tasks.extend([-1] * pad)
             for name, values in zip(out, (ids, positions, labels, tasks)):
                 out[name].append(values)
-        return {name: torch.tensor(values, dtype=torch.long) for name, values in out.items()}
+        batch: dict[str, Any] = {name: torch.tensor(values, dtype=torch.long) for name, values in out.items()}
+        batch["loss_index"] = loss_index(batch["labels"], batch["task"], features)
+        if self.varlen:
+            batch.update(sequence_lengths(batch["position_ids"]))
+        return batch
+
+
+def loss_index(labels: torch.Tensor, task: torch.Tensor, features: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the loss is, computed on the CPU so the training step never waits for the GPU.
+
+    ``keep``: columns (of the shifted labels) supervised in any row, for ``logits_to_keep``.
+    ``flat_index`` / ``flat_target``: flat positions [B*T] whose next token is supervised and
+    those tokens, summary-task positions first; ``n_pred`` of them are the summary's.
+    ``counts``: host-side numbers for logging (supervised tokens per task, useful tokens, examples).
+    """
+    supervised = labels[:, 1:].ne(IGNORE)
+    token_task = task[:, 1:]
+    for task_id in (0, 1):
+        if any(f["task"] == task_id for f in features) and not bool((supervised & (token_task == task_id)).any()):
+            raise ValueError(f"task {task_id} has examples in the batch but no supervised token")
+    width = labels.shape[1]
+    index, target = [], []
+    for task_id in (0, 1):
+        rows, cols = (supervised & (token_task == task_id)).nonzero(as_tuple=True)
+        index.append(rows * width + cols)
+        target.append(labels[rows, cols + 1])
+    n_pred, n_expl = int(index[0].numel()), int(index[1].numel())
+    return {
+        "keep": supervised.any(dim=0).nonzero().squeeze(-1),
+        "flat_index": torch.cat(index),
+        "flat_target": torch.cat(target),
+        "n_pred": n_pred,
+        "counts": (n_pred, n_expl, int(task.ge(0).sum()), len(features)),
+    }
+
+
+def sequence_lengths(position_ids: torch.Tensor) -> dict[str, Any]:
+    """Cumulative sequence lengths of packed rows (flattened) for varlen attention: starts where positions are 0."""
+    flat = position_ids.reshape(-1)
+    starts = (flat == 0).nonzero().squeeze(-1)
+    cu = torch.cat([starts, torch.tensor([flat.numel()])]).to(torch.int32)
+    longest = int((cu[1:] - cu[:-1]).max())
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
 class TokenBudgetBatchSampler:

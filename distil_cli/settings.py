@@ -141,10 +141,19 @@ class TrainSettings(Section):
         None, ge=64, description="Token budget of a packed batch (default: batch_size x the mean example length)."
     )
     pack_row_tokens: int | None = Field(
-        4096, ge=64, description="Longest packed row: a batch is packed into rows of at most this many tokens."
+        None,
+        ge=64,
+        description="Longest packed row (default: one row with varlen attention, else rows of at most 4096 tokens).",
     )
     attn_implementation: str | None = Field(
-        None, description="Attention kernel: sdpa, eager, flex_attention, flash_attention_2 (default: the model's)."
+        None,
+        description="Attention kernel: varlen (flash attention over packed examples, CUDA), sdpa, eager, "
+        "flex_attention, flash_attention_2 (default: varlen on CUDA where the model allows it, else sdpa).",
+    )
+    kernels: Literal["auto", "liger", "none"] = Field(
+        "auto",
+        description="liger: Liger's Triton kernels (RMSNorm, SwiGLU, RoPE, fused linear cross-entropy; CUDA); "
+        "auto: liger where installed and supported, else none.",
     )
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW, cosine schedule).")

@@ -16,11 +16,13 @@ from distil_cli import __version__
 from distil_cli.data import read_jsonl
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.examples import Collator, ExampleSet, build_examples
+from distil_cli.kernels import VARLEN
 from distil_cli.models import load_tokenizer, resolve_model, sha256_file
 from distil_cli.prompts import RATIONALE, SUMMARY, choose_formatter, instruction_for
 from distil_cli.settings import TrainSettings, public_dump
 
 log = logging.getLogger(__name__)
+DEFAULT_ROW_TOKENS = 4096  # packed row bound for dense-mask attention kernels (measured on the H200)
 
 
 @dataclass
@@ -92,12 +94,19 @@ def _load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     import torch
     from transformers import AutoModelForCausalLM
 
+    from transformers import AutoConfig
+
+    from distil_cli.kernels import resolve_attention, resolve_kernels
+
     try:
-        extra = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
+        config = AutoConfig.from_pretrained(source)
+        attention = resolve_attention(cfg.attn_implementation, config, cfg.packing)
+        extra = {"attn_implementation": attention} if attention else {}
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
     model.config.pad_token_id = tokenizer.pad_token_id
+    model._distil_kernels = resolve_kernels(cfg.kernels, model) if not cfg.lora else "none"
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
     if cfg.lora:
@@ -123,7 +132,14 @@ def token_budget(cfg: TrainSettings, examples: list[dict[str, Any]]) -> int:
     return max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
 
 
-def _training_args(out: Path, cfg: TrainSettings, examples: list[dict[str, Any]], has_eval: bool):
+def _training_args(
+    out: Path,
+    cfg: TrainSettings,
+    examples: list[dict[str, Any]],
+    has_eval: bool,
+    kernels: str = "none",
+    varlen: bool = False,
+):
     import torch
 
     from distil_cli.examples import TokenBudgetBatchSampler
@@ -146,7 +162,8 @@ def _training_args(out: Path, cfg: TrainSettings, examples: list[dict[str, Any]]
         max_input_tokens=cfg.max_input_tokens,
         packing=cfg.packing,
         tokens_per_batch=budget,
-        pack_row_tokens=cfg.pack_row_tokens,
+        pack_row_tokens=cfg.pack_row_tokens or (None if varlen else DEFAULT_ROW_TOKENS),
+        kernels=kernels,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=max(cfg.batch_size, 8),
         gradient_accumulation_steps=cfg.grad_accum,
@@ -256,7 +273,9 @@ def run_training(
         _trim_metrics(out / "metrics.jsonl", int(checkpoints[-1].name.split("-")[-1]))
     started = time.perf_counter()
     model = _load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)
-    args = _training_args(out, cfg, inputs.examples.examples, bool(inputs.eval_records))
+    kernels = getattr(model, "_distil_kernels", "none")
+    varlen = getattr(model.config, "_attn_implementation", None) == VARLEN
+    args = _training_args(out, cfg, inputs.examples.examples, bool(inputs.eval_records), kernels, varlen)
     trainer = DistilTrainer(
         model=model,
         args=args,

@@ -31,8 +31,10 @@ from distil_cli.examples import (
     chunked_cross_entropy,
     encode_prompt,
     losses_to_parts,
+    parts_from_sums,
     task_token_counts,
 )
+from distil_cli.kernels import VARLEN
 from distil_cli.generation import generate_batched
 from distil_cli.prompts import SUMMARY, PromptFormatter, instruction_for, stop_token_ids
 from distil_cli.scoring import aggregate, score_many
@@ -51,6 +53,7 @@ class DistilTrainingArguments(TrainingArguments):
     packing: bool = field(default=True, metadata={"help": "Padding-free packed batches under a token budget."})
     tokens_per_batch: int = field(default=8192, metadata={"help": "Token budget of one packed batch."})
     pack_row_tokens: int | None = field(default=None, metadata={"help": "Longest packed row (None: one row)."})
+    kernels: str = field(default="none", metadata={"help": "liger: fused linear cross-entropy (model patched)."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -58,6 +61,8 @@ class DistilTrainingArguments(TrainingArguments):
             raise ValueError(f"model_type must be standard or distill, not {self.model_type!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
+        if self.kernels not in ("none", "liger"):
+            raise ValueError(f"kernels must be none or liger, not {self.kernels!r}")
         if self.tokens_per_batch < 1:
             raise ValueError("tokens_per_batch must be positive")
         if self.model_type == "distill" and not self.packing and self.per_device_train_batch_size % 2:
@@ -119,9 +124,12 @@ class DistilTrainer(Trainer):
         self.predictions_dir = predictions_dir
         self.loss_is_scaled_for_ga = True  # compute_loss already normalises over the window
         # since the last log / since the start: sum_pred, sum_expl, n_pred, n_expl, tokens, examples.
-        # Kept on the device and read only when logging, so steps never wait for the host.
+        # Kept on the device (and, for what the collator counted, on the host) and read only when
+        # logging, so steps never wait for the GPU.
         self._acc: torch.Tensor | None = None
         self._acc_total: torch.Tensor | None = None
+        self._host = [0, 0, 0, 0]  # n_pred, n_expl, tokens, examples since the last log
+        self._host_total = [0, 0, 0, 0]
         self._last_log_time = time.perf_counter()
 
     # ---- batching -----------------------------------------------------------------------
@@ -136,7 +144,8 @@ class DistilTrainer(Trainer):
 
         sampler = TokenBudgetBatchSampler(self.train_dataset, self.args.tokens_per_batch, self.args.seed)
         pad = getattr(self.processing_class, "pad_token_id", None) or 0
-        collator = PackingCollator(self.args.pack_row_tokens, pad)
+        varlen = getattr(self.model.config, "_attn_implementation", None) == VARLEN
+        collator = PackingCollator(self.args.pack_row_tokens, pad, varlen=varlen)
         loader = DataLoader(self.train_dataset, batch_sampler=sampler, collate_fn=collator, num_workers=0)
         return self.accelerator.prepare(loader)
 
@@ -151,45 +160,57 @@ class DistilTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         task = inputs.pop("task")
         labels = inputs.pop("labels")
-        packed = "position_ids" in inputs and "attention_mask" not in inputs
-        if packed:  # row padding has task -1 and is not a useful token
-            tokens = (task >= 0).sum()
-            examples = ((inputs["position_ids"] == 0) & (task >= 0)).sum()
-        else:
-            tokens = inputs["attention_mask"].sum() if "attention_mask" in inputs else inputs["input_ids"].numel()
-            examples = inputs["input_ids"].shape[0]
-        losses, mask, outputs = supervised_token_losses(model, inputs, labels)
+        index = inputs.pop("loss_index", None)
         alpha = self.args.alpha if self.args.model_type == "distill" else 1.0
         counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
-        parts = losses_to_parts(losses, mask, task, alpha, counts)
+        if index is not None:  # packed batch: everything about the loss was counted by the collator
+            if self.args.kernels == "liger":
+                sums, outputs = fused_supervised_sums(model, inputs, index)
+            else:
+                losses, mask, outputs = supervised_token_losses(model, inputs, labels, index["keep"])
+                token_task = task[:, 1:]
+                sums = [(losses * (mask & (token_task == t))).sum() for t in (0, 1)]
+            n_pred, n_expl, tokens, examples = index["counts"]
+            parts = parts_from_sums(sums, [n_pred, n_expl], alpha, counts)
+            host = (n_pred, n_expl, tokens, examples)
+            device_part = [parts.sum_pred, parts.sum_expl]
+        else:
+            tokens = inputs["attention_mask"].sum() if "attention_mask" in inputs else inputs["input_ids"].numel()
+            losses, mask, outputs = supervised_token_losses(model, inputs, labels)
+            parts = losses_to_parts(losses, mask, task, alpha, counts)
+            host = (0, 0, 0, inputs["input_ids"].shape[0])
+            device_part = [parts.sum_pred, parts.sum_expl, parts.n_pred, parts.n_expl, tokens]
         loss = parts.loss * (self.args.world_size if counts is not None else 1)  # DDP averages gradients
         if model.training:
-            step = torch.stack(
-                [
-                    torch.as_tensor(v, device=loss.device, dtype=torch.float64)
-                    for v in (parts.sum_pred, parts.sum_expl, parts.n_pred, parts.n_expl, tokens, examples)
-                ]
-            )
+            step = torch.stack([torch.as_tensor(v, device=loss.device).to(torch.float64) for v in device_part])
+            step = torch.nn.functional.pad(step, (0, 6 - step.numel()))
             self._acc = step if self._acc is None else self._acc + step
             self._acc_total = step if self._acc_total is None else self._acc_total + step
+            for i, v in enumerate(host):
+                self._host[i] += v
+                self._host_total[i] += v
         return (loss, outputs) if return_outputs else loss
+
+    def _totals(self, device_acc: torch.Tensor | None, host: list[int]) -> list[float]:
+        """sum_pred, sum_expl, n_pred, n_expl, tokens, examples (device and host parts added)."""
+        values = [0.0] * 6 if device_acc is None else device_acc.cpu().tolist()
+        return [values[0], values[1]] + [values[2 + i] + host[i] for i in range(4)]
 
     @property
     def _tokens_seen(self) -> int:
-        return 0 if self._acc_total is None else int(self._acc_total[4])
+        return int(self._totals(self._acc_total, self._host_total)[4])
 
     @property
     def _examples_seen(self) -> int:
-        return 0 if self._acc_total is None else int(self._acc_total[5])
+        return int(self._totals(self._acc_total, self._host_total)[5])
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
-            totals = (
-                self._acc if self._acc is not None else torch.zeros(6, dtype=torch.float64, device=self.args.device)
-            )
+            totals = torch.tensor(self._totals(self._acc, self._host), dtype=torch.float64, device=self.args.device)
             if self.args.world_size > 1:  # every rank logs at the same steps, so this collective is safe
                 totals = self.accelerator.reduce(totals, reduction="sum")
             sum_pred, sum_expl, n_pred, n_expl, tokens, _ = totals.cpu().tolist()
+            self._host = [0, 0, 0, 0]
             logs["loss_pred"] = sum_pred / n_pred if n_pred else float("nan")
             if self.args.model_type == "distill":
                 logs["loss_expl"] = sum_expl / n_expl if n_expl else float("nan")
@@ -266,18 +287,20 @@ def accepts_logits_to_keep(model) -> bool:
 _KEEPS_LOGITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def supervised_token_losses(model, inputs: dict, labels: torch.Tensor):
+def supervised_token_losses(model, inputs: dict, labels: torch.Tensor, positions: torch.Tensor | None = None):
     """Per-token losses [B, T-1] and mask, with logits only where a token is supervised.
 
     ``logits_to_keep`` (a tensor of positions) makes the model apply its LM head to the
     positions that predict a supervised token only (any row's, for padded batches): the
     prompt's logits, most of a long clinical input, are never computed. Models without
     that argument fall back to full logits. The loss is float32, computed chunk by chunk.
+    ``positions`` (from the collator) saves the GPU->host sync of finding them here.
     """
     shift_labels = labels[:, 1:]
     mask = shift_labels.ne(IGNORE)
     if accepts_logits_to_keep(model):
-        positions = mask.any(dim=0).nonzero().squeeze(-1)
+        if positions is None:
+            positions = mask.any(dim=0).nonzero().squeeze(-1)
         outputs = model(**inputs, logits_to_keep=positions, use_cache=False)
         logits = outputs.logits  # [B, K, V] for the kept positions
         targets = shift_labels[:, positions]
@@ -290,6 +313,54 @@ def supervised_token_losses(model, inputs: dict, labels: torch.Tensor):
     flat = chunked_cross_entropy(logits.reshape(-1, logits.shape[-1]), shift_labels.reshape(-1))
     losses = flat.view(shift_labels.shape)
     return losses, mask, outputs
+
+
+def fused_supervised_sums(model, inputs: dict, index: dict) -> tuple[list[torch.Tensor], Any]:
+    """Per-task sums of token losses with Liger's fused linear cross-entropy (no logits at all).
+
+    The decoder's final hidden states are taken with a forward hook (so DDP and peft wrappers
+    still run their forward); the model's own LM head is asked for one position only.
+    """
+    from distil_cli.kernels import fused_linear_ce_sum
+
+    base = _innermost(model)
+    decoder = base.get_decoder()
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(module, args, output):
+        captured["hidden"] = output[0]
+
+    handle = decoder.register_forward_hook(hook)
+    try:
+        outputs = model(**inputs, logits_to_keep=1, use_cache=False)
+    finally:
+        handle.remove()
+    hidden = captured["hidden"]
+    weight = base.get_output_embeddings().weight
+    if torch.is_autocast_enabled(hidden.device.type):
+        dtype = torch.get_autocast_dtype(hidden.device.type)
+        hidden, weight = hidden.to(dtype), weight.to(dtype)
+    rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index["flat_index"])
+    split = index["n_pred"]
+    targets = index["flat_target"]
+    sums = [
+        fused_linear_ce_sum(rows[:split], weight, targets[:split]),
+        fused_linear_ce_sum(rows[split:], weight, targets[split:]),
+    ]
+    return sums, outputs
+
+
+def _innermost(model):
+    """The transformers model inside DDP / accelerate / peft wrappers."""
+    inner = model
+    for _ in range(8):
+        if hasattr(inner, "module"):
+            inner = inner.module
+        elif hasattr(inner, "get_base_model"):
+            inner = inner.get_base_model()
+        else:
+            break
+    return inner
 
 
 def steps_per_epoch(n_examples: int, batch_size: int, grad_accum: int, world_size: int = 1) -> int:

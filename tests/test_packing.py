@@ -57,6 +57,7 @@ def test_packed_losses_equal_unpacked(setup):
     packed = PackingCollator()(examples)
     labels = packed.pop("labels")
     task = packed.pop("task")
+    packed.pop("loss_index")
     assert packed["position_ids"][0, : len(examples[0]["input_ids"]) + 1].tolist()[-1] == 0  # restarts per example
     losses, mask, _ = supervised_token_losses(model, packed, labels)
     parts = losses_to_parts(losses, mask, task, 0.3)
@@ -105,6 +106,7 @@ def test_packed_gradients_equal_unpacked(setup):
     model.zero_grad()
     packed = PackingCollator()(examples)
     labels, task = packed.pop("labels"), packed.pop("task")
+    packed.pop("loss_index")
     losses, mask, _ = supervised_token_losses(model, packed, labels)
     losses_to_parts(losses, mask, task, 0.5).loss.backward()
     for name, grad in reference.items():

@@ -1,0 +1,241 @@
+"""GPU kernels for ``distil train``: variable-length flash attention and Liger's fused kernels.
+
+* ``varlen`` attention (registered in transformers as ``distil_varlen``): packed examples are
+  attended with ``torch.nn.attention.varlen.varlen_attn`` (FlashAttention) over cumulative
+  sequence lengths computed by the collator, so a packed batch costs what its examples cost
+  alone: no dense block-diagonal mask, no padding, no compilation. Without sequence lengths
+  (generation, evaluation) the call goes to transformers' SDPA with the usual mask.
+* Liger kernels (``liger-kernel``, Triton): RMSNorm, SwiGLU, RoPE patched into the model, and
+  a fused linear cross-entropy so the logits of the supervised positions are never
+  materialised. Used only on CUDA, for model types Liger patches, when Triton imports.
+
+Everything here falls back cleanly: on the CPU, none of it is used.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import inspect
+import logging
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+VARLEN = "distil_varlen"
+USER_NAMES = {"varlen": VARLEN}
+
+
+# ---------------------------------------------------------------------------- varlen attention
+def varlen_available() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _varlen_call():
+    from torch.nn.attention.varlen import varlen_attn
+
+    params = inspect.signature(varlen_attn).parameters
+    causal = {"is_causal": True} if "is_causal" in params else {"window_size": (-1, 0)}
+    return varlen_attn, causal, "enable_gqa" in params
+
+
+def varlen_attention_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    sliding_window: int | None = None,
+    softcap: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Causal attention per packed example; query/key/value are [B, heads, T, head_dim]."""
+    cu = kwargs.get("cu_seq_lens_q")
+    if cu is None:
+        sdpa = _sdpa()
+        extra = {"sliding_window": sliding_window} if sliding_window is not None else {}
+        return sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **extra, **kwargs)
+    if dropout or sliding_window is not None or softcap is not None:
+        raise RuntimeError(
+            "varlen attention supports neither attention dropout, sliding windows nor softcapping; "
+            "use --attn-implementation sdpa for this model"
+        )
+    if not query.is_cuda:
+        return _varlen_reference(query, key, value, cu, scaling), None
+    fn, causal, has_gqa = _varlen_call()
+    batch, heads, length, dim = query.shape
+    kv_heads = key.shape[1]
+    dtype = query.dtype
+    if dtype not in (torch.bfloat16, torch.float16):
+        dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else torch.bfloat16
+
+    def flat(t: torch.Tensor) -> torch.Tensor:  # [B, h, T, d] -> [B*T, h, d]
+        return t.transpose(1, 2).reshape(batch * length, t.shape[1], dim).to(dtype)
+
+    q, k, v = flat(query), flat(key), flat(value)
+    extra: dict[str, Any] = {}
+    if kv_heads != heads:
+        if has_gqa:
+            extra["enable_gqa"] = True
+        else:
+            k = k.repeat_interleave(heads // kv_heads, dim=1)
+            v = v.repeat_interleave(heads // kv_heads, dim=1)
+    longest = kwargs["max_length_q"]
+    out = fn(q, k, v, cu, cu, longest, longest, scale=scaling, **causal, **extra)
+    return out.reshape(batch, length, heads, dim).to(query.dtype), None
+
+
+def _varlen_reference(query, key, value, cu: torch.Tensor, scaling: float | None) -> torch.Tensor:
+    """The same computation with SDPA, one sequence at a time (CPU: tests and debugging)."""
+    batch, heads, length, dim = query.shape
+
+    def flat(t: torch.Tensor) -> torch.Tensor:  # [B, h, T, d] -> [h, B*T, d]
+        return t.transpose(0, 1).reshape(t.shape[1], batch * length, dim)
+
+    q, k, v = flat(query), flat(key), flat(value)
+    if k.shape[0] != heads:
+        k = k.repeat_interleave(heads // k.shape[0], dim=0)
+        v = v.repeat_interleave(heads // v.shape[0], dim=0)
+    bounds = cu.tolist()
+    parts = [
+        torch.nn.functional.scaled_dot_product_attention(
+            q[:, a:b], k[:, a:b], v[:, a:b], is_causal=True, scale=scaling
+        )
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+    out = torch.cat(parts, dim=1)  # [h, B*T, d]
+    return out.reshape(heads, batch, length, dim).permute(1, 2, 0, 3)
+
+
+def _varlen_mask(*args: Any, attention_mask: torch.Tensor | None = None, **kwargs: Any):
+    """No mask for packed training batches (the kernel gets sequence lengths); SDPA's otherwise."""
+    if attention_mask is None:
+        return None
+    from transformers.masking_utils import sdpa_mask
+
+    return sdpa_mask(*args, attention_mask=attention_mask, **kwargs)
+
+
+def _sdpa():
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    return ALL_ATTENTION_FUNCTIONS["sdpa"]
+
+
+@functools.cache
+def register_varlen() -> str:
+    """Register ``distil_varlen`` with transformers (attention and mask); returns the name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(VARLEN, varlen_attention_forward)
+    AttentionMaskInterface.register(VARLEN, _varlen_mask)
+    return VARLEN
+
+
+def varlen_supported(config) -> str | None:
+    """None when varlen attention can run this model config, else the reason it cannot."""
+    if not varlen_available():
+        return "it needs CUDA and torch.nn.attention.varlen"
+    if getattr(config, "attention_dropout", 0.0):
+        return "the model uses attention dropout"
+    if getattr(config, "attn_logit_softcapping", None):
+        return "the model uses attention logit softcapping"
+    window = getattr(config, "sliding_window", None)
+    if window and getattr(config, "use_sliding_window", True) and "sliding_attention" in (
+        getattr(config, "layer_types", None) or ["sliding_attention"]
+    ):
+        return "the model uses sliding-window attention"
+    return None
+
+
+def resolve_attention(requested: str | None, config, packing: bool) -> str | None:
+    """The attention implementation for training: ``requested`` (``varlen`` mapped), or the best default.
+
+    Default: varlen on CUDA for packed batches when the model allows it, else None
+    (transformers' own choice, SDPA).
+    """
+    if requested:
+        name = USER_NAMES.get(requested, requested)
+        if name == VARLEN:
+            reason = varlen_supported(config)
+            if reason:
+                from distil_cli.errors import ConfigError
+
+                raise ConfigError(f"--attn-implementation varlen: {reason}; use sdpa or flex_attention")
+            register_varlen()
+        return name
+    if packing and varlen_supported(config) is None:
+        return register_varlen()
+    return None
+
+
+# ---------------------------------------------------------------------------- Liger kernels
+LIGER_TYPES = ("llama", "qwen2", "qwen3", "mistral", "phi3", "gemma", "gemma2", "granite", "olmo2")
+
+
+def liger_available() -> bool:
+    return (
+        torch.cuda.is_available()
+        and importlib.util.find_spec("liger_kernel") is not None
+        and importlib.util.find_spec("triton") is not None
+    )
+
+
+def liger_supported(model) -> str | None:
+    """None when Liger kernels can be applied to this model, else the reason they cannot."""
+    if not liger_available():
+        return "it needs CUDA, Triton and the liger-kernel package"
+    model_type = getattr(model.config, "model_type", "")
+    if model_type not in LIGER_TYPES:
+        return f"model type {model_type!r} is not one distil applies Liger to ({', '.join(LIGER_TYPES)})"
+    if getattr(model.config, "final_logit_softcapping", None):
+        return "the model softcaps its logits"
+    head = model.get_output_embeddings()
+    if type(head) is not torch.nn.Linear or head.bias is not None:
+        return "the output layer is not a plain bias-free Linear"
+    return None
+
+
+def apply_liger(model) -> bool:
+    """Patch RMSNorm / SwiGLU / RoPE of this model instance with Liger's kernels (the loss is ours)."""
+    from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
+
+    _apply_liger_kernel_to_instance(model=model, cross_entropy=False, fused_linear_cross_entropy=False)
+    model._distil_liger = True
+    return True
+
+
+def resolve_kernels(requested: str, model) -> str:
+    """``auto`` -> ``liger`` where supported else ``none``; ``liger`` when unsupported is an error."""
+    if requested == "none":
+        return "none"
+    reason = liger_supported(model)
+    if requested == "liger" and reason:
+        from distil_cli.errors import ConfigError
+
+        raise ConfigError(f"--kernels liger: {reason}; use --kernels none")
+    if reason:
+        log.info("Liger kernels not used: %s", reason)
+        return "none"
+    apply_liger(model)
+    return "liger"
+
+
+def fused_linear_ce_sum(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Sum of cross-entropies of ``hidden @ weight.T`` against ``targets`` without the logits (Liger)."""
+    from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+
+    if hidden.shape[0] == 0:
+        return hidden.sum() * 0.0 + weight.sum() * 0.0
+    return liger_fused_linear_cross_entropy(hidden, weight, targets, reduction="sum", accum_dtype=torch.float32)

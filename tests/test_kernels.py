@@ -1,0 +1,160 @@
+"""The fast training paths: varlen attention over packed rows, the collator's loss index, fused CE plumbing.
+
+The CUDA kernels themselves (torch's varlen flash attention, Liger) are checked by
+tests/test_cuda_kernels.py on a GPU; here the same code paths run with their CPU
+stand-ins (SDPA per sequence, an exact linear + cross-entropy), so everything around
+the kernels - sequence lengths, flattening, GQA, the hook on the decoder, the per-task
+split - is tested in CI.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from distil_cli import kernels
+from distil_cli.errors import ConfigError
+from distil_cli.examples import IGNORE, Collator, PackingCollator, build_examples, multitask_loss, sequence_lengths
+from distil_cli.models import load_tokenizer, tiny_dir
+from distil_cli.prompts import choose_formatter
+from distil_cli.training import DistilTrainer, DistilTrainingArguments
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from transformers import AutoModelForCausalLM
+
+    from distil_cli.settings import ModelsSettings
+
+    folder = tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
+    tokenizer = load_tokenizer(str(folder))
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model.eval()
+    records = [
+        {
+            "id": f"r{i}",
+            "lang": "en",
+            "input": "Fever and cough since Monday. " * (i + 2),
+            "output": f"Pneumonia {i}, treated.",
+            "rationale": "Fever; cough; crackles. " * (i % 3 + 1),
+        }
+        for i in range(6)
+    ]
+    examples = build_examples(records, tokenizer, choose_formatter(tokenizer), "distill", 256, 64).examples
+    return model, tokenizer, examples
+
+
+def _reference(model, examples, alpha):
+    batch = Collator(pad_token_id=0)(examples)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return multitask_loss(logits, batch["labels"], batch["task"], alpha)
+
+
+def _trainer(model, tmp_path, **kw):
+    args = DistilTrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, report_to=[], alpha=0.3, packing=True, save_strategy="no", **kw
+    )
+    return DistilTrainer(model=model, args=args, train_dataset=[], data_collator=Collator(0))
+
+
+def test_sequence_lengths_start_where_positions_restart():
+    positions = torch.tensor([[0, 1, 2, 0, 1, 0], [0, 1, 2, 3, 0, 1]])
+    out = sequence_lengths(positions)
+    assert out["cu_seq_lens_q"].tolist() == [0, 3, 5, 6, 10, 12]
+    assert out["cu_seq_lens_q"].dtype == torch.int32
+    assert out["max_length_q"] == 4 and out["max_length_k"] == 4
+
+
+def test_loss_index_points_at_every_supervised_token(setup):
+    _, _, examples = setup
+    batch = PackingCollator(row_tokens=300, pad_token_id=0)(examples)
+    index, labels, task = batch["loss_index"], batch["labels"], batch["task"]
+    assert labels.shape[0] > 1  # several rows, with padding
+    width = labels.shape[1]
+    flat = index["flat_index"]
+    rows, cols = flat // width, flat % width
+    assert torch.equal(labels[rows, cols + 1], index["flat_target"])
+    assert (index["flat_target"] != IGNORE).all()
+    n_pred = index["n_pred"]
+    assert (task[rows[:n_pred], cols[:n_pred] + 1] == 0).all() and (task[rows[n_pred:], cols[n_pred:] + 1] == 1).all()
+    supervised = labels[:, 1:].ne(IGNORE)
+    assert flat.numel() == int(supervised.sum())
+    assert index["keep"].tolist() == supervised.any(dim=0).nonzero().squeeze(-1).tolist()
+    n_expl = flat.numel() - n_pred
+    assert index["counts"] == (n_pred, n_expl, sum(len(e["input_ids"]) for e in examples), len(examples))
+
+
+def test_loss_index_rejects_a_task_without_supervised_tokens(setup):
+    _, _, examples = setup
+    broken = dict(examples[1])
+    broken["labels"] = [IGNORE] * len(broken["labels"])
+    with pytest.raises(ValueError, match="task 1 has examples"):
+        PackingCollator()([examples[0], broken])
+
+
+@pytest.mark.parametrize("row_tokens", [None, 300])
+def test_varlen_packed_training_loss_equals_unpacked(setup, tmp_path, monkeypatch, row_tokens):
+    model, _, examples = setup
+    reference = _reference(model, examples, 0.3)
+    varlen = copy.deepcopy(model).train()  # training mode: the step's counts are accumulated
+    varlen.set_attn_implementation(kernels.register_varlen())
+    calls = []
+    original = kernels._varlen_reference
+    monkeypatch.setattr(kernels, "_varlen_reference", lambda *a: calls.append(1) or original(*a))
+    trainer = _trainer(varlen, tmp_path)
+    batch = PackingCollator(row_tokens, pad_token_id=0, varlen=True)(examples)
+    with torch.no_grad():
+        loss = trainer.compute_loss(varlen, batch)
+    assert calls and len(calls) == varlen.config.num_hidden_layers  # every layer took the varlen path
+    assert loss.item() == pytest.approx(reference.loss.item(), rel=1e-5)
+    assert trainer._host_total[:2] == [int(reference.n_pred), int(reference.n_expl)]
+
+
+def test_varlen_without_sequence_lengths_is_sdpa_with_its_mask(setup):
+    """Generation and evaluation (a padding mask, no sequence lengths) go through SDPA unchanged."""
+    model, tokenizer, _ = setup
+    varlen = copy.deepcopy(model)
+    varlen.set_attn_implementation(kernels.register_varlen())
+    ids = torch.tensor([[0, 0, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]])
+    with torch.no_grad():
+        a = model(input_ids=ids, attention_mask=mask).logits
+        b = varlen(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(a[0, 2:], b[0, 2:])
+    torch.testing.assert_close(a[1], b[1])
+
+
+def test_fused_ce_path_equals_logits_path(setup, tmp_path, monkeypatch):
+    """kernels=liger: hidden states from the decoder hook, split per task; Liger replaced by exact math on CPU."""
+    model, _, examples = setup
+    reference = _reference(model, examples, 0.3)
+
+    def exact(hidden, weight, targets):
+        return F.cross_entropy(hidden.float() @ weight.float().T, targets, reduction="sum")
+
+    monkeypatch.setattr(kernels, "fused_linear_ce_sum", exact)
+    trainer = _trainer(model, tmp_path, kernels="liger")
+    batch = PackingCollator(300, pad_token_id=0)(examples)
+    loss = trainer.compute_loss(model, batch)
+    assert loss.item() == pytest.approx(reference.loss.item(), rel=1e-5)
+    loss.backward()  # gradients reach the output layer through the fused path
+    assert model.get_output_embeddings().weight.grad is not None
+    model.zero_grad()
+
+
+def test_cpu_defaults_and_explicit_requests(setup):
+    model, _, _ = setup
+    assert kernels.resolve_attention(None, model.config, packing=True) is None  # CPU: transformers' SDPA
+    assert kernels.resolve_attention("sdpa", model.config, packing=True) == "sdpa"
+    with pytest.raises(ConfigError, match="varlen"):
+        kernels.resolve_attention("varlen", model.config, packing=True)
+    assert kernels.resolve_kernels("auto", model) == "none"
+    assert kernels.resolve_kernels("none", model) == "none"
+    with pytest.raises(ConfigError, match="liger"):
+        kernels.resolve_kernels("liger", model)
