@@ -44,6 +44,7 @@ class Measure:
     new_tokens: int = 0
     flops: float = 0.0
     peak_gib: float | None = None
+    profile: dict[str, Any] | None = None
 
     def row(self) -> dict[str, Any]:
         out = {
@@ -57,6 +58,8 @@ class Measure:
             out["new_tokens_per_s"] = round(self.new_tokens / self.seconds, 1)
         if self.flops and torch.cuda.is_available():
             out["mfu"] = round(self.flops / self.seconds / PEAK_FLOPS, 4)
+        if self.profile:
+            out["profile"] = self.profile
         return out
 
 
@@ -163,15 +166,29 @@ def seed_style_train(model, examples, steps: int, alpha: float = 0.5) -> Measure
 
 
 def distil_train(
-    model, tokenizer_pad: int, examples, steps: int, tokens_per_batch: int, row_tokens, workdir
+    model,
+    tokenizer_pad: int,
+    examples,
+    steps: int,
+    tokens_per_batch: int,
+    row_tokens,
+    workdir,
+    flags: frozenset[str] = frozenset(),
+    profile: bool = False,
 ) -> Measure:
-    """distil's DistilTrainer on the same examples: packing, supervised-only logits, bf16, fused AdamW."""
+    """distil's DistilTrainer on the same examples: packing, supervised-only logits, bf16, fused AdamW.
+
+    ``flags``: liger (Liger kernels + fused linear cross-entropy), ckpt (gradient checkpointing),
+    compile (``torch_compile``). ``profile``: 3 more steps under the torch profiler after the timed ones.
+    """
     from transformers import TrainerCallback
 
     from distil_cli.examples import Collator
+    from distil_cli.kernels import resolve_kernels
     from distil_cli.training import DistilTrainer, DistilTrainingArguments
 
     marks: dict[str, Any] = {}
+    last = steps + 2
 
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -179,23 +196,36 @@ def distil_train(
                 sync()
                 marks["start"] = (time.perf_counter(), trainer._tokens_seen, trainer._examples_seen)
                 reset_peak()
+            elif state.global_step == last:
+                sync()
+                marks["end"] = (time.perf_counter(), trainer._tokens_seen, trainer._examples_seen, peak())
+                if profile:
+                    marks["profiler"] = start_profiler()
+            elif state.global_step == last + 3 and "profiler" in marks:
+                sync()
+                marks["profile"] = stop_profiler(marks.pop("profiler"), 3)
 
     cuda = torch.cuda.is_available()
+    kernels = resolve_kernels("liger", model) if "liger" in flags else "none"
     args = DistilTrainingArguments(
         output_dir=str(workdir),
         model_type="distill",
         alpha=0.5,
         packing=True,
         tokens_per_batch=tokens_per_batch,
+        pack_row_tokens=row_tokens,
+        kernels=kernels,
         per_device_train_batch_size=2,
         learning_rate=1e-5,
         lr_scheduler_type="cosine",
         warmup_steps=0.03,
         weight_decay=0.01,
-        max_steps=steps + 2,
+        max_steps=last + (3 if profile else 0),
         bf16=cuda and torch.cuda.is_bf16_supported(),
         use_cpu=not cuda,
         optim="adamw_torch_fused" if cuda else "adamw_torch",
+        **({"gradient_checkpointing": True} if "ckpt" in flags else {}),
+        **({"torch_compile": True} if "compile" in flags else {}),
         logging_steps=10**6,
         save_strategy="no",
         eval_strategy="no",
@@ -210,47 +240,124 @@ def distil_train(
     reset_peak()
     trainer.train()
     sync()
-    end = time.perf_counter()
     t0, tok0, ex0 = marks["start"]
-    useful = trainer._tokens_seen - tok0
+    t1, tok1, ex1, peak_gib = marks["end"]
     # FLOPs of the packed rows: attention is per example, so count per example lengths
     mean_len = sum(len(e["input_ids"]) for e in examples) / len(examples)
-    n_examples = trainer._examples_seen - ex0
+    n_examples = ex1 - ex0
     flops = train_flops(model, [int(mean_len)] * n_examples)
     attn = model.config._attn_implementation
-    name = f"distil train [{attn}, {tokens_per_batch} tokens/batch, rows {row_tokens or 'one'}]"
-    return Measure(name, end - t0, n_examples, useful, flops=flops, peak_gib=peak())
+    extra = "".join(f", {f}" for f in sorted(flags))
+    name = f"distil train [{attn}, {tokens_per_batch} tokens/batch, rows {row_tokens or 'one'}{extra}]"
+    return Measure(name, t1 - t0, n_examples, tok1 - tok0, flops=flops, peak_gib=peak_gib, profile=marks.get("profile"))
 
 
-def parse_variant(text: str) -> tuple[str, int, int | None]:
-    """'sdpa,16384,4096' -> (attention kernel, token budget, row bound or None)."""
+def start_profiler():
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    prof = profile(activities=activities)
+    prof.start()
+    prof._distil_t0 = time.perf_counter()  # type: ignore[attr-defined]
+    return prof
+
+
+def stop_profiler(prof, steps: int, top: int = 25) -> dict[str, Any]:
+    """Where the time of ``steps`` steps went: device busy time vs wall time, kernels by self time."""
+    wall = time.perf_counter() - prof._distil_t0
+    prof.stop()
+    cuda = torch.cuda.is_available()
+
+    def self_us(event) -> float:
+        if cuda:
+            return float(getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0)))
+        return float(event.self_cpu_time_total)
+
+    events = [e for e in prof.key_averages() if self_us(e) > 0]
+    events.sort(key=self_us, reverse=True)
+    busy = sum(self_us(e) for e in events) / 1e3
+    groups: dict[str, float] = {}
+    for e in events:
+        groups[_kernel_group(e.key)] = groups.get(_kernel_group(e.key), 0.0) + self_us(e) / 1e3
+    return {
+        "steps": steps,
+        "wall_ms_per_step": round(wall * 1e3 / steps, 2),
+        ("gpu" if cuda else "cpu") + "_busy_ms_per_step": round(busy / steps, 2),
+        "by_group_ms_per_step": {k: round(v / steps, 2) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
+        "top": [
+            {"name": e.key[:120], "self_ms_per_step": round(self_us(e) / 1e3 / steps, 3), "calls": e.count // steps}
+            for e in events[:top]
+        ],
+    }
+
+
+def _kernel_group(name: str) -> str:
+    low = name.lower()
+    rules = [
+        ("attention", ("flash", "fmha", "attention", "varlen", "flex")),
+        ("matmul", ("gemm", "cutlass", "sm90", "matmul", "mm", "linear", "cublas", "nvjet")),
+        ("optimizer", ("adam", "foreach", "multi_tensor")),
+        ("cross-entropy", ("cross_entropy", "log_softmax", "nll", "liger_cross")),
+        ("norm/act/rope (triton)", ("triton", "liger", "rms", "swiglu", "rope")),
+        ("copy/cast", ("copy", "cast", "to_copy", "cat", "index")),
+        ("elementwise", ("elementwise", "vectorized", "reduce", "pointwise")),
+    ]
+    for group, keys in rules:
+        if any(k in low for k in keys):
+            return group
+    return "other"
+
+
+FLAGS = {"liger", "ckpt", "compile"}
+
+
+def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:
+    """'varlen,16384,0,liger+ckpt' -> (attention kernel, token budget, row bound or None, flags)."""
     try:
-        attn, tokens, rows = (x.strip() for x in text.split(","))
-        return attn, int(tokens), (int(rows) or None)
+        attn, tokens, rows, *rest = (x.strip() for x in text.split(","))
+        if len(rest) > 1:
+            raise ValueError
+        flags = frozenset(f for f in (rest[0].split("+") if rest else []) if f)
+        if flags - FLAGS:
+            raise ValueError
+        return attn, int(tokens), (int(rows) or None), flags
     except ValueError:
         raise ValueError(
-            f"--variant {text!r}: expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS such as sdpa,16384,0"
+            f"--variant {text!r}: expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS[,FLAGS] such as sdpa,16384,0 or "
+            f"varlen,16384,0,liger (flags: {', '.join(sorted(FLAGS))})"
         ) from None
 
 
-def bench_train(shape: str, steps: int, records: int, variants, cache_dir, workdir, baseline: bool = True):
+def bench_train(
+    shape: str, steps: int, records: int, variants, cache_dir, workdir, baseline: bool = True, profile: int = 0
+):
+    """Seed-style baseline, then each variant on fresh weights. Variants with ``liger`` patch the
+    model classes of this process, so they are run after the others."""
+    from distil_cli.kernels import USER_NAMES, resolve_attention
+
     model, tokenizer = build_model(shape, cache_dir)
     examples = synthetic_examples(records, model.config.vocab_size)
     pad = tokenizer.pad_token_id if tokenizer is not None else 0
     results = []
     if baseline:
         results.append(seed_style_train(model, examples, steps))
-    for attn, tokens, rows in variants:
+    order = sorted(range(len(variants)), key=lambda i: "liger" in variants[i][3])
+    measured: dict[int, Measure] = {}
+    for i in order:
+        attn, tokens, rows, flags = variants[i]
         del model
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         model, _ = build_model(shape, cache_dir)  # fresh weights and optimizer state for each run
         try:
-            model.set_attn_implementation(attn)
-            results.append(distil_train(model, pad, examples, steps, tokens, rows, workdir))
+            name = resolve_attention(attn, model.config, True) if attn in USER_NAMES else attn
+            model.set_attn_implementation(name)
+            measured[i] = distil_train(model, pad, examples, steps, tokens, rows, workdir, flags, profile == i + 1)
         except Exception as exc:  # a kernel missing on this machine: report it, keep the others
-            log.warning("variant %s,%s,%s failed: %s", attn, tokens, rows, str(exc).splitlines()[0][:300])
-            results.append(Measure(f"distil train [{attn}, {tokens} tokens, rows {rows}] FAILED", 1.0, 0, 0))
+            log.warning("variant %s failed: %s", variants[i], str(exc).splitlines()[0][:300])
+            label = f"distil train [{attn}, {tokens} tokens, rows {rows}, {'+'.join(sorted(flags))}] FAILED"
+            measured[i] = Measure(label, 1.0, 0, 0)
+    results.extend(measured[i] for i in range(len(variants)))
     return _report(f"train {shape}", results, "useful_tokens_per_s")
 
 

@@ -108,9 +108,7 @@ def _varlen_reference(query, key, value, cu: torch.Tensor, scaling: float | None
         v = v.repeat_interleave(heads // v.shape[0], dim=0)
     bounds = cu.tolist()
     parts = [
-        torch.nn.functional.scaled_dot_product_attention(
-            q[:, a:b], k[:, a:b], v[:, a:b], is_causal=True, scale=scaling
-        )
+        torch.nn.functional.scaled_dot_product_attention(q[:, a:b], k[:, a:b], v[:, a:b], is_causal=True, scale=scaling)
         for a, b in zip(bounds[:-1], bounds[1:])
     ]
     out = torch.cat(parts, dim=1)  # [h, B*T, d]
@@ -152,8 +150,10 @@ def varlen_supported(config) -> str | None:
     if getattr(config, "attn_logit_softcapping", None):
         return "the model uses attention logit softcapping"
     window = getattr(config, "sliding_window", None)
-    if window and getattr(config, "use_sliding_window", True) and "sliding_attention" in (
-        getattr(config, "layer_types", None) or ["sliding_attention"]
+    if (
+        window
+        and getattr(config, "use_sliding_window", True)
+        and "sliding_attention" in (getattr(config, "layer_types", None) or ["sliding_attention"])
     ):
         return "the model uses sliding-window attention"
     return None

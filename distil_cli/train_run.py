@@ -92,9 +92,7 @@ def _checkpoints(run_dir: Path) -> list[Path]:
 
 def _load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     import torch
-    from transformers import AutoModelForCausalLM
-
-    from transformers import AutoConfig
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from distil_cli.kernels import resolve_attention, resolve_kernels
 

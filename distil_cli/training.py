@@ -34,8 +34,8 @@ from distil_cli.examples import (
     parts_from_sums,
     task_token_counts,
 )
-from distil_cli.kernels import VARLEN
 from distil_cli.generation import generate_batched
+from distil_cli.kernels import VARLEN
 from distil_cli.prompts import SUMMARY, PromptFormatter, instruction_for, stop_token_ids
 from distil_cli.scoring import aggregate, score_many
 

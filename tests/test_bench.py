@@ -17,6 +17,17 @@ def test_bench_train_and_infer_on_cpu(tmp_path):
     seed, ours = report["results"]
     assert seed["name"].startswith("seed-style") and ours["name"].startswith("distil train")
     assert seed["ratio_to_seed"] == 1.0 and ours["useful_tokens_per_s"] > 0 and ours["ratio_to_seed"] > 0
+    out = tmp_path / "profiled.json"
+    result = run_cli(
+        "bench", "train", "--shape", "tiny", "--steps", 1, "--records", 4, "--no-baseline",
+        "--variant", "sdpa,2048,0", "--variant", "sdpa,2048,512,ckpt", "--profile", 2, "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    plain, profiled = json.loads(out.read_text())["results"]
+    assert "profile" not in plain and "ckpt" in profiled["name"]
+    profile = profiled["profile"]
+    assert profile["steps"] == 3 and profile["cpu_busy_ms_per_step"] > 0 and profile["top"]
+    assert any("aten::" in row["name"] for row in profile["top"])
     out = tmp_path / "infer.json"
     result = run_cli(
         "bench", "infer", "--shape", "tiny", "--seed-prompts", 2, "--prompts", 4, "--new-tokens", 8, "--out", out
@@ -30,3 +41,12 @@ def test_bench_train_and_infer_on_cpu(tmp_path):
 def test_bench_rejects_a_malformed_variant():
     result = run_cli("bench", "train", "--variant", "sdpa")
     assert result.exit_code == 1 and "expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS" in result.output
+    result = run_cli("bench", "train", "--variant", "sdpa,1024,0,turbo")
+    assert result.exit_code == 1 and "flags: ckpt, compile, liger" in result.output
+
+
+def test_variant_flags_parse():
+    from distil_cli.bench import parse_variant
+
+    assert parse_variant("varlen,16384,0,liger+ckpt") == ("varlen", 16384, None, frozenset({"liger", "ckpt"}))
+    assert parse_variant("sdpa, 8192, 2048") == ("sdpa", 8192, 2048, frozenset())

@@ -1,0 +1,97 @@
+"""The CUDA kernels of the fast training path against the plain path (run on a GPU machine).
+
+On a machine without CUDA these tests are skipped: the code around the kernels is covered
+on the CPU by tests/test_kernels.py; these check the kernels themselves (torch's varlen
+flash attention, Liger's Triton kernels) on the GPU, in bf16 autocast as in training.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+
+import pytest
+import torch
+
+from distil_cli import kernels
+from distil_cli.bench import synthetic_examples
+from distil_cli.examples import Collator, PackingCollator, multitask_loss
+from distil_cli.training import DistilTrainer, DistilTrainingArguments
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="module")
+def model():
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        hidden_size=256,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=512,
+        vocab_size=32000,
+        tie_word_embeddings=True,
+    )
+    return AutoModelForCausalLM.from_config(config).cuda()
+
+
+def _examples():
+    return synthetic_examples(6, 32000, seed=3)
+
+
+def _reference(model, examples, alpha=0.3):
+    batch = {k: v.cuda() for k, v in Collator(0)(examples).items()}
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return multitask_loss(logits.float(), batch["labels"], batch["task"], alpha)
+
+
+def _loss(model, batch, tmp_path, kernel="none"):
+    args = DistilTrainingArguments(output_dir=str(tmp_path), report_to=[], alpha=0.3, kernels=kernel, bf16=True)
+    trainer = DistilTrainer(model=model, args=args, train_dataset=[], data_collator=Collator(0))
+    batch = trainer._prepare_inputs(batch)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        return trainer.compute_loss(model, batch)
+
+
+def _grads(model):
+    return torch.cat([p.grad.float().flatten() for p in model.parameters() if p.grad is not None])
+
+
+@pytest.mark.parametrize("rows", [None, 1500])
+def test_varlen_flash_attention_matches_padded_sdpa(model, tmp_path, rows):
+    examples = _examples()
+    reference = _reference(model, examples)
+    reference.loss.backward()
+    expected = _grads(model)
+    model.zero_grad()
+    varlen = copy.deepcopy(model)
+    varlen.set_attn_implementation(kernels.register_varlen())
+    loss = _loss(varlen, PackingCollator(rows, 0, varlen=True)(examples), tmp_path)
+    loss.backward()
+    assert loss.item() == pytest.approx(reference.loss.item(), rel=2e-3)
+    got = _grads(varlen)
+    assert torch.nn.functional.cosine_similarity(got, expected, dim=0) > 0.999
+
+
+@pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
+def test_liger_kernels_and_fused_ce_match_the_plain_path(model, tmp_path):
+    examples = _examples()
+    plain = _loss(model, PackingCollator(None, 0)(examples), tmp_path)
+    plain.backward()
+    expected = _grads(model)
+    model.zero_grad()
+    patched = copy.deepcopy(model)
+    assert kernels.resolve_kernels("liger", patched) == "liger"
+    loss = _loss(patched, PackingCollator(None, 0)(examples), tmp_path, kernel="liger")
+    loss.backward()
+    assert loss.item() == pytest.approx(plain.item(), rel=5e-3)
+    assert torch.nn.functional.cosine_similarity(_grads(patched), expected, dim=0) > 0.999
+
+
+def test_liger_is_importable_where_triton_is():
+    if importlib.util.find_spec("triton") is not None and importlib.util.find_spec("liger_kernel") is not None:
+        assert kernels.liger_available()
