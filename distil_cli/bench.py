@@ -178,13 +178,14 @@ def distil_train(
 ) -> Measure:
     """distil's DistilTrainer on the same examples: packing, supervised-only logits, bf16, fused AdamW.
 
-    ``flags``: liger (Liger kernels + fused linear cross-entropy), ckpt (gradient checkpointing),
-    compile (``torch_compile``). ``profile``: 3 more steps under the torch profiler after the timed ones.
+    ``flags``: liger (Liger's RMSNorm/SwiGLU/RoPE kernels), flce (Liger's fused linear
+    cross-entropy for the loss), ckpt (gradient checkpointing), compile (``torch_compile``).
+    ``profile``: 3 more steps under the torch profiler after the timed ones.
     """
     from transformers import TrainerCallback
 
     from distil_cli.examples import Collator
-    from distil_cli.kernels import resolve_kernels
+    from distil_cli.kernels import liger_supported, resolve_kernels
     from distil_cli.training import DistilTrainer, DistilTrainingArguments
 
     marks: dict[str, Any] = {}
@@ -206,7 +207,10 @@ def distil_train(
                 marks["profile"] = stop_profiler(marks.pop("profiler"), 3)
 
     cuda = torch.cuda.is_available()
-    kernels = resolve_kernels("liger", model) if "liger" in flags else "none"
+    if "liger" in flags:
+        resolve_kernels("liger", model)
+    elif "flce" in flags and liger_supported(model):
+        raise ValueError(f"flce: {liger_supported(model)}")
     args = DistilTrainingArguments(
         output_dir=str(workdir),
         model_type="distill",
@@ -214,7 +218,7 @@ def distil_train(
         packing=True,
         tokens_per_batch=tokens_per_batch,
         pack_row_tokens=row_tokens,
-        kernels=kernels,
+        fused_ce="flce" in flags,
         per_device_train_batch_size=2,
         learning_rate=1e-5,
         lr_scheduler_type="cosine",
@@ -273,7 +277,10 @@ def stop_profiler(prof, steps: int, top: int = 25) -> dict[str, Any]:
             return float(getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0)))
         return float(event.self_cpu_time_total)
 
-    events = [e for e in prof.key_averages() if self_us(e) > 0]
+    def is_kernel(event) -> bool:  # device kernels only (ops would count their kernels twice)
+        return not cuda or str(getattr(event, "device_type", "")).endswith("CUDA")
+
+    events = [e for e in prof.key_averages() if is_kernel(e) and self_us(e) > 0]
     events.sort(key=self_us, reverse=True)
     busy = sum(self_us(e) for e in events) / 1e3
     groups: dict[str, float] = {}
@@ -308,7 +315,7 @@ def _kernel_group(name: str) -> str:
     return "other"
 
 
-FLAGS = {"liger", "ckpt", "compile"}
+FLAGS = {"liger", "flce", "ckpt", "compile"}
 
 
 def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:
@@ -329,7 +336,15 @@ def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:
 
 
 def bench_train(
-    shape: str, steps: int, records: int, variants, cache_dir, workdir, baseline: bool = True, profile: int = 0
+    shape: str,
+    steps: int,
+    records: int,
+    variants,
+    cache_dir,
+    workdir,
+    baseline: bool = True,
+    profile: int = 0,
+    progress=None,
 ):
     """Seed-style baseline, then each variant on fresh weights. Variants with ``liger`` patch the
     model classes of this process, so they are run after the others."""
@@ -341,7 +356,7 @@ def bench_train(
     results = []
     if baseline:
         results.append(seed_style_train(model, examples, steps))
-    order = sorted(range(len(variants)), key=lambda i: "liger" in variants[i][3])
+    order = sorted(range(len(variants)), key=lambda i: ("liger" in variants[i][3], "compile" in variants[i][3]))
     measured: dict[int, Measure] = {}
     for i in order:
         attn, tokens, rows, flags = variants[i]
@@ -357,6 +372,8 @@ def bench_train(
             log.warning("variant %s failed: %s", variants[i], str(exc).splitlines()[0][:300])
             label = f"distil train [{attn}, {tokens} tokens, rows {rows}, {'+'.join(sorted(flags))}] FAILED"
             measured[i] = Measure(label, 1.0, 0, 0)
+        if progress is not None:  # the report so far, in case a later variant does not finish
+            progress(_report(f"train {shape} (partial)", results + list(measured.values()), "useful_tokens_per_s"))
     results.extend(measured[i] for i in range(len(variants)))
     return _report(f"train {shape}", results, "useful_tokens_per_s")
 

@@ -25,7 +25,7 @@ def bench_train(
         typer.Option(
             help="distil configuration ATTN,TOKENS_PER_BATCH,ROW_TOKENS[,FLAGS] (repeatable; ROW_TOKENS 0 = one "
             "row; ATTN sdpa, varlen, flex_attention, ...; FLAGS joined by +: liger, ckpt (gradient "
-            "checkpointing), compile), e.g. varlen,16384,0,liger"
+            "checkpointing), compile, flce (Liger's fused linear cross-entropy)), e.g. varlen,16384,0,liger"
         ),
     ] = None,
     baseline: Annotated[
@@ -44,12 +44,13 @@ def bench_train(
     import tempfile
 
     from distil_cli.bench import bench_train as run
-    from distil_cli.bench import parse_variant
+    from distil_cli.bench import dump, parse_variant
 
     cache = settings_for(ctx).settings.models.cache_dir
     variants = [parse_variant(v) for v in (variant or ["sdpa,16384,0"])]
     with tempfile.TemporaryDirectory() as work:
-        report = run(shape, steps, records, variants, cache, work, baseline, profile)
+        progress = None if out is None else (lambda part: out.write_text(dump(part) + "\n", encoding="utf-8"))
+        report = run(shape, steps, records, variants, cache, work, baseline, profile, progress)
     _emit_report(report, out)
 
 

@@ -232,10 +232,22 @@ def resolve_kernels(requested: str, model) -> str:
     return "liger"
 
 
-def fused_linear_ce_sum(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Sum of cross-entropies of ``hidden @ weight.T`` against ``targets`` without the logits (Liger)."""
+def fused_linear_ce_sum(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int = 2048
+) -> torch.Tensor:
+    """Sum of cross-entropies of ``hidden @ weight.T`` against ``targets`` without the logits (Liger).
+
+    Liger sizes its chunks so the transient logits stay as small as the input (64 rows for a
+    152k vocabulary and hidden size 896: many tiny matmuls and weight-gradient passes);
+    ``chunk_rows`` asks for chunks of about that many rows instead.
+    """
     from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
 
-    if hidden.shape[0] == 0:
+    rows, width = hidden.shape
+    if rows == 0:
         return hidden.sum() * 0.0 + weight.sum() * 0.0
-    return liger_fused_linear_cross_entropy(hidden, weight, targets, reduction="sum", accum_dtype=torch.float32)
+    chunks = -(-rows // chunk_rows)
+    mem_const = max(1, -(-weight.shape[0] // (width * chunks)))
+    return liger_fused_linear_cross_entropy(
+        hidden, weight, targets, reduction="sum", accum_dtype=torch.float32, chunk_mem_const=mem_const
+    )

@@ -161,7 +161,7 @@ def _training_args(
         packing=cfg.packing,
         tokens_per_batch=budget,
         pack_row_tokens=cfg.pack_row_tokens or (None if varlen else DEFAULT_ROW_TOKENS),
-        kernels=kernels,
+        fused_ce=kernels == "liger",
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=max(cfg.batch_size, 8),
         gradient_accumulation_steps=cfg.grad_accum,

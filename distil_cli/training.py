@@ -53,7 +53,7 @@ class DistilTrainingArguments(TrainingArguments):
     packing: bool = field(default=True, metadata={"help": "Padding-free packed batches under a token budget."})
     tokens_per_batch: int = field(default=8192, metadata={"help": "Token budget of one packed batch."})
     pack_row_tokens: int | None = field(default=None, metadata={"help": "Longest packed row (None: one row)."})
-    kernels: str = field(default="none", metadata={"help": "liger: fused linear cross-entropy (model patched)."})
+    fused_ce: bool = field(default=False, metadata={"help": "Liger's fused linear cross-entropy for the loss."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -61,8 +61,6 @@ class DistilTrainingArguments(TrainingArguments):
             raise ValueError(f"model_type must be standard or distill, not {self.model_type!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
-        if self.kernels not in ("none", "liger"):
-            raise ValueError(f"kernels must be none or liger, not {self.kernels!r}")
         if self.tokens_per_batch < 1:
             raise ValueError("tokens_per_batch must be positive")
         if self.model_type == "distill" and not self.packing and self.per_device_train_batch_size % 2:
@@ -164,7 +162,7 @@ class DistilTrainer(Trainer):
         alpha = self.args.alpha if self.args.model_type == "distill" else 1.0
         counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
         if index is not None:  # packed batch: everything about the loss was counted by the collator
-            if self.args.kernels == "liger":
+            if self.args.fused_ce:
                 sums, outputs = fused_supervised_sums(model, inputs, index)
             else:
                 losses, mask, outputs = supervised_token_losses(model, inputs, labels, index["keep"])

@@ -42,7 +42,7 @@ def test_bench_rejects_a_malformed_variant():
     result = run_cli("bench", "train", "--variant", "sdpa")
     assert result.exit_code == 1 and "expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS" in result.output
     result = run_cli("bench", "train", "--variant", "sdpa,1024,0,turbo")
-    assert result.exit_code == 1 and "flags: ckpt, compile, liger" in result.output
+    assert result.exit_code == 1 and "flags: ckpt, compile, flce, liger" in result.output
 
 
 def test_variant_flags_parse():

@@ -49,8 +49,8 @@ def _reference(model, examples, alpha=0.3):
     return multitask_loss(logits.float(), batch["labels"], batch["task"], alpha)
 
 
-def _loss(model, batch, tmp_path, kernel="none"):
-    args = DistilTrainingArguments(output_dir=str(tmp_path), report_to=[], alpha=0.3, kernels=kernel, bf16=True)
+def _loss(model, batch, tmp_path, fused_ce=False):
+    args = DistilTrainingArguments(output_dir=str(tmp_path), report_to=[], alpha=0.3, fused_ce=fused_ce, bf16=True)
     trainer = DistilTrainer(model=model, args=args, train_dataset=[], data_collator=Collator(0))
     batch = trainer._prepare_inputs(batch)
     with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -86,7 +86,7 @@ def test_liger_kernels_and_fused_ce_match_the_plain_path(model, tmp_path):
     model.zero_grad()
     patched = copy.deepcopy(model)
     assert kernels.resolve_kernels("liger", patched) == "liger"
-    loss = _loss(patched, PackingCollator(None, 0)(examples), tmp_path, kernel="liger")
+    loss = _loss(patched, PackingCollator(None, 0)(examples), tmp_path, fused_ce=True)
     loss.backward()
     assert loss.item() == pytest.approx(plain.item(), rel=5e-3)
     assert torch.nn.functional.cosine_similarity(_grads(patched), expected, dim=0) > 0.999

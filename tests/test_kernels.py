@@ -131,15 +131,15 @@ def test_varlen_without_sequence_lengths_is_sdpa_with_its_mask(setup):
 
 
 def test_fused_ce_path_equals_logits_path(setup, tmp_path, monkeypatch):
-    """kernels=liger: hidden states from the decoder hook, split per task; Liger replaced by exact math on CPU."""
+    """fused_ce: hidden states from the decoder hook, split per task; Liger replaced by exact math on CPU."""
     model, _, examples = setup
     reference = _reference(model, examples, 0.3)
 
-    def exact(hidden, weight, targets):
+    def exact(hidden, weight, targets, chunk_rows=2048):
         return F.cross_entropy(hidden.float() @ weight.float().T, targets, reduction="sum")
 
     monkeypatch.setattr(kernels, "fused_linear_ce_sum", exact)
-    trainer = _trainer(model, tmp_path, kernels="liger")
+    trainer = _trainer(model, tmp_path, fused_ce=True)
     batch = PackingCollator(300, pad_token_id=0)(examples)
     loss = trainer.compute_loss(model, batch)
     assert loss.item() == pytest.approx(reference.loss.item(), rel=1e-5)

@@ -1,0 +1,16 @@
+"""Print a bench JSON report as one line per run (and the profile's groups): python3 benchmarks/summary.py F..."""
+
+import json
+import sys
+
+for path in sys.argv[1:]:
+    report = json.load(open(path))
+    print(report["benchmark"], report["env"])
+    for row in report["results"]:
+        figure = row.get("new_tokens_per_s", row["useful_tokens_per_s"])
+        print(f"  {row['name']}: {figure} tok/s, {row['peak_gib']} GiB, mfu {row.get('mfu')}, x{row['ratio_to_seed']}")
+        if "profile" in row:
+            profile = {k: v for k, v in row["profile"].items() if k != "top"}
+            print("    profile", profile)
+            for top in row["profile"]["top"][:12]:
+                print(f"      {top['self_ms_per_step']:8.2f} ms x{top['calls']:<4} {top['name'][:100]}")
