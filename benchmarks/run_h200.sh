@@ -9,21 +9,21 @@ OUT=${OUT:-bench-out}
 mkdir -p "$OUT"
 if [ "${PART:-qwen}" = qwen ]; then
   python3 -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py 2>&1 | tail -3
-  python3 -m distil_cli bench train --shape qwen0.5b --steps 10 --records 96 \
-    --variant varlen,16384,0 --variant varlen,16384,0,flce --variant varlen,32768,0,ckpt \
-    --variant varlen,16384,0,compile --variant varlen,16384,0,liger --variant varlen,16384,0,liger+flce \
-    --variant varlen,32768,0,liger+flce --profile 1 --out "$OUT/train_qwen05b.json" > /dev/null
-  python3 benchmarks/summary.py "$OUT/train_qwen05b.json"
+  python3 -m distil_cli bench train --shape qwen0.5b --steps 10 --records 160 \
+    --variant varlen,32768,0,liger --variant varlen,65536,0,liger+flce+ckpt --variant varlen,49152,0,liger+flce+ckpt \
+    --variant varlen,32768,0,liger+flce+ckpt --profile 1 --out "$OUT/train_qwen05b_big.json" > /dev/null
+  python3 benchmarks/summary.py "$OUT/train_qwen05b_big.json"
 else
+  # `distil train` itself on the GPU with its defaults (varlen attention, Liger kernels where available)
   python3 -m distil_cli models pull --gguf /root/m/model.gguf
   python3 -m pytest -q -p no:cacheprovider tests/test_packing.py tests/test_kernels.py tests/test_loss.py 2>&1 | tail -2
+  d=$(mktemp -d)
+  python3 -m distil_cli -q prepare examples/multiclinsum_sample --out $d/data --tokenizer default
+  python3 -m distil_cli -q train $d/data --out $d/run --model default --model-type standard --max-steps 30 \
+    --tokens-per-batch 16384 --lr 5e-5 --eval-samples 8 --max-new-tokens 32 2>&1 | tail -3
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['speed'], r['global_steps'], r['train_seconds'])" $d/run/run.json
+  tail -2 $d/run/metrics.jsonl
   python3 -m distil_cli bench train --shape smollm2 --steps 10 --records 96 \
-    --variant sdpa,16384,4096 --variant varlen,16384,0 --variant varlen,32768,0 --variant varlen,32768,0,flce \
-    --variant varlen,32768,0,liger --variant varlen,32768,0,liger+flce --out "$OUT/train_smollm2.json" > /dev/null
-  python3 benchmarks/summary.py "$OUT/train_smollm2.json"
-  # Qwen2.5-0.5B shape at the seed's memory (peak <= 24.9 GiB)
-  python3 -m distil_cli bench train --shape qwen0.5b --steps 10 --records 96 \
-    --variant varlen,12288,0,liger+flce --variant varlen,8192,0,liger --variant varlen,32768,0,liger+ckpt \
-    --out "$OUT/train_qwen05b_memory.json" > /dev/null
-  python3 benchmarks/summary.py "$OUT/train_qwen05b_memory.json"
+    --variant varlen,32768,0,liger+flce --variant varlen,65536,0,liger+flce+ckpt --out "$OUT/train_smollm2_big.json" > /dev/null
+  python3 benchmarks/summary.py "$OUT/train_smollm2_big.json"
 fi

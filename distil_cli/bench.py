@@ -231,6 +231,7 @@ def distil_train(
         **({"gradient_checkpointing": True} if "ckpt" in flags else {}),
         **({"torch_compile": True} if "compile" in flags else {}),
         logging_steps=10**6,
+        logging_nan_inf_filter=False,
         save_strategy="no",
         eval_strategy="no",
         report_to=[],
@@ -286,9 +287,15 @@ def stop_profiler(prof, steps: int, top: int = 25) -> dict[str, Any]:
     groups: dict[str, float] = {}
     for e in events:
         groups[_kernel_group(e.key)] = groups.get(_kernel_group(e.key), 0.0) + self_us(e) / 1e3
+    host = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     return {
         "steps": steps,
         "wall_ms_per_step": round(wall * 1e3 / steps, 2),
+        "host_busy_ms_per_step": round(sum(e.self_cpu_time_total for e in host) / 1e3 / steps, 2),
+        "host_top": [
+            {"name": e.key[:120], "self_cpu_ms_per_step": round(e.self_cpu_time_total / 1e3 / steps, 3)}
+            for e in host[:12]
+        ],
         ("gpu" if cuda else "cpu") + "_busy_ms_per_step": round(busy / steps, 2),
         "by_group_ms_per_step": {k: round(v / steps, 2) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
         "top": [
