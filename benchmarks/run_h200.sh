@@ -20,9 +20,11 @@ else
   d=$(mktemp -d)
   python3 -m distil_cli -q prepare examples/multiclinsum_sample --out $d/data --tokenizer default
   python3 -m distil_cli -q train $d/data --out $d/run --model default --model-type standard --max-steps 30 \
-    --tokens-per-batch 16384 --lr 5e-5 --eval-samples 8 --max-new-tokens 32 2>&1 | tail -3
+    --tokens-per-batch 16384 --lr 5e-5 --eval-samples 8 --max-new-tokens 32 2>&1 | tail -1
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['speed'], r['global_steps'], r['train_seconds'])" $d/run/run.json
   tail -2 $d/run/metrics.jsonl
+  python3 -m distil_cli -q infer $d/run $d/data --split test --out $d/pred.jsonl --max-new-tokens 64 && \
+    python3 -m distil_cli -q score $d/pred.jsonl --bootstrap 100 2>&1 | tail -4
   python3 -m distil_cli bench train --shape smollm2 --steps 10 --records 96 \
     --variant varlen,32768,0,liger+flce --variant varlen,65536,0,liger+flce+ckpt --out "$OUT/train_smollm2_big.json" > /dev/null
   python3 benchmarks/summary.py "$OUT/train_smollm2_big.json"
