@@ -248,6 +248,7 @@ def fused_linear_ce_sum(
         return hidden.sum() * 0.0 + weight.sum() * 0.0
     chunks = -(-rows // chunk_rows)
     mem_const = max(1, -(-weight.shape[0] // (width * chunks)))
-    return liger_fused_linear_cross_entropy(
-        hidden, weight, targets, reduction="sum", accum_dtype=torch.float32, chunk_mem_const=mem_const
-    )
+    # no float32 accum_dtype: its weight-gradient products run as float32 SIMT GEMMs (no tensor
+    # cores; 50 ms a step for Qwen2.5-0.5B on an H200, profiled); with ~2048-row chunks only a
+    # few partial products are summed in the weight's (autocast) dtype.
+    return liger_fused_linear_cross_entropy(hidden, weight, targets, reduction="sum", chunk_mem_const=mem_const)
