@@ -163,7 +163,8 @@ class DistilTrainer(Trainer):
         counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
         if index is not None:  # packed batch: everything about the loss was counted by the collator
             if self.args.fused_ce:
-                sums, outputs = fused_supervised_sums(model, inputs, index)
+                half = torch.bfloat16 if self.args.bf16 else (torch.float16 if self.args.fp16 else None)
+                sums, outputs = fused_supervised_sums(model, inputs, index, half)
             else:
                 losses, mask, outputs = supervised_token_losses(model, inputs, labels, index["keep"])
                 token_task = task[:, 1:]
@@ -313,11 +314,15 @@ def supervised_token_losses(model, inputs: dict, labels: torch.Tensor, positions
     return losses, mask, outputs
 
 
-def fused_supervised_sums(model, inputs: dict, index: dict) -> tuple[list[torch.Tensor], Any]:
+def fused_supervised_sums(
+    model, inputs: dict, index: dict, dtype: torch.dtype | None = None
+) -> tuple[list[torch.Tensor], Any]:
     """Per-task sums of token losses with Liger's fused linear cross-entropy (no logits at all).
 
     The decoder's final hidden states are taken with a forward hook (so DDP and peft wrappers
     still run their forward); the model's own LM head is asked for one position only.
+    ``dtype``: the mixed-precision dtype. The loss runs outside the model's autocast forward,
+    so hidden states and weight are cast here (float32 would mean float32 GEMMs).
     """
     from distil_cli.kernels import fused_linear_ce_sum
 
@@ -335,8 +340,9 @@ def fused_supervised_sums(model, inputs: dict, index: dict) -> tuple[list[torch.
         handle.remove()
     hidden = captured["hidden"]
     weight = base.get_output_embeddings().weight
-    if torch.is_autocast_enabled(hidden.device.type):
+    if dtype is None and torch.is_autocast_enabled(hidden.device.type):
         dtype = torch.get_autocast_dtype(hidden.device.type)
+    if dtype is not None:
         hidden, weight = hidden.to(dtype), weight.to(dtype)
     rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index["flat_index"])
     split = index["n_pred"]
