@@ -144,6 +144,12 @@ def _training_args(
     from distil_cli.training import DistilTrainingArguments, bf16_supported, steps_per_epoch, world_size_from_env
 
     budget = token_budget(cfg, examples)
+    if cfg.packing and torch.cuda.is_available() and budget < 16384:
+        log.info(
+            "%d tokens per batch leave a GPU mostly idle; --tokens-per-batch 32768 or more (with "
+            "--gradient-checkpointing to bound memory) trains several times faster (docs/benchmarks.md)",
+            budget,
+        )
     if cfg.packing:
         batches = len(TokenBudgetBatchSampler(examples, budget, cfg.seed))
         per_epoch = max(1, math.ceil(batches / world_size_from_env() / cfg.grad_accum))
