@@ -63,3 +63,23 @@ def embedded_model_dir() -> Path:
 
     cache = Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir))
     return pull(cache)
+
+
+def tiny_model_dir() -> Path:
+    """The tiny random Llama with the embedded tokenizer (built from a config once, cached)."""
+    from distil_cli.models import tiny_dir
+    from distil_cli.settings import ModelsSettings
+
+    return tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
+
+
+def tiny_model_and_tokenizer():
+    """(float32 model in eval mode, tokenizer) of the tiny preset."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from distil_cli.models import load_tokenizer
+
+    folder = tiny_model_dir()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return model.eval(), load_tokenizer(str(folder))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -12,12 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, tiny_model_dir
 from fake_openai import FakeOpenAI
 
 from distil_cli.annotate import grounding_score, quality_flags, resolve_api_key
 from distil_cli.errors import ConfigError
-from distil_cli.models import tiny_dir
 from distil_cli.settings import AnnotateSettings
 
 SECRET = "sk-test-0123456789-secret"
@@ -183,9 +181,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def served_tiny():
     """`transformers serve` (a real OpenAI-compatible server) with the tiny model on 127.0.0.1."""
-    from distil_cli.settings import ModelsSettings
-
-    model = tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
+    model = tiny_model_dir()
     port = _free_port()
     exe = Path(sys.executable).with_name("transformers")
     proc = subprocess.Popen(
@@ -223,9 +219,7 @@ def test_real_transformers_serve(tmp_path, served_tiny):
 
 
 def test_local_backend(tmp_path):
-    from distil_cli.settings import ModelsSettings
-
-    model = tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
+    model = tiny_model_dir()
     data = _split(tmp_path / "s.jsonl", ["Fièvre et toux.", "Douleur thoracique."], lang="fr")
     out = tmp_path / "ann.jsonl"
     result = run_cli("annotate", data, "--out", out, "--backend", "local", "--model", model, "--max-tokens", 4)

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli, write_case
+from conftest import run_cli, tiny_model_dir, write_case
 
 from distil_cli.generation import generate_batched
 from distil_cli.inference import done_ids, prompt_spec, submission_name
-from distil_cli.models import load_tokenizer, tiny_dir
+from distil_cli.models import load_tokenizer
 from distil_cli.prompts import choose_formatter, stop_token_ids
 
 
 @pytest.fixture(scope="module")
 def tiny() -> Path:
-    from distil_cli.settings import ModelsSettings
-
-    return tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
+    return tiny_model_dir()
 
 
 @pytest.fixture

@@ -10,31 +10,22 @@ split - is tested in CI.
 from __future__ import annotations
 
 import copy
-import os
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_model_and_tokenizer
 
 from distil_cli import kernels
 from distil_cli.errors import ConfigError
 from distil_cli.examples import IGNORE, Collator, PackingCollator, build_examples, multitask_loss, sequence_lengths
-from distil_cli.models import load_tokenizer, tiny_dir
 from distil_cli.prompts import choose_formatter
 from distil_cli.training import DistilTrainer, DistilTrainingArguments
 
 
 @pytest.fixture(scope="module")
 def setup():
-    from transformers import AutoModelForCausalLM
-
-    from distil_cli.settings import ModelsSettings
-
-    folder = tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
-    tokenizer = load_tokenizer(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    model.eval()
+    model, tokenizer = tiny_model_and_tokenizer()
     records = [
         {
             "id": f"r{i}",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import tiny_model_and_tokenizer
 
 from distil_cli.examples import (
     Collator,
@@ -16,21 +14,13 @@ from distil_cli.examples import (
     losses_to_parts,
     multitask_loss,
 )
-from distil_cli.models import load_tokenizer, tiny_dir
 from distil_cli.prompts import choose_formatter
 from distil_cli.training import supervised_token_losses
 
 
 @pytest.fixture(scope="module")
 def setup():
-    from transformers import AutoModelForCausalLM
-
-    from distil_cli.settings import ModelsSettings
-
-    folder = tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))
-    tokenizer = load_tokenizer(str(folder))
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    model.eval()
+    model, tokenizer = tiny_model_and_tokenizer()
     records = [
         {
             "id": f"r{i}",
