@@ -280,11 +280,11 @@ def run_training(
     if not resume and out.is_dir() and (checkpoints or (out / "final").exists()):
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     inputs = load_inputs(data_dir, cfg, cache_dir)
+    started = time.perf_counter()
+    model = _load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR exists
     out.mkdir(parents=True, exist_ok=True)
     if resume:
         _trim_metrics(out / "metrics.jsonl", int(checkpoints[-1].name.split("-")[-1]))
-    started = time.perf_counter()
-    model = _load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)
     kernels = getattr(model, "_distil_kernels", "none")
     varlen = getattr(model.config, "_attn_implementation", None) == VARLEN
     args = _training_args(out, cfg, inputs.examples.examples, bool(inputs.eval_records), kernels, varlen)

@@ -196,6 +196,31 @@ def test_distill_requires_rationales_and_existing_run_guard(tmp_path, data_dir, 
         run_training(data_dir, tmp_path / "fresh", TrainSettings(model=str(tiny)), tmp_path, resume=True)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU's refusal of GPU kernels")
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        (("--kernels", "liger"), "--kernels liger: it needs CUDA, Triton and the liger-kernel package"),
+        (("--attn-implementation", "varlen"), "--attn-implementation varlen: it needs CUDA"),
+    ],
+)
+def test_gpu_only_speed_options_fail_in_one_line_on_cpu(tmp_path, data_dir, tiny, flag, message):
+    out = tmp_path / "run"
+    result = run_cli(*_train_args(data_dir, out, tiny, "standard", steps=1, extra=flag))
+    assert result.exit_code == 1 and message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()  # nothing written
+
+
+def test_short_run_records_the_speed_path(tmp_path, data_dir, tiny):
+    out = tmp_path / "run"
+    result = run_cli(*_train_args(data_dir, out, tiny, "standard", steps=1, extra=("--tokens-per-batch", 512)))
+    assert result.exit_code == 0, result.output
+    speed = json.loads((out / "run.json").read_text())["speed"]
+    assert speed["tokens_per_batch"] == 512 and speed["kernels"] == "none"
+    if not torch.cuda.is_available():  # the CPU path: SDPA with rows of at most 4096 tokens
+        assert speed["attn_implementation"] == "sdpa" and speed["pack_row_tokens"] == 4096
+
+
 def test_resume_after_interruption_matches_uninterrupted(tmp_path, data_dir, tiny, monkeypatch):
     from distil_cli.training import DistilTrainer
 
