@@ -107,6 +107,25 @@ def test_varlen_packed_training_loss_equals_unpacked(setup, tmp_path, monkeypatc
     assert trainer._host_total[:2] == [int(reference.n_pred), int(reference.n_expl)]
 
 
+def test_varlen_reaches_attention_through_peft(setup, tmp_path, monkeypatch):
+    """LoRA runs keep the varlen path: peft passes the sequence lengths on to the attention."""
+    from peft import LoraConfig, get_peft_model
+
+    model, _, examples = setup
+    reference = _reference(model, examples, 0.3)
+    base = copy.deepcopy(model).train()
+    base.set_attn_implementation(kernels.register_varlen())
+    wrapped = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    calls = []
+    original = kernels._varlen_reference
+    monkeypatch.setattr(kernels, "_varlen_reference", lambda *a: calls.append(1) or original(*a))
+    trainer = _trainer(wrapped, tmp_path)
+    with torch.no_grad():
+        loss = trainer.compute_loss(wrapped, PackingCollator(None, pad_token_id=0, varlen=True)(examples))
+    assert len(calls) == model.config.num_hidden_layers
+    assert loss.item() == pytest.approx(reference.loss.item(), rel=1e-5)  # LoRA B starts at zero
+
+
 def test_varlen_without_sequence_lengths_is_sdpa_with_its_mask(setup):
     """Generation and evaluation (a padding mask, no sequence lengths) go through SDPA unchanged."""
     model, tokenizer, _ = setup
