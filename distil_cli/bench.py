@@ -211,8 +211,8 @@ def distil_train(
     cuda = torch.cuda.is_available()
     if "liger" in flags:
         resolve_kernels("liger", model)
-    elif "flce" in flags and liger_supported(model):
-        raise ValueError(f"flce: {liger_supported(model)}")
+    elif "flce" in flags and (reason := liger_supported(model)):
+        raise ValueError(f"flce: {reason}")
     args = DistilTrainingArguments(
         output_dir=str(workdir),
         model_type="distill",
@@ -357,7 +357,7 @@ def bench_train(
 ):
     """Seed-style baseline, then each variant on fresh weights. Variants with ``liger`` patch the
     model classes of this process, so they are run after the others."""
-    from distil_cli.kernels import USER_NAMES, resolve_attention
+    from distil_cli.kernels import resolve_attention
 
     model, tokenizer = build_model(shape, cache_dir)
     examples = synthetic_examples(records, model.config.vocab_size)
@@ -377,8 +377,7 @@ def bench_train(
             torch.cuda.empty_cache()
         model, _ = build_model(shape, cache_dir)  # fresh weights and optimizer state for each run
         try:
-            name = resolve_attention(attn, model.config, True) if attn in USER_NAMES else attn
-            model.set_attn_implementation(name)
+            model.set_attn_implementation(resolve_attention(attn, model.config, True))
             measured[i] = distil_train(model, pad, examples, steps, tokens, rows, workdir, flags, profile == i + 1)
         except Exception as exc:  # a kernel missing on this machine: report it, keep the others
             log.warning("variant %s failed: %s", variants[i], str(exc).splitlines()[0][:300])

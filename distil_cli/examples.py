@@ -158,7 +158,15 @@ class Collator:
             labels[row, :length] = torch.tensor(f["labels"])
             attention[row, :length] = 1
         task = torch.tensor([f["task"] for f in features], dtype=torch.long)
-        return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "task": task}
+        supervised = labels[:, 1:].ne(IGNORE)
+        per_task = [int((supervised[task == t]).sum()) for t in (0, 1)]
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "labels": labels,
+            "task": task,
+            "loss_counts": (*per_task, int(attention.sum()), n),
+        }
 
 
 def record_groups(examples: Sequence[dict[str, Any]]) -> list[list[int]]:
@@ -378,6 +386,9 @@ class PackingCollator:
                 out[name].append(values)
         batch: dict[str, Any] = {name: torch.tensor(values, dtype=torch.long) for name, values in out.items()}
         batch["loss_index"] = loss_index(batch["labels"], batch["task"], features)
+        n_pred = batch["loss_index"]["n_pred"]
+        n_expl = batch["loss_index"]["flat_index"].numel() - n_pred
+        batch["loss_counts"] = (n_pred, n_expl, int(batch["task"].ge(0).sum()), len(features))
         if self.varlen:
             batch.update(sequence_lengths(batch["position_ids"]))
         return batch
@@ -389,26 +400,21 @@ def loss_index(labels: torch.Tensor, task: torch.Tensor, features: list[dict[str
     ``keep``: columns (of the shifted labels) supervised in any row, for ``logits_to_keep``.
     ``flat_index`` / ``flat_target``: flat positions [B*T] whose next token is supervised and
     those tokens, summary-task positions first; ``n_pred`` of them are the summary's.
-    ``counts``: host-side numbers for logging (supervised tokens per task, useful tokens, examples).
     """
     supervised = labels[:, 1:].ne(IGNORE)
-    token_task = task[:, 1:]
-    for task_id in (0, 1):
-        if any(f["task"] == task_id for f in features) and not bool((supervised & (token_task == task_id)).any()):
-            raise ValueError(f"task {task_id} has examples in the batch but no supervised token")
     width = labels.shape[1]
     index, target = [], []
     for task_id in (0, 1):
-        rows, cols = (supervised & (token_task == task_id)).nonzero(as_tuple=True)
+        rows, cols = (supervised & (task[:, 1:] == task_id)).nonzero(as_tuple=True)
+        if rows.numel() == 0 and any(f["task"] == task_id for f in features):
+            raise ValueError(f"task {task_id} has examples in the batch but no supervised token")
         index.append(rows * width + cols)
         target.append(labels[rows, cols + 1])
-    n_pred, n_expl = int(index[0].numel()), int(index[1].numel())
     return {
         "keep": supervised.any(dim=0).nonzero().squeeze(-1),
         "flat_index": torch.cat(index),
         "flat_target": torch.cat(target),
-        "n_pred": n_pred,
-        "counts": (n_pred, n_expl, int(task.ge(0).sum()), len(features)),
+        "n_pred": int(index[0].numel()),
     }
 
 

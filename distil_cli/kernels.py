@@ -207,13 +207,11 @@ def liger_supported(model) -> str | None:
     return None
 
 
-def apply_liger(model) -> bool:
+def apply_liger(model) -> None:
     """Patch RMSNorm / SwiGLU / RoPE of this model instance with Liger's kernels (the loss is ours)."""
     from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
 
     _apply_liger_kernel_to_instance(model=model, cross_entropy=False, fused_linear_cross_entropy=False)
-    model._distil_liger = True
-    return True
 
 
 def resolve_kernels(requested: str, model) -> str:

@@ -91,6 +91,7 @@ def _checkpoints(run_dir: Path) -> list[Path]:
 
 
 def _load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
+    """(model, kernels): the model with its attention implementation, and the kernels applied."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -104,7 +105,7 @@ def _load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
     model.config.pad_token_id = tokenizer.pad_token_id
-    model._distil_kernels = resolve_kernels(cfg.kernels, model) if not cfg.lora else "none"
+    kernels = resolve_kernels(cfg.kernels, model) if not cfg.lora else "none"
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
     if cfg.lora:
@@ -119,7 +120,7 @@ def _load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, lora)
-    return model
+    return model, kernels
 
 
 def token_budget(cfg: TrainSettings, examples: list[dict[str, Any]]) -> int:
@@ -281,11 +282,10 @@ def run_training(
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     inputs = load_inputs(data_dir, cfg, cache_dir)
     started = time.perf_counter()
-    model = _load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR exists
+    model, kernels = _load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR
     out.mkdir(parents=True, exist_ok=True)
     if resume:
         _trim_metrics(out / "metrics.jsonl", int(checkpoints[-1].name.split("-")[-1]))
-    kernels = getattr(model, "_distil_kernels", "none")
     varlen = getattr(model.config, "_attn_implementation", None) == VARLEN
     args = _training_args(out, cfg, inputs.examples.examples, bool(inputs.eval_records), kernels, varlen)
     trainer = DistilTrainer(

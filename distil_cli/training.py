@@ -121,12 +121,10 @@ class DistilTrainer(Trainer):
         self.summary_instructions = summary_instructions
         self.predictions_dir = predictions_dir
         self.loss_is_scaled_for_ga = True  # compute_loss already normalises over the window
-        # since the last log / since the start: sum_pred, sum_expl, n_pred, n_expl, tokens, examples.
-        # Kept on the device (and, for what the collator counted, on the host) and read only when
-        # logging, so steps never wait for the GPU.
-        self._acc: torch.Tensor | None = None
-        self._acc_total: torch.Tensor | None = None
-        self._host = [0, 0, 0, 0]  # n_pred, n_expl, tokens, examples since the last log
+        # Since the last log / since the start. The loss sums stay on the device and the collator's
+        # counts on the host, read only when logging, so steps never wait for the GPU.
+        self._acc: torch.Tensor | None = None  # sum_pred, sum_expl
+        self._host = [0, 0, 0, 0]  # n_pred, n_expl, tokens, examples
         self._host_total = [0, 0, 0, 0]
         self._last_log_time = time.perf_counter()
 
@@ -158,54 +156,39 @@ class DistilTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         task = inputs.pop("task")
         labels = inputs.pop("labels")
-        index = inputs.pop("loss_index", None)
+        index = inputs.pop("loss_index", None)  # packed batches: where the loss is, from the collator
+        host = inputs.pop("loss_counts")  # n_pred, n_expl, tokens, examples, counted by the collator
         alpha = self.args.alpha if self.args.model_type == "distill" else 1.0
         counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
-        if index is not None:  # packed batch: everything about the loss was counted by the collator
-            if self.args.fused_ce:
-                half = torch.bfloat16 if self.args.bf16 else (torch.float16 if self.args.fp16 else None)
-                sums, outputs = fused_supervised_sums(model, inputs, index, half)
-            else:
-                losses, mask, outputs = supervised_token_losses(model, inputs, labels, index["keep"])
-                token_task = task[:, 1:]
-                sums = [(losses * (mask & (token_task == t))).sum() for t in (0, 1)]
-            n_pred, n_expl, tokens, examples = index["counts"]
-            parts = parts_from_sums(sums, [n_pred, n_expl], alpha, counts)
-            host = (n_pred, n_expl, tokens, examples)
-            device_part = [parts.sum_pred, parts.sum_expl]
+        if index is not None and self.args.fused_ce:
+            half = torch.bfloat16 if self.args.bf16 else (torch.float16 if self.args.fp16 else None)
+            sums, outputs = fused_supervised_sums(model, inputs, index, half)
+            parts = parts_from_sums(sums, host[:2], alpha, counts)
         else:
-            tokens = inputs["attention_mask"].sum() if "attention_mask" in inputs else inputs["input_ids"].numel()
-            losses, mask, outputs = supervised_token_losses(model, inputs, labels)
-            parts = losses_to_parts(losses, mask, task, alpha, counts)
-            host = (0, 0, 0, inputs["input_ids"].shape[0])
-            device_part = [parts.sum_pred, parts.sum_expl, parts.n_pred, parts.n_expl, tokens]
+            keep = index["keep"] if index is not None else None
+            losses, mask, outputs = supervised_token_losses(model, inputs, labels, keep)
+            parts = losses_to_parts(losses, mask, task, alpha, counts, check=index is None)
         loss = parts.loss * (self.args.world_size if counts is not None else 1)  # DDP averages gradients
         if model.training:
-            step = torch.stack([torch.as_tensor(v, device=loss.device).to(torch.float64) for v in device_part])
-            step = torch.nn.functional.pad(step, (0, 6 - step.numel()))
+            step = torch.stack([parts.sum_pred, parts.sum_expl]).to(torch.float64)
             self._acc = step if self._acc is None else self._acc + step
-            self._acc_total = step if self._acc_total is None else self._acc_total + step
             for i, v in enumerate(host):
                 self._host[i] += v
                 self._host_total[i] += v
         return (loss, outputs) if return_outputs else loss
 
-    def _totals(self, device_acc: torch.Tensor | None, host: list[int]) -> list[float]:
-        """sum_pred, sum_expl, n_pred, n_expl, tokens, examples (device and host parts added)."""
-        values = [0.0] * 6 if device_acc is None else device_acc.cpu().tolist()
-        return [values[0], values[1]] + [values[2 + i] + host[i] for i in range(4)]
-
     @property
     def _tokens_seen(self) -> int:
-        return int(self._totals(self._acc_total, self._host_total)[4])
+        return self._host_total[2]
 
     @property
     def _examples_seen(self) -> int:
-        return int(self._totals(self._acc_total, self._host_total)[5])
+        return self._host_total[3]
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:
-            totals = torch.tensor(self._totals(self._acc, self._host), dtype=torch.float64, device=self.args.device)
+            sums = [0.0, 0.0] if self._acc is None else self._acc.tolist()
+            totals = torch.tensor(sums + self._host, dtype=torch.float64, device=self.args.device)
             if self.args.world_size > 1:  # every rank logs at the same steps, so this collective is safe
                 totals = self.accelerator.reduce(totals, reduction="sum")
             sum_pred, sum_expl, n_pred, n_expl, tokens, _ = totals.cpu().tolist()
@@ -324,9 +307,13 @@ def fused_supervised_sums(
     ``dtype``: the mixed-precision dtype. The loss runs outside the model's autocast forward,
     so hidden states and weight are cast here (float32 would mean float32 GEMMs).
     """
+    from accelerate.utils import extract_model_from_parallel
+
     from distil_cli.kernels import fused_linear_ce_sum
 
-    base = _innermost(model)
+    base = extract_model_from_parallel(model)  # DDP, torch.compile
+    if hasattr(base, "get_base_model"):  # peft
+        base = base.get_base_model()
     decoder = base.get_decoder()
     captured: dict[str, torch.Tensor] = {}
 
@@ -352,19 +339,6 @@ def fused_supervised_sums(
         fused_linear_ce_sum(rows[split:], weight, targets[split:]),
     ]
     return sums, outputs
-
-
-def _innermost(model):
-    """The transformers model inside DDP / accelerate / peft wrappers."""
-    inner = model
-    for _ in range(8):
-        if hasattr(inner, "module"):
-            inner = inner.module
-        elif hasattr(inner, "get_base_model"):
-            inner = inner.get_base_model()
-        else:
-            break
-    return inner
 
 
 def steps_per_epoch(n_examples: int, batch_size: int, grad_accum: int, world_size: int = 1) -> int:

@@ -43,7 +43,7 @@ def _examples():
 
 
 def _reference(model, examples, alpha=0.3):
-    batch = {k: v.cuda() for k, v in Collator(0)(examples).items()}
+    batch = {k: v.cuda() for k, v in Collator(0)(examples).items() if torch.is_tensor(v)}
     with torch.autocast("cuda", dtype=torch.bfloat16):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     return multitask_loss(logits.float(), batch["labels"], batch["task"], alpha)

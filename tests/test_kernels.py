@@ -78,7 +78,7 @@ def test_loss_index_points_at_every_supervised_token(setup):
     assert flat.numel() == int(supervised.sum())
     assert index["keep"].tolist() == supervised.any(dim=0).nonzero().squeeze(-1).tolist()
     n_expl = flat.numel() - n_pred
-    assert index["counts"] == (n_pred, n_expl, sum(len(e["input_ids"]) for e in examples), len(examples))
+    assert batch["loss_counts"] == (n_pred, n_expl, sum(len(e["input_ids"]) for e in examples), len(examples))
 
 
 def test_loss_index_rejects_a_task_without_supervised_tokens(setup):

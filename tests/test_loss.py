@@ -100,6 +100,7 @@ def test_collator_pads_right_and_masks_padding():
     assert batch["labels"].tolist() == [[IGNORE, 6, 7, IGNORE, IGNORE], [IGNORE, IGNORE, IGNORE, 8, 9]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert batch["task"].tolist() == [0, 1]
+    assert batch["loss_counts"] == (2, 2, 8, 2)  # supervised per task, useful tokens, examples
 
 
 def test_sampler_keeps_pairs_together_and_is_seeded():
