@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from distil_cli.errors import ConfigError
+
 log = logging.getLogger(__name__)
 PEAK_FLOPS = 790e12  # H200 dense bf16
 SEED_MAX_LENGTH = 3078
@@ -327,6 +329,15 @@ def _kernel_group(name: str) -> str:
 FLAGS = {"liger", "flce", "ckpt", "compile"}
 
 
+def parse_infer_variant(text: str) -> tuple[str, int]:
+    """'static,256' -> (cache implementation, batch size; 0 = automatic)."""
+    kind, _, size = text.partition(",")
+    try:
+        return kind.strip(), int(size or 0)
+    except ValueError:
+        raise ConfigError(f"--variant {text!r}: expected CACHE,BATCH such as dynamic,0 or static,256") from None
+
+
 def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:
     """'varlen,16384,0,liger+ckpt' -> (attention kernel, token budget, row bound or None, flags)."""
     try:
@@ -338,7 +349,7 @@ def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:
             raise ValueError
         return attn, int(tokens), (int(rows) or None), flags
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"--variant {text!r}: expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS[,FLAGS] such as sdpa,16384,0 or "
             f"varlen,16384,0,liger (flags: {', '.join(sorted(FLAGS))})"
         ) from None
@@ -473,7 +484,7 @@ def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int,
 def bench_infer(shape: str, n_seed: int, n_ours: int, new_tokens: int, variants, cache_dir):
     model, tokenizer = build_model(shape, cache_dir)
     if tokenizer is None:
-        raise ValueError("the infer benchmark needs a model with a tokenizer (smollm2 or tiny)")
+        raise ConfigError("--shape: the infer benchmark needs a model with a tokenizer (smollm2 or tiny)")
     if torch.cuda.is_available():
         model = model.to(device(), dtype=torch.bfloat16)
     model.eval()

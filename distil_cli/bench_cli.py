@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from distil_cli.cli import bench_app, out_console, settings_for
+from distil_cli.errors import ConfigError
 
 
 @bench_app.command("train")
@@ -48,6 +49,8 @@ def bench_train(
 
     cache = settings_for(ctx).settings.models.cache_dir
     variants = [parse_variant(v) for v in (variant or ["sdpa,16384,0"])]
+    if not 0 <= profile <= len(variants):
+        raise ConfigError(f"--profile {profile}: there are {len(variants)} variant(s); give 1-{len(variants)} or 0")
     with tempfile.TemporaryDirectory() as work:
         progress = None if out is None else (lambda part: out.write_text(dump(part) + "\n", encoding="utf-8"))
         report = run(shape, steps, records, variants, cache, work, baseline, profile, progress)
@@ -69,12 +72,10 @@ def bench_infer(
 ) -> None:
     """Generation throughput: seed-style pipeline vs distil infer's batched generation, new tokens/s, ratio."""
     from distil_cli.bench import bench_infer as run
+    from distil_cli.bench import parse_infer_variant
 
     cache_dir = settings_for(ctx).settings.models.cache_dir
-    variants = []
-    for text in variant or ["dynamic,0"]:
-        kind, _, size = text.partition(",")
-        variants.append((kind.strip(), int(size or 0)))
+    variants = [parse_infer_variant(v) for v in variant or ["dynamic,0"]]
     _emit_report(run(shape, seed_prompts, prompts, new_tokens, variants, cache_dir), out)
 
 

@@ -41,8 +41,14 @@ def test_bench_train_and_infer_on_cpu(tmp_path):
 def test_bench_rejects_a_malformed_variant():
     result = run_cli("bench", "train", "--variant", "sdpa")
     assert result.exit_code == 1 and "expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS" in result.output
+    assert "internal error" not in result.output
     result = run_cli("bench", "train", "--variant", "sdpa,1024,0,turbo")
     assert result.exit_code == 1 and "flags: ckpt, compile, flce, liger" in result.output
+    result = run_cli("bench", "train", "--variant", "sdpa,1024,0", "--profile", 2)
+    assert result.exit_code == 1 and "--profile 2: there are 1 variant(s)" in result.output
+    result = run_cli("bench", "infer", "--variant", "static,many")
+    assert result.exit_code == 1 and "expected CACHE,BATCH" in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_variant_flags_parse():
