@@ -101,7 +101,7 @@ def _load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
         config = AutoConfig.from_pretrained(source)
         attention = resolve_attention(cfg.attn_implementation, config, cfg.packing)
         extra = {"attn_implementation": attention} if attention else {}
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **extra)
+        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=torch.float32, **extra)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
     model.config.pad_token_id = tokenizer.pad_token_id
