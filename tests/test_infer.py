@@ -9,8 +9,9 @@ import pytest
 import torch
 from conftest import run_cli, tiny_model_dir, write_case
 
-from distil_cli.generation import generate_batched
-from distil_cli.inference import done_ids, prompt_spec, submission_name
+from distil_cli.data.files import done_ids
+from distil_cli.generate.batched import generate_batched
+from distil_cli.generate.infer import prompt_spec, submission_name
 from distil_cli.models import load_tokenizer
 from distil_cli.prompts import choose_formatter, stop_token_ids
 
@@ -84,12 +85,19 @@ def test_prompt_comes_from_run_json(tmp_path, data, tiny, monkeypatch):
     (run / "final").mkdir(parents=True)
     for f in Path(tiny).iterdir():
         (run / "final" / f.name).write_bytes(f.read_bytes())
-    settings = {"summary_instructions": {"en": "CUSTOM SUMMARY INSTRUCTION."}}
-    (run / "run.json").write_text(json.dumps({"formatter": "chatml", "settings": settings, "max_input_tokens": 40}))
+    record = {
+        "run_record": 1,
+        "formatter": "chatml",
+        "settings": {"summary_instructions": {"en": "CUSTOM SUMMARY INSTRUCTION."}},
+        "instructions": {"summary": {"en": "CUSTOM SUMMARY INSTRUCTION."}},
+        "max_input_tokens": 40,
+        "model_source": str(tiny),
+    }
+    (run / "run.json").write_text(json.dumps(record))
     spec = prompt_spec(str(run), None)
     assert spec.formatter == "chatml" and spec.max_input_tokens == 40
     seen = []
-    import distil_cli.generation as generation
+    import distil_cli.generate.batched as generation
 
     original = generation.generate_batched
 

@@ -16,11 +16,14 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_model_and_tokenizer
 
-from distil_cli import kernels
 from distil_cli.errors import ConfigError
-from distil_cli.examples import IGNORE, Collator, PackingCollator, build_examples, multitask_loss, sequence_lengths
 from distil_cli.prompts import choose_formatter
-from distil_cli.training import DistilTrainer, DistilTrainingArguments
+from distil_cli.train import kernels
+from distil_cli.train.batching import Collator, LossCounts, PackingCollator, sequence_lengths
+from distil_cli.train.config import DistilTrainingArguments
+from distil_cli.train.examples import IGNORE, build_examples
+from distil_cli.train.loss import multitask_loss
+from distil_cli.train.trainer import DistilTrainer
 
 
 @pytest.fixture(scope="module")
@@ -68,17 +71,17 @@ def test_loss_index_points_at_every_supervised_token(setup):
     index, labels, task = batch["loss_index"], batch["labels"], batch["task"]
     assert labels.shape[0] > 1  # several rows, with padding
     width = labels.shape[1]
-    flat = index["flat_index"]
+    flat = index.flat_index
     rows, cols = flat // width, flat % width
-    assert torch.equal(labels[rows, cols + 1], index["flat_target"])
-    assert (index["flat_target"] != IGNORE).all()
-    n_pred = index["n_pred"]
+    assert torch.equal(labels[rows, cols + 1], index.flat_target)
+    assert (index.flat_target != IGNORE).all()
+    n_pred = index.n_pred
     assert (task[rows[:n_pred], cols[:n_pred] + 1] == 0).all() and (task[rows[n_pred:], cols[n_pred:] + 1] == 1).all()
     supervised = labels[:, 1:].ne(IGNORE)
     assert flat.numel() == int(supervised.sum())
-    assert index["keep"].tolist() == supervised.any(dim=0).nonzero().squeeze(-1).tolist()
+    assert index.keep.tolist() == supervised.any(dim=0).nonzero().squeeze(-1).tolist()
     n_expl = flat.numel() - n_pred
-    assert batch["loss_counts"] == (n_pred, n_expl, sum(len(e["input_ids"]) for e in examples), len(examples))
+    assert batch["loss_counts"] == LossCounts(n_pred, n_expl, sum(len(e["input_ids"]) for e in examples), len(examples))
 
 
 def test_loss_index_rejects_a_task_without_supervised_tokens(setup):
@@ -104,7 +107,7 @@ def test_varlen_packed_training_loss_equals_unpacked(setup, tmp_path, monkeypatc
         loss = trainer.compute_loss(varlen, batch)
     assert calls and len(calls) == varlen.config.num_hidden_layers  # every layer took the varlen path
     assert loss.item() == pytest.approx(reference.loss.item(), rel=1e-5)
-    assert trainer._host_total[:2] == [int(reference.n_pred), int(reference.n_expl)]
+    assert [trainer.seen.n_pred, trainer.seen.n_expl] == [int(reference.n_pred), int(reference.n_expl)]
 
 
 def test_varlen_reaches_attention_through_peft(setup, tmp_path, monkeypatch):

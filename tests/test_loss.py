@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from distil_cli.examples import IGNORE, Collator, GroupedLengthSampler, multitask_loss, task_token_counts
+from distil_cli.train.batching import Collator, GroupedLengthSampler, LossCounts
+from distil_cli.train.examples import IGNORE
+from distil_cli.train.loss import multitask_loss, task_token_counts
 
 
 def _batch(seed=0, vocab=11):
@@ -100,7 +102,7 @@ def test_collator_pads_right_and_masks_padding():
     assert batch["labels"].tolist() == [[IGNORE, 6, 7, IGNORE, IGNORE], [IGNORE, IGNORE, IGNORE, 8, 9]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert batch["task"].tolist() == [0, 1]
-    assert batch["loss_counts"] == (2, 2, 8, 2)  # supervised per task, useful tokens, examples
+    assert batch["loss_counts"] == LossCounts(2, 2, 8, 2)  # supervised per task, useful tokens, examples
 
 
 def test_sampler_keeps_pairs_together_and_is_seeded():

@@ -6,16 +6,10 @@ import pytest
 import torch
 from conftest import tiny_model_and_tokenizer
 
-from distil_cli.examples import (
-    Collator,
-    PackingCollator,
-    TokenBudgetBatchSampler,
-    build_examples,
-    losses_to_parts,
-    multitask_loss,
-)
 from distil_cli.prompts import choose_formatter
-from distil_cli.training import supervised_token_losses
+from distil_cli.train.batching import Collator, PackingCollator, TokenBudgetBatchSampler
+from distil_cli.train.examples import build_examples
+from distil_cli.train.loss import losses_to_parts, multitask_loss, supervised_token_losses
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +43,8 @@ def test_packed_losses_equal_unpacked(setup):
     task = packed.pop("task")
     packed.pop("loss_index")
     assert packed["position_ids"][0, : len(examples[0]["input_ids"]) + 1].tolist()[-1] == 0  # restarts per example
-    losses, mask, _ = supervised_token_losses(model, packed, labels)
-    parts = losses_to_parts(losses, mask, task, 0.3)
+    losses, _ = supervised_token_losses(model, packed, labels)
+    parts = losses_to_parts(losses, labels, task, 0.3)
     for name in ("loss", "loss_pred", "loss_expl"):
         assert getattr(parts, name).item() == pytest.approx(getattr(reference, name).item(), rel=1e-5, abs=1e-6), name
     assert int(parts.n_pred) == int(reference.n_pred) and int(parts.n_expl) == int(reference.n_expl)
@@ -66,8 +60,8 @@ def test_logits_only_where_supervised_equal_full_logits(setup):
         0.6,
     )
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    losses, mask, _ = supervised_token_losses(model, inputs, batch["labels"])
-    parts = losses_to_parts(losses, mask, batch["task"], 0.6)
+    losses, _ = supervised_token_losses(model, inputs, batch["labels"])
+    parts = losses_to_parts(losses, batch["labels"], batch["task"], 0.6)
     assert parts.loss.item() == pytest.approx(reference.loss.item(), rel=1e-5)
 
 
@@ -97,8 +91,8 @@ def test_packed_gradients_equal_unpacked(setup):
     packed = PackingCollator()(examples)
     labels, task = packed.pop("labels"), packed.pop("task")
     packed.pop("loss_index")
-    losses, mask, _ = supervised_token_losses(model, packed, labels)
-    losses_to_parts(losses, mask, task, 0.5).loss.backward()
+    losses, _ = supervised_token_losses(model, packed, labels)
+    losses_to_parts(losses, labels, task, 0.5).loss.backward()
     for name, grad in reference.items():
         torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, rtol=1e-4, atol=1e-6)
     model.zero_grad()
@@ -121,7 +115,7 @@ def test_token_budget_batches_keep_pairs_and_are_stable(setup):
 def test_supervised_only_logits_path_is_found_through_peft(setup):
     from peft import LoraConfig, get_peft_model
 
-    from distil_cli.training import accepts_logits_to_keep
+    from distil_cli.train.loss import accepts_logits_to_keep
 
     model, _, _ = setup
     assert accepts_logits_to_keep(model)

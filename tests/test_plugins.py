@@ -12,9 +12,9 @@ from importlib import metadata
 import pytest
 from conftest import run_cli
 
+from distil_cli import build_registry, hookimpl
 from distil_cli.errors import ConfigError
-from distil_cli.hookspecs import hookimpl
-from distil_cli.plugins import BUILTIN, build_registry, reset_registry
+from distil_cli.plugins.registry import BUILTIN, reset_registry
 
 PLUGINS = {"gemma": "distil-gemma", "llama3": "distil-llama3", "mistral": "distil-mistral", "phi3": "distil-phi3"}
 
@@ -76,7 +76,7 @@ def gemma_tiny(tmp_path):
     from distil_gemma import tiny_config
     from transformers import AutoModelForCausalLM
 
-    from distil_cli.testing import family_tokenizer
+    from distil_cli import family_tokenizer
 
     tokenizer = family_tokenizer(None, ["<start_of_turn>", "<end_of_turn>"], bos="<bos>", eos="<eos>", pad="<pad>")
     model = AutoModelForCausalLM.from_config(tiny_config(len(tokenizer)))

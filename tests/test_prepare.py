@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE, run_cli, write_case
 
-from distil_cli.data import read_jsonl
+from distil_cli.data.files import read_jsonl
+from distil_cli.data.prepare import prepare, split_records
+from distil_cli.data.text import crop_chars, crop_tokens
 from distil_cli.errors import DataError
-from distil_cli.prepare import crop_chars, crop_tokens, prepare, split_records
 from distil_cli.settings import PrepareSettings
 
 

@@ -8,8 +8,8 @@ import pytest
 from conftest import run_cli
 
 from distil_cli.errors import DataError
-from distil_cli.score import bootstrap_ci, compare, load_run
-from distil_cli.scoring import UnicodeTokenizer, score_pair, split_sentences
+from distil_cli.evaluate.metrics import UnicodeTokenizer, score_pair, split_sentences
+from distil_cli.evaluate.runs import bootstrap_ci, compare, load_run
 
 
 def _write(path, rows):
@@ -132,8 +132,8 @@ def test_bertscore_with_a_local_model(tmp_path):
     import os
     from pathlib import Path
 
+    from distil_cli.evaluate.metrics import BertScorer
     from distil_cli.models import tiny_dir
-    from distil_cli.scoring import BertScorer
     from distil_cli.settings import ModelsSettings
 
     folder = tiny_dir(Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)))

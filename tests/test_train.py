@@ -10,12 +10,12 @@ import pytest
 import torch
 from conftest import run_cli
 
+from distil_cli.data.prepare import prepare
 from distil_cli.errors import ConfigError, DataError
-from distil_cli.examples import IGNORE, build_examples, encode_example
 from distil_cli.models import load_tokenizer, tiny_dir
-from distil_cli.prepare import prepare
 from distil_cli.prompts import ChatMLFormatter, ChatTemplateFormatter, choose_formatter
 from distil_cli.settings import PrepareSettings, TrainSettings
+from distil_cli.train.examples import IGNORE, build_examples, encode_example
 
 CASES = [
     (
@@ -73,7 +73,8 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("formatter_cls", [ChatTemplateFormatter, ChatMLFormatter])
 def test_masking_covers_exactly_answer_and_end_of_turn(tokenizer, formatter_cls):
-    formatter = formatter_cls(tokenizer)
+    formatter = choose_formatter(tokenizer, formatter_cls.name)  # the registered factory of that formatter
+    assert isinstance(formatter, formatter_cls)
     answer = "Fièvre élevée ; toux productive.\nPneumonie droite."
     example = encode_example(tokenizer, formatter, "Résumez.", "Patiente de 54 ans.", answer, 512, 64, "r1", 0)
     supervised = [t for t, label in zip(example["input_ids"], example["labels"]) if label != IGNORE]
@@ -173,7 +174,7 @@ def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, mode
     evals = [line for line in lines if "eval_rouge_mean" in line]
     assert [line["step"] for line in evals] == [2, 3]
     run = json.loads((out / "run.json").read_text())
-    assert run["settings"]["model_type"] == model_type and run["global_steps"] == 3
+    assert run["settings"]["objective"] == model_type and run["global_steps"] == 3
     assert run["formatter"] == "chat-template" and run["data_manifest_sha256"]
     assert run["instructions"]["summary"]["es"].startswith("Resume")
     predictions = (out / "eval_predictions" / "step-3.jsonl").read_text().splitlines()
@@ -191,7 +192,7 @@ def test_distill_requires_rationales_and_existing_run_guard(tmp_path, data_dir, 
     result = run_cli("train", bare, "--out", tmp_path / "r", "--model", tiny, "--max-steps", 1)
     assert result.exit_code == 1 and f"record {rows[0]['id']}: no 'rationale'" in result.output
     with pytest.raises(ConfigError, match="no checkpoint"):
-        from distil_cli.train_run import run_training
+        from distil_cli.train.run import run_training
 
         run_training(data_dir, tmp_path / "fresh", TrainSettings(model=str(tiny)), tmp_path, resume=True)
 
@@ -222,7 +223,7 @@ def test_short_run_records_the_speed_path(tmp_path, data_dir, tiny):
 
 
 def test_resume_after_interruption_matches_uninterrupted(tmp_path, data_dir, tiny, monkeypatch):
-    from distil_cli.training import DistilTrainer
+    from distil_cli.train.trainer import DistilTrainer
 
     reference = tmp_path / "reference"
     assert run_cli(*_train_args(data_dir, reference, tiny, "distill", steps=4)).exit_code == 0

@@ -6,8 +6,8 @@ followed by a blank line (what Gemma 3's own template does).
 
 from __future__ import annotations
 
-from distil_cli.hookspecs import hookimpl
-from distil_cli.prompts import Formatted, user_message
+from distil_cli import Formatted, ModelFamily, hookimpl, user_message
+from distil_cli import tiny_config as tiny_shape
 
 END_OF_TURN = "<end_of_turn>"
 
@@ -30,15 +30,11 @@ class GemmaFormatter:
 def tiny_config(vocab_size: int):
     from transformers import Gemma2Config
 
-    from distil_cli.plugins import tiny_config as tiny
-
-    return tiny(Gemma2Config, vocab_size, head_dim=16)
+    return tiny_shape(Gemma2Config, vocab_size, head_dim=16)
 
 
 @hookimpl
 def register_model_families(register):
-    from distil_cli.plugins import ModelFamily
-
     register(
         ModelFamily(
             name="gemma",

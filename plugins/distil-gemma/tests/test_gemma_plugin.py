@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from distil_gemma import GemmaFormatter, tiny_config
 
-from distil_cli.plugins import build_registry
-from distil_cli.testing import check_formatter, family_tokenizer
+from distil_cli import build_registry, check_formatter, family_tokenizer
 
 # The chat template of google/gemma-2-2b-it (Gemma 1 and 2 share it).
 GEMMA_TEMPLATE = (

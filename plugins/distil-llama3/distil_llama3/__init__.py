@@ -5,8 +5,8 @@ Turns are ``<|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>``; con
 
 from __future__ import annotations
 
-from distil_cli.hookspecs import hookimpl
-from distil_cli.prompts import Formatted, user_message
+from distil_cli import Formatted, ModelFamily, hookimpl, user_message
+from distil_cli import tiny_config as tiny_shape
 
 END_OF_TURN = "<|eot_id|>"
 
@@ -35,15 +35,11 @@ class Llama3Formatter:
 def tiny_config(vocab_size: int):
     from transformers import LlamaConfig
 
-    from distil_cli.plugins import tiny_config as tiny
-
-    return tiny(LlamaConfig, vocab_size, rope_theta=500000.0)
+    return tiny_shape(LlamaConfig, vocab_size, rope_theta=500000.0)
 
 
 @hookimpl
 def register_model_families(register):
-    from distil_cli.plugins import ModelFamily
-
     register(
         ModelFamily(
             name="llama3",

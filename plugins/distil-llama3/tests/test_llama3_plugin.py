@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from distil_llama3 import Llama3Formatter, tiny_config
 
-from distil_cli.plugins import build_registry
-from distil_cli.testing import check_formatter, family_tokenizer
+from distil_cli import build_registry, check_formatter, family_tokenizer
 
 # The chat template of meta-llama/Meta-Llama-3-8B-Instruct.
 LLAMA3_TEMPLATE = (

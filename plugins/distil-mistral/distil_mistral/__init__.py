@@ -6,8 +6,8 @@ at the top of the user message, followed by a blank line.
 
 from __future__ import annotations
 
-from distil_cli.hookspecs import hookimpl
-from distil_cli.prompts import Formatted, user_message
+from distil_cli import Formatted, ModelFamily, hookimpl, user_message
+from distil_cli import tiny_config as tiny_shape
 
 
 class MistralFormatter:
@@ -28,15 +28,11 @@ class MistralFormatter:
 def tiny_config(vocab_size: int):
     from transformers import MistralConfig
 
-    from distil_cli.plugins import tiny_config as tiny
-
-    return tiny(MistralConfig, vocab_size)
+    return tiny_shape(MistralConfig, vocab_size)
 
 
 @hookimpl
 def register_model_families(register):
-    from distil_cli.plugins import ModelFamily
-
     register(
         ModelFamily(
             name="mistral",

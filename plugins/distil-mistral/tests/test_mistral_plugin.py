@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from distil_mistral import MistralFormatter, tiny_config
 
-from distil_cli.plugins import build_registry
-from distil_cli.testing import check_formatter, family_tokenizer
+from distil_cli import build_registry, check_formatter, family_tokenizer
 
 # The chat template of mistralai/Mistral-7B-Instruct-v0.1.
 MISTRAL_TEMPLATE = (

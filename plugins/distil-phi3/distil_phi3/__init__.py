@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from distil_cli.hookspecs import hookimpl
-from distil_cli.prompts import Formatted, user_message
+from distil_cli import Formatted, ModelFamily, hookimpl, user_message
+from distil_cli import tiny_config as tiny_shape
 
 END_OF_TURN = "<|end|>"
 
@@ -24,15 +24,11 @@ class Phi3Formatter:
 def tiny_config(vocab_size: int):
     from transformers import Phi3Config
 
-    from distil_cli.plugins import tiny_config as tiny
-
-    return tiny(Phi3Config, vocab_size, pad_token_id=0)
+    return tiny_shape(Phi3Config, vocab_size, pad_token_id=0)
 
 
 @hookimpl
 def register_model_families(register):
-    from distil_cli.plugins import ModelFamily
-
     register(
         ModelFamily(
             name="phi3",

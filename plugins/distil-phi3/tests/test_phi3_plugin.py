@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from distil_phi3 import Phi3Formatter, tiny_config
 
-from distil_cli.plugins import build_registry
-from distil_cli.testing import check_formatter, family_tokenizer
+from distil_cli import build_registry, check_formatter, family_tokenizer
 
 # The chat template of microsoft/Phi-3-mini-4k-instruct.
 PHI3_TEMPLATE = (

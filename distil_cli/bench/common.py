@@ -1,0 +1,170 @@
+"""What the benchmarks share: measurements, devices, models of real shapes, the profiler, reports.
+
+Figures: useful (non-padding) tokens/s, samples/s, peak GPU memory, model FLOP
+utilisation against 790 TFLOP/s bf16 (H200), and the ratio to the seed-style baseline
+measured in the same process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+PEAK_FLOPS = 790e12  # H200 dense bf16
+QWEN_05B = dict(
+    hidden_size=896,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    intermediate_size=4864,
+    vocab_size=151936,
+    tie_word_embeddings=True,
+    max_position_embeddings=32768,
+)
+
+
+@dataclass
+class Measure:
+    name: str
+    seconds: float
+    samples: int
+    useful_tokens: int
+    new_tokens: int = 0
+    flops: float = 0.0
+    peak_gib: float | None = None
+    profile: dict[str, Any] | None = None
+
+    def row(self) -> dict[str, Any]:
+        out = {
+            "name": self.name,
+            "seconds": round(self.seconds, 3),
+            "samples_per_s": round(self.samples / self.seconds, 3),
+            "useful_tokens_per_s": round(self.useful_tokens / self.seconds, 1),
+            "peak_gib": None if self.peak_gib is None else round(self.peak_gib, 2),
+        }
+        if self.new_tokens:
+            out["new_tokens_per_s"] = round(self.new_tokens / self.seconds, 1)
+        if self.flops and torch.cuda.is_available():
+            out["mfu"] = round(self.flops / self.seconds / PEAK_FLOPS, 4)
+        if self.profile:
+            out["profile"] = self.profile
+        return out
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def reset_peak() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak() -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+
+
+def build_model(shape: str, cache_dir):
+    """(model, tokenizer or None): 'qwen0.5b' random init of that shape, 'smollm2' the embedded model, 'tiny'."""
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from distil_cli.models import load_tokenizer, resolve_model
+
+    dtype = torch.float32
+    if shape == "qwen0.5b":
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(Qwen2Config(**QWEN_05B), dtype=dtype)
+        return model, None
+    source = resolve_model("default" if shape == "smollm2" else shape, cache_dir)
+    return AutoModelForCausalLM.from_pretrained(source, dtype=dtype), load_tokenizer(source)
+
+
+def start_profiler():
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    prof = profile(activities=activities)
+    prof.start()
+    prof._distil_t0 = time.perf_counter()  # type: ignore[attr-defined]
+    return prof
+
+
+def stop_profiler(prof, steps: int, top: int = 25) -> dict[str, Any]:
+    """Where the time of ``steps`` steps went: device busy time vs wall time, kernels by self time."""
+    wall = time.perf_counter() - prof._distil_t0
+    prof.stop()
+    cuda = torch.cuda.is_available()
+
+    def self_us(event) -> float:
+        if cuda:
+            return float(getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0)))
+        return float(event.self_cpu_time_total)
+
+    def is_kernel(event) -> bool:  # device kernels only (ops would count their kernels twice)
+        return not cuda or str(getattr(event, "device_type", "")).endswith("CUDA")
+
+    events = [e for e in prof.key_averages() if is_kernel(e) and self_us(e) > 0]
+    events.sort(key=self_us, reverse=True)
+    busy = sum(self_us(e) for e in events) / 1e3
+    groups: dict[str, float] = {}
+    for e in events:
+        groups[_kernel_group(e.key)] = groups.get(_kernel_group(e.key), 0.0) + self_us(e) / 1e3
+    host = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    return {
+        "steps": steps,
+        "wall_ms_per_step": round(wall * 1e3 / steps, 2),
+        "host_busy_ms_per_step": round(sum(e.self_cpu_time_total for e in host) / 1e3 / steps, 2),
+        "host_top": [
+            {"name": e.key[:120], "self_cpu_ms_per_step": round(e.self_cpu_time_total / 1e3 / steps, 3)}
+            for e in host[:12]
+        ],
+        ("gpu" if cuda else "cpu") + "_busy_ms_per_step": round(busy / steps, 2),
+        "by_group_ms_per_step": {k: round(v / steps, 2) for k, v in sorted(groups.items(), key=lambda kv: -kv[1])},
+        "top": [
+            {"name": e.key[:120], "self_ms_per_step": round(self_us(e) / 1e3 / steps, 3), "calls": e.count // steps}
+            for e in events[:top]
+        ],
+    }
+
+
+def _kernel_group(name: str) -> str:
+    low = name.lower()
+    rules = [
+        ("attention", ("flash", "fmha", "attention", "varlen", "flex")),
+        ("matmul", ("gemm", "cutlass", "sm90", "matmul", "mm", "linear", "cublas", "nvjet")),
+        ("optimizer", ("adam", "foreach", "multi_tensor")),
+        ("cross-entropy", ("cross_entropy", "log_softmax", "nll", "liger_cross")),
+        ("norm/act/rope (triton)", ("triton", "liger", "rms", "swiglu", "rope")),
+        ("copy/cast", ("copy", "cast", "to_copy", "cat", "index")),
+        ("elementwise", ("elementwise", "vectorized", "reduce", "pointwise")),
+    ]
+    for group, keys in rules:
+        if any(k in low for k in keys):
+            return group
+    return "other"
+
+
+def report(title: str, results: list[Measure], key: str) -> dict[str, Any]:
+    rows = [m.row() for m in results]
+    base = rows[0][key]
+    for row in rows:
+        row["ratio_to_seed"] = round(row[key] / base, 2) if base else None
+    info = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    import transformers
+
+    info["transformers"] = transformers.__version__
+    return {"benchmark": title, "env": info, "results": rows}
+
+
+def dump(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2)

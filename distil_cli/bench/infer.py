@@ -1,0 +1,111 @@
+"""``distil bench infer``: a seed-style generation pipeline vs ``distil infer``'s batched generation.
+
+The seed-style generation is a ``pipeline`` called one prompt at a time; distil's is
+``generate_batched`` (the code ``distil infer`` runs), on the same synthetic prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+import torch
+
+from distil_cli.bench.common import Measure, build_model, device, peak, report, reset_peak, sync
+from distil_cli.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def parse_infer_variant(text: str) -> tuple[str, int]:
+    """'static,256' -> (cache implementation, batch size; 0 = automatic)."""
+    kind, _, size = text.partition(",")
+    try:
+        return kind.strip(), int(size or 0)
+    except ValueError:
+        raise ConfigError(f"--variant {text!r}: expected CACHE,BATCH such as dynamic,0 or static,256") from None
+
+
+def synthetic_prompts(n: int, vocab: int, seed: int = 1) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.randrange(100, vocab - 100) for _ in range(rng.randint(300, 800))] for _ in range(n)]
+
+
+def seed_style_generate(model, tokenizer, prompts, new_tokens: int) -> Measure:
+    """The original scripts: a text-generation pipeline called one prompt at a time."""
+    from transformers import pipeline
+
+    texts = [tokenizer.decode(p) for p in prompts]
+    pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, device=device())
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, return_full_text=False)
+    pipe(texts[0], **kwargs)  # warm-up
+    reset_peak()
+    sync()
+    start = time.perf_counter()
+    for text in texts:
+        pipe(text, **kwargs)
+    sync()
+    seconds = time.perf_counter() - start
+    return Measure(
+        "seed-style (pipeline, one prompt at a time)",
+        seconds,
+        len(texts),
+        sum(map(len, prompts)),
+        new_tokens=new_tokens * len(texts),
+        peak_gib=peak(),
+    )
+
+
+def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int, cache: str = "dynamic") -> Measure:
+    from distil_cli.generate.batched import generate_batched
+    from distil_cli.generate.infer import auto_batch_size
+
+    size = batch_size or auto_batch_size(model, max(map(len, prompts)), new_tokens)
+    stops = [tokenizer.eos_token_id]
+    impl = None if cache == "dynamic" else cache
+    # warm-up (compilation for the static cache) on a full batch of the real shapes
+    generate_batched(
+        model, tokenizer, prompts[:size], stops, 8, batch_size=size, min_new_tokens=8, cache_implementation=impl
+    )
+    reset_peak()
+    sync()
+    start = time.perf_counter()
+    outs = generate_batched(
+        model,
+        tokenizer,
+        prompts,
+        stops,
+        new_tokens,
+        batch_size=size,
+        min_new_tokens=new_tokens,
+        cache_implementation=impl,
+    )
+    sync()
+    seconds = time.perf_counter() - start
+    return Measure(
+        f"distil infer (generate_batched, {cache} cache, batch {size})",
+        seconds,
+        len(prompts),
+        sum(map(len, prompts)),
+        new_tokens=sum(o.new_tokens for o in outs),
+        peak_gib=peak(),
+    )
+
+
+def bench_infer(shape: str, n_seed: int, n_ours: int, new_tokens: int, variants, cache_dir):
+    model, tokenizer = build_model(shape, cache_dir)
+    if tokenizer is None:
+        raise ConfigError("--shape: the infer benchmark needs a model with a tokenizer (smollm2 or tiny)")
+    if torch.cuda.is_available():
+        model = model.to(device(), dtype=torch.bfloat16)
+    model.eval()
+    prompts = synthetic_prompts(max(n_seed, n_ours), len(tokenizer))
+    results = [seed_style_generate(model, tokenizer, prompts[:n_seed], new_tokens)]
+    for cache, size in variants:
+        try:
+            results.append(distil_generate(model, tokenizer, prompts[:n_ours], new_tokens, size, cache))
+        except Exception as exc:  # report and keep the other variants
+            log.warning("variant %s,%s failed: %s", cache, size, str(exc).splitlines()[0][:300])
+            results.append(Measure(f"distil infer [{cache}, batch {size}] FAILED", 1.0, 0, 0))
+    return report(f"infer {shape}", results, "new_tokens_per_s")

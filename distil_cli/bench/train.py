@@ -1,0 +1,265 @@
+"""``distil bench train``: seed-style training vs ``distil train``'s real code path, same data, one process.
+
+Synthetic MultiClinSum-like lengths (prompt 300-800 tokens, summary 60-180, rationale
+100-300). The seed-style training pads every example to 3078 tokens, runs batch 1 and
+one forward pass per task with full logits; distil runs its DistilTrainer with the
+arguments ``distil train`` builds (``train.config.training_arguments``): packing,
+logits only where supervised, bf16, fused AdamW, and the variant's kernels.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+import torch
+
+from distil_cli.bench.common import (
+    Measure,
+    build_model,
+    device,
+    peak,
+    report,
+    reset_peak,
+    start_profiler,
+    stop_profiler,
+    sync,
+)
+from distil_cli.errors import ConfigError
+
+log = logging.getLogger(__name__)
+SEED_MAX_LENGTH = 3078
+SEED_WARMUP, SEED_MIN_STEPS = 5, 40  # on a GPU (see bench_train)
+
+
+def synthetic_examples(n_records: int, vocab: int, seed: int = 0, tasks: int = 2) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    examples = []
+    for r in range(n_records):
+        prompt = [rng.randrange(100, vocab - 100) for _ in range(rng.randint(300, 800))]
+        for task, (low, high) in list(enumerate([(60, 180), (100, 300)]))[:tasks]:
+            answer = [rng.randrange(100, vocab - 100) for _ in range(rng.randint(low, high))]
+            examples.append(
+                {"id": f"s{r}", "task": task, "input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer}
+            )
+    return examples
+
+
+def train_flops(model, lengths: list[int]) -> float:
+    """6 N T for the weights (LM head included) plus 6 L d T^2 for causal attention, per sequence."""
+    cfg = model.config
+    n = sum(p.numel() for p in model.parameters()) - (
+        0 if cfg.tie_word_embeddings else cfg.vocab_size * cfg.hidden_size
+    )
+    return sum(6 * n * t + 6 * cfg.num_hidden_layers * cfg.hidden_size * t * t for t in lengths)
+
+
+def seed_style_train(model, examples, steps: int, alpha: float = 0.5) -> Measure:
+    """The original scripts: pad to 3078, batch 1, one forward per task, full logits, HF loss."""
+    dev = device()
+    model.to(dev).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    pairs = [(examples[i], examples[i + 1]) for i in range(0, len(examples) - 1, 2)]
+    pad = SEED_MAX_LENGTH
+
+    def one(ex):
+        ids = torch.zeros((1, pad), dtype=torch.long)
+        labels = torch.full((1, pad), -100, dtype=torch.long)
+        mask = torch.zeros((1, pad), dtype=torch.long)
+        n = min(len(ex["input_ids"]), pad)
+        ids[0, :n] = torch.tensor(ex["input_ids"][:n])
+        labels[0, :n] = torch.tensor(ex["labels"][:n])
+        mask[0, :n] = 1
+        with amp:
+            return model(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=labels.to(dev)).loss
+
+    useful, lengths, start = 0, [], None
+    reset_peak()
+    warmup = SEED_WARMUP if torch.cuda.is_available() else 2
+    for step in range(steps + warmup):
+        if step == warmup:
+            sync()
+            start, useful, lengths = time.perf_counter(), 0, []
+        pred, expl = pairs[step % len(pairs)]
+        loss = alpha * one(pred) + (1 - alpha) * one(expl)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        for ex in (pred, expl):
+            useful += len(ex["input_ids"])
+            lengths.append(len(ex["input_ids"]))
+    sync()
+    seconds = time.perf_counter() - start
+    return Measure(
+        "seed-style (pad 3078, batch 1, 2 forwards)",
+        seconds,
+        2 * steps,
+        useful,
+        flops=train_flops(model, lengths),
+        peak_gib=peak(),
+    )
+
+
+def distil_train(
+    model,
+    tokenizer_pad: int,
+    examples,
+    steps: int,
+    tokens_per_batch: int,
+    row_tokens,
+    workdir,
+    flags: frozenset[str] = frozenset(),
+    profile: bool = False,
+) -> Measure:
+    """distil's DistilTrainer on the same examples, with the arguments ``distil train`` builds.
+
+    ``flags``: liger (Liger's RMSNorm/SwiGLU/RoPE kernels), flce (Liger's fused linear
+    cross-entropy for the loss), ckpt (gradient checkpointing), compile (``torch_compile``).
+    ``profile``: 3 more steps under the torch profiler after the timed ones.
+    """
+    from transformers import TrainerCallback
+
+    from distil_cli.settings import TrainSettings
+    from distil_cli.train.batching import Collator
+    from distil_cli.train.config import batch_plan, training_arguments
+    from distil_cli.train.kernels import liger_supported, resolve_kernels
+    from distil_cli.train.trainer import DistilTrainer
+
+    marks: dict[str, Any] = {}
+    last = steps + 2
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                sync()
+                marks["start"] = (time.perf_counter(), trainer.seen.tokens, trainer.seen.examples)
+                reset_peak()
+            elif state.global_step == last:
+                sync()
+                marks["end"] = (time.perf_counter(), trainer.seen.tokens, trainer.seen.examples, peak())
+                if profile:
+                    marks["profiler"] = start_profiler()
+            elif state.global_step == last + 3 and "profiler" in marks:
+                sync()
+                marks["profile"] = stop_profiler(marks.pop("profiler"), 3)
+
+    if "liger" in flags:
+        resolve_kernels("liger", model)
+    elif "flce" in flags and (reason := liger_supported(model)):
+        raise ValueError(f"flce: {reason}")
+    cfg = TrainSettings(
+        objective="distill",
+        alpha=0.5,
+        packing=True,
+        tokens_per_batch=tokens_per_batch,
+        batch_size=2,
+        lr=1e-5,
+        max_steps=last + (3 if profile else 0),
+        gradient_checkpointing="ckpt" in flags,
+        seed=0,
+    )
+    sampler, per_epoch = batch_plan(cfg, examples)
+    args = training_arguments(
+        workdir,
+        cfg,
+        examples,
+        per_epoch,
+        has_eval=False,
+        kernels="liger" if "liger" in flags else "none",
+        # timing only: the variant's own rows and loss path, no logging, saving or progress bar
+        pack_row_tokens=row_tokens,
+        fused_ce="flce" in flags,
+        torch_compile="compile" in flags,
+        logging_steps=10**6,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    trainer = DistilTrainer(
+        model=model,
+        args=args,
+        train_dataset=examples,
+        data_collator=Collator(tokenizer_pad),
+        callbacks=[Clock()],
+        batch_sampler=sampler,
+    )
+    reset_peak()
+    trainer.train()
+    sync()
+    t0, tok0, ex0 = marks["start"]
+    t1, tok1, ex1, peak_gib = marks["end"]
+    # FLOPs of the packed rows: attention is per example, so count per example lengths
+    mean_len = sum(len(e["input_ids"]) for e in examples) / len(examples)
+    n_examples = ex1 - ex0
+    flops = train_flops(model, [int(mean_len)] * n_examples)
+    attn = model.config._attn_implementation
+    extra = "".join(f", {f}" for f in sorted(flags))
+    name = f"distil train [{attn}, {tokens_per_batch} tokens/batch, rows {row_tokens or 'one'}{extra}]"
+    return Measure(name, t1 - t0, n_examples, tok1 - tok0, flops=flops, peak_gib=peak_gib, profile=marks.get("profile"))
+
+
+FLAGS = {"liger", "flce", "ckpt", "compile"}
+
+
+def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:
+    """'varlen,16384,0,liger+ckpt' -> (attention kernel, token budget, row bound or None, flags)."""
+    try:
+        attn, tokens, rows, *rest = (x.strip() for x in text.split(","))
+        if len(rest) > 1:
+            raise ValueError
+        flags = frozenset(f for f in (rest[0].split("+") if rest else []) if f)
+        if flags - FLAGS:
+            raise ValueError
+        return attn, int(tokens), (int(rows) or None), flags
+    except ValueError:
+        raise ConfigError(
+            f"--variant {text!r}: expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS[,FLAGS] such as sdpa,16384,0 or "
+            f"varlen,16384,0,liger (flags: {', '.join(sorted(FLAGS))})"
+        ) from None
+
+
+def bench_train(
+    shape: str,
+    steps: int,
+    records: int,
+    variants,
+    cache_dir,
+    workdir,
+    baseline: bool = True,
+    profile: int = 0,
+    progress=None,
+):
+    """Seed-style baseline, then each variant on fresh weights. Variants with ``liger`` patch the
+    model classes of this process, so they are run after the others."""
+    from distil_cli.train.kernels import resolve_attention
+
+    model, tokenizer = build_model(shape, cache_dir)
+    examples = synthetic_examples(records, model.config.vocab_size)
+    pad = tokenizer.pad_token_id if tokenizer is not None else 0
+    results = []
+    if baseline:
+        # the baseline's batch-1 steps are short: on a GPU time at least SEED_MIN_STEPS of them (its
+        # figure varied 6.3-9.3k tokens/s between runs of 10 steps on the H200)
+        seed_steps = max(steps, SEED_MIN_STEPS) if torch.cuda.is_available() else steps
+        results.append(seed_style_train(model, examples, seed_steps))
+    order = sorted(range(len(variants)), key=lambda i: ("liger" in variants[i][3], "compile" in variants[i][3]))
+    measured: dict[int, Measure] = {}
+    for i in order:
+        attn, tokens, rows, flags = variants[i]
+        del model
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        model, _ = build_model(shape, cache_dir)  # fresh weights and optimizer state for each run
+        try:
+            model.set_attn_implementation(resolve_attention(attn, model.config, True))
+            measured[i] = distil_train(model, pad, examples, steps, tokens, rows, workdir, flags, profile == i + 1)
+        except Exception as exc:  # a kernel missing on this machine: report it, keep the others
+            log.warning("variant %s failed: %s", variants[i], str(exc).splitlines()[0][:300])
+            label = f"distil train [{attn}, {tokens} tokens, rows {rows}, {'+'.join(sorted(flags))}] FAILED"
+            measured[i] = Measure(label, 1.0, 0, 0)
+        if progress is not None:  # the report so far, in case a later variant does not finish
+            progress(report(f"train {shape} (partial)", results + list(measured.values()), "useful_tokens_per_s"))
+    results.extend(measured[i] for i in range(len(variants)))
+    return report(f"train {shape}", results, "useful_tokens_per_s")

@@ -1,0 +1,91 @@
+"""``distil bench train|infer``: the command-line side of ``distil_cli.bench``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from distil_cli.cli.common import new_app, out_console, settings_for
+from distil_cli.errors import ConfigError
+
+bench_app = new_app("Benchmarks: the seed-style baseline vs distil's real code paths, in one process.")
+
+
+@bench_app.command("train")
+def bench_train(
+    ctx: typer.Context,
+    shape: Annotated[
+        str, typer.Option(help="qwen0.5b (random init of Qwen2.5-0.5B's shape), smollm2 (embedded), tiny.")
+    ] = "tiny",
+    steps: Annotated[int, typer.Option(help="Timed optimizer steps (after 2 warm-up steps).")] = 10,
+    records: Annotated[
+        int, typer.Option(help="Synthetic records (each gives a summary and a rationale example).")
+    ] = 64,
+    variant: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="distil configuration ATTN,TOKENS_PER_BATCH,ROW_TOKENS[,FLAGS] (repeatable; ROW_TOKENS 0 = one "
+            "row; ATTN sdpa, varlen, flex_attention, ...; FLAGS joined by +: liger, ckpt (gradient "
+            "checkpointing), compile, flce (Liger's fused linear cross-entropy)), e.g. varlen,16384,0,liger"
+        ),
+    ] = None,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Also run the seed-style baseline.")
+    ] = True,
+    profile: Annotated[
+        int,
+        typer.Option(
+            help="Profile 3 steps of variant N (1-based) with the torch profiler and add its top kernels "
+            "to the report (0: no profile)."
+        ),
+    ] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
+) -> None:
+    """Training throughput: seed-style vs distil train, useful tokens/s, memory, MFU, ratio."""
+    import tempfile
+
+    from distil_cli.bench.common import dump
+    from distil_cli.bench.train import bench_train as run
+    from distil_cli.bench.train import parse_variant
+
+    cache = settings_for(ctx).settings.models.cache_dir
+    variants = [parse_variant(v) for v in (variant or ["sdpa,16384,0"])]
+    if not 0 <= profile <= len(variants):
+        raise ConfigError(f"--profile {profile}: there are {len(variants)} variant(s); give 1-{len(variants)} or 0")
+    with tempfile.TemporaryDirectory() as work:
+        progress = None if out is None else (lambda part: out.write_text(dump(part) + "\n", encoding="utf-8"))
+        report = run(shape, steps, records, variants, cache, work, baseline, profile, progress)
+    _emit_report(report, out)
+
+
+@bench_app.command("infer")
+def bench_infer(
+    ctx: typer.Context,
+    shape: Annotated[str, typer.Option(help="smollm2 (embedded) or tiny.")] = "tiny",
+    seed_prompts: Annotated[int, typer.Option(help="Prompts for the (slow) seed-style pipeline.")] = 8,
+    prompts: Annotated[int, typer.Option(help="Prompts for distil's batched generation.")] = 64,
+    new_tokens: Annotated[int, typer.Option(help="New tokens per prompt (fixed: min = max).")] = 128,
+    variant: Annotated[
+        Optional[list[str]],
+        typer.Option(help="distil configuration CACHE,BATCH (repeatable; BATCH 0 = automatic), e.g. static,256"),
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
+) -> None:
+    """Generation throughput: seed-style pipeline vs distil infer's batched generation, new tokens/s, ratio."""
+    from distil_cli.bench.infer import bench_infer as run
+    from distil_cli.bench.infer import parse_infer_variant
+
+    cache_dir = settings_for(ctx).settings.models.cache_dir
+    variants = [parse_infer_variant(v) for v in variant or ["dynamic,0"]]
+    _emit_report(run(shape, seed_prompts, prompts, new_tokens, variants, cache_dir), out)
+
+
+def _emit_report(report: dict, out: Optional[Path]) -> None:
+    from distil_cli.bench.common import dump
+
+    text = dump(report)
+    out_console.print(text, highlight=False, markup=False, soft_wrap=True)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,76 @@
+"""What every command module shares: the consoles, the error boundary, settings access, option helpers.
+
+Every flag defaults to ``None`` so that only flags the user typed override the config
+file and the environment; the real default lives in the settings and is shown in the
+help text.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from distil_cli.errors import DistilError
+from distil_cli.settings import LoadedSettings, field_help, load_settings
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def opt(section: str, name: str, *flags: str, **kwargs):
+    """A Typer option whose help is the settings field's description and default."""
+    names = flags or ("--" + name.replace("_", "-"),)
+    return typer.Option(*names, help=field_help(section, name), show_default=False, **kwargs)
+
+
+def flags_of(values: dict[str, Any], *exclude: str) -> dict[str, Any]:
+    """A command's ``locals()`` minus the context and the non-settings arguments: its settings flags."""
+    return {k: v for k, v in values.items() if k not in ("ctx", *exclude)}
+
+
+def settings_for(ctx: typer.Context, section: str | None = None, **flags: Any) -> LoadedSettings:
+    """Effective settings with this command's flags applied to ``section``."""
+    root = ctx.find_root()
+    config = (root.obj or {}).get("config")
+    return load_settings(config, {section: flags} if section else None)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+class DistilGroup(TyperGroup):
+    """The one place that turns core errors into a one-line message and an exit code.
+
+    ``DISTIL_DEBUG=1`` lets the traceback through instead. Typer's own exceptions
+    (usage errors, exit, abort) pass unchanged.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (KeyboardInterrupt, BrokenPipeError):
+            raise
+        except DistilError as exc:
+            if os.environ.get("DISTIL_DEBUG"):
+                raise
+            raise _fail(escape(str(exc)), exc.exit_code) from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith(("typer", "click")) or os.environ.get("DISTIL_DEBUG"):
+                raise
+            first = escape((str(exc).splitlines() or [""])[0])
+            raise _fail(
+                f"internal error {type(exc).__name__}: {first} (DISTIL_DEBUG=1 shows the traceback)", 1
+            ) from exc
+
+
+def new_app(help_text: str, **kwargs: Any) -> typer.Typer:
+    """A Typer app (or command group) whose commands go through the error boundary."""
+    kwargs.setdefault("no_args_is_help", True)
+    return typer.Typer(cls=DistilGroup, help=help_text, pretty_exceptions_enable=False, rich_markup_mode=None, **kwargs)

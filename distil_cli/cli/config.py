@@ -1,0 +1,30 @@
+"""``distil config``: inspect the effective settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from distil_cli.cli.common import new_app, out_console, settings_for
+from distil_cli.settings import effective_rows
+
+config_app = new_app("Inspect the effective settings.")
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    section: Annotated[
+        Optional[str], typer.Option("--section", "-s", help="Only this section (prepare, train, ...).")
+    ] = None,
+) -> None:
+    """Print every effective setting with its source (default, file, environment); secrets are masked."""
+    loaded = settings_for(ctx)
+    table = Table(title="distil settings", show_lines=False)
+    for column in ("key", "value", "source"):
+        table.add_column(column, overflow="fold")
+    for key, value, source in effective_rows(loaded, section):
+        table.add_row(key, value, source)
+    out_console.print(table)

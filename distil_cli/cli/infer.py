@@ -1,0 +1,84 @@
+"""``distil infer``: batched summaries of a trained (or any) model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from distil_cli.cli.common import err_console, flags_of, opt, out_console, settings_for
+
+
+def infer(
+    ctx: typer.Context,
+    model: Annotated[
+        str, typer.Argument(help="A `distil train` run folder (uses final/), a model folder, a hub id, or 'default'.")
+    ],
+    data: Annotated[
+        Path,
+        typer.Argument(help="A prepared split .jsonl, a prepared folder (see --split), or a folder of .txt files."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions .jsonl (appended per batch; a rerun resumes).")],
+    split: Annotated[Optional[str], opt("infer", "split")] = None,
+    batch_size: Annotated[Optional[int], opt("infer", "batch_size")] = None,
+    max_new_tokens: Annotated[Optional[int], opt("infer", "max_new_tokens")] = None,
+    temperature: Annotated[Optional[float], opt("infer", "temperature")] = None,
+    top_p: Annotated[Optional[float], opt("infer", "top_p")] = None,
+    repetition_penalty: Annotated[Optional[float], opt("infer", "repetition_penalty")] = None,
+    formatter: Annotated[Optional[str], opt("infer", "formatter")] = None,
+    cache: Annotated[Optional[str], opt("infer", "cache")] = None,
+    submission_dir: Annotated[
+        Optional[Path], typer.Option("--submission-dir", help="Also write DIR/<case_id>_sum.txt (MultiClinSum layout).")
+    ] = None,
+    lang: Annotated[
+        Optional[str], typer.Option("--lang", help="Language of .txt inputs whose names carry none.")
+    ] = None,
+) -> None:
+    """Generate summaries: length-sorted batches, left padding, KV cache, bf16 on GPU; resumable."""
+    flags = flags_of(locals(), "model", "data", "out", "submission_dir", "lang")
+    loaded = settings_for(ctx, "infer", **flags)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from distil_cli.generate.infer import read_inputs, run_inference
+
+    records = read_inputs(data, loaded.settings.infer.split, lang)
+    total = len(records)
+    columns = [
+        TextColumn("infer"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task("infer", total=total, rate="")
+        started, counts = time.perf_counter(), {"records": 0, "tokens": 0}
+
+        def advance(records: int, tokens: int) -> None:
+            counts["records"] += records
+            counts["tokens"] += tokens
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = f"{counts['records'] / elapsed:.2f} rec/s {counts['tokens'] / elapsed:.0f} tok/s"
+            bar.update(task, advance=records, rate=rate)
+
+        result = run_inference(
+            model, records, out, loaded.settings.infer, loaded.settings.models.cache_dir, submission_dir, advance
+        )
+        bar.update(task, completed=total)
+    rate = result.new_tokens / max(result.seconds, 1e-9)
+    err_console.print(
+        f"Wrote {result.written} prediction(s) ({result.skipped} already done, {result.cropped} input(s) cropped), "
+        f"{result.new_tokens} new tokens at {rate:.0f} tokens/s",
+        highlight=False,
+    )
+    out_console.print(str(result.out), highlight=False)

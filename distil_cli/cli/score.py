@@ -1,0 +1,89 @@
+"""``distil score``: metrics per language, bootstrap CIs, paired comparison."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from distil_cli.cli.common import err_console, opt, out_console, settings_for
+
+
+def score(
+    ctx: typer.Context,
+    predictions: Annotated[list[Path], typer.Argument(help="Predictions .jsonl (several runs: one table).")],
+    references: Annotated[
+        Optional[Path],
+        typer.Option("--references", "-r", help="Reference .jsonl or prepared folder (else each line's 'reference')."),
+    ] = None,
+    compare: Annotated[
+        Optional[Path], typer.Option("--compare", help="Another run: paired difference vs the first on the same ids.")
+    ] = None,
+    bootstrap: Annotated[Optional[int], opt("score", "bootstrap")] = None,
+    seed: Annotated[Optional[int], opt("score", "seed")] = None,
+    format: Annotated[Optional[str], opt("score", "format")] = None,
+    stemmer: Annotated[Optional[str], opt("score", "stemmer")] = None,
+    bertscore_model: Annotated[Optional[str], opt("score", "bertscore_model")] = None,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Also precision and recall per ROUGE type (json/csv).")
+    ] = False,
+    plot: Annotated[
+        Optional[Path], typer.Option("--plot", help="Bar chart of mean ROUGE per language and run (PNG).")
+    ] = None,
+) -> None:
+    """ROUGE-1/2/L/Lsum F1 per language and overall, bootstrap CIs, paired comparison of runs."""
+    flags = {
+        "bootstrap": bootstrap,
+        "seed": seed,
+        "format": format,
+        "stemmer": stemmer,
+        "bertscore_model": bertscore_model,
+    }
+    cfg = settings_for(ctx, "score", **flags).settings.score
+    from distil_cli import reports
+    from distil_cli.evaluate import runs as stats
+
+    refs = stats.read_references(references) if references is not None else None
+    bert = None
+    if cfg.bertscore_model:
+        from distil_cli.evaluate.metrics import BertScorer
+
+        bert = BertScorer(cfg.bertscore_model)
+    names = stats.run_names([*predictions, *([compare] if compare else [])])
+    runs = [stats.load_run(p, refs, cfg.stemmer, detail, bert, names[i]) for i, p in enumerate(predictions)]
+    rows = [row for run in runs for row in stats.summarise(run, cfg.bootstrap, cfg.seed)]
+    comparison = []
+    if compare is not None:
+        other = stats.load_run(compare, refs, cfg.stemmer, name=names[-1])
+        comparison = stats.compare(runs[0], other, cfg.bootstrap, cfg.seed)
+    for run in runs:
+        if run.empty:
+            err_console.print(f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False)
+    _emit_scores(cfg.format, rows, comparison, reports)
+    if plot is not None:
+        reports.plot_scores(rows, plot)
+        err_console.print(f"Wrote {plot}", highlight=False)
+
+
+def _emit_scores(fmt: str, rows: list, comparison: list, reports) -> None:
+    if fmt == "json":
+        out_console.print_json(json.dumps({"scores": rows, "comparison": comparison}))
+    elif fmt == "csv":
+        import csv
+
+        for block in (reports.flat_rows(rows), reports.flat_rows(comparison)):
+            if block:
+                writer = csv.DictWriter(sys.stdout, fieldnames=list(block[0]), lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(block)
+    elif fmt == "markdown":
+        out_console.print(reports.markdown_table(rows), markup=False, highlight=False, soft_wrap=True)
+        if comparison:
+            out_console.print("\n" + reports.markdown_table(comparison), markup=False, highlight=False, soft_wrap=True)
+    else:
+        out_console.print(reports.score_table(rows))
+        if comparison:
+            out_console.print(reports.compare_table(comparison))

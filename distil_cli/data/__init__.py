@@ -1,0 +1,1 @@
+"""Data: corpus readers, ``distil prepare`` (splits, manifest) and file helpers (jsonl, hashing)."""

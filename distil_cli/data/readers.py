@@ -1,0 +1,217 @@
+"""Reading corpora: MultiClinSum folder trees and tabular files (json, jsonl, csv, parquet).
+
+Every reader returns plain records ``{id, lang, input, output?, rationale?}`` with
+normalised text (no BOM, ``\\n`` line ends, surrounding whitespace stripped), and
+raises ``DataError`` naming the file / line / id and what to do on bad input.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distil_cli.data.text import normalise_text
+from distil_cli.errors import DataError
+
+LANG_RE = re.compile(r"(?:^|[_\-.])(en|es|fr|pt)(?:[_\-.]|$)", re.IGNORECASE)
+TABLE_SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+
+
+@dataclass
+class SourceScan:
+    """What a reader found, besides the records themselves (goes into the manifest)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    skipped_missing: list[str] = field(default_factory=list)
+    ignored_files: list[str] = field(default_factory=list)
+    format: str = ""
+
+
+def detect_lang(path: Path, root: Path) -> str | None:
+    """Language code from the file name first, then from the folders up to ``root`` included."""
+    parts = [path.stem] + [p.name for p in path.parents if p == root or root in p.parents]
+    for part in parts:
+        match = LANG_RE.search(part)
+        if match:
+            return match.group(1).lower()
+    return None
+
+
+def detect_format(source: Path, wanted: str) -> str:
+    if wanted != "auto":
+        return wanted
+    if source.is_dir():
+        return "multiclinsum"
+    fmt = TABLE_SUFFIXES.get(source.suffix.lower())
+    if fmt is None:
+        raise DataError(
+            f"{source}: unknown format '{source.suffix or 'no suffix'}'; give a MultiClinSum folder, "
+            ".json, .jsonl, .csv or .parquet (or --format)"
+        )
+    return fmt
+
+
+# --------------------------------------------------------------------------- MultiClinSum trees
+
+
+def _summary_path(fulltext: Path) -> Path:
+    return fulltext.parent.parent / "summaries" / f"{fulltext.stem}_sum.txt"
+
+
+def read_multiclinsum(root: Path, encoding: str, lang: str | None, allow_missing: bool) -> SourceScan:
+    """Every ``fulltext/*.txt`` under ``root`` with its ``summaries/<name>_sum.txt``.
+
+    A ``fulltext`` folder with no ``summaries`` sibling at all is the test layout:
+    its records have no output. Within a labelled folder a missing summary is an
+    error unless ``allow_missing``.
+    """
+    scan = SourceScan(format="multiclinsum")
+    folders = sorted(p for p in root.rglob("fulltext") if p.is_dir())
+    if root.name == "fulltext":
+        folders.insert(0, root)
+    if not folders:
+        raise DataError(f"{root}: no fulltext/ folder found; expected <corpus>/fulltext/*.txt (+ summaries/*_sum.txt)")
+    seen: dict[str, Path] = {}
+    for folder in folders:
+        labelled = (folder.parent / "summaries").is_dir()
+        for path in sorted(folder.iterdir()):
+            if not path.is_file() or path.suffix.lower() != ".txt" or path.name.startswith("."):
+                scan.ignored_files.append(str(path.relative_to(root)))
+                continue
+            record_id = path.stem
+            if record_id in seen:
+                raise DataError(f"duplicate id '{record_id}': {seen[record_id]} and {path}; ids come from file names")
+            seen[record_id] = path
+            record = {"id": record_id, "lang": _lang_or_fail(path, root, lang)}
+            record["input"] = _read_text(path, encoding, "input")
+            scan.files.append(path)
+            if labelled:
+                summary = _summary_path(path)
+                if not summary.is_file():
+                    if allow_missing:
+                        scan.skipped_missing.append(record_id)
+                        continue
+                    raise DataError(
+                        f"{path}: no summary {summary.relative_to(root)}; "
+                        "add it or pass --allow-missing to skip such cases"
+                    )
+                record["output"] = _read_text(summary, encoding, "output")
+                scan.files.append(summary)
+            scan.records.append(record)
+    if not scan.records:
+        raise DataError(f"{root}: no usable .txt case found under fulltext/")
+    return scan
+
+
+def _lang_or_fail(path: Path, root: Path, lang: str | None) -> str:
+    found = detect_lang(path, root)
+    if found is None and lang is None:
+        raise DataError(f"{path}: no language in the file or folder name (_en, _es, _fr, _pt); pass --lang")
+    return (found or lang).lower()  # type: ignore[union-attr]
+
+
+def _read_text(path: Path, encoding: str, what: str) -> str:
+    text = normalise_text(path.read_bytes(), encoding, str(path))
+    if not text:
+        raise DataError(f"{path}: empty {what} text; remove the case or fill it in")
+    return text
+
+
+# --------------------------------------------------------------------------- tabular files
+
+
+def _rows(path: Path, fmt: str, encoding: str) -> Iterator[tuple[str, Any]]:
+    """(location, row) pairs; location is 'file:line' or 'file[index]'."""
+    raw = path.read_bytes()
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for broken files
+            raise DataError(f"{path}: not a readable parquet file ({exc})") from None
+        for i, row in enumerate(table.to_pylist()):
+            yield f"{path}[row {i}]", row
+        return
+    text = normalise_text(raw, encoding, str(path))
+    if fmt == "jsonl":
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{number}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: malformed JSON ({exc.msg}); fix or remove the line") from None
+    elif fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of records, got {type(data).__name__}")
+        for i, row in enumerate(data):
+            yield f"{path}[{i}]", row
+    elif fmt == "csv":
+        reader = csv.DictReader(text.split("\n"))
+        for row in reader:
+            yield f"{path}:{reader.line_num}", row
+    else:
+        raise DataError(f"{path}: unknown format '{fmt}'")
+
+
+def read_table(path: Path, fmt: str, mapping: dict[str, str], encoding: str, lang: str | None) -> SourceScan:
+    """Records from a .json/.jsonl/.csv/.parquet file through the field mapping."""
+    scan = SourceScan(format=fmt, files=[path])
+    file_lang = detect_lang(path, path.parent)
+    seen: dict[str, str] = {}
+    for where, row in _rows(path, fmt, encoding):
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected an object with fields, got {type(row).__name__}")
+        record_id = _field(row, mapping["id"], where, "id", required=True)
+        where = f"{where} (id {record_id})"
+        if record_id in seen:
+            raise DataError(f"{where}: duplicate id '{record_id}' (first at {seen[record_id]})")
+        seen[record_id] = where
+        record: dict[str, Any] = {"id": record_id}
+        record["lang"] = (_field(row, mapping["lang"], where, "lang") or lang or file_lang or "").lower()
+        if not record["lang"]:
+            raise DataError(f"{where}: no language (no '{mapping['lang']}' field, none in the file name); pass --lang")
+        record["input"] = _field(row, mapping["input"], where, "input", required=True)
+        output = _field(row, mapping["output"], where, "output")
+        if output is not None:
+            record["output"] = output
+        rationale = _field(row, mapping["rationale"], where, "rationale")
+        if rationale:
+            record["rationale"] = rationale
+        scan.records.append(record)
+    if not scan.records:
+        raise DataError(f"{path}: no records")
+    labelled = sum("output" in r for r in scan.records)
+    if 0 < labelled < len(scan.records):
+        missing = next(r["id"] for r in scan.records if "output" not in r)
+        raise DataError(
+            f"{path} (id {missing}): field '{mapping['output']}' missing or empty while other records have it; "
+            "map it with --output-field or fix the record"
+        )
+    return scan
+
+
+def _field(row: dict, name: str, where: str, role: str, required: bool = False) -> str | None:
+    value = row.get(name)
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN
+        if required:
+            flag = f"--{role}-field"
+            raise DataError(f"{where}: missing field '{name}' ({role}); map another field with {flag}")
+        return None
+    if isinstance(value, (dict, list)):
+        raise DataError(f"{where}: field '{name}' ({role}) must be text, got {type(value).__name__}")
+    text = str(value).lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text and role in ("id", "input", "output"):
+        raise DataError(f"{where}: empty '{name}' ({role}); fill it in or remove the record")
+    return text or None

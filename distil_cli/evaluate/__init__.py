@@ -1,0 +1,1 @@
+"""Evaluation: per-text metrics (``metrics``) and run statistics (``runs``: bootstrap, paired comparison)."""

@@ -1,0 +1,204 @@
+"""Runs of predictions: reading them with their references, per-group means, bootstrap CIs, paired comparison.
+
+Per-text metrics come from ``evaluate.metrics``; this module does the statistics over a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from distil_cli.data.files import iter_jsonl, read_jsonl
+from distil_cli.errors import DataError
+from distil_cli.evaluate.metrics import MEAN_OF, ROUGE_TYPES, score_pair
+
+log = logging.getLogger(__name__)
+METRICS = (*ROUGE_TYPES, "rouge_mean")
+ALL = "all"
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path
+    rows: list[dict[str, Any]]  # id, lang, prediction, reference
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # id -> metric -> value
+    empty: int = 0
+
+
+def read_predictions(path: Path) -> list[dict[str, Any]]:
+    if not Path(path).is_file():
+        raise DataError(f"{path} does not exist")
+    rows, seen = [], set()
+    for number, row in iter_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+            raise DataError(f"{path}:{number}: a prediction needs an 'id' string")
+        if row["id"] in seen:
+            raise DataError(f"{path}:{number}: duplicate id '{row['id']}'")
+        if not isinstance(row.get("prediction", ""), str):
+            raise DataError(f"{path}:{number} (id {row['id']}): 'prediction' must be text")
+        seen.add(row["id"])
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: no predictions")
+    return rows
+
+
+def read_references(data: Path) -> dict[str, dict[str, Any]]:
+    """id -> record from a .jsonl or every split of a prepared folder."""
+    data = Path(data)
+    files = [data] if data.is_file() else sorted(data.glob("*.jsonl"))
+    if not files:
+        raise DataError(f"{data}: no .jsonl references found")
+    refs: dict[str, dict[str, Any]] = {}
+    for path in files:
+        for record in read_jsonl(path):
+            if record.get("output"):
+                refs[record["id"]] = record
+    return refs
+
+
+def _few(ids) -> str:
+    ids = sorted(ids)
+    return ", ".join(ids[:5]) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
+
+
+def attach_references(path: Path, rows: list[dict[str, Any]], refs: dict[str, dict[str, Any]] | None) -> list[dict]:
+    out = []
+    missing = []
+    for row in rows:
+        reference, lang = row.get("reference"), row.get("lang")
+        if refs is not None:
+            record = refs.get(row["id"])
+            if record is None:
+                missing.append(row["id"])
+                continue
+            reference = record["output"]
+            if lang and record.get("lang") and lang != record["lang"]:
+                raise DataError(f"{path} (id {row['id']}): language '{lang}' but the reference says '{record['lang']}'")
+            lang = lang or record.get("lang")
+        if not reference:
+            missing.append(row["id"])
+            continue
+        out.append(
+            {"id": row["id"], "lang": lang or "en", "prediction": row.get("prediction") or "", "reference": reference}
+        )
+    if missing:
+        where = "in --references" if refs is not None else "(no 'reference' field; pass --references DATA)"
+        raise DataError(f"{path}: no reference for {len(missing)} id(s) {where}: {_few(missing)}")
+    return out
+
+
+def load_run(
+    path: Path,
+    refs: dict[str, dict[str, Any]] | None,
+    stemmer: str,
+    detail: bool = False,
+    bertscorer=None,
+    name: str | None = None,
+) -> Run:
+    rows = attach_references(path, read_predictions(path), refs)
+    run = Run(name or Path(path).stem, Path(path), rows)
+    for row in rows:
+        if not row["prediction"].strip():
+            run.empty += 1
+        run.scores[row["id"]] = score_pair(row["prediction"], row["reference"], row["lang"], stemmer, detail)
+    if bertscorer is not None:
+        values = bertscorer.f1([r["prediction"] for r in rows], [r["reference"] for r in rows])
+        for row, value in zip(rows, values, strict=True):
+            run.scores[row["id"]]["bertscore_f1"] = value
+    return run
+
+
+def groups(run: Run) -> dict[str, list[str]]:
+    """'all' plus one id list per language."""
+    out: dict[str, list[str]] = {ALL: [r["id"] for r in run.rows]}
+    for row in run.rows:
+        out.setdefault(row["lang"], []).append(row["id"])
+    return {k: out[k] for k in [ALL, *sorted(k for k in out if k != ALL)]}
+
+
+def mean_scores(run: Run, ids: list[str]) -> dict[str, float]:
+    keys = [k for k in next(iter(run.scores.values())) if k != "rouge_mean"]
+    out = {k: fmean(run.scores[i][k] for i in ids) for k in keys}
+    out["rouge_mean"] = fmean(out[k] for k in MEAN_OF)
+    return out
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    index = q * (len(sorted_values) - 1)
+    low = int(index)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (index - low)
+
+
+def bootstrap_ci(values: list[float], resamples: int, seed: int) -> tuple[float, float]:
+    """95% percentile interval of the mean."""
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(fmean(values[rng.randrange(n)] for _ in range(n)) for _ in range(resamples))
+    return _percentile(means, 0.025), _percentile(means, 0.975)
+
+
+def summarise(run: Run, resamples: int, seed: int) -> list[dict[str, Any]]:
+    rows = []
+    for group, ids in groups(run).items():
+        means = mean_scores(run, ids)
+        row: dict[str, Any] = {
+            "run": run.name,
+            "lang": group,
+            "n": len(ids),
+            **{k: round(v, 4) for k, v in means.items()},
+        }
+        if resamples:
+            for metric in METRICS:
+                low, high = bootstrap_ci([run.scores[i][metric] for i in ids], resamples, seed)
+                row[f"{metric}_ci"] = [round(low, 4), round(high, 4)]
+        rows.append(row)
+    return rows
+
+
+def compare(a: Run, b: Run, resamples: int, seed: int) -> list[dict[str, Any]]:
+    """Paired difference b - a per metric on the same ids, with a bootstrap CI and p-value."""
+    ids_a, ids_b = set(a.scores), set(b.scores)
+    if ids_a != ids_b:
+        only_a, only_b = ids_a - ids_b, ids_b - ids_a
+        raise DataError(
+            f"{a.path} and {b.path} cover different ids: only in the first {_few(only_a) or '-'}; "
+            f"only in the second {_few(only_b) or '-'}"
+        )
+    resamples = resamples or 1000
+    out = []
+    for group, ids in groups(a).items():
+        for metric in METRICS:
+            diffs = [b.scores[i][metric] - a.scores[i][metric] for i in ids]
+            rng = random.Random(seed)
+            n = len(diffs)
+            means = sorted(fmean(diffs[rng.randrange(n)] for _ in range(n)) for _ in range(resamples))
+            at_or_below = sum(m <= 0 for m in means) / resamples
+            at_or_above = sum(m >= 0 for m in means) / resamples
+            out.append(
+                {
+                    "base": a.name,
+                    "other": b.name,
+                    "lang": group,
+                    "metric": metric,
+                    "n": n,
+                    "diff": round(fmean(diffs), 4),
+                    "ci": [round(_percentile(means, 0.025), 4), round(_percentile(means, 0.975), 4)],
+                    "p_value": round(min(1.0, 2 * min(at_or_below, at_or_above)), 4),
+                }
+            )
+    return out
+
+
+def run_names(paths: list[Path]) -> list[str]:
+    """Short names for runs: the file stem, or more of the path when stems collide."""
+    stems = [Path(p).stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [f"{Path(p).parent.name}/{Path(p).stem}" for p in paths]

@@ -1,0 +1,1 @@
+"""Generation: batched generation (shared with training-time evaluation) and ``distil infer``."""

@@ -1,0 +1,213 @@
+"""``distil infer``: fast batched summaries, resumable, with an optional submission folder.
+
+The prompt (formatter, per-language instruction, input limit) is read from the run's
+record (``run.json``) when MODEL is a ``distil train`` run, so training and inference
+cannot disagree on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distil_cli.data.files import done_ids, read_jsonl
+from distil_cli.data.readers import detect_lang
+from distil_cli.data.text import normalise_text
+from distil_cli.errors import ConfigError, DataError
+from distil_cli.models import load_causal_lm, load_tokenizer, resolve_model
+from distil_cli.prompts import SUMMARY, choose_formatter, instruction_for, stop_token_ids
+from distil_cli.run_record import RunRecord, find_run_record
+from distil_cli.settings import InferSettings
+from distil_cli.train.examples import encode_prompt
+
+log = logging.getLogger(__name__)
+SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class PromptSpec:
+    """Everything that decides the prompt; taken from run.json when there is one."""
+
+    formatter: str | None = None
+    summary_instructions: dict[str, str] = field(default_factory=dict)
+    max_input_tokens: int = 2048
+    source: str = "defaults"
+
+
+def prompt_spec(model_arg: str, formatter_flag: str | None) -> PromptSpec:
+    path = find_run_record(model_arg)
+    spec = PromptSpec()
+    if path is not None:
+        record = RunRecord.read(path)
+        spec = PromptSpec(
+            formatter=record.formatter,
+            summary_instructions=record.summary_instructions(),
+            max_input_tokens=int(record.max_input_tokens),
+            source=str(path),
+        )
+        if formatter_flag and formatter_flag != spec.formatter:
+            log.warning(
+                "--formatter %s differs from the one the model was trained with (%s)", formatter_flag, spec.formatter
+            )
+    if formatter_flag:
+        spec.formatter = formatter_flag
+    return spec
+
+
+def read_inputs(data: Path, split: str, lang: str | None) -> list[dict[str, Any]]:
+    """Records from a split .jsonl, a prepared folder (``split``), or a folder of .txt files."""
+    data = Path(data)
+    if data.is_file():
+        return read_jsonl(data)
+    if not data.is_dir():
+        raise DataError(f"{data} does not exist")
+    if (data / f"{split}.jsonl").is_file():
+        return read_jsonl(data / f"{split}.jsonl")
+    texts = sorted(p for p in data.rglob("*.txt") if not p.name.endswith("_sum.txt"))
+    if not texts:
+        raise DataError(
+            f"{data}: no {split}.jsonl and no .txt files; give a prepared folder, a .jsonl or a .txt folder"
+        )
+    records, seen = [], {}
+    for path in texts:
+        if path.stem in seen:
+            raise DataError(f"duplicate id '{path.stem}': {seen[path.stem]} and {path}")
+        seen[path.stem] = path
+        found = detect_lang(path, data) or lang
+        if found is None:
+            raise DataError(f"{path}: no language in the file or folder name; pass --lang")
+        text = normalise_text(path.read_bytes(), "utf-8", str(path))
+        if not text:
+            raise DataError(f"{path}: empty input text")
+        records.append({"id": path.stem, "lang": found, "input": text})
+    return records
+
+
+def submission_name(record_id: str) -> str:
+    """``<case_id>_sum.txt`` with the id sanitised so it cannot escape the folder."""
+    safe = SAFE_ID.sub("_", record_id).strip("._") or "record"
+    return f"{safe}_sum.txt"
+
+
+def auto_batch_size(model, prompt_tokens: int, max_new_tokens: int) -> int:
+    """As many sequences as fit in half the free GPU memory (KV cache + logits); 8 on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 8
+    free, _ = torch.cuda.mem_get_info()
+    cfg = model.config
+    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    bytes_per = 2 if next(model.parameters()).dtype in (torch.bfloat16, torch.float16) else 4
+    per_seq = (prompt_tokens + max_new_tokens) * cfg.num_hidden_layers * 2 * heads * head_dim * bytes_per
+    per_seq += cfg.vocab_size * 4 * 2  # logits of the last position, float32, with some slack
+    return int(max(1, min(1024, (free * 0.5) // max(per_seq, 1))))
+
+
+@dataclass
+class InferResult:
+    written: int
+    skipped: int
+    cropped: int
+    new_tokens: int
+    seconds: float
+    out: Path
+
+
+def run_inference(
+    model_arg: str,
+    records: list[dict[str, Any]],
+    out: Path,
+    cfg: InferSettings,
+    cache_dir: Path,
+    submission_dir: Path | None = None,
+    progress=None,
+) -> InferResult:
+    """Generate for ``records`` (from ``read_inputs``), appending to ``out`` and skipping ids already there."""
+    import torch
+
+    ids = [r["id"] for r in records]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"duplicate id '{duplicate}' in the input; ids must be unique")
+    if submission_dir is not None:
+        names: dict[str, str] = {}
+        for record_id in ids:
+            name = submission_name(record_id)
+            if name in names:
+                raise DataError(f"ids '{names[name]}' and '{record_id}' map to the same submission file {name}")
+            names[name] = record_id
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    finished = done_ids(out)
+    todo = [r for r in records if r["id"] not in finished]
+    spec = prompt_spec(model_arg, cfg.formatter)
+    source = resolve_model(model_arg, cache_dir)
+    tokenizer = load_tokenizer(source)
+    formatter = choose_formatter(tokenizer, spec.formatter)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = load_causal_lm(source, dtype)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    context = getattr(model.config, "max_position_embeddings", None) or 10**9
+    limit = min(spec.max_input_tokens, context - cfg.max_new_tokens)
+    if limit < 16:
+        raise ConfigError(f"--max-new-tokens {cfg.max_new_tokens} leaves no room in the model's context of {context}")
+    prompts, cropped = [], 0
+    for r in todo:
+        instruction = instruction_for(SUMMARY, r.get("lang", "en"), spec.summary_instructions)
+        ids_, was_cropped = encode_prompt(tokenizer, formatter, instruction, r["input"], limit, r["id"])
+        prompts.append(ids_)
+        cropped += was_cropped
+    if cropped:
+        log.warning("Cropped the input of %d record(s) to fit %d prompt tokens", cropped, limit)
+    batch_size = cfg.batch_size or auto_batch_size(model, max((len(p) for p in prompts), default=1), cfg.max_new_tokens)
+    if submission_dir is not None:
+        submission_dir.mkdir(parents=True, exist_ok=True)
+    totals = {"written": 0, "tokens": 0}
+    started = time.perf_counter()
+    from distil_cli.generate.batched import generate_batched
+
+    with open(out, "a", encoding="utf-8") as fh:
+
+        def write(indices, outputs):
+            for i, generated in zip(indices, outputs):
+                r = todo[i]
+                row = {"id": r["id"], "lang": r.get("lang", "en"), "prediction": generated.text}
+                if r.get("output"):
+                    row["reference"] = r["output"]
+                row.update({"tokens": generated.new_tokens, "finish_reason": generated.finish_reason})
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                if submission_dir is not None:
+                    (submission_dir / submission_name(r["id"])).write_text(generated.text + "\n", encoding="utf-8")
+                totals["written"] += 1
+                totals["tokens"] += generated.new_tokens
+            fh.flush()
+            if progress is not None:
+                progress(len(indices), sum(g.new_tokens for g in outputs))
+
+        generate_batched(
+            model,
+            tokenizer,
+            prompts,
+            stop_token_ids(tokenizer, formatter),
+            cfg.max_new_tokens,
+            batch_size=batch_size,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            repetition_penalty=cfg.repetition_penalty,
+            on_batch=write,
+            cache_implementation=None if cfg.cache == "dynamic" else cfg.cache,
+        )
+    if submission_dir is not None:  # records done in an earlier run also belong in the folder
+        for row in (json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()):
+            target = submission_dir / submission_name(row["id"])
+            if not target.exists():
+                target.write_text(row["prediction"] + "\n", encoding="utf-8")
+    return InferResult(totals["written"], len(finished), cropped, totals["tokens"], time.perf_counter() - started, out)

@@ -1,0 +1,85 @@
+"""The run record (RUN_DIR/run.json): what ``distil train`` did, read back by ``distil infer``.
+
+Versioned: ``run_record`` names the layout. A record without it was written by distil
+0.1.0 before the field existed and has the layout of version 1. A newer, unknown version
+is an error that says to upgrade distil, never a silent misreading.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from distil_cli.errors import ConfigError
+
+RUN_RECORD_VERSION = 1
+FILE_NAME = "run.json"
+
+
+@dataclass
+class RunRecord:
+    settings: dict[str, Any]  # the train settings (secrets masked)
+    model_source: str
+    formatter: str
+    instructions: dict[str, dict[str, str]]  # task key ("summary", "rationale") -> lang -> instruction
+    max_input_tokens: int
+    family: str | None = None
+    data_dir: str = ""
+    data_manifest_sha256: str | None = None
+    examples: int = 0
+    cropped_inputs: int = 0
+    skipped_missing_rationale: list[str] = field(default_factory=list)
+    speed: dict[str, Any] = field(default_factory=dict)
+    global_steps: int = 0
+    best_metric: float | None = None
+    best_checkpoint: str | None = None
+    train_seconds: float = 0.0
+    final: str = ""
+    tool: str = "distil"
+    version: str = ""  # distil's version
+    versions: dict[str, str] = field(default_factory=dict)  # libraries
+    run_record: int = RUN_RECORD_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+
+    def write(self, run_dir: Path) -> Path:
+        path = Path(run_dir) / FILE_NAME
+        tmp = path.with_name(f".{FILE_NAME}.tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> RunRecord:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not a readable run record ({exc}); is this a `distil train` run?") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: not a run record (expected a JSON object)")
+        version = data.get("run_record", 1)
+        if version != RUN_RECORD_VERSION:
+            raise ConfigError(
+                f"{path}: run record version {version!r}, this distil reads version {RUN_RECORD_VERSION}; "
+                "upgrade distil (or pass the model folder final/ with --formatter)"
+            )
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise ConfigError(f"{path}: incomplete run record ({exc})") from None
+
+    def summary_instructions(self) -> dict[str, str]:
+        """lang -> the summary instruction the model was trained with."""
+        return dict(self.instructions.get("summary", {}))
+
+
+def find_run_record(model_arg: str) -> Path | None:
+    """run.json of a run folder or of the run holding a final/ folder; None for other models."""
+    path = Path(model_arg).expanduser()
+    if not path.is_dir():
+        return None
+    return next((p for p in (path / FILE_NAME, path.parent / FILE_NAME) if p.is_file()), None)

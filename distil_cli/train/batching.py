@@ -1,0 +1,275 @@
+"""Batches: padded and packed collators, the record-keeping samplers, the host-side loss bookkeeping.
+
+A record's two examples (summary and rationale) always share a batch, so both tasks of a
+record are seen in one optimizer step. Everything the loss needs to know about a batch
+(how many supervised tokens per task, where they are) is computed here on the CPU, so the
+training step never waits for the GPU to count.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Sampler
+
+from distil_cli.prompts import Task
+from distil_cli.train.examples import IGNORE, task_masks
+
+
+@dataclass
+class LossCounts:
+    """What a batch holds, counted on the host: supervised tokens per task, useful tokens, examples.
+
+    ``n_pred`` / ``n_expl``: supervised tokens of the summary / rationale task (label shift
+    applied), the denominators of ``loss_pred`` / ``loss_expl``.
+    """
+
+    n_pred: int = 0
+    n_expl: int = 0
+    tokens: int = 0
+    examples: int = 0
+
+    def __add__(self, other: LossCounts) -> LossCounts:
+        return LossCounts(
+            self.n_pred + other.n_pred,
+            self.n_expl + other.n_expl,
+            self.tokens + other.tokens,
+            self.examples + other.examples,
+        )
+
+
+@dataclass
+class LossIndex:
+    """Where the loss of a packed batch is, computed by the collator on the CPU.
+
+    ``keep``: columns (of the shifted labels) supervised in any row, for ``logits_to_keep``.
+    ``flat_index`` / ``flat_target``: flat positions [B*T] whose next token is supervised and
+    those tokens, summary-task positions first; the first ``n_pred`` are the summary's.
+    """
+
+    keep: torch.Tensor
+    flat_index: torch.Tensor
+    flat_target: torch.Tensor
+    n_pred: int
+
+    def to(self, device, non_blocking: bool = False) -> LossIndex:
+        """Moved with the batch (accelerate calls ``.to`` on batch values that have one)."""
+        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return LossIndex(move(self.keep), move(self.flat_index), move(self.flat_target), self.n_pred)
+
+
+def _counts(labels: torch.Tensor, task: torch.Tensor, tokens: int, examples: int) -> LossCounts:
+    summary, rationale = task_masks(labels, task)
+    return LossCounts(int(summary.sum()), int(rationale.sum()), tokens, examples)
+
+
+class Collator:
+    """Dynamic right padding to the longest example of the batch; labels -100 on padding."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        width = max(len(f["input_ids"]) for f in features)
+        n = len(features)
+        input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((n, width), IGNORE, dtype=torch.long)
+        attention = torch.zeros((n, width), dtype=torch.long)
+        for row, f in enumerate(features):
+            length = len(f["input_ids"])
+            input_ids[row, :length] = torch.tensor(f["input_ids"])
+            labels[row, :length] = torch.tensor(f["labels"])
+            attention[row, :length] = 1
+        task = torch.tensor([f["task"] for f in features], dtype=torch.long)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "labels": labels,
+            "task": task,
+            "loss_counts": _counts(labels, task, int(attention.sum()), n),
+        }
+
+
+class PackingCollator:
+    """Padding-free batches: examples packed into rows, position ids restarting at 0 per example.
+
+    No attention mask is passed, so transformers derives a block-diagonal causal mask from
+    the position ids: attention never crosses examples. Every example starts with prompt
+    tokens (label -100), so no token is trained to predict the next example's first token.
+    Task ids are given per token (-1 on row padding).
+
+    ``row_tokens=None`` packs the whole batch into one row. A bound (e.g. 4096) packs
+    first-fit-decreasing into several rows of at most that many tokens (longer examples
+    get a row of their own): with a dense attention kernel the cost per row is quadratic
+    in the row length, so shorter rows waste less. Rows are padded to the longest; the
+    padding is one more sequence of its own (positions from 0, labels -100).
+    """
+
+    def __init__(self, row_tokens: int | None = None, pad_token_id: int = 0, varlen: bool = False):
+        self.row_tokens = row_tokens
+        self.pad_token_id = pad_token_id
+        self.varlen = varlen
+
+    def _rows(self, features: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        if not self.row_tokens:
+            return [features]
+        rows: list[list[dict[str, Any]]] = []
+        space: list[int] = []
+        for f in sorted(features, key=lambda f: -len(f["input_ids"])):
+            n = len(f["input_ids"])
+            slot = next((i for i, free in enumerate(space) if free >= n), None)
+            if slot is None:
+                rows.append([f])
+                space.append(self.row_tokens - n)
+            else:
+                rows[slot].append(f)
+                space[slot] -= n
+        return rows
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        rows = self._rows(features)
+        width = max(sum(len(f["input_ids"]) for f in row) for row in rows)
+        out: dict[str, list[list[int]]] = {name: [] for name in ("input_ids", "position_ids", "labels", "task")}
+        for row in rows:
+            ids, labels, positions, tasks = [], [], [], []
+            for f in row:
+                n = len(f["input_ids"])
+                ids.extend(f["input_ids"])
+                labels.extend(f["labels"])
+                positions.extend(range(n))
+                tasks.extend([f["task"]] * n)
+            pad = width - len(ids)
+            ids.extend([self.pad_token_id] * pad)
+            labels.extend([IGNORE] * pad)
+            positions.extend(range(pad))
+            tasks.extend([-1] * pad)
+            for name, values in zip(out, (ids, positions, labels, tasks)):
+                out[name].append(values)
+        batch: dict[str, Any] = {name: torch.tensor(values, dtype=torch.long) for name, values in out.items()}
+        index = loss_index(batch["labels"], batch["task"], features)
+        batch["loss_index"] = index
+        n_pred = index.n_pred
+        batch["loss_counts"] = LossCounts(
+            n_pred, index.flat_index.numel() - n_pred, int(batch["task"].ge(0).sum()), len(features)
+        )
+        if self.varlen:
+            batch.update(sequence_lengths(batch["position_ids"]))
+        return batch
+
+
+def loss_index(labels: torch.Tensor, task: torch.Tensor, features: list[dict[str, Any]]) -> LossIndex:
+    """The ``LossIndex`` of a packed batch; a task with examples but no supervised token is an error."""
+    width = labels.shape[1]
+    index, target = [], []
+    for task_id, mask in zip(Task, task_masks(labels, task)):
+        rows, cols = mask.nonzero(as_tuple=True)
+        if rows.numel() == 0 and any(f["task"] == task_id for f in features):
+            raise ValueError(f"task {int(task_id)} has examples in the batch but no supervised token")
+        index.append(rows * width + cols)
+        target.append(labels[rows, cols + 1])
+    supervised = labels[:, 1:].ne(IGNORE)
+    return LossIndex(
+        keep=supervised.any(dim=0).nonzero().squeeze(-1),
+        flat_index=torch.cat(index),
+        flat_target=torch.cat(target),
+        n_pred=int(index[0].numel()),
+    )
+
+
+def sequence_lengths(position_ids: torch.Tensor) -> dict[str, Any]:
+    """Cumulative sequence lengths of packed rows (flattened) for varlen attention: starts where positions are 0."""
+    flat = position_ids.reshape(-1)
+    starts = (flat == 0).nonzero().squeeze(-1)
+    cu = torch.cat([starts, torch.tensor([flat.numel()])]).to(torch.int32)
+    longest = int((cu[1:] - cu[:-1]).max())
+    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
+
+
+def record_groups(examples: Sequence[dict[str, Any]]) -> list[list[int]]:
+    """Indices of adjacent examples of the same record (its summary and rationale examples)."""
+    groups: list[list[int]] = []
+    for index, example in enumerate(examples):
+        if groups and examples[groups[-1][0]]["id"] == example["id"]:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+class GroupedLengthSampler(Sampler[int]):
+    """Seeded, length-grouped order that keeps a record's task examples in one batch (padded batches).
+
+    Records (groups of adjacent examples with the same id) are shuffled, cut into
+    mega-batches of 50 batches, sorted by length inside each, so batches hold examples of
+    similar length (little padding) and both tasks of a record share a forward pass.
+    The order depends only on the seed and the epoch, which makes ``--resume`` exact.
+    """
+
+    def __init__(self, examples: Sequence[dict[str, Any]], batch_size: int, seed: int):
+        self.groups = record_groups(examples)
+        self.lengths = [max(len(examples[i]["input_ids"]) for i in g) for g in self.groups]
+        per_group = max(len(g) for g in self.groups)
+        self.groups_per_batch = max(1, batch_size // per_group)
+        self.seed = seed
+        self.epoch = 0
+        self.total = sum(len(g) for g in self.groups)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(range(len(self.groups)))
+        random.Random(self.seed * 1000003 + self.epoch).shuffle(order)
+        mega = self.groups_per_batch * 50
+        for start in range(0, len(order), mega):
+            chunk = sorted(order[start : start + mega], key=lambda g: -self.lengths[g])
+            for g in chunk:
+                yield from self.groups[g]
+
+
+class TokenBudgetBatchSampler:
+    """Batches of whole records (both tasks together) holding at most ``max_tokens`` tokens (packed batches).
+
+    Batch membership is fixed once from the seed (so the number of batches per epoch never
+    changes); the order of the batches is reshuffled per epoch from the seed and the epoch,
+    which keeps ``--resume`` exact. A record longer than the budget gets a batch of its own.
+    """
+
+    def __init__(self, examples: Sequence[dict[str, Any]], max_tokens: int, seed: int):
+        groups = record_groups(examples)
+        sizes = [sum(len(examples[i]["input_ids"]) for i in g) for g in groups]
+        order = list(range(len(groups)))
+        random.Random(seed).shuffle(order)
+        self.batches: list[list[int]] = []
+        current: list[int] = []
+        used = 0
+        for g in order:
+            if current and used + sizes[g] > max_tokens:
+                self.batches.append(current)
+                current, used = [], 0
+            current.extend(groups[g])
+            used += sizes[g]
+        if current:
+            self.batches.append(current)
+        self.seed = seed
+        self.epoch = 0
+        self.sampler = self  # accelerate looks for batch_sampler.sampler.set_epoch when it wraps us
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = list(range(len(self.batches)))
+        random.Random(self.seed * 1000003 + self.epoch).shuffle(order)
+        for b in order:
+            yield self.batches[b]

@@ -1,0 +1,146 @@
+"""The one training configuration: ``TrainSettings`` (what the user set) -> ``DistilTrainingArguments``.
+
+``training_arguments`` is the only place that builds the arguments ``distil train`` runs
+with; ``distil bench`` calls it too (with its timing-only overrides written out), so the
+benchmark cannot drift from the command. Range checks live in ``TrainSettings`` (where an
+error can name the flag, file or variable that set the value); this module only
+translates, and says why where the translation is not a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainingArguments
+
+from distil_cli.settings import TrainSettings
+from distil_cli.train.batching import TokenBudgetBatchSampler
+
+log = logging.getLogger(__name__)
+DEFAULT_ROW_TOKENS = 4096  # packed row bound for dense-mask attention kernels (measured on the H200)
+SMALL_GPU_BUDGET = 16384  # below this many tokens per batch an H200 is mostly idle (docs/benchmarks.md)
+
+
+@dataclass
+class DistilTrainingArguments(TrainingArguments):
+    """TrainingArguments plus the recipe's own knobs, named as in ``TrainSettings``.
+
+    Built by ``training_arguments`` from validated settings.
+    """
+
+    objective: str = field(default="distill", metadata={"help": "standard (summary only) or distill (+ rationale)."})
+    alpha: float = field(default=0.5, metadata={"help": "Weight of the summary loss; 1 - alpha weighs the rationale."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Generation length at evaluation."})
+    max_input_tokens: int = field(default=2048, metadata={"help": "Prompt length limit (input side cropped)."})
+    packing: bool = field(default=True, metadata={"help": "Padding-free packed batches under a token budget."})
+    tokens_per_batch: int = field(default=8192, metadata={"help": "Token budget of one packed batch (resolved)."})
+    pack_row_tokens: int | None = field(default=None, metadata={"help": "Longest packed row (None: one row)."})
+    kernels: str = field(default="none", metadata={"help": "Kernels in use (resolved): liger or none."})
+    fused_ce: bool | None = field(
+        default=None,
+        metadata={"help": "Liger's fused linear cross-entropy for the loss (default: when kernels is liger)."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.fused_ce is None:
+            self.fused_ce = self.kernels == "liger"
+
+
+def world_size_from_env() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def bf16_supported() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def token_budget(cfg: TrainSettings, examples: list[dict[str, Any]]) -> int:
+    """The packed batch's token budget: set explicitly, or batch_size average examples (at least the longest)."""
+    if cfg.tokens_per_batch:
+        return cfg.tokens_per_batch
+    lengths = [len(e["input_ids"]) for e in examples]
+    return max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
+
+
+def batch_plan(cfg: TrainSettings, examples: list[dict[str, Any]]) -> tuple[TokenBudgetBatchSampler | None, int]:
+    """(the packed batch sampler or None, optimizer steps per epoch); the trainer uses this very sampler."""
+    world = world_size_from_env()
+    if cfg.packing:
+        sampler = TokenBudgetBatchSampler(examples, token_budget(cfg, examples), cfg.seed)
+        return sampler, max(1, math.ceil(len(sampler) / world / cfg.grad_accum))
+    batches = math.ceil(len(examples) / (cfg.batch_size * world))
+    return None, max(1, math.ceil(batches / cfg.grad_accum))
+
+
+def training_arguments(
+    out: Path,
+    cfg: TrainSettings,
+    examples: list[dict[str, Any]],
+    steps_per_epoch: int,
+    has_eval: bool,
+    kernels: str = "none",
+    varlen: bool = False,
+    **overrides: Any,
+) -> DistilTrainingArguments:
+    """The arguments of a ``distil train`` run; ``overrides`` (bench only) replace single fields."""
+    budget = token_budget(cfg, examples)
+    cuda = torch.cuda.is_available()
+    if cfg.packing and cuda and budget < SMALL_GPU_BUDGET:
+        log.info(
+            "%d tokens per batch leave a GPU mostly idle; --tokens-per-batch 32768 or more (with "
+            "--gradient-checkpointing to bound memory) trains several times faster (docs/benchmarks.md)",
+            budget,
+        )
+    total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    eval_steps = cfg.eval_steps or steps_per_epoch
+    values: dict[str, Any] = dict(
+        output_dir=str(out),
+        objective=cfg.objective,
+        alpha=cfg.alpha if cfg.objective == "distill" else 1.0,  # standard = the summary loss alone
+        max_new_tokens=cfg.max_new_tokens,
+        max_input_tokens=cfg.max_input_tokens,
+        packing=cfg.packing,
+        tokens_per_batch=budget,
+        # varlen attention has no quadratic mask: one row per batch costs nothing extra
+        pack_row_tokens=cfg.pack_row_tokens or (None if varlen else DEFAULT_ROW_TOKENS),
+        kernels=kernels,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=max(cfg.batch_size, 8),  # generation batches; 8 keeps CPU evaluation quick
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: warmup_steps below 1 is a share of the steps
+        weight_decay=cfg.weight_decay,
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        bf16=bf16_supported(),
+        use_cpu=not cuda,
+        seed=cfg.seed,
+        logging_steps=1 if total <= 50 else max(1, total // 50),  # about 50 log lines a run
+        logging_first_step=True,
+        logging_nan_inf_filter=False,  # it reads the loss on the host every step (a GPU sync)
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,  # a checkpoint for every evaluation, so the best one can become final/
+        save_total_limit=2,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="rouge_mean" if has_eval else None,
+        greater_is_better=True,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        remove_unused_columns=False,  # the collators need id/task columns the model does not take
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    if cfg.gradient_checkpointing:  # only when asked: transformers 5.24 warns on the field's (renamed) name
+        values["gradient_checkpointing"] = True
+    values.update(overrides)
+    return DistilTrainingArguments(**values)

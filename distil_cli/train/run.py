@@ -1,0 +1,233 @@
+"""Orchestration of ``distil train``: data, model, trainer, final model, run record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distil_cli import __version__
+from distil_cli.data.files import read_jsonl, sha256_file
+from distil_cli.errors import ConfigError, DataError
+from distil_cli.models import load_tokenizer, resolve_model
+from distil_cli.prompts import Task, choose_formatter, instruction_for
+from distil_cli.run_record import RunRecord
+from distil_cli.settings import TrainSettings, public_dump
+from distil_cli.train.examples import ExampleSet, build_examples
+from distil_cli.train.kernels import VARLEN
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainInputs:
+    records: list[dict[str, Any]]
+    eval_records: list[dict[str, Any]]
+    tokenizer: Any
+    formatter: Any
+    examples: ExampleSet
+    model_source: str
+    family: Any = None
+
+
+def detect_family(model_source: str, model_arg: str):
+    """The registered family of this checkpoint (by config and name), or None."""
+    from transformers import AutoConfig
+
+    from distil_cli.plugins.registry import get_registry
+
+    try:
+        config = AutoConfig.from_pretrained(model_source)
+    except (OSError, ValueError):
+        config = None
+    return get_registry().detect_family(config, f"{model_arg} {model_source}")
+
+
+def load_inputs(data_dir: Path, cfg: TrainSettings, cache_dir: Path) -> TrainInputs:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir} is not a prepared folder; run `distil prepare SOURCE --out {data_dir}` first")
+    records = read_jsonl(data_dir / "train.jsonl")
+    if not records:
+        raise DataError(f"{data_dir / 'train.jsonl'} has no records")
+    eval_records: list[dict[str, Any]] = []
+    if (data_dir / "valid.jsonl").is_file():
+        eval_records = [r for r in read_jsonl(data_dir / "valid.jsonl") if r.get("output")]
+    if cfg.eval_samples is not None and len(eval_records) > cfg.eval_samples:
+        eval_records = random.Random(cfg.seed).sample(eval_records, cfg.eval_samples)
+    model_source = resolve_model(cfg.model, cache_dir)
+    family = detect_family(model_source, cfg.model)
+    tokenizer = load_tokenizer(model_source, family.pad_token if family else None)
+    formatter = choose_formatter(tokenizer, cfg.formatter, family)
+    examples = build_examples(
+        records,
+        tokenizer,
+        formatter,
+        cfg.objective,
+        cfg.max_input_tokens,
+        cfg.max_output_tokens,
+        cfg.missing_rationale,
+        cfg.summary_instructions,
+        cfg.rationale_instructions,
+    )
+    if examples.skipped_missing_rationale:
+        log.warning("Skipped %d record(s) without a rationale", len(examples.skipped_missing_rationale))
+    if examples.cropped:
+        log.info(
+            "Cropped the input of %d example(s) to fit max_input_tokens=%d", examples.cropped, cfg.max_input_tokens
+        )
+    return TrainInputs(records, eval_records, tokenizer, formatter, examples, model_source, family)
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    found = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
+    """(model, kernels): the model with its attention implementation, and the kernels applied."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from distil_cli.train.kernels import resolve_attention, resolve_kernels
+
+    try:
+        config = AutoConfig.from_pretrained(source)
+        attention = resolve_attention(cfg.attn_implementation, config, cfg.packing)
+        extra = {"attn_implementation": attention} if attention else {}
+        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=torch.float32, **extra)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
+    model.config.pad_token_id = tokenizer.pad_token_id
+    kernels = resolve_kernels(cfg.kernels, model) if not cfg.lora else "none"
+    if cfg.gradient_checkpointing:
+        model.config.use_cache = False
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        targets = cfg.lora_target_modules or (list(family.lora_target_modules) if family else "all-linear")
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=targets,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, lora)
+    return model, kernels
+
+
+def _trim_metrics(path: Path, last_step: int) -> None:
+    """On resume, drop log lines written after the checkpoint we resume from."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["step"] <= last_step
+    ]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _save_final(trainer, tokenizer, out: Path, cfg: TrainSettings) -> Path:
+    final = out / "final"
+    tmp = out / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if cfg.lora and cfg.merge:
+        model = model.merge_and_unload()
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer, started: float) -> RunRecord:
+    import peft
+    import torch
+    import transformers
+
+    manifest = Path(data_dir) / "manifest.json"
+    langs = sorted({r.get("lang", "en") for r in inputs.records} | {r.get("lang", "en") for r in inputs.eval_records})
+    overrides = {Task.SUMMARY: cfg.summary_instructions, Task.RATIONALE: cfg.rationale_instructions}
+    return RunRecord(
+        version=__version__,
+        versions={"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        settings=public_dump(cfg),
+        data_dir=str(Path(data_dir).resolve()),
+        data_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None,
+        model_source=inputs.model_source,
+        formatter=inputs.formatter.name,
+        family=inputs.family.name if inputs.family else None,
+        instructions={t.key: {lang: instruction_for(t, lang, overrides[t]) for lang in langs} for t in Task},
+        max_input_tokens=cfg.max_input_tokens,
+        examples=len(inputs.examples.examples),
+        cropped_inputs=inputs.examples.cropped,
+        skipped_missing_rationale=inputs.examples.skipped_missing_rationale,
+        speed={
+            "attn_implementation": getattr(trainer.model.config, "_attn_implementation", None),
+            "kernels": trainer.args.kernels,
+            "tokens_per_batch": trainer.args.tokens_per_batch if cfg.packing else None,
+            "pack_row_tokens": trainer.args.pack_row_tokens if cfg.packing else None,
+            "bf16": trainer.args.bf16,
+        },
+        global_steps=trainer.state.global_step,
+        best_metric=trainer.state.best_metric,
+        best_checkpoint=trainer.state.best_model_checkpoint,
+        train_seconds=round(time.perf_counter() - started, 1),
+    )
+
+
+def run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool = False) -> RunRecord:
+    """Train and return the run record; RUN_DIR/final holds the best (or last) model."""
+    from transformers.trainer_callback import ProgressCallback
+
+    from distil_cli.train.batching import Collator
+    from distil_cli.train.config import batch_plan, training_arguments
+    from distil_cli.train.trainer import DistilTrainer, EvaluateAtEnd, LossProgress, MetricsFile
+
+    out = Path(out)
+    found = checkpoints(out) if out.is_dir() else []
+    if resume and not found:
+        raise ConfigError(f"--resume: {out} has no checkpoint-* to resume from; start without --resume")
+    if not resume and out.is_dir() and (found or (out / "final").exists()):
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    inputs = load_inputs(data_dir, cfg, cache_dir)
+    started = time.perf_counter()
+    model, kernels = load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        _trim_metrics(out / "metrics.jsonl", int(found[-1].name.split("-")[-1]))
+    varlen = getattr(model.config, "_attn_implementation", None) == VARLEN
+    examples = inputs.examples.examples
+    sampler, per_epoch = batch_plan(cfg, examples)
+    args = training_arguments(out, cfg, examples, per_epoch, bool(inputs.eval_records), kernels, varlen)
+    trainer = DistilTrainer(
+        model=model,
+        args=args,
+        train_dataset=examples,
+        eval_dataset=inputs.eval_records or None,
+        data_collator=Collator(inputs.tokenizer.pad_token_id),
+        processing_class=inputs.tokenizer,
+        callbacks=[MetricsFile(out / "metrics.jsonl"), EvaluateAtEnd()],
+        eval_records=inputs.eval_records,
+        formatter=inputs.formatter,
+        summary_instructions=cfg.summary_instructions,
+        predictions_dir=out / "eval_predictions",
+        batch_sampler=sampler,
+    )
+    trainer.remove_callback(ProgressCallback)  # replaced by one that shows the losses on the bar
+    trainer.add_callback(LossProgress())
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    record = _run_record(data_dir, inputs, cfg, trainer, started)
+    record.final = str(out / "final")
+    if trainer.is_world_process_zero():  # only rank 0 writes files
+        _save_final(trainer, inputs.tokenizer, out, cfg)
+        record.write(out)
+    return record
