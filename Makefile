@@ -31,7 +31,7 @@ demo: setup
 	# The embedded model stands in for the teacher (a real run uses an API: see README).
 	$(DISTIL) annotate $(DEMO)/data --out $(DEMO)/annotated --backend local --model default --max-tokens 48
 	# A few CPU steps of distilling step-by-step on the embedded SmolLM2-135M.
-	$(DISTIL) train $(DEMO)/annotated --out $(DEMO)/run --model default --model-type distill --alpha 0.5 \
+	$(DISTIL) train $(DEMO)/annotated --out $(DEMO)/run --model default --objective distill --alpha 0.5 \
 		--max-steps 3 --batch-size 2 --lr 5e-5 --eval-samples 4 --max-new-tokens 48
 	$(DISTIL) infer $(DEMO)/run $(DEMO)/annotated --split test --out $(DEMO)/predictions.jsonl \
 		--max-new-tokens 64 --submission-dir $(DEMO)/submission

@@ -122,6 +122,10 @@ def pull(cache_dir: Path, gguf: Path | None = None, force: bool = False) -> Path
 
 
 def _convert(gguf: Path, out: Path) -> None:
+    try:
+        import gguf as _gguf_reader  # noqa: F401  (transformers reads GGUF files with it)
+    except ImportError:
+        raise ModelError("converting the embedded model needs the gguf package: pip install 'gguf>=0.19'") from None
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 

@@ -1,4 +1,4 @@
-"""The CLI surface: help for every command, one-line errors, not-yet-implemented commands."""
+"""The CLI surface: help for every command, the version, one-line errors and the debug traceback."""
 
 from __future__ import annotations
 

@@ -150,3 +150,44 @@ def test_duplicate_ids_are_an_error_before_any_output(tmp_path, tiny):
     result = run_cli("infer", tiny, data, "--out", tmp_path / "p.jsonl")
     assert result.exit_code == 1 and "duplicate id 'a'" in result.output
     assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_sampling_keeps_the_static_cache_and_min_new_tokens(tmp_path, data, tiny, monkeypatch):
+    """`--temperature 0.7 --cache static` used to drop the cache option (the sampling branch replaced it)."""
+    from transformers import GenerationMixin
+
+    seen = []
+    original = GenerationMixin.generate
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GenerationMixin, "generate", spy)
+    args = ["infer", tiny, data, "--out", tmp_path / "p.jsonl", "--max-new-tokens", 3]
+    result = run_cli(*args, "--temperature", "0.7", "--top-p", "0.9", "--cache", "static")
+    assert result.exit_code == 0, result.output
+    assert seen and all(k["cache_implementation"] == "static" for k in seen)
+    assert all(k["do_sample"] is True and k["temperature"] == 0.7 and k["top_p"] == 0.9 for k in seen)
+    from distil_cli.generate.batched import generation_options
+
+    options = generation_options(0.7, 0.9, min_new_tokens=4, cache_implementation="static")
+    assert options == {
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "min_new_tokens": 4,
+        "cache_implementation": "static",
+    }
+
+
+def test_unknown_run_record_version_is_a_clear_error(tmp_path, data, tiny):
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    for f in Path(tiny).iterdir():
+        (run / "final" / f.name).write_bytes(f.read_bytes())
+    (run / "run.json").write_text(json.dumps({"run_record": 99, "formatter": "chatml"}))
+    result = run_cli("infer", run, data, "--out", tmp_path / "p.jsonl")
+    assert result.exit_code == 1
+    assert "run record version 99" in result.output and "upgrade distil" in result.output
+    assert not (tmp_path / "p.jsonl").exists() or not (tmp_path / "p.jsonl").read_text()

@@ -106,3 +106,22 @@ def test_config_errors_are_one_line(tmp_path):
     broken = _toml(tmp_path, "[train\nalpha=")
     result = run_cli("--config", broken, "config", "show")
     assert result.exit_code == 1 and "cannot be parsed" in result.output
+
+
+def test_aliases_for_renamed_fields_and_hugging_face_names(tmp_path):
+    cfg = _toml(tmp_path, "[train]\nmodel_type = 'standard'\nlearning_rate = 2e-4\nnum_train_epochs = 5\n")
+    env = {"DISTIL_TRAIN__GRADIENT_ACCUMULATION_STEPS": "4"}
+    loaded = load_settings(cfg, env=env)
+    train = loaded.settings.train
+    assert (train.objective, train.lr, train.epochs, train.grad_accum) == ("standard", 2e-4, 5, 4)
+    assert loaded.source("train", "lr") == f"config file {cfg}"
+    assert loaded.source("train", "grad_accum") == "environment DISTIL_TRAIN__GRADIENT_ACCUMULATION_STEPS"
+    twice = _toml(tmp_path, "[train]\nlr = 1e-4\nlearning_rate = 2e-4\n")
+    with pytest.raises(ConfigError, match="sets 'lr' twice"):
+        load_settings(twice, env={})
+
+
+def test_distill_without_packing_needs_an_even_batch():
+    with pytest.raises(ConfigError, match="batch_size must be even"):
+        load_settings(None, {"train": {"packing": False, "batch_size": 3}}, env={})
+    assert load_settings(None, {"train": {"packing": False, "batch_size": 3, "objective": "standard"}}, env={})

@@ -103,6 +103,53 @@ def seed_style_train(model, examples, steps: int, alpha: float = 0.5) -> Measure
     )
 
 
+class _Clock:
+    """Marks (time, tokens, examples) after step 2 and after the last timed step; profiles 3 more steps."""
+
+    def __init__(self, last: int, profile: bool):
+        from transformers import TrainerCallback
+
+        self.last, self.profile, self.marks, self.trainer = last, profile, {}, None
+        clock = self
+
+        class Callback(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                clock.step(state.global_step)
+
+        self.callback = Callback()
+
+    def step(self, global_step: int) -> None:
+        seen, marks = self.trainer.seen, self.marks
+        if global_step == 2:
+            sync()
+            marks["start"] = (time.perf_counter(), seen.tokens, seen.examples)
+            reset_peak()
+        elif global_step == self.last:
+            sync()
+            marks["end"] = (time.perf_counter(), seen.tokens, seen.examples, peak())
+            if self.profile:
+                marks["profiler"] = start_profiler()
+        elif global_step == self.last + 3 and "profiler" in marks:
+            sync()
+            marks["profile"] = stop_profiler(marks.pop("profiler"), 3)
+
+
+def _bench_settings(tokens_per_batch: int, max_steps: int, flags: frozenset[str]):
+    from distil_cli.settings import TrainSettings
+
+    return TrainSettings(
+        objective="distill",
+        alpha=0.5,
+        packing=True,
+        tokens_per_batch=tokens_per_batch,
+        batch_size=2,
+        lr=1e-5,
+        max_steps=max_steps,
+        gradient_checkpointing="ckpt" in flags,
+        seed=0,
+    )
+
+
 def distil_train(
     model,
     tokenizer_pad: int,
@@ -120,55 +167,26 @@ def distil_train(
     cross-entropy for the loss), ckpt (gradient checkpointing), compile (``torch_compile``).
     ``profile``: 3 more steps under the torch profiler after the timed ones.
     """
-    from transformers import TrainerCallback
-
-    from distil_cli.settings import TrainSettings
     from distil_cli.train.batching import Collator
     from distil_cli.train.config import batch_plan, training_arguments
     from distil_cli.train.kernels import liger_supported, resolve_kernels
     from distil_cli.train.trainer import DistilTrainer
 
-    marks: dict[str, Any] = {}
-    last = steps + 2
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 2:
-                sync()
-                marks["start"] = (time.perf_counter(), trainer.seen.tokens, trainer.seen.examples)
-                reset_peak()
-            elif state.global_step == last:
-                sync()
-                marks["end"] = (time.perf_counter(), trainer.seen.tokens, trainer.seen.examples, peak())
-                if profile:
-                    marks["profiler"] = start_profiler()
-            elif state.global_step == last + 3 and "profiler" in marks:
-                sync()
-                marks["profile"] = stop_profiler(marks.pop("profiler"), 3)
-
     if "liger" in flags:
         resolve_kernels("liger", model)
     elif "flce" in flags and (reason := liger_supported(model)):
         raise ValueError(f"flce: {reason}")
-    cfg = TrainSettings(
-        objective="distill",
-        alpha=0.5,
-        packing=True,
-        tokens_per_batch=tokens_per_batch,
-        batch_size=2,
-        lr=1e-5,
-        max_steps=last + (3 if profile else 0),
-        gradient_checkpointing="ckpt" in flags,
-        seed=0,
-    )
+    clock = _Clock(steps + 2, profile)
+    cfg = _bench_settings(tokens_per_batch, clock.last + (3 if profile else 0), flags)
     sampler, per_epoch = batch_plan(cfg, examples)
+    kernels = "liger" if "liger" in flags else "none"
     args = training_arguments(
         workdir,
         cfg,
         examples,
         per_epoch,
         has_eval=False,
-        kernels="liger" if "liger" in flags else "none",
+        kernels=kernels,
         # timing only: the variant's own rows and loss path, no logging, saving or progress bar
         pack_row_tokens=row_tokens,
         fused_ce="flce" in flags,
@@ -177,26 +195,27 @@ def distil_train(
         save_strategy="no",
         disable_tqdm=True,
     )
+    collator = Collator(tokenizer_pad)
     trainer = DistilTrainer(
-        model=model,
-        args=args,
-        train_dataset=examples,
-        data_collator=Collator(tokenizer_pad),
-        callbacks=[Clock()],
-        batch_sampler=sampler,
+        model=model, args=args, train_dataset=examples, data_collator=collator, callbacks=[clock.callback]
     )
+    trainer.batch_sampler = sampler
+    clock.trainer = trainer
     reset_peak()
     trainer.train()
     sync()
+    extra = "".join(f", {f}" for f in sorted(flags))
+    name = f"distil train [{model.config._attn_implementation}, {tokens_per_batch} tokens/batch, "
+    return _measure(clock.marks, model, examples, name + f"rows {row_tokens or 'one'}{extra}]")
+
+
+def _measure(marks: dict[str, Any], model, examples, name: str) -> Measure:
     t0, tok0, ex0 = marks["start"]
     t1, tok1, ex1, peak_gib = marks["end"]
     # FLOPs of the packed rows: attention is per example, so count per example lengths
     mean_len = sum(len(e["input_ids"]) for e in examples) / len(examples)
     n_examples = ex1 - ex0
     flops = train_flops(model, [int(mean_len)] * n_examples)
-    attn = model.config._attn_implementation
-    extra = "".join(f", {f}" for f in sorted(flags))
-    name = f"distil train [{attn}, {tokens_per_batch} tokens/batch, rows {row_tokens or 'one'}{extra}]"
     return Measure(name, t1 - t0, n_examples, tok1 - tok0, flops=flops, peak_gib=peak_gib, profile=marks.get("profile"))
 
 

@@ -8,6 +8,7 @@ help text.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import typer
@@ -74,3 +75,47 @@ def new_app(help_text: str, **kwargs: Any) -> typer.Typer:
     """A Typer app (or command group) whose commands go through the error boundary."""
     kwargs.setdefault("no_args_is_help", True)
     return typer.Typer(cls=DistilGroup, help=help_text, pretty_exceptions_enable=False, rich_markup_mode=None, **kwargs)
+
+
+class RateBar:
+    """A progress bar on stderr for records (and tokens) per second; ``with RateBar(...) as advance``."""
+
+    def __init__(self, label: str, total: int):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        columns = [
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        ]
+        self.bar = Progress(*columns, console=err_console, transient=False)
+        self.total = total
+        self.records = self.tokens = 0
+
+    def __enter__(self):
+        self.bar.__enter__()
+        self.task = self.bar.add_task("work", total=self.total, rate="")
+        self.started = time.perf_counter()
+        return self.advance
+
+    def advance(self, records: int, tokens: int = 0) -> None:
+        self.records += records
+        self.tokens += tokens
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        rate = f"{self.records / elapsed:.2f} rec/s" + (f" {self.tokens / elapsed:.0f} tok/s" if self.tokens else "")
+        self.bar.update(self.task, advance=records, rate=rate)
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.bar.update(self.task, completed=self.total)
+        self.bar.__exit__(*exc)

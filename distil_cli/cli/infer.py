@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from distil_cli.cli.common import err_console, flags_of, opt, out_console, settings_for
+from distil_cli.cli.common import RateBar, err_console, flags_of, opt, out_console, settings_for
 
 
 def infer(
@@ -39,42 +38,13 @@ def infer(
     """Generate summaries: length-sorted batches, left padding, KV cache, bf16 on GPU; resumable."""
     flags = flags_of(locals(), "model", "data", "out", "submission_dir", "lang")
     loaded = settings_for(ctx, "infer", **flags)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from distil_cli.generate.infer import read_inputs, run_inference
 
     records = read_inputs(data, loaded.settings.infer.split, lang)
-    total = len(records)
-    columns = [
-        TextColumn("infer"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task("infer", total=total, rate="")
-        started, counts = time.perf_counter(), {"records": 0, "tokens": 0}
-
-        def advance(records: int, tokens: int) -> None:
-            counts["records"] += records
-            counts["tokens"] += tokens
-            elapsed = max(time.perf_counter() - started, 1e-9)
-            rate = f"{counts['records'] / elapsed:.2f} rec/s {counts['tokens'] / elapsed:.0f} tok/s"
-            bar.update(task, advance=records, rate=rate)
-
+    with RateBar("infer", len(records)) as advance:
         result = run_inference(
             model, records, out, loaded.settings.infer, loaded.settings.models.cache_dir, submission_dir, advance
         )
-        bar.update(task, completed=total)
     rate = result.new_tokens / max(result.seconds, 1e-9)
     err_console.print(
         f"Wrote {result.written} prediction(s) ({result.skipped} already done, {result.cropped} input(s) cropped), "

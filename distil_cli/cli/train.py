@@ -11,7 +11,7 @@ import typer
 from distil_cli.cli.common import err_console, flags_of, opt, out_console, settings_for
 
 
-def train(
+def train(  # one parameter per flag: a flat list, longer than a function should be otherwise
     ctx: typer.Context,
     data_dir: Annotated[Path, typer.Argument(help="Prepared folder (train.jsonl, valid.jsonl from `distil prepare`).")],
     out: Annotated[

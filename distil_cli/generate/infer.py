@@ -120,18 +120,8 @@ class InferResult:
     out: Path
 
 
-def run_inference(
-    model_arg: str,
-    records: list[dict[str, Any]],
-    out: Path,
-    cfg: InferSettings,
-    cache_dir: Path,
-    submission_dir: Path | None = None,
-    progress=None,
-) -> InferResult:
-    """Generate for ``records`` (from ``read_inputs``), appending to ``out`` and skipping ids already there."""
-    import torch
-
+def check_ids(records: list[dict[str, Any]], submission_dir: Path | None) -> None:
+    """Unique ids, and unique submission file names: checked before any generation."""
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
@@ -143,71 +133,123 @@ def run_inference(
             if name in names:
                 raise DataError(f"ids '{names[name]}' and '{record_id}' map to the same submission file {name}")
             names[name] = record_id
+
+
+@dataclass
+class Generator:
+    """A model ready to generate summaries with the prompt it was trained with."""
+
+    model: Any
+    tokenizer: Any
+    formatter: Any
+    spec: PromptSpec
+
+    @classmethod
+    def load(cls, model_arg: str, cfg: InferSettings, cache_dir: Path) -> Generator:
+        import torch
+
+        spec = prompt_spec(model_arg, cfg.formatter)
+        source = resolve_model(model_arg, cache_dir)
+        tokenizer = load_tokenizer(source)
+        formatter = choose_formatter(tokenizer, spec.formatter)
+        model = load_causal_lm(source, torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+        if torch.cuda.is_available():
+            model = model.to("cuda")
+        return cls(model, tokenizer, formatter, spec)
+
+    def prompt_limit(self, max_new_tokens: int) -> int:
+        context = getattr(self.model.config, "max_position_embeddings", None) or 10**9
+        limit = min(self.spec.max_input_tokens, context - max_new_tokens)
+        if limit < 16:
+            raise ConfigError(f"--max-new-tokens {max_new_tokens} leaves no room in the model's context of {context}")
+        return limit
+
+    def encode(self, records: list[dict[str, Any]], limit: int) -> tuple[list[list[int]], int]:
+        """(prompt token ids per record, how many inputs were cropped to fit ``limit``)."""
+        prompts, cropped = [], 0
+        for r in records:
+            instruction = instruction_for(SUMMARY, r.get("lang", "en"), self.spec.summary_instructions)
+            ids, was_cropped = encode_prompt(self.tokenizer, self.formatter, instruction, r["input"], limit, r["id"])
+            prompts.append(ids)
+            cropped += was_cropped
+        return prompts, cropped
+
+
+class PredictionWriter:
+    """Appends one prediction line per record as each batch finishes (flushed), and its submission file."""
+
+    def __init__(self, fh, todo: list[dict[str, Any]], submission_dir: Path | None, progress=None):
+        self.fh, self.todo, self.submission_dir, self.progress = fh, todo, submission_dir, progress
+        self.written = self.tokens = 0
+
+    def __call__(self, indices: list[int], outputs: list) -> None:
+        for i, generated in zip(indices, outputs):
+            r = self.todo[i]
+            row = {"id": r["id"], "lang": r.get("lang", "en"), "prediction": generated.text}
+            if r.get("output"):
+                row["reference"] = r["output"]
+            row.update({"tokens": generated.new_tokens, "finish_reason": generated.finish_reason})
+            self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if self.submission_dir is not None:
+                (self.submission_dir / submission_name(r["id"])).write_text(generated.text + "\n", encoding="utf-8")
+            self.written += 1
+            self.tokens += generated.new_tokens
+        self.fh.flush()
+        if self.progress is not None:
+            self.progress(len(indices), sum(g.new_tokens for g in outputs))
+
+
+def fill_submission(out: Path, submission_dir: Path) -> None:
+    """Records done in an earlier run also belong in the submission folder."""
+    for row in (json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()):
+        target = submission_dir / submission_name(row["id"])
+        if not target.exists():
+            target.write_text(row["prediction"] + "\n", encoding="utf-8")
+
+
+def run_inference(
+    model_arg: str,
+    records: list[dict[str, Any]],
+    out: Path,
+    cfg: InferSettings,
+    cache_dir: Path,
+    submission_dir: Path | None = None,
+    progress=None,
+) -> InferResult:
+    """Generate for ``records`` (from ``read_inputs``), appending to ``out`` and skipping ids already there."""
+    from distil_cli.generate.batched import generate_batched
+
+    check_ids(records, submission_dir)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     finished = done_ids(out)
     todo = [r for r in records if r["id"] not in finished]
-    spec = prompt_spec(model_arg, cfg.formatter)
-    source = resolve_model(model_arg, cache_dir)
-    tokenizer = load_tokenizer(source)
-    formatter = choose_formatter(tokenizer, spec.formatter)
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    model = load_causal_lm(source, dtype)
-    if torch.cuda.is_available():
-        model = model.to("cuda")
-    context = getattr(model.config, "max_position_embeddings", None) or 10**9
-    limit = min(spec.max_input_tokens, context - cfg.max_new_tokens)
-    if limit < 16:
-        raise ConfigError(f"--max-new-tokens {cfg.max_new_tokens} leaves no room in the model's context of {context}")
-    prompts, cropped = [], 0
-    for r in todo:
-        instruction = instruction_for(SUMMARY, r.get("lang", "en"), spec.summary_instructions)
-        ids_, was_cropped = encode_prompt(tokenizer, formatter, instruction, r["input"], limit, r["id"])
-        prompts.append(ids_)
-        cropped += was_cropped
+    generator = Generator.load(model_arg, cfg, cache_dir)
+    limit = generator.prompt_limit(cfg.max_new_tokens)
+    prompts, cropped = generator.encode(todo, limit)
     if cropped:
         log.warning("Cropped the input of %d record(s) to fit %d prompt tokens", cropped, limit)
-    batch_size = cfg.batch_size or auto_batch_size(model, max((len(p) for p in prompts), default=1), cfg.max_new_tokens)
+    longest = max((len(p) for p in prompts), default=1)
+    batch_size = cfg.batch_size or auto_batch_size(generator.model, longest, cfg.max_new_tokens)
     if submission_dir is not None:
         submission_dir.mkdir(parents=True, exist_ok=True)
-    totals = {"written": 0, "tokens": 0}
     started = time.perf_counter()
-    from distil_cli.generate.batched import generate_batched
-
     with open(out, "a", encoding="utf-8") as fh:
-
-        def write(indices, outputs):
-            for i, generated in zip(indices, outputs):
-                r = todo[i]
-                row = {"id": r["id"], "lang": r.get("lang", "en"), "prediction": generated.text}
-                if r.get("output"):
-                    row["reference"] = r["output"]
-                row.update({"tokens": generated.new_tokens, "finish_reason": generated.finish_reason})
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                if submission_dir is not None:
-                    (submission_dir / submission_name(r["id"])).write_text(generated.text + "\n", encoding="utf-8")
-                totals["written"] += 1
-                totals["tokens"] += generated.new_tokens
-            fh.flush()
-            if progress is not None:
-                progress(len(indices), sum(g.new_tokens for g in outputs))
-
+        writer = PredictionWriter(fh, todo, submission_dir, progress)
         generate_batched(
-            model,
-            tokenizer,
+            generator.model,
+            generator.tokenizer,
             prompts,
-            stop_token_ids(tokenizer, formatter),
+            stop_token_ids(generator.tokenizer, generator.formatter),
             cfg.max_new_tokens,
             batch_size=batch_size,
             temperature=cfg.temperature,
             top_p=cfg.top_p,
             repetition_penalty=cfg.repetition_penalty,
-            on_batch=write,
+            on_batch=writer,
             cache_implementation=None if cfg.cache == "dynamic" else cfg.cache,
         )
-    if submission_dir is not None:  # records done in an earlier run also belong in the folder
-        for row in (json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()):
-            target = submission_dir / submission_name(row["id"])
-            if not target.exists():
-                target.write_text(row["prediction"] + "\n", encoding="utf-8")
-    return InferResult(totals["written"], len(finished), cropped, totals["tokens"], time.perf_counter() - started, out)
+    if submission_dir is not None:
+        fill_submission(out, submission_dir)
+    seconds = time.perf_counter() - started
+    return InferResult(writer.written, len(finished), cropped, writer.tokens, seconds, out)

@@ -89,7 +89,10 @@ def training_arguments(
     varlen: bool = False,
     **overrides: Any,
 ) -> DistilTrainingArguments:
-    """The arguments of a ``distil train`` run; ``overrides`` (bench only) replace single fields."""
+    """The arguments of a ``distil train`` run; ``overrides`` (bench only) replace single fields.
+
+    Long only because it is one flat list of fields, each with its reason where it is not a copy.
+    """
     budget = token_budget(cfg, examples)
     cuda = torch.cuda.is_available()
     if cfg.packing and cuda and budget < SMALL_GPU_BUDGET:
