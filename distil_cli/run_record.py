@@ -37,6 +37,7 @@ class RunRecord:
     best_checkpoint: str | None = None
     train_seconds: float = 0.0
     final: str = ""
+    status: str = "done"  # "running" while training (written at the start), "done" at the end
     tool: str = "distil"
     version: str = ""  # distil's version
     versions: dict[str, str] = field(default_factory=dict)  # libraries

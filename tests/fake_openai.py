@@ -5,6 +5,10 @@ Behaviour is chosen by markers in the user message:
   E500<n>   answer 500 for the first n requests of that record
   ALWAYS500 always 500
   BAD400    answer 400 with the Authorization header echoed in the message (to test scrubbing)
+  TRUNC<n>  answer 200 with a truncated JSON body for the first n requests of that record
+  HTML<n>   answer 200 with an HTML page for the first n requests
+  NOCHOICES<n>  answer 200 with an empty 'choices' list for the first n requests
+  ERR200<n> answer 200 with an error object instead of a completion for the first n requests
   EMPTY     answer an empty completion
   COPY      answer the text after 'Reference:' in the prompt
   SLOW      sleep 0.3 s before answering
@@ -34,10 +38,10 @@ class FakeOpenAI:
             def log_message(self, *args):  # keep test output clean
                 pass
 
-            def _send(self, code, body, headers=None):
-                data = json.dumps(body).encode()
+            def _send(self, code, body, headers=None, raw: bytes | None = None, content_type="application/json"):
+                data = raw if raw is not None else json.dumps(body).encode()
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
@@ -59,6 +63,9 @@ class FakeOpenAI:
                     match = re.search(marker + r"(\d+)", content)
                     if match and n <= int(match.group(1)):
                         return self._send(code, {"error": {"message": "try later"}}, {"Retry-After": "0"})
+                fault = self._reply_fault(content, n)
+                if fault is not None:
+                    return fault
                 if "ALWAYS500" in content:
                     return self._send(500, {"error": {"message": "down"}})
                 if "BAD400" in content:
@@ -87,6 +94,22 @@ class FakeOpenAI:
                     },
                 }
                 return self._send(200, body)
+
+            def _reply_fault(self, content: str, n: int):
+                """Status 200 with a body that is not a completion (the reply-shape faults)."""
+                faults = {
+                    "TRUNC": lambda: self._send(200, None, raw=b'{"id": "x", "object": "chat.completion", "cho'),
+                    "HTML": lambda: self._send(
+                        200, None, raw=b"<html><body>Bad gateway</body></html>", content_type="text/html"
+                    ),
+                    "NOCHOICES": lambda: self._send(200, {"id": "x", "object": "chat.completion", "choices": []}),
+                    "ERR200": lambda: self._send(200, {"error": {"message": "upstream overloaded", "code": 503}}),
+                }
+                for marker, send in faults.items():
+                    match = re.search(marker + r"(\d+)", content)
+                    if match and n <= int(match.group(1)):
+                        return send() or True
+                return None
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]

@@ -16,8 +16,8 @@ from fake_openai import FakeOpenAI
 
 from distil_cli.errors import ConfigError
 from distil_cli.settings import AnnotateSettings
-from distil_cli.teach.annotate import grounding_score, quality_flags
 from distil_cli.teach.openai_api import resolve_api_key
+from distil_cli.teach.quality import grounding_score, quality_flags
 
 SECRET = "sk-test-0123456789-secret"
 

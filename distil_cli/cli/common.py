@@ -19,8 +19,9 @@ from typer.core import TyperGroup
 from distil_cli.errors import DistilError
 from distil_cli.settings import LoadedSettings, field_help, load_settings
 
-out_console = Console()
-err_console = Console(stderr=True)
+# User text (file names, ids, values) is never markup or an emoji code: "data.jsonl:100:" stays as it is.
+out_console = Console(emoji=False, markup=False)
+err_console = Console(stderr=True, emoji=False, markup=False)
 
 
 def opt(section: str, name: str, *flags: str, **kwargs):
@@ -42,8 +43,27 @@ def settings_for(ctx: typer.Context, section: str | None = None, **flags: Any) -
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
+
+
+def debug() -> bool:
+    """``DISTIL_DEBUG=1`` (or true/yes/on) shows tracebacks; 0, false, no, off or empty do not."""
+    return os.environ.get("DISTIL_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _os_message(exc: OSError) -> str:
+    """An operating-system failure a user can cause (permissions, a folder for a file, a full disk) in one line."""
+    where = exc.filename if exc.filename is not None else "a file"
+    what = exc.strerror or type(exc).__name__
+    hints = {
+        PermissionError: "check its permissions or choose another path",
+        IsADirectoryError: "give a file, not a folder",
+        NotADirectoryError: "a part of the path is a file, not a folder",
+        FileNotFoundError: "check the path",
+    }
+    hint = next((h for cls, h in hints.items() if isinstance(exc, cls)), "check the path and free space")
+    return f"{where}: {what}; {hint}"
 
 
 class DistilGroup(TyperGroup):
@@ -59,13 +79,17 @@ class DistilGroup(TyperGroup):
         except (KeyboardInterrupt, BrokenPipeError):
             raise
         except DistilError as exc:
-            if os.environ.get("DISTIL_DEBUG"):
+            if debug():
                 raise
-            raise _fail(escape(str(exc)), exc.exit_code) from exc
+            raise _fail(str(exc), exc.exit_code) from exc
+        except OSError as exc:
+            if debug():
+                raise
+            raise _fail(_os_message(exc), 1) from exc
         except Exception as exc:
-            if type(exc).__module__.startswith(("typer", "click")) or os.environ.get("DISTIL_DEBUG"):
+            if type(exc).__module__.startswith(("typer", "click")) or debug():
                 raise
-            first = escape((str(exc).splitlines() or [""])[0])
+            first = (str(exc).splitlines() or [""])[0]
             raise _fail(
                 f"internal error {type(exc).__name__}: {first} (DISTIL_DEBUG=1 shows the traceback)", 1
             ) from exc

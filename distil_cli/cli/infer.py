@@ -43,7 +43,7 @@ def infer(
     records = read_inputs(data, loaded.settings.infer.split, lang)
     with RateBar("infer", len(records)) as advance:
         result = run_inference(
-            model, records, out, loaded.settings.infer, loaded.settings.models.cache_dir, submission_dir, advance
+            model, records, out, loaded.settings.infer, loaded.settings.models.cache_dir, submission_dir, advance, data
         )
     rate = result.new_tokens / max(result.seconds, 1e-9)
     err_console.print(

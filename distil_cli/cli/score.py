@@ -64,8 +64,16 @@ def score(
             err_console.print(f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False)
     _emit_scores(cfg.format, rows, comparison, reports)
     if plot is not None:
-        reports.plot_scores(rows, plot)
-        err_console.print(f"Wrote {plot}", highlight=False)
+        target = plot_path(plot)
+        reports.plot_scores(rows, target)
+        err_console.print(f"Wrote {target}", highlight=False)
+
+
+def plot_path(plot: Path) -> Path:
+    """Where the plot goes: a folder gets scores.png inside it, a name without a suffix gets .png."""
+    if plot.is_dir():
+        return plot / "scores.png"
+    return plot if plot.suffix else plot.with_name(plot.name + ".png")
 
 
 def _emit_scores(fmt: str, rows: list, comparison: list, reports) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,25 +56,77 @@ def dump_jsonl_line(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n"
 
 
-def done_ids(path: Path) -> set[str]:
-    """Ids already in an appended output; a torn last line (killed mid-write) is dropped."""
+def read_appended(path: Path) -> list[dict[str, Any]]:
+    """The rows of an output that grows one JSON line per record, repairing what a kill can leave.
+
+    * a torn last line (killed mid-write) is dropped; complete records before the tear stay;
+    * a complete last line without its newline gets one (otherwise the next append would glue
+      the next record onto it);
+    * records glued onto one line (by such an append) are split onto lines of their own.
+
+    Each repair is made once, atomically, and reported. Any other malformed line is an error
+    naming its number: it is not something a kill leaves.
+    """
     if not path.is_file():
-        return set()
+        return []
     raw = path.read_bytes()
     lines = raw.split(b"\n")
-    ids, good = set(), 0
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    rows: list[dict[str, Any]] = []
+    kept: list[bytes] = []
+    repairs: list[str] = []
     for number, line in enumerate(lines):
         if not line.strip():
-            good += len(line) + 1
             continue
+        objects, rest = _split_objects(line)
+        if rest.strip() and number != last:
+            raise DataError(f"{path}:{number + 1}: malformed line in an existing output; fix or remove it")
+        if rest.strip():
+            repairs.append(f"dropped a torn last line ({len(rest)} bytes of an interrupted write)")
+        if len(objects) > 1:
+            repairs.append(f"split line {number + 1} holding {len(objects)} records")
+        for blob, value in objects:
+            if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+                raise DataError(f"{path}:{number + 1}: a line without an 'id' in an existing output; fix or remove it")
+            rows.append(value)
+            kept.append(blob)
+    text = b"".join(blob + b"\n" for blob in kept)
+    if text != raw:
+        if not repairs:
+            repairs.append("added the newline missing after the last record")
+        _replace_bytes(path, text)
+        log.warning("%s: %s", path, "; ".join(repairs))
+    return rows
+
+
+def _split_objects(line: bytes) -> tuple[list[tuple[bytes, Any]], bytes]:
+    """The complete JSON values at the start of ``line`` (raw bytes and value), and what is left."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], line
+    decoder = json.JSONDecoder()
+    objects, position = [], 0
+    while position < len(text):
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            break
         try:
-            ids.add(json.loads(line)["id"])
-        except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
-            if number == len(lines) - 1 or all(not rest.strip() for rest in lines[number + 1 :]):
-                log.warning("%s: dropping a torn last line (an interrupted write)", path)
-                with open(path, "r+b") as fh:
-                    fh.truncate(good)
-                break
-            raise DataError(f"{path}:{number + 1}: malformed line in an existing output; fix or remove it") from None
-        good += len(line) + 1
-    return ids
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            break
+        objects.append((text[position:end].encode("utf-8"), value))
+        position = end
+    return objects, text[position:].encode("utf-8")
+
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.repair-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def done_ids(path: Path) -> set[str]:
+    """Ids already in an appended output (after ``read_appended``'s repairs)."""
+    return {row["id"] for row in read_appended(path)}

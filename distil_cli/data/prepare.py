@@ -11,7 +11,6 @@ import logging
 import random
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from distil_cli import __version__
 from distil_cli.data.files import dump_jsonl_line, sha256_file
+from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.data.readers import SourceScan, detect_format, read_multiclinsum, read_table
 from distil_cli.data.text import crop_chars, crop_tokens
 from distil_cli.errors import DataError
@@ -191,16 +191,21 @@ def _write_atomically(out: Path, splits, manifest: dict[str, Any], overwrite: bo
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists; choose another --out or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    remove_stale_temporaries(out.parent, out.name)
+    tmp = out.with_name(temporary_name(out.name))
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     try:
         for name, records in splits.items():
             with open(tmp / f"{name}.jsonl", "w", encoding="utf-8", newline="\n") as fh:
                 fh.writelines(dump_jsonl_line(r) for r in records)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
+            old = out.with_name(temporary_name(out.name, "old"))
+            if out.is_dir() and not out.is_symlink():
+                out.rename(old)
+            else:
+                raise DataError(f"--out {out} is a file; give a folder for the prepared splits")
             tmp.rename(out)
             shutil.rmtree(old, ignore_errors=True)
         else:
@@ -213,6 +218,7 @@ def prepare(
     source: Path, out: Path, cfg: PrepareSettings, load_tokenizer: Callable[[str], Any] | None = None
 ) -> PrepareResult:
     """Read, crop, split and write a corpus; return what was written and its statistics."""
+    check_separate(source, out)
     scan = read_source(Path(source), cfg)
     tokenizer_name = cfg.tokenizer
     if tokenizer_name is None and (cfg.max_input_tokens or cfg.max_output_tokens):
@@ -229,7 +235,8 @@ def prepare(
         count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     stats = length_stats(splits, count_tokens)
     manifest = _manifest(Path(source), scan, cfg, splits, cropped, tokenizer_name)
-    _write_atomically(Path(out), splits, manifest, cfg.overwrite)
+    with OutputLock(Path(out)):
+        _write_atomically(Path(out), splits, manifest, cfg.overwrite)
     if scan.skipped_missing:
         log.warning("Skipped %d case(s) without a summary (--allow-missing)", len(scan.skipped_missing))
     return PrepareResult(Path(out), manifest, splits, stats)

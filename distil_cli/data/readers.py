@@ -8,6 +8,7 @@ raises ``DataError`` naming the file / line / id and what to do on bad input.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -158,11 +159,36 @@ def _rows(path: Path, fmt: str, encoding: str) -> Iterator[tuple[str, Any]]:
         for i, row in enumerate(data):
             yield f"{path}[{i}]", row
     elif fmt == "csv":
-        reader = csv.DictReader(text.split("\n"))
-        for row in reader:
-            yield f"{path}:{reader.line_num}", row
+        yield from _csv_rows(path, text)
     else:
         raise DataError(f"{path}: unknown format '{fmt}'")
+
+
+# Clinical notes can be long: a cell of up to this many characters is accepted (the csv
+# module's own limit is 131,072); a longer one is an error naming its line.
+CSV_FIELD_LIMIT = 1 << 26
+
+
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, Any]]:
+    """Rows parsed by the csv module over the whole text, so newlines inside quoted cells are kept.
+
+    ``strict``: an unterminated quote is an error naming the line where its row starts,
+    not a cell that silently swallows every later row.
+    """
+    csv.field_size_limit(CSV_FIELD_LIMIT)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        start = reader.line_num + 1
+        for values in reader:
+            if values:
+                yield f"{path}:{start}", dict(zip(header, values))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise DataError(f"{path}:{start}: malformed CSV row ({exc}); check its quotes") from None
 
 
 def read_table(path: Path, fmt: str, mapping: dict[str, str], encoding: str, lang: str | None) -> SourceScan:

@@ -30,17 +30,33 @@ class Run:
     empty: int = 0
 
 
+def _text_field(row: dict, name: str, where: str, required: bool) -> None:
+    value = row.get(name)
+    if value is None:
+        if required:
+            raise DataError(f"{where}: no '{name}' field; every line needs one")
+        return
+    if not isinstance(value, str):
+        raise DataError(f"{where}: '{name}' must be text, not {type(value).__name__} ({str(value)[:40]})")
+
+
 def read_predictions(path: Path) -> list[dict[str, Any]]:
-    if not Path(path).is_file():
-        raise DataError(f"{path} does not exist")
+    """Prediction lines: an 'id' and a 'prediction' (text), optionally 'reference' and 'lang' (text)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(
+            f"{path} does not exist" + (" (it is a folder; give a predictions .jsonl)" if path.is_dir() else "")
+        )
     rows, seen = [], set()
     for number, row in iter_jsonl(path):
         if not isinstance(row, dict) or not isinstance(row.get("id"), str):
             raise DataError(f"{path}:{number}: a prediction needs an 'id' string")
         if row["id"] in seen:
             raise DataError(f"{path}:{number}: duplicate id '{row['id']}'")
-        if not isinstance(row.get("prediction", ""), str):
-            raise DataError(f"{path}:{number} (id {row['id']}): 'prediction' must be text")
+        where = f"{path}:{number} (id {row['id']})"
+        _text_field(row, "prediction", where, required=True)
+        _text_field(row, "reference", where, required=False)
+        _text_field(row, "lang", where, required=False)
         seen.add(row["id"])
         rows.append(row)
     if not rows:
@@ -57,6 +73,9 @@ def read_references(data: Path) -> dict[str, dict[str, Any]]:
     refs: dict[str, dict[str, Any]] = {}
     for path in files:
         for record in read_jsonl(path):
+            where = f"{path} (id {record['id']})"
+            _text_field(record, "output", where, required=False)
+            _text_field(record, "lang", where, required=False)
             if record.get("output"):
                 refs[record["id"]] = record
     return refs

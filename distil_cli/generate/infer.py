@@ -7,6 +7,7 @@ cannot disagree on it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distil_cli.data.files import done_ids, read_jsonl
+from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.data.readers import detect_lang
 from distil_cli.data.text import normalise_text
 from distil_cli.errors import ConfigError, DataError
@@ -27,6 +29,7 @@ from distil_cli.train.examples import encode_prompt
 
 log = logging.getLogger(__name__)
 SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_FILE_NAME = 255  # bytes, on every common file system
 
 
 @dataclass
@@ -132,6 +135,11 @@ def check_ids(records: list[dict[str, Any]], submission_dir: Path | None) -> Non
             name = submission_name(record_id)
             if name in names:
                 raise DataError(f"ids '{names[name]}' and '{record_id}' map to the same submission file {name}")
+            if len(name.encode("utf-8")) > MAX_FILE_NAME:
+                raise DataError(
+                    f"id '{record_id[:40]}...' is too long for a submission file name ({len(name.encode())} bytes, "
+                    f"at most {MAX_FILE_NAME}); shorten the ids (e.g. in `distil prepare`) or drop --submission-dir"
+                )
             names[name] = record_id
 
 
@@ -143,6 +151,7 @@ class Generator:
     tokenizer: Any
     formatter: Any
     spec: PromptSpec
+    source: str  # the resolved model folder or hub id
 
     @classmethod
     def load(cls, model_arg: str, cfg: InferSettings, cache_dir: Path) -> Generator:
@@ -155,7 +164,7 @@ class Generator:
         model = load_causal_lm(source, torch.bfloat16 if torch.cuda.is_available() else torch.float32)
         if torch.cuda.is_available():
             model = model.to("cuda")
-        return cls(model, tokenizer, formatter, spec)
+        return cls(model, tokenizer, formatter, spec, source)
 
     def prompt_limit(self, max_new_tokens: int) -> int:
         context = getattr(self.model.config, "max_position_embeddings", None) or 10**9
@@ -207,6 +216,65 @@ def fill_submission(out: Path, submission_dir: Path) -> None:
             target.write_text(row["prediction"] + "\n", encoding="utf-8")
 
 
+def meta_path(out: Path) -> Path:
+    """The sidecar that records which model and settings wrote ``out`` (``pred.jsonl`` -> ``pred.meta.json``)."""
+    return out.with_name(out.name.removesuffix(".jsonl") + ".meta.json")
+
+
+def model_fingerprint(source: str) -> str:
+    """A cheap identity of a model: its config and, per weight file, name, size and first and last MiB."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return source  # a hub id
+    digest = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.name in ("config.json", "adapter_config.json", "generation_config.json"):
+            digest.update(path.name.encode() + path.read_bytes())
+        elif path.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
+            size = path.stat().st_size
+            digest.update(f"{path.name}:{size}".encode())
+            with open(path, "rb") as fh:
+                digest.update(fh.read(1 << 20))
+                fh.seek(max(0, size - (1 << 20)))
+                digest.update(fh.read(1 << 20))
+    return digest.hexdigest()[:16]
+
+
+def output_identity(generator: Generator, cfg: InferSettings, limit: int) -> dict[str, Any]:
+    """What decides the predictions: a resume must not mix outputs that differ in any of it."""
+    return {
+        "model": generator.source,
+        "model_fingerprint": model_fingerprint(generator.source),
+        "formatter": generator.formatter.name,
+        "summary_instructions": generator.spec.summary_instructions,
+        "max_prompt_tokens": limit,
+        "max_new_tokens": cfg.max_new_tokens,
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "repetition_penalty": cfg.repetition_penalty,
+    }
+
+
+def check_resume(out: Path, identity: dict[str, Any], resuming: bool) -> None:
+    """Refuse to extend ``out`` with predictions of another model or other settings; record them otherwise."""
+    meta = meta_path(out)
+    if resuming and meta.is_file():
+        try:
+            before = json.loads(meta.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            before = {}
+        differ = sorted(k for k in identity if before.get(k) != identity[k])
+        if differ:
+            raise ConfigError(
+                f"{out} holds predictions of another model or other settings (differs: {', '.join(differ)}); "
+                "write to another --out, or delete it to start again"
+            )
+        return
+    if resuming:
+        log.warning("%s has no %s: cannot check that its predictions come from this model", out, meta.name)
+    meta.write_text(json.dumps(identity, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def run_inference(
     model_arg: str,
     records: list[dict[str, Any]],
@@ -215,13 +283,26 @@ def run_inference(
     cache_dir: Path,
     submission_dir: Path | None = None,
     progress=None,
+    data: Path | None = None,
 ) -> InferResult:
-    """Generate for ``records`` (from ``read_inputs``), appending to ``out`` and skipping ids already there."""
+    """Generate for ``records`` (from ``read_inputs``), appending to ``out`` and skipping ids already there.
+
+    One process per output at a time; a resume must come from the same model and settings.
+    """
+    out = Path(out)
+    for target, flag in ((out, "--out"), (submission_dir, "--submission-dir")):
+        if data is not None and target is not None:
+            check_separate(data, target, flag)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a .jsonl file for the predictions")
+    check_ids(records, submission_dir)
+    with OutputLock(out):
+        return _run_inference(model_arg, records, out, cfg, cache_dir, submission_dir, progress)
+
+
+def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission_dir, progress) -> InferResult:
     from distil_cli.generate.batched import generate_batched
 
-    check_ids(records, submission_dir)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     finished = done_ids(out)
     todo = [r for r in records if r["id"] not in finished]
     generator = Generator.load(model_arg, cfg, cache_dir)
@@ -231,6 +312,8 @@ def run_inference(
         log.warning("Cropped the input of %d record(s) to fit %d prompt tokens", cropped, limit)
     longest = max((len(p) for p in prompts), default=1)
     batch_size = cfg.batch_size or auto_batch_size(generator.model, longest, cfg.max_new_tokens)
+    out.parent.mkdir(parents=True, exist_ok=True)  # only now: a bad model or setting creates nothing
+    check_resume(out, output_identity(generator, cfg, limit), bool(finished))
     if submission_dir is not None:
         submission_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -9,6 +9,7 @@ from distil_cli.settings.loader import (
     load_settings,
     public_dump,
 )
+from distil_cli.settings.secrets import MASK, mask_url, mask_value
 from distil_cli.settings.sections import (
     ALIASES,
     DEFAULT_CACHE,
@@ -24,6 +25,9 @@ from distil_cli.settings.sections import (
 )
 
 __all__ = [
+    "MASK",
+    "mask_url",
+    "mask_value",
     "ALIASES",
     "DEFAULT_CACHE",
     "ENV_PREFIX",

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from distil_cli.errors import ConfigError
+from distil_cli.settings.secrets import mask_value
 from distil_cli.settings.sections import ALIASES, SECTIONS, Section, Settings
 
 ENV_PREFIX = "DISTIL_"
@@ -54,8 +55,11 @@ def field_help(section: str, name: str) -> str:
 
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8-sig")
+        raise ConfigError(f"config file {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
@@ -183,7 +187,7 @@ def _explain(exc: ValidationError, sources: dict[str, str]) -> str:
     loc = [str(x) for x in err["loc"]]
     key = ".".join(loc[:2])
     label = sources.get(key, "default")
-    value = err.get("input")
+    value = mask_value(loc[0], loc[1], err.get("input")) if len(loc) >= 2 else err.get("input")
     shown = "" if isinstance(value, (dict, SecretStr)) else f" = {value!r}"
     msg = err["msg"].removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
@@ -200,10 +204,8 @@ def effective_rows(loaded: LoadedSettings, section: str | None = None) -> list[t
             continue
         body = getattr(loaded.settings, sec)
         for name in SECTIONS[sec].model_fields:
-            value = getattr(body, name)
-            if isinstance(value, SecretStr):
-                shown = "**********"
-            elif isinstance(value, tuple):
+            value = mask_value(sec, name, getattr(body, name))
+            if isinstance(value, tuple):
                 shown = ",".join(f"{x:g}" for x in value)
             elif isinstance(value, (dict, list)):
                 shown = json.dumps(value, ensure_ascii=False)
@@ -214,9 +216,12 @@ def effective_rows(loaded: LoadedSettings, section: str | None = None) -> list[t
 
 
 def public_dump(section: Section) -> dict[str, Any]:
-    """A JSON-safe dump of one section for manifests and run.json (secrets removed)."""
+    """A JSON-safe dump of one section for manifests and run records (secrets masked)."""
+    name = next((k for k, cls in SECTIONS.items() if isinstance(section, cls)), "")
     data = section.model_dump(mode="json")
-    for name in list(data):
-        if isinstance(getattr(section, name), SecretStr):
-            data[name] = "**********"
+    for key in data:
+        raw = getattr(section, key)
+        masked = mask_value(name, key, raw)
+        if masked is not raw:
+            data[key] = masked
     return data

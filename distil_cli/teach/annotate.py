@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
 import shutil
 import time
 from collections import Counter
@@ -21,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distil_cli.data.files import done_ids, read_jsonl
+from distil_cli.data.files import read_appended, read_jsonl
+from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.errors import ConfigError, DataError, PartialFailure
 from distil_cli.prompts import RATIONALE, instruction_for
 from distil_cli.settings import AnnotateSettings
@@ -35,17 +35,9 @@ from distil_cli.teach.base import (
     backoff_delay,
 )
 from distil_cli.teach.openai_api import DEFAULT_OPENAI_MODEL
+from distil_cli.teach.quality import grounding_score, quality_flags
 
 log = logging.getLogger(__name__)
-WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
-STOPWORDS = set(
-    """
-    with from that this have were been their there which when what while into also than then they them such over
-    under after before about above patient patients case para como pero sobre entre desde hasta este esta estos estas
-    tiene tenía fueron había cuando donde dans avec pour sans sous sont était avait cette elle leur leurs plus comme
-    entre depuis lors após pelo pela pelos pelas como mais entre esta este estes estas tinha foram quando onde
-    """.split()
-)
 
 
 @dataclass
@@ -105,51 +97,12 @@ def prompt_hash(messages: list[dict[str, str]], backend: str, model: str) -> str
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def _content_words(text: str) -> set[str]:
-    words = {w.lower() for w in WORD_RE.findall(text)}
-    return {w for w in words if any(c.isdigit() for c in w) or (len(w) > 3 and w not in STOPWORDS)}
-
-
-def grounding_score(rationale: str, source: str) -> float:
-    """Share of the rationale's content words and numbers that also occur in the input."""
-    words = _content_words(rationale)
-    if not words:
-        return 0.0
-    return round(len(words & {w.lower() for w in WORD_RE.findall(source)}) / len(words), 4)
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def quality_flags(
-    rationale: str, finish_reason: str, record: dict, label_aware: bool, grounding: float, min_grounding: float | None
-) -> list[str]:
-    flags = []
-    if not rationale.strip():
-        flags.append("empty")
-    if finish_reason == "length":
-        flags.append("truncated")
-    if label_aware and record.get("output") and _norm(record["output"]) in _norm(rationale):
-        flags.append("copies_reference")
-    if min_grounding is not None and grounding < min_grounding:
-        flags.append("low_grounding")
-    return flags
-
-
 # --------------------------------------------------------------------------- resume bookkeeping
 
 
 def existing_hashes(out: Path) -> dict[str, str]:
-    """id -> prompt hash of the records already in ``out`` (a torn last line is dropped first)."""
-    done_ids(out)  # truncates a torn last line, rejects corruption in the middle
-    hashes = {}
-    if out.is_file():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                hashes[row["id"]] = (row.get("annotation") or {}).get("prompt_hash", "")
-    return hashes
+    """id -> prompt hash of the records already in ``out`` (what a kill left is repaired first)."""
+    return {row["id"]: (row.get("annotation") or {}).get("prompt_hash", "") for row in read_appended(out)}
 
 
 def failed_path(out: Path) -> Path:
@@ -240,6 +193,16 @@ class Writer:
 # --------------------------------------------------------------------------- running
 
 
+async def _ask(teacher: Teacher, messages: list[dict[str, str]]):
+    """One request; any unexpected failure of a backend is that record's (retryable) problem, not the run's end."""
+    try:
+        return await teacher.complete(messages)
+    except (RetryableError, FatalError):
+        raise
+    except Exception as exc:
+        raise RetryableError(f"unexpected {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
 async def _one(teacher, writer: Writer, item, cfg: AnnotateSettings, limiter: RateLimiter, sem, tick) -> None:
     record, messages, digest = item
     stats = writer.job.stats
@@ -250,7 +213,7 @@ async def _one(teacher, writer: Writer, item, cfg: AnnotateSettings, limiter: Ra
             attempt += 1
             await limiter.wait()
             try:
-                completion = await teacher.complete(messages)
+                completion = await _ask(teacher, messages)
             except RetryableError as exc:
                 if attempt > cfg.max_retries:
                     writer.fail(record, f"{exc} (after {attempt} attempts)", attempt)
@@ -308,58 +271,70 @@ def make_teacher(cfg: AnnotateSettings, cache_dir: Path) -> Teacher | BatchTeach
 
 
 def plan_all(data: Path, out: Path, cfg: AnnotateSettings, backend: str, model: str, template: str | None) -> list[Job]:
-    data, out = Path(data), Path(out)
+    """One job per split file; reads what is already annotated (nothing is created here)."""
     if data.is_file():
         if out.is_dir():
             raise ConfigError(f"--out {out} is a folder; give a .jsonl file for a single split")
         return [plan(data, out, cfg, backend, model, template)]
     if not data.is_dir():
         raise DataError(f"{data} does not exist")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a folder for a prepared folder")
     splits = [data / f"{name}.jsonl" for name in ("train", "valid", "test") if (data / f"{name}.jsonl").is_file()]
     if not splits:
         raise DataError(f"{data}: no train/valid/test.jsonl; run `distil prepare` first")
-    out.mkdir(parents=True, exist_ok=True)
-    if (data / "manifest.json").is_file() and not (out / "manifest.json").exists():
-        shutil.copyfile(data / "manifest.json", out / "manifest.json")
     return [plan(src, out / src.name, cfg, backend, model, template) for src in splits]
 
 
-def annotate(
-    data: Path, out: Path, cfg: AnnotateSettings, cache_dir: Path, progress: Callable[[Stats], None] | None = None
-) -> Stats:
-    """Annotate a split file or every split of a prepared folder; ``check_failures`` turns failures into an error."""
-    model = cfg.model or ("default" if cfg.backend == "local" else DEFAULT_OPENAI_MODEL)
-    template = load_template(cfg.template)  # read once: it decides every prompt and hash
-    jobs = plan_all(data, out, cfg, cfg.backend, model, template)
-    total = Stats()
-    for job in jobs:
-        total.total += job.stats.total
-        total.skipped += job.stats.skipped
-    label_aware = template is not None and "{output}" in template
-
+def _progress_tick(jobs: list[Job], total: Stats, progress: Callable[[Stats], None] | None) -> Callable[[], None]:
     def tick() -> None:
         if progress is not None:
-            live = Stats(total=total.total, skipped=total.skipped)
+            live = Stats(total=total.total, skipped=total.skipped, started=total.started)
             for job in jobs:
                 live.done += job.stats.done
                 live.failed += job.stats.failed
                 live.retrying += job.stats.retrying
                 live.prompt_tokens += job.stats.prompt_tokens
                 live.completion_tokens += job.stats.completion_tokens
-            live.started = total.started
             progress(live)
 
-    if any(job.todo for job in jobs):
-        teacher = make_teacher(cfg, cache_dir)
-        if isinstance(teacher, BatchTeacher):  # in-process models batch; API clients run concurrently
-            run_local(jobs, teacher, cfg, label_aware, tick)
-        elif not isinstance(teacher, Teacher):
-            raise ConfigError(f"annotate backend '{cfg.backend}' made a {type(teacher).__name__}, not a teacher")
-        else:
-            try:
-                asyncio.run(run_openai(jobs, teacher, cfg, label_aware, tick))
-            except AuthError as exc:
-                raise ConfigError(str(exc)) from None
+    return tick
+
+
+def annotate(
+    data: Path, out: Path, cfg: AnnotateSettings, cache_dir: Path, progress: Callable[[Stats], None] | None = None
+) -> Stats:
+    """Annotate a split file or every split of a prepared folder; ``check_failures`` turns failures into an error.
+
+    One process per output at a time (a lock beside OUT); OUT may not be, hold or lie in DATA.
+    """
+    data, out = Path(data), Path(out)
+    check_separate(data, out)
+    with OutputLock(out):
+        return _annotate(data, out, cfg, cache_dir, progress)
+
+
+def _annotate(data: Path, out: Path, cfg: AnnotateSettings, cache_dir: Path, progress) -> Stats:
+    model = cfg.model or ("default" if cfg.backend == "local" else DEFAULT_OPENAI_MODEL)
+    template = load_template(cfg.template)  # read once: it decides every prompt and hash
+    jobs = plan_all(data, out, cfg, cfg.backend, model, template)
+    total = Stats(total=sum(j.stats.total for j in jobs), skipped=sum(j.stats.skipped for j in jobs))
+    tick = _progress_tick(jobs, total, progress)
+    label_aware = template is not None and "{output}" in template
+    teacher = make_teacher(cfg, cache_dir) if any(job.todo for job in jobs) else None
+    if data.is_dir():  # created only once the teacher exists: a bad key or model creates nothing
+        out.mkdir(parents=True, exist_ok=True)
+        if (data / "manifest.json").is_file() and not (out / "manifest.json").exists():
+            shutil.copyfile(data / "manifest.json", out / "manifest.json")
+    if isinstance(teacher, BatchTeacher):  # in-process models batch; API clients run concurrently
+        run_local(jobs, teacher, cfg, label_aware, tick)
+    elif isinstance(teacher, Teacher):
+        try:
+            asyncio.run(run_openai(jobs, teacher, cfg, label_aware, tick))
+        except AuthError as exc:
+            raise ConfigError(str(exc)) from None
+    elif teacher is not None:
+        raise ConfigError(f"annotate backend '{cfg.backend}' made a {type(teacher).__name__}, not a teacher")
     result = Stats(started=total.started)
     for job in jobs:
         result.merge(job.stats)

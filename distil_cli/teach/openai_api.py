@@ -11,7 +11,7 @@ import time
 from urllib.parse import urlparse
 
 from distil_cli.errors import ConfigError
-from distil_cli.settings import AnnotateSettings
+from distil_cli.settings import AnnotateSettings, mask_url
 from distil_cli.teach.base import AuthError, Completion, FatalError, RetryableError
 
 DEFAULT_OPENAI_MODEL = "qwen/qwen2.5-72b-instruct"
@@ -26,7 +26,7 @@ def resolve_api_key(cfg: AnnotateSettings, env: dict[str, str] | None = None) ->
     host = urlparse(cfg.base_url).hostname or ""
     if not key and any(host == h or host.endswith("." + h) for h in NEEDS_KEY_HOSTS):
         raise ConfigError(
-            f"{cfg.base_url} needs an API key: set ${cfg.api_key_env} (or name another with --api-key-env)"
+            f"{mask_url(cfg.base_url)} needs an API key: set ${cfg.api_key_env} (or name another with --api-key-env)"
         )
     return key
 
@@ -64,6 +64,7 @@ class OpenAITeacher:
         self.secret = api_key
         self.temperature = temperature
         self.max_tokens = max_tokens
+        self.header_values = [v for v in (headers or {}).values() if len(v) >= 8]  # short values are not secrets
         self.client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "not-set",
@@ -86,8 +87,11 @@ class OpenAITeacher:
         )
 
     def scrub(self, text: str) -> str:
-        """Error texts never carry the key, even if a server echoes it."""
-        return text.replace(self.secret, "**********") if self.secret else text
+        """Error texts never carry the key or header values, even if a server echoes them."""
+        for secret in (self.secret, *self.header_values):
+            if secret:
+                text = text.replace(secret, "**********")
+        return text
 
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         openai = self.openai
@@ -98,7 +102,7 @@ class OpenAITeacher:
             )
         except openai.AuthenticationError:
             raise AuthError(
-                f"the server at {self.base_url} refused the API key (401): set ${self.api_key_env} "
+                f"the server at {mask_url(self.base_url)} refused the API key (401): set ${self.api_key_env} "
                 "or name another variable with --api-key-env"
             ) from None
         except openai.RateLimitError as exc:
@@ -111,13 +115,35 @@ class OpenAITeacher:
             if exc.status_code >= 500 or exc.status_code in (408, 409):
                 raise RetryableError(f"server error {exc.status_code}", _retry_after(exc.response)) from None
             raise FatalError(self.scrub(f"HTTP {exc.status_code}: {str(exc)[:300]}")) from None
-        choice = response.choices[0] if response.choices else None
-        text = (choice.message.content or "") if choice else ""
-        usage = response.usage
+        except (ValueError, TypeError, openai.APIResponseValidationError) as exc:  # JSONDecodeError is a ValueError
+            raise RetryableError(self.scrub(f"malformed reply ({type(exc).__name__}: {str(exc)[:200]})")) from None
+        return self._completion(response, started)
+
+    def _completion(self, response, started: float) -> Completion:
+        """The reply as a Completion; any other shape (HTML, an error object, no choices) is retryable."""
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            error = getattr(response, "error", None)
+            if isinstance(response, str):
+                what = f"not JSON: {response[:80]!r}"
+            elif error:
+                what = f"an error object: {str(error)[:200]}"
+            else:
+                what = "no choices" if isinstance(choices, list) else "no 'choices' field"
+            raise RetryableError(self.scrub(f"malformed reply ({what})"))
+        message = getattr(choices[0], "message", None)
+        text = getattr(message, "content", None)
+        if text is not None and not isinstance(text, str):
+            raise RetryableError(f"malformed reply (content is {type(text).__name__}, not text)")
+        usage = getattr(response, "usage", None)
         return Completion(
-            text=text.strip(),
-            finish_reason=(choice.finish_reason if choice else None) or "unknown",
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            text=(text or "").strip(),
+            finish_reason=getattr(choices[0], "finish_reason", None) or "unknown",
+            prompt_tokens=_count(getattr(usage, "prompt_tokens", 0)),
+            completion_tokens=_count(getattr(usage, "completion_tokens", 0)),
             latency_s=round(time.perf_counter() - started, 3),
         )
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and value >= 0 else 0

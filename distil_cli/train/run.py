@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import logging
+import os
 import random
 import shutil
 import time
@@ -13,6 +16,7 @@ from typing import Any
 
 from distil_cli import __version__
 from distil_cli.data.files import read_jsonl, sha256_file
+from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.models import load_tokenizer, resolve_model
 from distil_cli.prompts import Task, choose_formatter, instruction_for
@@ -20,6 +24,7 @@ from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.examples import ExampleSet, build_examples
 from distil_cli.train.kernels import VARLEN
+from distil_cli.train.resume import RunDir, check_same_run, choose_checkpoint, clear_for_fresh_start, step_of
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +89,6 @@ def load_inputs(data_dir: Path, cfg: TrainSettings, cache_dir: Path) -> TrainInp
     return TrainInputs(records, eval_records, tokenizer, formatter, examples, model_source, family)
 
 
-def checkpoints(run_dir: Path) -> list[Path]:
-    found = [p for p in run_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
-
-
 def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     """(model, kernels): the model with its attention implementation, and the kernels applied."""
     import torch
@@ -135,8 +135,10 @@ def _trim_metrics(path: Path, last_step: int) -> None:
 
 
 def _save_final(trainer, tokenizer, out: Path, cfg: TrainSettings) -> Path:
+    """final/ is written beside it and renamed into place: a kill never leaves half a model there."""
     final = out / "final"
-    tmp = out / ".final.tmp"
+    remove_stale_temporaries(out, "final")
+    tmp = out / temporary_name("final")
     shutil.rmtree(tmp, ignore_errors=True)
     model = trainer.accelerator.unwrap_model(trainer.model)
     if cfg.lora and cfg.merge:
@@ -149,11 +151,24 @@ def _save_final(trainer, tokenizer, out: Path, cfg: TrainSettings) -> Path:
 
 
 def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer, started: float) -> RunRecord:
+    """The run record; without a trainer (at the start) the record of a run that is only starting."""
     import peft
     import torch
     import transformers
 
     manifest = Path(data_dir) / "manifest.json"
+    if trainer is None:
+        speed, steps, best, best_checkpoint, status = {}, 0, None, None, "running"
+    else:
+        speed = {
+            "attn_implementation": getattr(trainer.model.config, "_attn_implementation", None),
+            "kernels": trainer.args.kernels,
+            "tokens_per_batch": trainer.args.tokens_per_batch if cfg.packing else None,
+            "pack_row_tokens": trainer.args.pack_row_tokens if cfg.packing else None,
+            "bf16": trainer.args.bf16,
+        }
+        steps, best = trainer.state.global_step, trainer.state.best_metric
+        best_checkpoint, status = trainer.state.best_model_checkpoint, "done"
     langs = sorted({r.get("lang", "en") for r in inputs.records} | {r.get("lang", "en") for r in inputs.eval_records})
     overrides = {Task.SUMMARY: cfg.summary_instructions, Task.RATIONALE: cfg.rationale_instructions}
     return RunRecord(
@@ -170,40 +185,69 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
         examples=len(inputs.examples.examples),
         cropped_inputs=inputs.examples.cropped,
         skipped_missing_rationale=inputs.examples.skipped_missing_rationale,
-        speed={
-            "attn_implementation": getattr(trainer.model.config, "_attn_implementation", None),
-            "kernels": trainer.args.kernels,
-            "tokens_per_batch": trainer.args.tokens_per_batch if cfg.packing else None,
-            "pack_row_tokens": trainer.args.pack_row_tokens if cfg.packing else None,
-            "bf16": trainer.args.bf16,
-        },
-        global_steps=trainer.state.global_step,
-        best_metric=trainer.state.best_metric,
-        best_checkpoint=trainer.state.best_model_checkpoint,
+        speed=speed,
+        global_steps=steps,
+        best_metric=best,
+        best_checkpoint=best_checkpoint,
         train_seconds=round(time.perf_counter() - started, 1),
+        status=status,
     )
 
 
+def check_report_to(report_to: str) -> None:
+    """A tracker whose package is missing is a one-line error before anything is created."""
+    needs = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}.get(report_to, ())
+    if needs and not any(importlib.util.find_spec(name) for name in needs):
+        raise ConfigError(
+            f"--report-to {report_to} needs the {needs[0]} package: pip install 'distil-cli[{report_to}]'"
+        )
+
+
 def run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool = False) -> RunRecord:
-    """Train and return the run record; RUN_DIR/final holds the best (or last) model."""
+    """Train and return the run record; RUN_DIR/final holds the best (or last) model.
+
+    One process (one launch) per RUN_DIR at a time: rank 0 holds a lock beside it.
+    """
+    data_dir, out = Path(data_dir), Path(out)
+    check_separate(data_dir, out)
+    check_report_to(cfg.report_to)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    with OutputLock(out) if rank0 else contextlib.nullcontext():
+        return _run_training(data_dir, out, cfg, cache_dir, resume)
+
+
+def _start(state: RunDir, resume: bool, inputs: TrainInputs, cfg: TrainSettings, record: RunRecord) -> Path | None:
+    """Resume: the checkpoint to continue from (settings checked); fresh: clear what a dead run left."""
+    if not resume:
+        clear_for_fresh_start(state)
+        return None
+    checkpoint = choose_checkpoint(state)
+    facts = {"data_manifest_sha256": record.data_manifest_sha256, "model_source": inputs.model_source}
+    check_same_run(state, public_dump(cfg), facts)
+    _trim_metrics(state.path / "metrics.jsonl", step_of(checkpoint))
+    return checkpoint
+
+
+def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool) -> RunRecord:
     from transformers.trainer_callback import ProgressCallback
 
     from distil_cli.train.batching import Collator
     from distil_cli.train.config import batch_plan, training_arguments
     from distil_cli.train.trainer import DistilTrainer, EvaluateAtEnd, LossProgress, MetricsFile
 
-    out = Path(out)
-    found = checkpoints(out) if out.is_dir() else []
-    if resume and not found:
-        raise ConfigError(f"--resume: {out} has no checkpoint-* to resume from; start without --resume")
-    if not resume and out.is_dir() and (found or (out / "final").exists()):
+    state = RunDir.inspect(out)
+    if resume and not state.complete:
+        choose_checkpoint(state)  # raises, before anything is loaded: there is nothing to resume
+    if not resume and state.holds_a_run:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     inputs = load_inputs(data_dir, cfg, cache_dir)
     started = time.perf_counter()
     model, kernels = load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR
+    record = _run_record(data_dir, inputs, cfg, None, started)
+    checkpoint = _start(state, resume, inputs, cfg, record)
     out.mkdir(parents=True, exist_ok=True)
-    if resume:
-        _trim_metrics(out / "metrics.jsonl", int(found[-1].name.split("-")[-1]))
+    if int(os.environ.get("RANK", "0")) == 0:
+        record.write(out)  # status "running": what is being trained, for a later --resume to check
     varlen = getattr(model.config, "_attn_implementation", None) == VARLEN
     examples = inputs.examples.examples
     sampler, per_epoch = batch_plan(cfg, examples)
@@ -224,7 +268,7 @@ def run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path,
     )
     trainer.remove_callback(ProgressCallback)  # replaced by one that shows the losses on the bar
     trainer.add_callback(LossProgress())
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     record = _run_record(data_dir, inputs, cfg, trainer, started)
     record.final = str(out / "final")
     if trainer.is_world_process_zero():  # only rank 0 writes files

@@ -1,0 +1,147 @@
+"""The state of a run folder: which checkpoints are complete, what a fresh start clears, what a resume must match.
+
+A checkpoint is complete when its trainer state parses and its weights file has a readable
+header: a kill during a save leaves one without (the Trainer writes the state last).
+``--resume`` continues from the newest complete checkpoint and says which ones it skipped;
+a fresh start removes what a dead run left (cut-off checkpoints, its metrics lines). A resume
+must keep every setting that changes what the run means (``MEANING``); others may change
+and are logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distil_cli.errors import ConfigError
+from distil_cli.run_record import FILE_NAME, RunRecord
+from distil_cli.settings import ALIASES
+
+log = logging.getLogger(__name__)
+MEANING = (
+    "model",
+    "objective",
+    "alpha",
+    "formatter",
+    "summary_instructions",
+    "rationale_instructions",
+    "lr",
+    "warmup_ratio",
+    "weight_decay",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "packing",
+    "tokens_per_batch",
+    "grad_accum",
+    "seed",
+    "max_input_tokens",
+    "max_output_tokens",
+    "missing_rationale",
+    "lora",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+)
+LEFTOVERS = ("metrics.jsonl", "eval_predictions", ".final.tmp", FILE_NAME)
+
+
+@dataclass
+class RunDir:
+    path: Path
+    complete: list[Path] = field(default_factory=list)
+    incomplete: list[Path] = field(default_factory=list)
+    has_final: bool = False
+
+    @classmethod
+    def inspect(cls, path: Path) -> RunDir:
+        state = cls(Path(path))
+        if not state.path.is_dir():
+            return state
+        found = [p for p in state.path.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+        for checkpoint in sorted(found, key=step_of):
+            (state.complete if is_complete(checkpoint) else state.incomplete).append(checkpoint)
+        state.has_final = (state.path / "final").exists()
+        return state
+
+    @property
+    def holds_a_run(self) -> bool:
+        return bool(self.complete) or self.has_final
+
+
+def step_of(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("-")[-1])
+
+
+def is_complete(checkpoint: Path) -> bool:
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    weights = [p for p in checkpoint.glob("*.safetensors")]
+    return bool(weights) and all(_readable_header(p) for p in weights)
+
+
+def _readable_header(path: Path) -> bool:
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            fh.keys()
+        return True
+    except Exception:  # safetensors raises its own error types for a cut-off file
+        return False
+
+
+def clear_for_fresh_start(state: RunDir) -> None:
+    """Remove what a dead run left in RUN_DIR (cut-off checkpoints, its metrics and eval predictions)."""
+    for checkpoint in state.incomplete:
+        log.warning("Removing %s: a checkpoint cut off while saving (the run that wrote it was killed)", checkpoint)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    for name in LEFTOVERS:
+        target = state.path / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def choose_checkpoint(state: RunDir) -> Path:
+    """The newest complete checkpoint; newer cut-off ones are removed (saying so)."""
+    if not state.complete:
+        cut = f" ({', '.join(p.name for p in state.incomplete)}: cut off while saving)" if state.incomplete else ""
+        raise ConfigError(f"--resume: {state.path} has no checkpoint to resume from{cut}; start again without --resume")
+    chosen = state.complete[-1]
+    for checkpoint in state.incomplete:
+        log.warning("Skipping %s: cut off while saving; resuming from %s", checkpoint.name, chosen.name)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    log.info("Resuming from %s", chosen)
+    return chosen
+
+
+def check_same_run(state: RunDir, settings: dict[str, Any], facts: dict[str, Any]) -> None:
+    """A resume keeps the settings and facts (model, data) that give the run its meaning."""
+    path = state.path / FILE_NAME
+    if not path.is_file():
+        log.warning("%s has no %s: cannot check that the resumed run keeps its settings", state.path, FILE_NAME)
+        return
+    before = RunRecord.read(path)
+    aliases = ALIASES.get("train", {})
+    old = {aliases.get(k, k): v for k, v in before.settings.items()}
+    old_facts = {"data_manifest_sha256": before.data_manifest_sha256, "model_source": before.model_source}
+    differ = [k for k in MEANING if k in old and old[k] != settings.get(k)]
+    differ += [k for k, v in facts.items() if old_facts.get(k) and old_facts[k] != v]
+    if differ:
+        shown = "; ".join(f"{k}: {old.get(k, old_facts.get(k))!r} -> {settings.get(k, facts.get(k))!r}" for k in differ)
+        raise ConfigError(
+            f"--resume: these settings differ from the run's ({shown}); resume with the same ones, "
+            "or start a new run in another --out"
+        )
+    changed = [k for k in settings if k not in MEANING and k in old and old[k] != settings[k]]
+    if changed:
+        log.info("Resuming with changed settings that do not change the run: %s", ", ".join(changed))
