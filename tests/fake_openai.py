@@ -30,6 +30,7 @@ class FakeOpenAI:
     def __init__(self, api_key: str | None = None):
         self.api_key = api_key
         self.calls: Counter = Counter()
+        self.answered: Counter = Counter()  # completions sent (what a real API would bill), per prompt
         self.headers: list[dict[str, str]] = []
         self.lock = threading.Lock()
         server = self
@@ -93,6 +94,8 @@ class FakeOpenAI:
                         "total_tokens": 0,
                     },
                 }
+                with server.lock:
+                    server.answered[content] += 1
                 return self._send(200, body)
 
             def _reply_fault(self, content: str, n: int):

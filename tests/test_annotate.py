@@ -159,7 +159,7 @@ def test_kill_mid_run_loses_nothing_written(tmp_path):
         ]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
-        while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 6):
+        while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 7):
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -228,3 +228,113 @@ def test_local_backend(tmp_path):
     rows = _lines(out)
     assert [r["annotation"]["backend"] for r in rows] == ["local", "local"]
     assert all(r["annotation"]["completion_tokens"] <= 4 for r in rows)
+
+
+REPLY_FAULTS = ("TRUNC", "HTML", "NOCHOICES", "ERR200")
+
+
+def test_malformed_replies_are_retried_per_record_never_the_end_of_the_run(tmp_path):
+    """Truncated JSON, an HTML page, no choices, an error object, all with status 200."""
+    texts = [f"{fault}2 case {i}" for i, fault in enumerate(REPLY_FAULTS)]
+    texts += [f"{fault}99 hopeless {i}" for i, fault in enumerate(REPLY_FAULTS)] + ["plain case"]
+    data = _split(tmp_path / "s.jsonl", texts)
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        result = run_cli(*_args(server, data, out, "--concurrency", 16))
+    assert result.exit_code == 3, result.output  # finished; some records failed after their retries
+    assert "internal error" not in result.output
+    done = {r["id"]: r for r in _lines(out)}
+    assert sorted(done) == ["r0", "r1", "r2", "r3", "r8"]
+    assert all(done[f"r{i}"]["annotation"]["attempts"] == 3 for i in range(4))  # two faults, then an answer
+    failed = {r["id"]: r["error"] for r in _lines(tmp_path / "ann.failed.jsonl")}
+    assert sorted(failed) == ["r4", "r5", "r6", "r7"]
+    assert all("malformed reply" in error and "after 4 attempts" in error for error in failed.values())
+    assert "no choices" in failed["r6"] and "error object" in failed["r7"]
+
+
+def test_kill_and_resume_under_reply_faults_loses_and_duplicates_nothing(tmp_path):
+    faults = [*REPLY_FAULTS, "E500", "RL"]
+    data = _split(tmp_path / "s.jsonl", [f"SLOW {faults[i % len(faults)]}1 case {i}" for i in range(40)])
+    out = tmp_path / "ann.jsonl"
+    concurrency = 4
+    with FakeOpenAI() as server:
+        cmd = [sys.executable, "-m", "distil_cli", "annotate", str(data), "--out", str(out)]
+        cmd += ["--base-url", server.url, "--model", "teacher", "--concurrency", str(concurrency)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 90
+        while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 9):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        before = {json.loads(x)["id"] for x in out.read_text().splitlines()[:-1]}  # the last may be torn
+        assert 8 <= len(before) < 40
+        result = run_cli(*_args(server, data, out, "--concurrency", concurrency))
+        assert result.exit_code == 0, result.output
+        rows = _lines(out)
+        assert sorted(r["id"] for r in rows) == sorted(f"r{i}" for i in range(40))  # none lost, none twice
+        paid_twice = [prompt for prompt, n in server.answered.items() if n > 1]
+        assert all(n <= 2 for n in server.answered.values())
+        assert len(paid_twice) <= concurrency  # at most the requests in flight at the kill
+
+
+def test_output_inside_the_input_folder_is_refused_and_nothing_is_created(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    _split(data / "train.jsonl", ["fever"])
+    with FakeOpenAI() as server:
+        for out in (data, data / "annotated", tmp_path):
+            result = run_cli(*_args(server, data, out))
+            assert result.exit_code == 1 and "--out" in result.output, result.output
+        assert sorted(p.name for p in data.iterdir()) == ["train.jsonl"]
+        result = run_cli(*_args(server, data / "train.jsonl", data / "train.jsonl"))
+        assert result.exit_code == 1 and "is the input itself" in result.output
+    assert _lines(data / "train.jsonl")[0]["input"] == "fever"
+
+
+def test_a_second_process_on_the_same_output_is_refused_with_the_holders_pid(tmp_path):
+    import os
+
+    from distil_cli.data.guard import OutputLock
+
+    data = _split(tmp_path / "s.jsonl", ["fever", "cough"])
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server, OutputLock(out):
+        result = run_cli(*_args(server, data, out))
+        assert result.exit_code == 1
+        assert f"in use by another distil process (pid {os.getpid()})" in result.output
+        assert sum(server.calls.values()) == 0 and not out.exists()
+    with FakeOpenAI() as server:
+        assert run_cli(*_args(server, data, out)).exit_code == 0  # released: the next run works
+
+
+def test_a_last_line_without_newline_or_glued_records_are_repaired_not_lost(tmp_path):
+    data = _split(tmp_path / "s.jsonl", [f"case {i}" for i in range(5)])
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        assert run_cli(*_args(server, data, out)).exit_code == 0
+        lines = out.read_text().splitlines()
+        out.write_text(lines[0] + "\n" + lines[1] + lines[2] + "\n" + lines[3])  # glued, then no final newline
+        calls = sum(server.calls.values())
+        result = run_cli(*_args(server, data, out))
+        assert result.exit_code == 0, result.output
+        assert sum(server.calls.values()) == calls + 1  # only r4, missing before, is asked for (paid ones kept)
+    rows = _lines(out)
+    assert sorted(r["id"] for r in rows) == [f"r{i}" for i in range(5)]
+    assert out.read_text().endswith("\n") and len(out.read_text().splitlines()) == 5
+
+
+def test_secrets_in_headers_urls_and_bad_values_are_masked(tmp_path):
+    env = {
+        "DISTIL_ANNOTATE__HEADERS": '{"Authorization": "Bearer sk-header-secret-123"}',
+        "DISTIL_ANNOTATE__BASE_URL": "https://user:pw-secret-456@example.org/v1?key=q-secret-789",
+    }
+    shown = run_cli("config", "show", "--section", "annotate", env={**env, "COLUMNS": "200"})
+    assert shown.exit_code == 0
+    for secret in ("sk-header-secret-123", "pw-secret-456", "q-secret-789"):
+        assert secret not in shown.output
+    assert "Authorization" in shown.output and "example.org" in shown.output
+    config = tmp_path / "distil.toml"
+    config.write_text('[annotate]\napi_key = ["sk-list-secret-000"]\n')
+    bad = run_cli("--config", config, "config", "show")
+    assert bad.exit_code == 1 and "invalid setting annotate.api_key" in bad.output
+    assert "sk-list-secret-000" not in bad.output

@@ -53,3 +53,10 @@ def test_debug_shows_traceback(tmp_path):
     result = run_cli("prepare", tmp_path / "missing", "--out", tmp_path / "o", env={"DISTIL_DEBUG": "1"})
     assert result.exit_code != 0
     assert result.exception is not None and type(result.exception).__name__ == "DataError"
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", ""])
+def test_debug_off_values_keep_the_one_line_error(tmp_path, value):
+    result = run_cli("prepare", tmp_path / "missing", "--out", tmp_path / "o", env={"DISTIL_DEBUG": value})
+    assert result.exit_code == 1 and result.output.startswith("error:")
+    assert isinstance(result.exception, SystemExit)

@@ -191,3 +191,73 @@ def test_unknown_run_record_version_is_a_clear_error(tmp_path, data, tiny):
     assert result.exit_code == 1
     assert "run record version 99" in result.output and "upgrade distil" in result.output
     assert not (tmp_path / "p.jsonl").exists() or not (tmp_path / "p.jsonl").read_text()
+
+
+def test_last_line_without_newline_is_repaired_before_appending(tmp_path, data, tiny):
+    out = tmp_path / "pred.jsonl"
+    args = ["infer", tiny, data, "--out", out, "--max-new-tokens", 3]
+    assert run_cli(*args).exit_code == 0
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:2]))  # a kill after a complete line but before its newline
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "2 already done" in result.output
+    rows = _lines(out)  # every line parses: nothing glued
+    assert sorted(r["id"] for r in rows) == [f"case-{i}" for i in range(5)]
+
+
+def test_resume_with_another_model_or_settings_is_refused(tmp_path, data, tiny):
+    from transformers import AutoModelForCausalLM
+
+    other = tmp_path / "other"
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1.5)
+    model.save_pretrained(other)
+    load_tokenizer(str(tiny)).save_pretrained(other)
+    out = tmp_path / "pred.jsonl"
+    assert run_cli("infer", tiny, data, "--out", out, "--max-new-tokens", 3).exit_code == 0
+    out.write_text("".join(line + "\n" for line in out.read_text().splitlines()[:2]))
+    result = run_cli("infer", other, data, "--out", out, "--max-new-tokens", 3)
+    assert result.exit_code == 1 and "another model or other settings" in result.output
+    assert "model_fingerprint" in result.output and len(_lines(out)) == 2
+    result = run_cli("infer", tiny, data, "--out", out, "--max-new-tokens", 4)
+    assert result.exit_code == 1 and "differs: max_new_tokens" in result.output
+    assert run_cli("infer", tiny, data, "--out", out, "--max-new-tokens", 3).exit_code == 0
+    assert len(_lines(out)) == 5
+
+
+def test_a_held_output_is_refused(tmp_path, data, tiny):
+    import os
+
+    from distil_cli.data.guard import OutputLock
+
+    out = tmp_path / "pred.jsonl"
+    with OutputLock(out):
+        result = run_cli("infer", tiny, data, "--out", out)
+    assert result.exit_code == 1 and f"(pid {os.getpid()})" in result.output and not out.exists()
+
+
+def test_an_id_too_long_for_a_file_name_fails_before_generation(tmp_path, tiny):
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"id": "x" * 300, "lang": "en", "input": "fever"}) + "\n")
+    out = tmp_path / "p.jsonl"
+    result = run_cli("infer", tiny, data, "--out", out, "--submission-dir", tmp_path / "sub")
+    assert result.exit_code == 1 and "too long for a submission file name" in result.output
+    assert not out.exists() and not (tmp_path / "sub").exists()
+
+
+def test_paths_a_user_can_get_wrong_are_one_line_errors(tmp_path, data, tiny):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli("infer", tiny, data, "--out", blocker / "p.jsonl")  # a file where a folder should be
+    assert result.exit_code == 1 and "internal error" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(blocker) in errors[0] and "Traceback" not in result.output
+    (tmp_path / "folder").mkdir()
+    result = run_cli("infer", tiny, data, "--out", tmp_path / "folder")  # a folder where a file should be
+    assert result.exit_code == 1 and "is a folder" in result.output
+    result = run_cli("infer", tiny, data / "test.jsonl", "--out", data / "test.jsonl")
+    assert result.exit_code == 1 and "is the input itself" in result.output
+    result = run_cli("infer", "missing-model-folder/", data, "--out", tmp_path / "p.jsonl")
+    assert result.exit_code == 1 and not (tmp_path / "p.jsonl").exists()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -250,3 +252,57 @@ def test_token_cropping_with_embedded_tokenizer(small_tree, tmp_path, embedded_m
 def test_prepare_rejects_missing_source(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         prepare(tmp_path / "nope", tmp_path / "o", PrepareSettings())
+
+
+def _csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def test_csv_keeps_newlines_in_quoted_cells_and_long_cells(tmp_path):
+    path = tmp_path / "data.csv"
+    long_text = "fiebre " * 40_000  # 280k characters: above the csv module's default field limit
+    rows = [[f"c{i}", f"first line {i}\nsecond line", f"s{i}", "en"] for i in range(9)]
+    rows.append(["long", long_text, "s", "en"])
+    _csv(path, ["id", "input", "output", "lang"], rows)
+    result = run_cli("prepare", path, "--out", tmp_path / "out", "--split", "1,0,0")
+    assert result.exit_code == 0, result.output
+    records = {r["id"]: r for r in read_jsonl(tmp_path / "out" / "train.jsonl")}
+    assert len(records) == 10 and records["c3"]["input"] == "first line 3\nsecond line"
+    assert records["long"]["input"] == long_text.strip()
+
+
+def test_csv_unterminated_quote_is_an_error_naming_its_line(tmp_path):
+    path = tmp_path / "data.csv"
+    lines = ["id,input,output,lang"] + [f"c{i},text {i},sum {i},en" for i in range(10)]
+    lines[4] = 'c3,text 3,"sum 3 never closed,en'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli("prepare", path, "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert "data.csv:5: malformed CSV row" in result.output and not (tmp_path / "out").exists()
+
+
+def test_output_that_is_or_holds_or_lies_in_the_source_is_refused(small_tree, tmp_path):
+    before = sorted(p for p in small_tree.rglob("*") if p.is_file())
+    for out in (small_tree, small_tree / "prepared", small_tree.parent):
+        result = run_cli("prepare", small_tree, "--out", out, "--overwrite")
+        assert result.exit_code == 1 and "--out" in result.output, result.output
+    assert sorted(p for p in small_tree.rglob("*") if p.is_file()) == before  # nothing deleted or added
+    table = tmp_path / "same.jsonl"
+    table.write_text('{"id": "a", "input": "x", "output": "y", "lang": "en"}\n')
+    result = run_cli("prepare", table, "--out", table, "--overwrite")
+    assert result.exit_code == 1 and "is the input itself" in result.output and table.is_file()
+
+
+def test_temporaries_of_a_killed_prepare_are_removed_by_the_next_run(small_tree, tmp_path):
+    out = tmp_path / "out"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    stale = tmp_path / f".out.tmp-{dead.pid}"
+    (stale / "x").mkdir(parents=True)
+    alive = tmp_path / f".out.tmp-{os.getpid()}-keep"  # a live writer's folder is left alone
+    alive.mkdir()
+    assert run_cli("prepare", small_tree, "--out", out).exit_code == 0
+    assert not stale.exists() and alive.exists()

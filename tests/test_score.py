@@ -144,3 +144,41 @@ def test_bertscore_with_a_local_model(tmp_path):
     result = run_cli("score", path, "--bertscore-model", folder, "--format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["scores"][0]["bertscore_f1"] == pytest.approx(100.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": "a", "prediction": NaN, "reference": "x"}', "'prediction' must be text, not float"),
+        ('{"id": "a", "prediction": 7, "reference": "x"}', "'prediction' must be text, not int"),
+        ('{"id": "a", "prediction": ["x"], "reference": "x"}', "'prediction' must be text, not list"),
+        ('{"id": "a", "prediction": "x", "reference": Infinity}', "'reference' must be text, not float"),
+        ('{"id": "a", "prediction": "x", "reference": "x", "lang": 7}', "'lang' must be text, not int"),
+        ('{"id": "a", "reference": "x"}', "no 'prediction' field"),
+    ],
+)
+def test_non_text_values_are_one_line_errors_with_file_and_line(tmp_path, line, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "ok", "prediction": "x", "reference": "x"}\n' + line + "\n")
+    result = run_cli("score", path)
+    assert result.exit_code == 1, result.output
+    assert f"p.jsonl:2 (id a): {message}" in result.output and "internal error" not in result.output
+
+
+def test_plot_path_reported_is_the_path_written(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "a", "prediction": "fever and cough", "reference": "fever"}\n')
+    result = run_cli("score", path, "--plot", tmp_path / "chart")
+    assert result.exit_code == 0 and (tmp_path / "chart.png").is_file()
+    assert f"Wrote {tmp_path / 'chart.png'}" in result.output.replace("\n", "")
+    (tmp_path / "plots").mkdir()
+    result = run_cli("score", path, "--plot", tmp_path / "plots")
+    assert result.exit_code == 0 and (tmp_path / "plots" / "scores.png").is_file()
+
+
+def test_line_numbers_are_not_emoji_codes(tmp_path):
+    path = tmp_path / "data.jsonl"
+    good = '{"id": "r%d", "prediction": "x", "reference": "x"}\n'
+    path.write_text("".join(good % i for i in range(99)) + "{broken\n")
+    result = run_cli("score", path, env={"COLUMNS": "300"})
+    assert result.exit_code == 1 and "data.jsonl:100: malformed JSON" in result.output

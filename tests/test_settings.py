@@ -125,3 +125,23 @@ def test_distill_without_packing_needs_an_even_batch():
     with pytest.raises(ConfigError, match="batch_size must be even"):
         load_settings(None, {"train": {"packing": False, "batch_size": 3}}, env={})
     assert load_settings(None, {"train": {"packing": False, "batch_size": 3, "objective": "standard"}}, env={})
+
+
+def test_non_finite_numbers_are_rejected_everywhere(tmp_path):
+    with pytest.raises(ConfigError, match="finite"):
+        load_settings(None, {"prepare": {"split": "nan,0.5,0.5"}}, env={})
+    with pytest.raises(ConfigError, match="DISTIL_TRAIN__ALPHA"):
+        load_settings(None, env={"DISTIL_TRAIN__ALPHA": "nan"})
+    with pytest.raises(ConfigError, match="finite"):
+        load_settings(None, env={"DISTIL_TRAIN__LR": "inf"})
+    result = run_cli("prepare", tmp_path, "--out", tmp_path / "o", "--split", "nan,0.5,0.5")
+    assert result.exit_code == 1 and "invalid setting prepare.split" in result.output
+
+
+def test_config_file_that_is_not_utf8_or_a_folder_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "latin.toml"
+    bad.write_bytes("[train]\n# résumé\nalpha = 0.5\n".encode("latin-1"))
+    result = run_cli("--config", bad, "config", "show")
+    assert result.exit_code == 1 and "is not UTF-8 text" in result.output
+    result = run_cli("--config", tmp_path, "config", "show")
+    assert result.exit_code == 1 and "(it is a folder)" in result.output

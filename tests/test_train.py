@@ -358,3 +358,85 @@ def test_lora_run_merges_into_final_unless_no_merge(tmp_path, data_dir, tiny, me
     done = run_cli("infer", out, data_dir, "--split", "valid", "--out", predictions, "--max-new-tokens", 2)
     assert done.exit_code == 0, done.output
     assert len(predictions.read_text().splitlines()) == 4
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, data_dir, tiny):
+    """A 4-step distill run with checkpoint-2 and checkpoint-4, copied fresh for each test."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert run_cli(*_train_args(data_dir, out, tiny, "distill", steps=4)).exit_code == 0
+    assert (out / "checkpoint-2").is_dir() and (out / "checkpoint-4").is_dir()
+    return out
+
+
+def _copy_run(finished_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    shutil.rmtree(run / "final")
+    return run
+
+
+@pytest.mark.parametrize("damage", ["no-trainer-state", "cut-weights", "empty-newer"])
+def test_resume_skips_checkpoints_cut_off_while_saving(tmp_path, data_dir, tiny, finished_run, damage):
+    import shutil
+
+    run = _copy_run(finished_run, tmp_path)
+    if damage == "no-trainer-state":
+        (run / "checkpoint-4" / "trainer_state.json").unlink()
+    elif damage == "cut-weights":
+        weights = run / "checkpoint-4" / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:  # the newest checkpoint's folder was made, then the kill came
+        shutil.rmtree(run / "checkpoint-4")
+        (run / "checkpoint-4").mkdir()
+    resumed = run_cli(*_train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume"]))
+    assert resumed.exit_code == 0, resumed.output
+    assert "Skipping checkpoint-4" in resumed.output and "resuming from checkpoint-2" in resumed.output
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [x["step"] for x in lines if "loss" in x]
+    assert steps == sorted(set(steps)) and steps[-1] == 4  # no step logged twice
+    assert (run / "final" / "model.safetensors").is_file()
+
+
+def test_a_run_with_only_a_cut_off_checkpoint_restarts_cleanly(tmp_path, data_dir, tiny, finished_run):
+    import shutil
+
+    run = _copy_run(finished_run, tmp_path)
+    shutil.rmtree(run / "checkpoint-4")
+    (run / "checkpoint-2" / "trainer_state.json").unlink()  # killed while saving the first checkpoint
+    resumed = run_cli(*_train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume"]))
+    assert resumed.exit_code == 1 and "no checkpoint to resume from (checkpoint-2: cut off" in resumed.output
+    fresh = run_cli(*_train_args(data_dir, run, tiny, "distill", steps=4))
+    assert fresh.exit_code == 0, fresh.output
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3, 4]  # the dead run's lines are gone
+
+
+def test_resume_refuses_settings_that_change_the_run(tmp_path, data_dir, tiny, finished_run):
+    run = _copy_run(finished_run, tmp_path)
+    changed = run_cli(*_train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume", "--lr", "2e-3"]))
+    assert changed.exit_code == 1 and "lr: 0.001 -> 0.002" in changed.output
+    standard = run_cli(*_train_args(data_dir, run, tiny, "standard", steps=4, extra=["--resume"]))
+    assert standard.exit_code == 1 and "objective: 'distill' -> 'standard'" in standard.output
+    harmless = _train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume", "--max-new-tokens", "4"])
+    assert run_cli(*harmless).exit_code == 0
+
+
+def test_missing_tracker_and_held_run_dir_fail_before_anything_is_created(tmp_path, data_dir, tiny):
+    import importlib.util
+    import os
+
+    from distil_cli.data.guard import OutputLock
+
+    out = tmp_path / "run"
+    if importlib.util.find_spec("wandb") is None:
+        result = run_cli(*_train_args(data_dir, out, tiny, "distill", extra=["--report-to", "wandb"]))
+        assert result.exit_code == 1 and "pip install 'distil-cli[wandb]'" in result.output
+        assert not out.exists()
+    with OutputLock(out):
+        result = run_cli(*_train_args(data_dir, out, tiny, "distill"))
+    assert result.exit_code == 1 and f"(pid {os.getpid()})" in result.output and not out.exists()
+    inside = run_cli(*_train_args(data_dir, data_dir / "run", tiny, "distill"))
+    assert inside.exit_code == 1 and "lies inside the input" in inside.output

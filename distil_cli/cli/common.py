@@ -61,6 +61,7 @@ def _os_message(exc: OSError) -> str:
         IsADirectoryError: "give a file, not a folder",
         NotADirectoryError: "a part of the path is a file, not a folder",
         FileNotFoundError: "check the path",
+        FileExistsError: "a file of that name is in the way",
     }
     hint = next((h for cls, h in hints.items() if isinstance(exc, cls)), "check the path and free space")
     return f"{where}: {what}; {hint}"
