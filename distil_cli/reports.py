@@ -47,18 +47,21 @@ def print_inspection(console, inputs, count: int) -> None:
         console.print(Panel(text, title=Text(title), title_align="left"))
 
 
-SCORE_COLUMNS = ("rouge1", "rouge2", "rougeL", "rougeLsum", "rouge_mean")
-
-
 def _cell(row: dict[str, Any], metric: str) -> str:
     value = f"{row[metric]:.2f}"
     ci = row.get(f"{metric}_ci")
     return f"{value} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else value
 
 
-def score_table(rows: list[dict[str, Any]], title: str = "ROUGE F1 (x100); mean = mean of R1, R2, RL") -> Table:
+def score_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The metric values of score rows (no per-type precision/recall, no CIs)."""
+    skip = {"run", "lang", "n"}
+    return [k for k in (rows[0] if rows else {}) if k not in skip and not k.endswith(("_ci", "_p", "_r"))]
+
+
+def score_table(rows: list[dict[str, Any]], title: str = "scores (x100); rouge_mean = mean of R1, R2, RL") -> Table:
     table = Table(title=title)
-    columns = SCORE_COLUMNS + (("bertscore_f1",) if rows and "bertscore_f1" in rows[0] else ())
+    columns = score_columns(rows)
     for column in ("run", "lang", "n", *columns):
         table.add_column(column, justify="left" if column in ("run", "lang") else "right")
     for row in rows:
@@ -71,7 +74,7 @@ def compare_table(rows: list[dict[str, Any]]) -> Table:
     for column in ("base", "other", "lang", "metric", "n", "diff", "95% CI", "p"):
         table.add_column(column, justify="left" if column in ("base", "other", "lang", "metric") else "right")
     for row in rows:
-        ci = f"[{row['ci'][0]:+.2f}, {row['ci'][1]:+.2f}]"
+        ci = f"[{row['ci'][0]:+.2f}, {row['ci'][1]:+.2f}]" if row["ci"] else "n < 10"
         table.add_row(
             row["base"],
             row["other"],
@@ -80,7 +83,7 @@ def compare_table(rows: list[dict[str, Any]]) -> Table:
             str(row["n"]),
             f"{row['diff']:+.2f}",
             ci,
-            f"{row['p_value']:.3f}",
+            "-" if row["p_value"] is None else f"{row['p_value']:.3f}",
         )
     return table
 
@@ -93,27 +96,36 @@ def flat_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for key, value in row.items():
             if isinstance(value, list):
                 out[f"{key}_low"], out[f"{key}_high"] = value
+            elif value is None and key.endswith("ci"):
+                out[f"{key}_low"] = out[f"{key}_high"] = None
             else:
                 out[key] = value
         flat.append(out)
     return flat
 
 
+def columns_of(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key of the rows, in first-seen order (small groups have no CI columns)."""
+    return list(dict.fromkeys(k for row in rows for k in row))
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     flat = flat_rows(rows)
     if not flat:
         return ""
-    keys = list(flat[0])
+    keys = columns_of(flat)
+
+    def cell(value) -> str:
+        return f"{value:.2f}" if isinstance(value, float) else ("" if value is None else str(value))
+
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in flat:
-        lines.append(
-            "| " + " | ".join(f"{row[k]:.2f}" if isinstance(row[k], float) else str(row[k]) for k in keys) + " |"
-        )
+        lines.append("| " + " | ".join(cell(row.get(k)) for k in keys) + " |")
     return "\n".join(lines)
 
 
-def plot_scores(rows: list[dict[str, Any]], path) -> None:
-    """Grouped bars of mean ROUGE per language and run, with CI whiskers when present."""
+def plot_scores(rows: list[dict[str, Any]], path, metric: str = "rouge_mean") -> None:
+    """Grouped bars of a metric's mean per language and run, with CI whiskers when present."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,13 +142,13 @@ def plot_scores(rows: list[dict[str, Any]], path) -> None:
             if row is None:
                 continue
             xs.append(j + k * width)
-            ys.append(row["rouge_mean"])
-            ci = row.get("rouge_mean_ci") or [row["rouge_mean"], row["rouge_mean"]]
-            errs[0].append(row["rouge_mean"] - ci[0])
-            errs[1].append(ci[1] - row["rouge_mean"])
+            ys.append(row[metric])
+            ci = row.get(f"{metric}_ci") or [row[metric], row[metric]]
+            errs[0].append(row[metric] - ci[0])
+            errs[1].append(ci[1] - row[metric])
         ax.bar(xs, ys, width, yerr=errs, capsize=3, label=run)
     ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(langs))], langs)
-    ax.set_ylabel("mean ROUGE (R1, R2, RL)")
+    ax.set_ylabel("mean ROUGE (R1, R2, RL)" if metric == "rouge_mean" else metric)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -202,4 +214,9 @@ def plugins_tables(registry) -> list[Table]:
     backends.add_column("plugin")
     for name in registry.backends:
         backends.add_row(name, registry.source("backend", name))
-    return [plugins, families, formatters, backends]
+    metrics = Table(title="metrics (distil score --metric)")
+    metrics.add_column("metric")
+    metrics.add_column("plugin")
+    for name in registry.metrics:
+        metrics.add_row(name, registry.source("metric", name))
+    return [plugins, families, formatters, backends, metrics]

@@ -105,6 +105,14 @@ def test_paired_comparison(tmp_path):
     a, b = load_run(bad, None, "porter"), load_run(good, None, "porter")
     rows = compare(a, b, 500, 0)
     overall = next(r for r in rows if r["lang"] == "all" and r["metric"] == "rouge_mean")
+    assert overall["diff"] > 50 and overall["ci"] is None and overall["p_value"] is None  # n = 4: no CI
+    many = {f"en-{i}": f"The patient {i} had fever. She recovered fully." for i in range(12)}
+    good_many = _write(tmp_path / "gm.jsonl", [{"id": k, "prediction": v, "reference": v} for k, v in many.items()])
+    bad_many = _write(
+        tmp_path / "bm.jsonl", [{"id": k, "prediction": "unrelated", "reference": v} for k, v in many.items()]
+    )
+    rows = compare(load_run(bad_many, None, "porter"), load_run(good_many, None, "porter"), 500, 0)
+    overall = next(r for r in rows if r["lang"] == "all" and r["metric"] == "rouge_mean")
     assert overall["diff"] > 50 and overall["ci"][0] > 0 and overall["p_value"] < 0.05
     partial = _preds(tmp_path, "partial", {"en-1": "x"})
     with pytest.raises(DataError, match="cover different ids: only in the first"):
@@ -182,3 +190,30 @@ def test_line_numbers_are_not_emoji_codes(tmp_path):
     path.write_text("".join(good % i for i in range(99)) + "{broken\n")
     result = run_cli("score", path, env={"COLUMNS": "300"})
     assert result.exit_code == 1 and "data.jsonl:100: malformed JSON" in result.output
+
+
+def test_answer_metrics_exact_and_equation():
+    from distil_cli.evaluate.answers import equation_match, equation_value, exact_match
+
+    assert exact_match("The answer is: Bank.", "bank")["exact_match"] == 100.0
+    assert exact_match("river", "bank")["exact_match"] == 0.0
+    assert equation_value("( 84.0 / 2.0 )") == 42.0 and equation_value("-(3 - 5) * 2") == 4.0
+    assert equation_match("84 / 2", "( 84.0 / 2.0 )")["equation_accuracy"] == 100.0
+    assert equation_match("84 / 3", "( 84.0 / 2.0 )")["equation_accuracy"] == 0.0
+    for hostile in ("__import__('os').system('true')", "2 ** 999999", "1 / 0", "x + 1", "[1, 2]", "1e999 * 1e999"):
+        assert equation_value(hostile) is None  # never executed, never an exception
+
+
+def test_score_with_chosen_metrics_and_unknown_metric(tmp_path):
+    rows = [{"id": f"q{i}", "prediction": "bank" if i % 2 else "river", "reference": "bank"} for i in range(20)]
+    path = _write(tmp_path / "p.jsonl", rows)
+    result = run_cli("score", path, "--metric", "exact,rouge", "--format", "json", "--bootstrap", 100)
+    assert result.exit_code == 0, result.output
+    overall = json.loads(result.stdout)["scores"][0]
+    assert overall["exact_match"] == 50.0 and "rouge_mean" in overall and len(overall["exact_match_ci"]) == 2
+    other = _write(tmp_path / "o.jsonl", [{**r, "prediction": "bank"} for r in rows])
+    result = run_cli("score", path, "--compare", other, "--metric", "exact", "--format", "json")
+    comparison = json.loads(result.stdout)["comparison"][0]
+    assert comparison["metric"] == "exact_match" and comparison["diff"] == 50.0 and comparison["ci"][0] > 0
+    result = run_cli("score", path, "--metric", "bleu")
+    assert result.exit_code == 1 and "unknown metric 'bleu'; known: equation, exact, rouge" in result.output

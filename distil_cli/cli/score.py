@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from distil_cli.cli.common import err_console, opt, out_console, settings_for
+from distil_cli.cli.common import err_console, flags_of, opt, out_console, settings_for
 
 
 def score(
@@ -22,6 +22,7 @@ def score(
     compare: Annotated[
         Optional[Path], typer.Option("--compare", help="Another run: paired difference vs the first on the same ids.")
     ] = None,
+    metric: Annotated[Optional[str], opt("score", "metric")] = None,
     bootstrap: Annotated[Optional[int], opt("score", "bootstrap")] = None,
     seed: Annotated[Optional[int], opt("score", "seed")] = None,
     format: Annotated[Optional[str], opt("score", "format")] = None,
@@ -31,21 +32,17 @@ def score(
         bool, typer.Option("--detail", help="Also precision and recall per ROUGE type (json/csv).")
     ] = False,
     plot: Annotated[
-        Optional[Path], typer.Option("--plot", help="Bar chart of mean ROUGE per language and run (PNG).")
+        Optional[Path], typer.Option("--plot", help="Bar chart of the first metric per language and run (PNG).")
     ] = None,
 ) -> None:
-    """ROUGE-1/2/L/Lsum F1 per language and overall, bootstrap CIs, paired comparison of runs."""
-    flags = {
-        "bootstrap": bootstrap,
-        "seed": seed,
-        "format": format,
-        "stemmer": stemmer,
-        "bertscore_model": bertscore_model,
-    }
+    """Metrics (ROUGE by default) per language and overall, bootstrap CIs, paired comparison of runs."""
+    flags = flags_of(locals(), "predictions", "references", "compare", "detail", "plot")
     cfg = settings_for(ctx, "score", **flags).settings.score
     from distil_cli import reports
     from distil_cli.evaluate import runs as stats
+    from distil_cli.evaluate.metrics import get_metrics
 
+    metrics = get_metrics(cfg.metric, cfg, detail)
     refs = stats.read_references(references) if references is not None else None
     bert = None
     if cfg.bertscore_model:
@@ -53,19 +50,21 @@ def score(
 
         bert = BertScorer(cfg.bertscore_model)
     names = stats.run_names([*predictions, *([compare] if compare else [])])
-    runs = [stats.load_run(p, refs, cfg.stemmer, detail, bert, names[i]) for i, p in enumerate(predictions)]
+    runs = [stats.load_run(p, refs, bertscorer=bert, name=names[i], metrics=metrics) for i, p in enumerate(predictions)]
     rows = [row for run in runs for row in stats.summarise(run, cfg.bootstrap, cfg.seed)]
     comparison = []
     if compare is not None:
-        other = stats.load_run(compare, refs, cfg.stemmer, name=names[-1])
+        other = stats.load_run(compare, refs, name=names[-1], metrics=get_metrics(cfg.metric, cfg))
         comparison = stats.compare(runs[0], other, cfg.bootstrap, cfg.seed)
     for run in runs:
         if run.empty:
             err_console.print(f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False)
+    for note in stats.small_groups(rows if cfg.bootstrap or compare else []):
+        err_console.print(f"note: {note}", highlight=False)
     _emit_scores(cfg.format, rows, comparison, reports)
     if plot is not None:
         target = plot_path(plot)
-        reports.plot_scores(rows, target)
+        reports.plot_scores(rows, target, runs[0].primary)
         err_console.print(f"Wrote {target}", highlight=False)
 
 
@@ -84,7 +83,7 @@ def _emit_scores(fmt: str, rows: list, comparison: list, reports) -> None:
 
         for block in (reports.flat_rows(rows), reports.flat_rows(comparison)):
             if block:
-                writer = csv.DictWriter(sys.stdout, fieldnames=list(block[0]), lineterminator="\n")
+                writer = csv.DictWriter(sys.stdout, fieldnames=reports.columns_of(block), lineterminator="\n")
                 writer.writeheader()
                 writer.writerows(block)
     elif fmt == "markdown":

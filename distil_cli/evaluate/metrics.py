@@ -13,7 +13,8 @@ language; ``stemmer="none"`` keeps Unicode words without stemming.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from statistics import fmean
 
@@ -154,3 +155,42 @@ class BertScorer:
             recall = sim.max(dim=0).values.mean().item()
             scores.append(100.0 * 2 * precision * recall / max(precision + recall, 1e-12))
         return scores
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-record metric: ``score(prediction, reference, lang)`` -> {key: value (0-100)}.
+
+    ``keys`` are the values that get means, bootstrap CIs and paired comparisons; ``primary``
+    is the headline (plots, experiment tables). Metrics are registered by plugins with the
+    ``register_metrics`` hook: ``register(name, factory)``, ``factory(score_settings) -> Metric``.
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    primary: str
+    score: Callable[[str, str, str], dict[str, float]]
+
+
+def rouge_metric(cfg, detail: bool = False) -> Metric:
+    stemmer = getattr(cfg, "stemmer", "porter")
+    return Metric(
+        "rouge",
+        (*ROUGE_TYPES, "rouge_mean"),
+        "rouge_mean",
+        lambda prediction, reference, lang: score_pair(prediction, reference, lang, stemmer, detail),
+    )
+
+
+def get_metrics(names: Iterable[str], cfg, detail: bool = False) -> list[Metric]:
+    """The registered metrics of these names (``rouge`` with precision/recall when ``detail``)."""
+    from distil_cli.errors import ConfigError
+    from distil_cli.plugins.registry import get_registry
+
+    factories = get_registry().metrics
+    metrics = []
+    for name in names:
+        if name not in factories:
+            raise ConfigError(f"unknown metric '{name}'; known: {', '.join(sorted(factories))} (see `distil plugins`)")
+        metrics.append(rouge_metric(cfg, detail) if name == "rouge" else factories[name](cfg))
+    return metrics

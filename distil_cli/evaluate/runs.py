@@ -6,7 +6,6 @@ Per-text metrics come from ``evaluate.metrics``; this module does the statistics
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import fmean
@@ -14,10 +13,9 @@ from typing import Any
 
 from distil_cli.data.files import iter_jsonl, read_jsonl
 from distil_cli.errors import DataError
-from distil_cli.evaluate.metrics import MEAN_OF, ROUGE_TYPES, score_pair
+from distil_cli.evaluate.metrics import Metric, rouge_metric
 
 log = logging.getLogger(__name__)
-METRICS = (*ROUGE_TYPES, "rouge_mean")
 ALL = "all"
 
 
@@ -28,6 +26,8 @@ class Run:
     rows: list[dict[str, Any]]  # id, lang, prediction, reference
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # id -> metric -> value
     empty: int = 0
+    keys: tuple[str, ...] = ()  # the values that get CIs and paired comparisons
+    primary: str = "rouge_mean"
 
 
 def _text_field(row: dict, name: str, where: str, required: bool) -> None:
@@ -115,17 +115,26 @@ def attach_references(path: Path, rows: list[dict[str, Any]], refs: dict[str, di
 def load_run(
     path: Path,
     refs: dict[str, dict[str, Any]] | None,
-    stemmer: str,
+    stemmer: str = "porter",
     detail: bool = False,
     bertscorer=None,
     name: str | None = None,
+    metrics: list[Metric] | None = None,
 ) -> Run:
+    """A run scored with ``metrics`` (default: ROUGE with ``stemmer``)."""
+    from types import SimpleNamespace
+
+    metrics = metrics or [rouge_metric(SimpleNamespace(stemmer=stemmer), detail)]
     rows = attach_references(path, read_predictions(path), refs)
-    run = Run(name or Path(path).stem, Path(path), rows)
+    keys = tuple(k for m in metrics for k in m.keys)
+    run = Run(name or Path(path).stem, Path(path), rows, keys=keys, primary=metrics[0].primary)
     for row in rows:
         if not row["prediction"].strip():
             run.empty += 1
-        run.scores[row["id"]] = score_pair(row["prediction"], row["reference"], row["lang"], stemmer, detail)
+        values: dict[str, float] = {}
+        for metric in metrics:
+            values.update(metric.score(row["prediction"], row["reference"], row["lang"]))
+        run.scores[row["id"]] = values
     if bertscorer is not None:
         values = bertscorer.f1([r["prediction"] for r in rows], [r["reference"] for r in rows])
         for row, value in zip(rows, values, strict=True):
@@ -142,25 +151,54 @@ def groups(run: Run) -> dict[str, list[str]]:
 
 
 def mean_scores(run: Run, ids: list[str]) -> dict[str, float]:
-    keys = [k for k in next(iter(run.scores.values())) if k != "rouge_mean"]
-    out = {k: fmean(run.scores[i][k] for i in ids) for k in keys}
-    out["rouge_mean"] = fmean(out[k] for k in MEAN_OF)
-    return out
+    """Means over records (the mean of per-record rouge_mean is the mean of the R1, R2, RL means)."""
+    keys = list(next(iter(run.scores.values())))
+    return {k: fmean(run.scores[i][k] for i in ids) for k in keys}
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    index = q * (len(sorted_values) - 1)
-    low = int(index)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (index - low)
+MIN_N_FOR_CI = 10  # below this many records a group gets no CI or p-value (resampling 3 values says nothing)
+FEW_N = 30  # below this a group's CI is shown with a warning
 
 
-def bootstrap_ci(values: list[float], resamples: int, seed: int) -> tuple[float, float]:
+def bootstrap_means(values, resamples: int, seed: int):
+    """``resamples`` means of ``values`` resampled with replacement (numpy, vectorised).
+
+    ``values`` may be 2-D [seeds, items]: items are resampled jointly across its rows (the same
+    test items for every seed) and the mean is taken over both, for pooled paired statistics.
+    """
+    import numpy as np
+
+    data = np.asarray(values, dtype=np.float64)
+    data = data.reshape(1, -1) if data.ndim == 1 else data
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for start in range(0, resamples, 256):  # bounded memory: 256 resamples x n indices at a time
+        count = min(256, resamples - start)
+        picks = rng.integers(0, data.shape[1], size=(count, data.shape[1]))
+        means[start : start + count] = data[:, picks].mean(axis=(0, 2))
+    return means
+
+
+def bootstrap_ci(values, resamples: int, seed: int) -> tuple[float, float]:
     """95% percentile interval of the mean."""
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(fmean(values[rng.randrange(n)] for _ in range(n)) for _ in range(resamples))
-    return _percentile(means, 0.025), _percentile(means, 0.975)
+    import numpy as np
+
+    low, high = np.percentile(bootstrap_means(values, resamples, seed), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def paired_stats(diffs, resamples: int, seed: int) -> dict[str, Any]:
+    """Mean paired difference with its bootstrap 95% CI and two-sided p-value (``diffs``: 1-D or [seeds, items])."""
+    import numpy as np
+
+    means = bootstrap_means(diffs, resamples, seed)
+    low, high = np.percentile(means, [2.5, 97.5])
+    p = min(1.0, 2 * min(float((means <= 0).mean()), float((means >= 0).mean())))
+    return {
+        "diff": round(float(np.mean(diffs)), 4),
+        "ci": [round(float(low), 4), round(float(high), 4)],
+        "p_value": round(p, 4),
+    }
 
 
 def summarise(run: Run, resamples: int, seed: int) -> list[dict[str, Any]]:
@@ -173,8 +211,8 @@ def summarise(run: Run, resamples: int, seed: int) -> list[dict[str, Any]]:
             "n": len(ids),
             **{k: round(v, 4) for k, v in means.items()},
         }
-        if resamples:
-            for metric in METRICS:
+        if resamples and len(ids) >= MIN_N_FOR_CI:
+            for metric in run.keys:
                 low, high = bootstrap_ci([run.scores[i][metric] for i in ids], resamples, seed)
                 row[f"{metric}_ci"] = [round(low, 4), round(high, 4)]
         rows.append(row)
@@ -182,7 +220,10 @@ def summarise(run: Run, resamples: int, seed: int) -> list[dict[str, Any]]:
 
 
 def compare(a: Run, b: Run, resamples: int, seed: int) -> list[dict[str, Any]]:
-    """Paired difference b - a per metric on the same ids, with a bootstrap CI and p-value."""
+    """Paired difference b - a per metric on the same ids, with a bootstrap CI and p-value.
+
+    Groups with fewer than ``MIN_N_FOR_CI`` records get the difference only (no CI, no p-value).
+    """
     ids_a, ids_b = set(a.scores), set(b.scores)
     if ids_a != ids_b:
         only_a, only_b = ids_a - ids_b, ids_b - ids_a
@@ -193,26 +234,26 @@ def compare(a: Run, b: Run, resamples: int, seed: int) -> list[dict[str, Any]]:
     resamples = resamples or 1000
     out = []
     for group, ids in groups(a).items():
-        for metric in METRICS:
+        for metric in a.keys:
             diffs = [b.scores[i][metric] - a.scores[i][metric] for i in ids]
-            rng = random.Random(seed)
-            n = len(diffs)
-            means = sorted(fmean(diffs[rng.randrange(n)] for _ in range(n)) for _ in range(resamples))
-            at_or_below = sum(m <= 0 for m in means) / resamples
-            at_or_above = sum(m >= 0 for m in means) / resamples
-            out.append(
-                {
-                    "base": a.name,
-                    "other": b.name,
-                    "lang": group,
-                    "metric": metric,
-                    "n": n,
-                    "diff": round(fmean(diffs), 4),
-                    "ci": [round(_percentile(means, 0.025), 4), round(_percentile(means, 0.975), 4)],
-                    "p_value": round(min(1.0, 2 * min(at_or_below, at_or_above)), 4),
-                }
-            )
+            row = {"base": a.name, "other": b.name, "lang": group, "metric": metric, "n": len(diffs)}
+            if len(diffs) >= MIN_N_FOR_CI:
+                row.update(paired_stats(diffs, resamples, seed))
+            else:
+                row.update({"diff": round(fmean(diffs), 4), "ci": None, "p_value": None})
+            out.append(row)
     return out
+
+
+def small_groups(rows: list[dict[str, Any]]) -> list[str]:
+    """Warnings for groups too small for their statistics to mean much."""
+    notes = []
+    for row in rows:
+        if row["n"] < MIN_N_FOR_CI:
+            notes.append(f"{row['run']} / {row['lang']}: n = {row['n']} < {MIN_N_FOR_CI}, no CI or p-value")
+        elif row["n"] < FEW_N:
+            notes.append(f"{row['run']} / {row['lang']}: n = {row['n']} < {FEW_N}, a wide CI: read it with care")
+    return notes
 
 
 def run_names(paths: list[Path]) -> list[str]:

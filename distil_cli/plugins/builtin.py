@@ -1,4 +1,4 @@
-"""The built-in plugin: ChatML and chat-template formatters, Qwen2/SmolLM families, annotate backends.
+"""The built-in plugin: ChatML and chat-template formatters, Qwen2/SmolLM families, annotate backends, metrics.
 
 It is loaded by the registry by module name, like any plugin (it depends on the core; the
 core never imports it).
@@ -42,3 +42,28 @@ def _local_backend(cfg, cache_dir):
 def register_annotate_backends(register):
     register("openai", _openai_backend)
     register("local", _local_backend)
+
+
+def _answer_metric(name: str):
+    def factory(cfg):
+        from distil_cli.evaluate.answers import equation_match, exact_match
+        from distil_cli.evaluate.metrics import Metric
+
+        if name == "exact":
+            return Metric("exact", ("exact_match",), "exact_match", exact_match)
+        return Metric("equation", ("equation_accuracy",), "equation_accuracy", equation_match)
+
+    return factory
+
+
+def _rouge(cfg):
+    from distil_cli.evaluate.metrics import rouge_metric
+
+    return rouge_metric(cfg)
+
+
+@hookimpl
+def register_metrics(register):
+    register("rouge", _rouge)  # ROUGE-1/2/L/Lsum F1 and their mean (rouge-score, offline)
+    register("exact", _answer_metric("exact"))  # answer text equality after normalisation (QA)
+    register("equation", _answer_metric("equation"))  # equal arithmetic values (math word problems)

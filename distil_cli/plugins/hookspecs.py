@@ -25,3 +25,9 @@ def register_prompt_formatters(register):
 @hookspec
 def register_annotate_backends(register):
     """Register annotate backends: ``register(name, factory)``; ``factory(settings, cache_dir)`` returns a teacher."""
+
+
+@hookspec
+def register_metrics(register):
+    """Register per-record metrics for ``distil score --metric``: ``register(name, factory)``;
+    ``factory(score_settings)`` returns a ``distil_cli.evaluate.metrics.Metric``."""

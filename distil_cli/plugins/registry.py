@@ -36,6 +36,7 @@ class Registry:
     families: dict[str, ModelFamily] = field(default_factory=dict)
     formatters: dict[str, Callable] = field(default_factory=dict)
     backends: dict[str, Callable] = field(default_factory=dict)
+    metrics: dict[str, Callable] = field(default_factory=dict)
     sources: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
     plugins: list[dict[str, str]] = field(default_factory=list)  # name, package, status
     warnings: list[str] = field(default_factory=list)
@@ -113,6 +114,10 @@ def build_registry(extra_plugins: list[tuple[str, Any]] | None = None) -> Regist
     call(
         "register_annotate_backends",
         lambda plugin: lambda name, factory: registry._add("backend", registry.backends, name, factory, plugin),
+    )
+    call(
+        "register_metrics",
+        lambda plugin: lambda name, factory: registry._add("metric", registry.metrics, name, factory, plugin),
     )
     return registry
 

@@ -191,6 +191,16 @@ class InferSettings(Section):
 
 
 class ScoreSettings(Section):
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _split_metrics(cls, value: Any) -> Any:
+        return [x.strip() for x in value.split(",") if x.strip()] if isinstance(value, str) else value
+
+    metric: list[str] = Field(
+        default_factory=lambda: ["rouge"],
+        description="Metrics, comma-separated: rouge (ROUGE-1/2/L/Lsum), exact (answer text equality), "
+        "equation (equal arithmetic values), or one a plugin registers.",
+    )
     bootstrap: int = Field(0, ge=0, description="Bootstrap resamples for 95% confidence intervals (0 = none).")
     seed: int = Field(42, description="Bootstrap seed.")
     format: Literal["table", "json", "csv", "markdown"] = Field("table", description="Output format.")
