@@ -42,7 +42,26 @@ class Task(IntEnum):
 SUMMARY = Task.SUMMARY
 RATIONALE = Task.RATIONALE
 
+# The student's task prefixes: short, task-agnostic (any input -> output task) and parallel
+# (the same words but the one that names the task), as the paper's "[label]" / "[rationale]".
+# docs/method.md has the measurement against the earlier clinical pair, kept as CLINICAL_INSTRUCTIONS.
 DEFAULT_INSTRUCTIONS: dict[Task, dict[str, str]] = {
+    SUMMARY: {
+        "en": "Write the output for the text below.",
+        "es": "Escribe la salida para el texto siguiente.",
+        "fr": "Écris la sortie pour le texte ci-dessous.",
+        "pt": "Escreva a saída para o texto abaixo.",
+    },
+    RATIONALE: {
+        "en": "Write the rationale for the text below.",
+        "es": "Escribe la justificación para el texto siguiente.",
+        "fr": "Écris la justification pour le texte ci-dessous.",
+        "pt": "Escreva a justificativa para o texto abaixo.",
+    },
+}
+# The earlier defaults: descriptive, clinical and not parallel. The teacher is still asked with
+# the rationale one (it tells a large model what a rationale should hold).
+CLINICAL_INSTRUCTIONS: dict[Task, dict[str, str]] = {
     SUMMARY: {
         "en": "Summarize the following clinical case report.",
         "es": "Resume el siguiente informe de caso clínico.",
@@ -56,16 +75,22 @@ DEFAULT_INSTRUCTIONS: dict[Task, dict[str, str]] = {
         "pt": "Extraia as informações principais do texto clínico.",
     },
 }
+ALL_LANGUAGES = "*"  # an override key that applies to every language without its own entry
 
 # End-of-turn markers of common families, tried after the tokenizer's own eos.
 KNOWN_END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "<|endoftext|>")
 
 
-def instruction_for(task: Task, lang: str, overrides: dict[str, str] | None = None) -> str:
-    """The task instruction in ``lang``; settings overrides first, English as the fallback."""
+def instruction_for(
+    task: Task, lang: str, overrides: dict[str, str] | None = None, table: dict[Task, dict[str, str]] | None = None
+) -> str:
+    """The task instruction in ``lang``: an override for ``lang``, else one for every language (``*``),
+    else the default of ``lang`` (English where there is none)."""
     if overrides and lang in overrides:
         return overrides[lang]
-    table = DEFAULT_INSTRUCTIONS[task]
+    if overrides and ALL_LANGUAGES in overrides:
+        return overrides[ALL_LANGUAGES]
+    table = (table or DEFAULT_INSTRUCTIONS)[task]
     if lang not in table:
         log.debug("no %s instruction for language %r: using the English one", task, lang)
     return table.get(lang, table["en"])

@@ -35,6 +35,7 @@ class RunRecord:
     global_steps: int = 0
     best_metric: float | None = None
     best_checkpoint: str | None = None
+    selected: dict[str, Any] = field(default_factory=dict)  # which checkpoint became final/ and why
     train_seconds: float = 0.0
     final: str = ""
     status: str = "done"  # "running" while training (written at the start), "done" at the end

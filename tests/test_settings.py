@@ -31,7 +31,7 @@ def test_precedence_file_env_flag(tmp_path):
     assert train.lr == 3e-5 and loaded.source("train", "lr") == "environment DISTIL_TRAIN__LR"
     assert train.epochs == 2 and loaded.source("train", "epochs") == f"config file {cfg}"
     assert loaded.settings.prepare.seed == 7
-    assert loaded.settings.train.batch_size == 4 and loaded.source("train", "batch_size") == "default"
+    assert loaded.settings.train.batch_size == 16 and loaded.source("train", "batch_size") == "default"
 
 
 def test_yaml_file(tmp_path):
@@ -121,10 +121,10 @@ def test_aliases_for_renamed_fields_and_hugging_face_names(tmp_path):
         load_settings(twice, env={})
 
 
-def test_distill_without_packing_needs_an_even_batch():
-    with pytest.raises(ConfigError, match="batch_size must be even"):
-        load_settings(None, {"train": {"packing": False, "batch_size": 3}}, env={})
-    assert load_settings(None, {"train": {"packing": False, "batch_size": 3, "objective": "standard"}}, env={})
+def test_select_best_needs_checkpoints():
+    with pytest.raises(ConfigError, match="select best needs the checkpoints"):
+        load_settings(None, {"train": {"select": "best", "save_checkpoints": False}}, env={})
+    assert load_settings(None, {"train": {"select": "last", "save_checkpoints": False}}, env={})
 
 
 def test_non_finite_numbers_are_rejected_everywhere(tmp_path):

@@ -49,6 +49,17 @@ def train(  # one parameter per flag: a flat list, longer than a function should
     lora_target_modules: Annotated[Optional[str], opt("train", "lora_target_modules")] = None,
     merge: Annotated[Optional[bool], opt("train", "merge", "--merge/--no-merge")] = None,
     formatter: Annotated[Optional[str], opt("train", "formatter")] = None,
+    summary_instruction: Annotated[Optional[str], opt("train", "summary_instruction")] = None,
+    rationale_instruction: Annotated[Optional[str], opt("train", "rationale_instruction")] = None,
+    select: Annotated[Optional[str], opt("train", "select")] = None,
+    save_checkpoints: Annotated[
+        Optional[bool], opt("train", "save_checkpoints", "--save-checkpoints/--no-save-checkpoints")
+    ] = None,
+    pair_tasks: Annotated[Optional[bool], opt("train", "pair_tasks", "--pair-tasks/--no-pair-tasks")] = None,
+    reshuffle_batches: Annotated[
+        Optional[bool], opt("train", "reshuffle_batches", "--reshuffle-batches/--no-reshuffle-batches")
+    ] = None,
+    long_rationale: Annotated[Optional[str], opt("train", "long_rationale")] = None,
     report_to: Annotated[Optional[str], opt("train", "report_to")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR from its last checkpoint.")] = False,
     inspect: Annotated[

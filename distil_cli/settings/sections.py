@@ -116,13 +116,18 @@ class TrainSettings(Section):
     epochs: float = Field(3.0, gt=0, description="Training epochs (ignored when max_steps is set).")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     batch_size: int = Field(
-        4,
+        16,
         ge=1,
-        description="Examples per device batch (with packing: the token budget is this many average examples).",
+        description="Records per device batch, with all their tasks (with packing: the token budget is this many "
+        "average records).",
     )
     packing: bool = Field(True, description="Padding-free packing of examples into one row per batch.")
     tokens_per_batch: int | None = Field(
-        None, ge=64, description="Token budget of a packed batch (default: batch_size x the mean example length)."
+        None, ge=64, description="Token budget of a packed batch (default: batch_size x the mean record length)."
+    )
+    pair_tasks: bool = Field(True, description="Keep a record's summary and rationale examples in the same batch.")
+    reshuffle_batches: bool = Field(
+        False, description="Draw packed batch membership anew each epoch (else fixed, only the batch order changes)."
     )
     pack_row_tokens: int | None = Field(
         None,
@@ -140,15 +145,28 @@ class TrainSettings(Section):
         "auto: liger where installed and supported, else none.",
     )
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
-    lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW, cosine schedule).")
+    lr: float = Field(1e-4, gt=0, description="Peak learning rate (AdamW, cosine schedule).")
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     seed: int = Field(42, description="Random seed.")
     max_input_tokens: int = Field(2048, ge=16, description="Inputs are cropped (input side only) to this many tokens.")
     max_output_tokens: int = Field(
-        1024, ge=1, description="Answers (summary or rationale) longer than this are an error, never cropped."
+        1024,
+        ge=1,
+        description="Longest answer: a longer summary is an error (never cropped); rationales see long_rationale.",
+    )
+    long_rationale: Literal["crop", "skip", "error"] = Field(
+        "crop", description="A rationale longer than max_output_tokens: crop it, skip its example, or fail."
     )
     eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (default: once per epoch).")
+    select: Literal["last", "best"] = Field(
+        "last",
+        description="Which checkpoint becomes final/: the last, or the best by evaluation ROUGE (noisy on a "
+        "small valid set: docs/method.md).",
+    )
+    save_checkpoints: bool = Field(
+        True, description="Save a checkpoint at each evaluation (for --resume, --select best)."
+    )
     eval_samples: int | None = Field(None, ge=1, description="Evaluate on a subset of valid.jsonl of this size.")
     max_new_tokens: int = Field(256, ge=1, description="Generation length at evaluation.")
     missing_rationale: Literal["error", "skip"] = Field(
@@ -163,18 +181,33 @@ class TrainSettings(Section):
     merge: bool = Field(True, description="Merge LoRA weights into final/.")
     formatter: str | None = Field(None, description="Prompt formatter name (default: auto-detected).")
     report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description="Experiment tracker.")
+    summary_instruction: str | None = Field(
+        None, description="Summary (output) task instruction for every language (default: the built-in pair)."
+    )
+    rationale_instruction: str | None = Field(
+        None, description="Rationale task instruction for every language (default: the built-in pair)."
+    )
     summary_instructions: dict[str, str] = Field(
-        default_factory=dict, description="Per-language summary instruction overrides."
+        default_factory=dict, description="Per-language summary instruction overrides (win over summary_instruction)."
     )
     rationale_instructions: dict[str, str] = Field(
         default_factory=dict, description="Per-language rationale instruction overrides."
     )
 
     @model_validator(mode="after")
-    def _pairs_fit_a_batch(self) -> TrainSettings:
-        if self.objective == "distill" and not self.packing and self.batch_size % 2:
-            raise ValueError("distill keeps a record's two tasks in one batch: batch_size must be even without packing")
+    def _best_needs_checkpoints(self) -> TrainSettings:
+        if self.select == "best" and not self.save_checkpoints:
+            raise ValueError("select best needs the checkpoints: drop --no-save-checkpoints or use --select last")
         return self
+
+    def instruction_overrides(self, task: str) -> dict[str, str]:
+        """Per-language overrides of a task's instruction, ``*`` for the one given for every language."""
+        single, per_lang = (
+            (self.summary_instruction, self.summary_instructions)
+            if task == "summary"
+            else (self.rationale_instruction, self.rationale_instructions)
+        )
+        return {**({"*": single} if single else {}), **per_lang}
 
 
 class InferSettings(Section):

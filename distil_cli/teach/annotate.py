@@ -23,7 +23,7 @@ from typing import Any
 from distil_cli.data.files import read_appended, read_jsonl
 from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.errors import ConfigError, DataError, PartialFailure
-from distil_cli.prompts import RATIONALE, instruction_for
+from distil_cli.prompts import CLINICAL_INSTRUCTIONS, RATIONALE, instruction_for
 from distil_cli.settings import AnnotateSettings
 from distil_cli.teach.base import (
     AuthError,
@@ -81,7 +81,7 @@ def load_template(template: str | None) -> str | None:
 def build_messages(record: dict[str, Any], template: str | None, system: str | None) -> list[dict[str, str]]:
     lang = record.get("lang", "en")
     if template is None:
-        user = f"{instruction_for(RATIONALE, lang)}\n\n{record['input']}"
+        user = f"{instruction_for(RATIONALE, lang, table=CLINICAL_INSTRUCTIONS)}\n\n{record['input']}"
     else:
         if "{output}" in template and not record.get("output"):
             raise DataError(f"record {record['id']}: the template uses {{output}} but the record has no output")

@@ -189,11 +189,14 @@ def sequence_lengths(position_ids: torch.Tensor) -> dict[str, Any]:
     return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
-def record_groups(examples: Sequence[dict[str, Any]]) -> list[list[int]]:
-    """Indices of adjacent examples of the same record (its summary and rationale examples)."""
+def record_groups(examples: Sequence[dict[str, Any]], pair: bool = True) -> list[list[int]]:
+    """Indices of adjacent examples of the same record (its summary and rationale examples).
+
+    ``pair=False``: every example is a group of its own (a record's tasks may land in different batches).
+    """
     groups: list[list[int]] = []
     for index, example in enumerate(examples):
-        if groups and examples[groups[-1][0]]["id"] == example["id"]:
+        if pair and groups and examples[groups[-1][0]]["id"] == example["id"]:
             groups[-1].append(index)
         else:
             groups.append([index])
@@ -209,8 +212,8 @@ class GroupedLengthSampler(Sampler[int]):
     The order depends only on the seed and the epoch, which makes ``--resume`` exact.
     """
 
-    def __init__(self, examples: Sequence[dict[str, Any]], batch_size: int, seed: int):
-        self.groups = record_groups(examples)
+    def __init__(self, examples: Sequence[dict[str, Any]], batch_size: int, seed: int, pair: bool = True):
+        self.groups = record_groups(examples, pair)
         self.lengths = [max(len(examples[i]["input_ids"]) for i in g) for g in self.groups]
         per_group = max(len(g) for g in self.groups)
         self.groups_per_batch = max(1, batch_size // per_group)
@@ -237,30 +240,62 @@ class GroupedLengthSampler(Sampler[int]):
 class TokenBudgetBatchSampler:
     """Batches of whole records (both tasks together) holding at most ``max_tokens`` tokens (packed batches).
 
-    Batch membership is fixed once from the seed (so the number of batches per epoch never
-    changes); the order of the batches is reshuffled per epoch from the seed and the epoch,
-    which keeps ``--resume`` exact. A record longer than the budget gets a batch of its own.
+    By default batch membership is fixed once from the seed (so the number of batches per epoch
+    never changes) and only the order of the batches is reshuffled per epoch. ``reshuffle``
+    draws the membership anew each epoch; the number of batches stays that of epoch 0 (an
+    epoch that packs into more batches merges its two smallest, one with fewer splits its
+    largest), so the step count, the schedule and ``--resume`` stay exact. Everything
+    depends only on the seed and the epoch. ``pair=False`` lets a record's two examples go
+    to different batches. A record longer than the budget gets a batch of its own.
     """
 
-    def __init__(self, examples: Sequence[dict[str, Any]], max_tokens: int, seed: int):
-        groups = record_groups(examples)
-        sizes = [sum(len(examples[i]["input_ids"]) for i in g) for g in groups]
-        order = list(range(len(groups)))
-        random.Random(seed).shuffle(order)
-        self.batches: list[list[int]] = []
+    def __init__(
+        self,
+        examples: Sequence[dict[str, Any]],
+        max_tokens: int,
+        seed: int,
+        pair: bool = True,
+        reshuffle: bool = False,
+    ):
+        self.groups = record_groups(examples, pair)
+        self.sizes = [sum(len(examples[i]["input_ids"]) for i in g) for g in self.groups]
+        self.max_tokens, self.seed, self.reshuffle = max_tokens, seed, reshuffle
+        self.batches = self._pack(random.Random(seed))
+        self.epoch = 0
+        self.sampler = self  # accelerate looks for batch_sampler.sampler.set_epoch when it wraps us
+
+    def _pack(self, rng: random.Random) -> list[list[int]]:
+        """Batches as lists of group indices, filled in a seeded random order up to the budget."""
+        order = list(range(len(self.groups)))
+        rng.shuffle(order)
+        batches: list[list[int]] = []
         current: list[int] = []
         used = 0
         for g in order:
-            if current and used + sizes[g] > max_tokens:
-                self.batches.append(current)
+            if current and used + self.sizes[g] > self.max_tokens:
+                batches.append(current)
                 current, used = [], 0
-            current.extend(groups[g])
-            used += sizes[g]
+            current.append(g)
+            used += self.sizes[g]
         if current:
-            self.batches.append(current)
-        self.seed = seed
-        self.epoch = 0
-        self.sampler = self  # accelerate looks for batch_sampler.sampler.set_epoch when it wraps us
+            batches.append(current)
+        return batches
+
+    def _epoch_batches(self) -> list[list[int]]:
+        if not self.reshuffle or self.epoch == 0:
+            return self.batches
+        batches = self._pack(random.Random(f"{self.seed}:membership:{self.epoch}"))
+        tokens = lambda batch: sum(self.sizes[g] for g in batch)  # noqa: E731
+        while len(batches) > len(self.batches):  # merge the two smallest
+            batches.sort(key=tokens)
+            batches = [batches[0] + batches[1], *batches[2:]]
+        while len(batches) < len(self.batches):  # split the largest (whole records only)
+            batches.sort(key=tokens, reverse=True)
+            if len(batches[0]) < 2:
+                break
+            largest = batches.pop(0)
+            batches += [largest[: len(largest) // 2], largest[len(largest) // 2 :]]
+        return batches
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -269,7 +304,8 @@ class TokenBudgetBatchSampler:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = list(range(len(self.batches)))
+        batches = self._epoch_batches()
+        order = list(range(len(batches)))
         random.Random(self.seed * 1000003 + self.epoch).shuffle(order)
         for b in order:
-            yield self.batches[b]
+            yield [i for g in batches[b] for i in self.groups[g]]

@@ -20,7 +20,7 @@ import torch
 from transformers import TrainingArguments
 
 from distil_cli.settings import TrainSettings
-from distil_cli.train.batching import TokenBudgetBatchSampler
+from distil_cli.train.batching import TokenBudgetBatchSampler, record_groups
 
 log = logging.getLogger(__name__)
 DEFAULT_ROW_TOKENS = 4096  # packed row bound for dense-mask attention kernels (measured on the H200)
@@ -35,6 +35,7 @@ class DistilTrainingArguments(TrainingArguments):
     """
 
     objective: str = field(default="distill", metadata={"help": "standard (summary only) or distill (+ rationale)."})
+    pair_tasks: bool = field(default=True, metadata={"help": "A record's examples share a batch (padded batches)."})
     alpha: float = field(default=0.5, metadata={"help": "Weight of the summary loss; 1 - alpha weighs the rationale."})
     max_new_tokens: int = field(default=256, metadata={"help": "Generation length at evaluation."})
     max_input_tokens: int = field(default=2048, metadata={"help": "Prompt length limit (input side cropped)."})
@@ -61,21 +62,29 @@ def bf16_supported() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def tasks_per_record(cfg: TrainSettings) -> int:
+    return 2 if cfg.objective == "distill" else 1
+
+
 def token_budget(cfg: TrainSettings, examples: list[dict[str, Any]]) -> int:
-    """The packed batch's token budget: set explicitly, or batch_size average examples (at least the longest)."""
+    """The packed batch's token budget: set explicitly, or batch_size average records (at least the longest).
+
+    A record counts with all its examples, so standard and distill take the same records per step.
+    """
     if cfg.tokens_per_batch:
         return cfg.tokens_per_batch
-    lengths = [len(e["input_ids"]) for e in examples]
-    return max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
+    sizes = [sum(len(examples[i]["input_ids"]) for i in g) for g in record_groups(examples)]
+    return max(max(sizes), round(cfg.batch_size * sum(sizes) / len(sizes)))
 
 
 def batch_plan(cfg: TrainSettings, examples: list[dict[str, Any]]) -> tuple[TokenBudgetBatchSampler | None, int]:
     """(the packed batch sampler or None, optimizer steps per epoch); the trainer uses this very sampler."""
     world = world_size_from_env()
     if cfg.packing:
-        sampler = TokenBudgetBatchSampler(examples, token_budget(cfg, examples), cfg.seed)
+        budget = token_budget(cfg, examples)
+        sampler = TokenBudgetBatchSampler(examples, budget, cfg.seed, cfg.pair_tasks, cfg.reshuffle_batches)
         return sampler, max(1, math.ceil(len(sampler) / world / cfg.grad_accum))
-    batches = math.ceil(len(examples) / (cfg.batch_size * world))
+    batches = math.ceil(len(examples) / (cfg.batch_size * tasks_per_record(cfg) * world))
     return None, max(1, math.ceil(batches / cfg.grad_accum))
 
 
@@ -110,11 +119,12 @@ def training_arguments(
         max_new_tokens=cfg.max_new_tokens,
         max_input_tokens=cfg.max_input_tokens,
         packing=cfg.packing,
+        pair_tasks=cfg.pair_tasks,
         tokens_per_batch=budget,
         # varlen attention has no quadratic mask: one row per batch costs nothing extra
         pack_row_tokens=cfg.pack_row_tokens or (None if varlen else DEFAULT_ROW_TOKENS),
         kernels=kernels,
-        per_device_train_batch_size=cfg.batch_size,
+        per_device_train_batch_size=cfg.batch_size * tasks_per_record(cfg),  # examples: records x their tasks
         per_device_eval_batch_size=max(cfg.batch_size, 8),  # generation batches; 8 keeps CPU evaluation quick
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.lr,
@@ -132,10 +142,10 @@ def training_arguments(
         logging_nan_inf_filter=False,  # it reads the loss on the host every step (a GPU sync)
         eval_strategy="steps" if has_eval else "no",
         eval_steps=eval_steps,
-        save_strategy="steps",
+        save_strategy="steps" if cfg.save_checkpoints else "no",
         save_steps=eval_steps,  # a checkpoint for every evaluation, so the best one can become final/
         save_total_limit=2,
-        load_best_model_at_end=has_eval,
+        load_best_model_at_end=has_eval and cfg.select == "best",
         metric_for_best_model="rouge_mean" if has_eval else None,
         greater_is_better=True,
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],

@@ -59,17 +59,25 @@ def encode_example(
     max_output_tokens: int,
     record_id: str,
     task: Task,
+    crop_answer: bool = False,
 ) -> dict[str, Any]:
+    """One example; an answer longer than ``max_output_tokens`` is an error unless ``crop_answer``."""
     if not answer or not answer.strip():
         raise DataError(f"record {record_id}: empty answer for task {int(task)}; it would have no supervised token")
     target = formatter.format(instruction, text, answer=answer).target
     target_ids = _ids(tokenizer, target)
+    cropped_answer = False
     if len(target_ids) > max_output_tokens + 1:  # + 1: the end-of-turn token
-        raise DataError(
-            f"record {record_id}: answer of {len(target_ids) - 1} tokens exceeds "
-            f"max_output_tokens={max_output_tokens}; "
-            "raise --max-output-tokens or crop outputs in `distil prepare`"
-        )
+        if not crop_answer:
+            raise DataError(
+                f"record {record_id}: answer of {len(target_ids) - 1} tokens exceeds "
+                f"max_output_tokens={max_output_tokens}; "
+                "raise --max-output-tokens or crop outputs in `distil prepare`"
+            )
+        answer = crop_tokens(answer, max_output_tokens, tokenizer)
+        target_ids = _ids(tokenizer, formatter.format(instruction, text, answer=answer).target)
+        target_ids = target_ids[:max_output_tokens] + target_ids[-1:]  # never without its end-of-turn
+        cropped_answer = True
     prompt_ids, cropped = encode_prompt(tokenizer, formatter, instruction, text, max_prompt_tokens, record_id)
     return {
         "id": record_id,
@@ -77,6 +85,7 @@ def encode_example(
         "input_ids": prompt_ids + target_ids,
         "labels": [IGNORE] * len(prompt_ids) + target_ids,
         "cropped": cropped,
+        "cropped_answer": cropped_answer,
     }
 
 
@@ -85,6 +94,31 @@ class ExampleSet:
     examples: list[dict[str, Any]]
     cropped: int
     skipped_missing_rationale: list[str]
+    long_rationales: int = 0  # cropped or skipped (long_rationale)
+
+
+@dataclass
+class _Encoder:
+    tokenizer: Any
+    formatter: PromptFormatter
+    max_input_tokens: int
+    max_output_tokens: int
+
+    def __call__(self, record: dict[str, Any], instruction: str, task: Task, crop: bool = False) -> dict[str, Any]:
+        answer = record["output"] if task == Task.SUMMARY else record["rationale"]
+        return encode_example(
+            self.tokenizer, self.formatter, instruction, record["input"], answer, self.max_input_tokens,
+            self.max_output_tokens, record["id"], task, crop,
+        )  # fmt: skip
+
+    def rationale(self, record: dict[str, Any], instruction: str, long_rationale: str) -> dict[str, Any] | None:
+        """The rationale example, or None when it is too long and ``long_rationale`` is skip."""
+        try:
+            return self(record, instruction, Task.RATIONALE, long_rationale == "crop")
+        except DataError:
+            if long_rationale == "skip":
+                return None
+            raise
 
 
 def build_examples(
@@ -97,10 +131,13 @@ def build_examples(
     missing_rationale: str = "error",
     summary_instructions: dict[str, str] | None = None,
     rationale_instructions: dict[str, str] | None = None,
+    long_rationale: str = "error",
 ) -> ExampleSet:
     """Examples in record order; for distill the two tasks of a record are adjacent."""
     examples: list[dict[str, Any]] = []
     skipped: list[str] = []
+    long = 0
+    encode = _Encoder(tokenizer, formatter, max_input_tokens, max_output_tokens)
     for record in records:
         rid = record["id"]
         if not record.get("output"):
@@ -114,26 +151,16 @@ def build_examples(
                 "pass --missing-rationale skip, or use --objective standard"
             )
         lang = record.get("lang", "en")
-        tasks = [(Task.SUMMARY, record["output"], summary_instructions)]
+        examples.append(encode(record, instruction_for(Task.SUMMARY, lang, summary_instructions), Task.SUMMARY))
         if objective == "distill":
-            tasks.append((Task.RATIONALE, record["rationale"], rationale_instructions))
-        for task, answer, overrides in tasks:
-            instruction = instruction_for(task, lang, overrides)
-            example = encode_example(
-                tokenizer,
-                formatter,
-                instruction,
-                record["input"],
-                answer,
-                max_input_tokens,
-                max_output_tokens,
-                rid,
-                task,
-            )
-            examples.append(example)
+            instruction = instruction_for(Task.RATIONALE, lang, rationale_instructions)
+            example = encode.rationale(record, instruction, long_rationale)
+            long += example is None or example["cropped_answer"]
+            if example is not None:
+                examples.append(example)
     if not examples:
         raise DataError("no training example left (all records lacked a rationale?)")
-    return ExampleSet(examples, sum(e["cropped"] for e in examples), skipped)
+    return ExampleSet(examples, sum(e["cropped"] for e in examples), skipped, long)
 
 
 def task_masks(labels: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,6 +27,7 @@ from distil_cli.train.kernels import VARLEN
 from distil_cli.train.resume import RunDir, check_same_run, choose_checkpoint, clear_for_fresh_start, step_of
 
 log = logging.getLogger(__name__)
+FEW_EVAL_RECORDS = 300  # below this, the best checkpoint by eval ROUGE is mostly noise (docs/method.md)
 
 
 @dataclass
@@ -77,9 +78,21 @@ def load_inputs(data_dir: Path, cfg: TrainSettings, cache_dir: Path) -> TrainInp
         cfg.max_input_tokens,
         cfg.max_output_tokens,
         cfg.missing_rationale,
-        cfg.summary_instructions,
-        cfg.rationale_instructions,
+        cfg.instruction_overrides("summary"),
+        cfg.instruction_overrides("rationale"),
+        cfg.long_rationale,
     )
+    if examples.long_rationales:
+        verb = {"crop": "Cropped", "skip": "Skipped"}[cfg.long_rationale]
+        log.info(
+            "%s %d rationale(s) longer than max_output_tokens=%d", verb, examples.long_rationales, cfg.max_output_tokens
+        )
+    if cfg.select == "best" and eval_records and len(eval_records) < FEW_EVAL_RECORDS:
+        log.warning(
+            "--select best on %d evaluation records: ROUGE on so few moves by about 2 points between epochs from "
+            "noise alone and can pick an undertrained checkpoint (docs/method.md); --select last is the default",
+            len(eval_records),
+        )
     if examples.skipped_missing_rationale:
         log.warning("Skipped %d record(s) without a rationale", len(examples.skipped_missing_rationale))
     if examples.cropped:
@@ -150,6 +163,20 @@ def _save_final(trainer, tokenizer, out: Path, cfg: TrainSettings) -> Path:
     return final
 
 
+def _selected(cfg: TrainSettings, trainer, has_eval: bool) -> dict[str, Any]:
+    """Which checkpoint became final/ and why."""
+    if trainer is None:
+        return {"rule": cfg.select}
+    if cfg.select == "best" and has_eval:
+        return {
+            "rule": "best",
+            "checkpoint": trainer.state.best_model_checkpoint,
+            "why": f"highest eval rouge_mean ({trainer.state.best_metric})",
+        }
+    why = "--select last (default)" if cfg.select == "last" else "--select best without evaluation records"
+    return {"rule": "last", "checkpoint": f"step {trainer.state.global_step}", "why": why}
+
+
 def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer, started: float) -> RunRecord:
     """The run record; without a trainer (at the start) the record of a run that is only starting."""
     import peft
@@ -170,7 +197,7 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
         steps, best = trainer.state.global_step, trainer.state.best_metric
         best_checkpoint, status = trainer.state.best_model_checkpoint, "done"
     langs = sorted({r.get("lang", "en") for r in inputs.records} | {r.get("lang", "en") for r in inputs.eval_records})
-    overrides = {Task.SUMMARY: cfg.summary_instructions, Task.RATIONALE: cfg.rationale_instructions}
+    overrides = {t: cfg.instruction_overrides(t.key) for t in Task}
     return RunRecord(
         version=__version__,
         versions={"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
@@ -180,7 +207,10 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
         model_source=inputs.model_source,
         formatter=inputs.formatter.name,
         family=inputs.family.name if inputs.family else None,
-        instructions={t.key: {lang: instruction_for(t, lang, overrides[t]) for lang in langs} for t in Task},
+        instructions={
+            t.key: {**overrides[t], **{lang: instruction_for(t, lang, overrides[t]) for lang in langs}} for t in Task
+        },
+        selected=_selected(cfg, trainer, bool(inputs.eval_records)),
         max_input_tokens=cfg.max_input_tokens,
         examples=len(inputs.examples.examples),
         cropped_inputs=inputs.examples.cropped,
@@ -262,7 +292,7 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
         callbacks=[MetricsFile(out / "metrics.jsonl"), EvaluateAtEnd()],
         eval_records=inputs.eval_records,
         formatter=inputs.formatter,
-        summary_instructions=cfg.summary_instructions,
+        summary_instructions=cfg.instruction_overrides("summary"),
         predictions_dir=out / "eval_predictions",
         batch_sampler=sampler,
     )

@@ -103,7 +103,9 @@ class DistilTrainer(Trainer):
     # ---- batching -----------------------------------------------------------------------
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
-        return GroupedLengthSampler(dataset, self.args.per_device_train_batch_size, self.args.seed)
+        return GroupedLengthSampler(
+            dataset, self.args.per_device_train_batch_size, self.args.seed, self.args.pair_tasks
+        )
 
     def get_train_dataloader(self):
         if not self.args.packing:
