@@ -53,7 +53,7 @@ def field_help(section: str, name: str) -> str:
     return f"{info.description}{shown} (setting {section}.{name})"
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
     try:
@@ -127,7 +127,7 @@ def _check_known(section: str, name: str | None, label: str) -> str | None:
 def _file_layer(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     values: dict[str, dict[str, Any]] = {}
     labels: dict[str, str] = {}
-    for section, body in _read_file(path).items():
+    for section, body in read_file(path).items():
         label = f"config file {path}"
         _check_known(section, None, label)
         if not isinstance(body, dict):

@@ -1,0 +1,145 @@
+"""Running an experiment: data subsets, then train + infer for every (fraction, seed, arm), resumably.
+
+Layout under OUT:
+
+    data/f<fraction>-s<seed>/train.jsonl       the seeded subset every arm of that seed trains on
+    runs/f<fraction>/s<seed>/<arm>/            a `distil train` run folder
+    runs/f<fraction>/s<seed>/<arm>.jsonl       its predictions on the test split
+    results.json  results.md  results.png     (experiment.results)
+
+A rerun skips what is done: runs with a final/ model are not trained again and predictions
+resume where they stopped; a run cut off while training starts again.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distil_cli.data.files import done_ids, dump_jsonl_line, read_jsonl, sha256_file
+from distil_cli.errors import DataError
+from distil_cli.experiment.spec import Arm, ExperimentSpec
+from distil_cli.settings import InferSettings, TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Cell:
+    """One run of the grid."""
+
+    fraction: float
+    seed: int
+    arm: Arm
+    run_dir: Path
+    predictions: Path
+    data_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"fraction {self.fraction:g}, seed {self.seed}, {self.arm.name}"
+
+
+def plan(spec: ExperimentSpec, out: Path) -> list[Cell]:
+    cells = []
+    for fraction in spec.fractions:
+        for seed in spec.seeds:
+            for arm in spec.all_arms():
+                base = out / "runs" / f"f{fraction:g}" / f"s{seed}"
+                cells.append(
+                    Cell(
+                        fraction, seed, arm, base / arm.name, base / f"{arm.name}.jsonl", _data_dir(out, fraction, seed)
+                    )
+                )
+    return cells
+
+
+def _data_dir(out: Path, fraction: float, seed: int) -> Path:
+    return out / "data" / f"f{fraction:g}-s{seed}"
+
+
+def read_split(spec: ExperimentSpec, name: str) -> list[dict[str, Any]]:
+    path = spec.data / f"{name}.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; the experiment's data is a prepared folder with {name}.jsonl")
+    return read_jsonl(path)
+
+
+def write_subsets(spec: ExperimentSpec, out: Path, train: list[dict[str, Any]]) -> None:
+    """data/f<fraction>-s<seed>/: a seeded subset of train.jsonl (the same for every arm of that seed)."""
+    for fraction in spec.fractions:
+        for seed in spec.seeds:
+            folder = _data_dir(out, fraction, seed)
+            if (folder / "manifest.json").is_file():
+                continue
+            count = max(1, round(len(train) * fraction))
+            subset = train if count == len(train) else random.Random(f"{seed}:{fraction}").sample(train, count)
+            tmp = folder.with_name(folder.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            (tmp / "train.jsonl").write_text("".join(dump_jsonl_line(r) for r in subset), encoding="utf-8")
+            manifest = {"source": str(spec.data), "fraction": fraction, "seed": seed, "totals": {"train": count}}
+            manifest["source_sha256"] = sha256_file(spec.data / "train.jsonl")
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)
+
+
+def run_cell(
+    cell: Cell, spec: ExperimentSpec, train_base: TrainSettings, infer_base: InferSettings, test, cache_dir: Path
+) -> str:
+    """Train (unless done) and infer (resuming) one cell; returns what was done."""
+    from distil_cli.generate.infer import run_inference
+    from distil_cli.train.run import run_training
+
+    did = []
+    if not (cell.run_dir / "final").is_dir():
+        shutil.rmtree(cell.run_dir, ignore_errors=True)  # cut off while training: start it again
+        cfg = spec.train_settings(train_base, cell.arm, cell.seed)
+        run_training(cell.data_dir, cell.run_dir, cfg, cache_dir)
+        did.append("trained")
+        _free_memory()
+    if done_ids(cell.predictions) != {r["id"] for r in test}:
+        run_inference(str(cell.run_dir), test, cell.predictions, spec.infer_settings(infer_base), cache_dir)
+        did.append("inferred")
+        _free_memory()
+    return ", ".join(did) or "done before"
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def run_grid(
+    spec: ExperimentSpec,
+    out: Path,
+    train_base: TrainSettings,
+    infer_base: InferSettings,
+    cache_dir: Path,
+    say: Callable[[str], None] = print,
+) -> list[Cell]:
+    """Every cell of the grid, in order (sequentially: one GPU); skips what is done."""
+    train, test = read_split(spec, "train"), read_split(spec, spec.test_split)
+    cells = plan(spec, out)
+    write_subsets(spec, out, train)
+    for index, cell in enumerate(cells, start=1):
+        started = time.perf_counter()
+        say(f"[{index}/{len(cells)}] {cell.label}: running")
+        what = run_cell(cell, spec, train_base, infer_base, test, cache_dir)
+        say(f"[{index}/{len(cells)}] {cell.label}: {what} in {time.perf_counter() - started:.0f} s")
+    return cells

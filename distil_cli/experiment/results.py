@@ -1,0 +1,121 @@
+"""Scoring an experiment: per-run metric, paired differences per seed and pooled over seeds, a table and a plot.
+
+Paired: every arm is compared with the baseline arm on the same test records, trained on the
+same subset of the same seed. Pooled: the per-record differences averaged over seeds, with
+test records resampled jointly across seeds (bootstrap 95% CI and a two-sided p-value).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from distil_cli.evaluate.metrics import get_metrics
+from distil_cli.evaluate.runs import bootstrap_means, load_run, paired_stats
+from distil_cli.experiment.grid import Cell
+from distil_cli.experiment.spec import ExperimentSpec
+
+
+def _scores(cells: list[Cell], spec: ExperimentSpec, score_settings) -> tuple[dict, str, list[str]]:
+    """(cell -> {id: value}, the metric key, the test ids)."""
+    metric = get_metrics([spec.metric], score_settings)[0]
+    values: dict[tuple[float, int, str], dict[str, float]] = {}
+    ids: list[str] = []
+    for cell in cells:
+        run = load_run(cell.predictions, None, metrics=[metric], name=cell.arm.name)
+        values[(cell.fraction, cell.seed, cell.arm.name)] = {i: s[metric.primary] for i, s in run.scores.items()}
+        ids = ids or sorted(run.scores)
+    return values, metric.primary, ids
+
+
+def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[str, Any]:
+    import numpy as np
+
+    values, key, ids = _scores(cells, spec, score_settings)
+    arms = [a.name for a in spec.all_arms()]
+    runs, arms_rows, pairs = [], [], []
+    for fraction in spec.fractions:
+        for arm in arms:
+            matrix = np.array([[values[(fraction, s, arm)][i] for i in ids] for s in spec.seeds])
+            per_seed = [round(float(row.mean()), 4) for row in matrix]
+            runs += [{"fraction": fraction, "seed": s, "arm": arm, key: v} for s, v in zip(spec.seeds, per_seed)]
+            low, high = np.percentile(bootstrap_means(matrix, spec.bootstrap, 0), [2.5, 97.5])
+            ci = [round(float(low), 4), round(float(high), 4)]
+            mean = round(float(matrix.mean()), 4)
+            arms_rows.append({"fraction": fraction, "arm": arm, key: mean, "ci": ci, "seeds": per_seed})
+            if arm == spec.baseline:
+                continue
+            base = np.array([[values[(fraction, s, spec.baseline)][i] for i in ids] for s in spec.seeds])
+            diffs = matrix - base
+            per_seed_stats = [paired_stats(row, spec.bootstrap, 0) for row in diffs]
+            pairs.append(
+                {
+                    "fraction": fraction,
+                    "arm": arm,
+                    "baseline": spec.baseline,
+                    "pooled": paired_stats(diffs, spec.bootstrap, 0),
+                    "per_seed": [{"seed": s, **st} for s, st in zip(spec.seeds, per_seed_stats)],
+                    "seeds_with_ci_above_0": sum(st["ci"][0] > 0 for st in per_seed_stats),
+                }
+            )
+    return {"metric": key, "n_test": len(ids), "seeds": spec.seeds, "runs": runs, "arms": arms_rows, "pairs": pairs}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    key = results["metric"]
+    lines = [
+        f"Metric: {key} (x100) on {results['n_test']} test records; seeds {results['seeds']}.",
+        "",
+        f"| fraction | arm | {key} (mean over seeds) | 95% CI | per seed |",
+        "|---:|---|---:|---|---|",
+    ]
+    for row in results["arms"]:
+        seeds = ", ".join(f"{v:.2f}" for v in row["seeds"])
+        ci = f"[{row['ci'][0]:.2f}, {row['ci'][1]:.2f}]"
+        lines.append(f"| {row['fraction']:g} | {row['arm']} | {row[key]:.2f} | {ci} | {seeds} |")
+    lines += ["", "Paired differences (arm - baseline) on the same test records:", ""]
+    lines += [
+        "| fraction | arm - baseline | pooled diff [95% CI] | p | per seed diff [95% CI] |",
+        "|---:|---|---|---:|---|",
+    ]
+    for pair in results["pairs"]:
+        pooled = pair["pooled"]
+        seeds = "; ".join(f"{s['diff']:+.2f} [{s['ci'][0]:+.2f}, {s['ci'][1]:+.2f}]" for s in pair["per_seed"])
+        lines.append(
+            f"| {pair['fraction']:g} | {pair['arm']} - {pair['baseline']} | {pooled['diff']:+.2f} "
+            f"[{pooled['ci'][0]:+.2f}, {pooled['ci'][1]:+.2f}] | {pooled['p_value']:.3f} | {seeds} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Metric vs training fraction, one line per arm (mean over seeds), 95% CI bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    key = results["metric"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arm in dict.fromkeys(r["arm"] for r in results["arms"]):
+        rows = sorted((r for r in results["arms"] if r["arm"] == arm), key=lambda r: r["fraction"])
+        xs = [r["fraction"] for r in rows]
+        ax.plot(xs, [r[key] for r in rows], marker="o", label=arm)
+        ax.fill_between(xs, [r["ci"][0] for r in rows], [r["ci"][1] for r in rows], alpha=0.2)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([r["fraction"] for r in results["arms"]], [f"{r['fraction']:g}" for r in results["arms"]])
+    ax.set_xlabel("share of the training set")
+    ax.set_ylabel(f"{key} (mean over seeds, 95% CI)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write(results: dict[str, Any], out: Path) -> list[Path]:
+    paths = [out / "results.json", out / "results.md", out / "results.png"]
+    paths[0].write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    paths[1].write_text(markdown(results), encoding="utf-8")
+    plot(results, paths[2])
+    return paths

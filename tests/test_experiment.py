@@ -1,0 +1,96 @@
+"""`distil experiment`: a grid of runs on one prepared folder, paired statistics, resumable, spec errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_cli, tiny_model_dir
+
+
+def _data(root: Path) -> Path:
+    rows = [
+        {
+            "id": f"q{i}",
+            "lang": "en",
+            "input": f"Q: is {i} odd?\nAnswer Choices:\n(a) yes\n(b) no",
+            "output": "yes" if i % 2 else "no",
+            "rationale": f"{i} is {'odd' if i % 2 else 'even'}.",
+        }
+        for i in range(16)
+    ]
+    data = root / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:12]))
+    test = [{k: v for k, v in r.items() if k != "rationale"} for r in rows[12:]]
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    return data
+
+
+def _spec(root: Path, extra: str = "") -> Path:
+    spec = root / "spec.toml"
+    spec.write_text(
+        f'data = "data"\nmetric = "exact"\nseeds = [1, 2]\nfractions = [0.5, 1.0]\nbootstrap = 200\n{extra}'
+        f'[train]\nmodel = "{tiny_model_dir()}"\nmax_steps = 1\n[infer]\nmax_new_tokens = 3\n'
+    )
+    return spec
+
+
+def test_grid_runs_scores_and_resumes(tmp_path):
+    _data(tmp_path)
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    result = run_cli("experiment", spec, "--out", out)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["metric"] == "exact_match" and results["n_test"] == 4
+    assert len(results["runs"]) == 8  # 2 fractions x 2 seeds x 2 arms
+    pair = results["pairs"][0]
+    assert pair["arm"] == "distill-a0.5" and pair["baseline"] == "standard" and len(pair["per_seed"]) == 2
+    assert set(pair["pooled"]) == {"diff", "ci", "p_value"}
+    assert (out / "results.png").read_bytes()[:4] == b"\x89PNG" and "| 0.5 | standard |" in (
+        out / "results.md"
+    ).read_text()
+    for seed in (1, 2):  # the arms of a seed train on the same subset; fraction 1 is the whole set
+        half = (out / "data" / f"f0.5-s{seed}" / "train.jsonl").read_text().splitlines()
+        assert len(half) == 6 and len((out / "data" / f"f1-s{seed}" / "train.jsonl").read_text().splitlines()) == 12
+    run = lambda arm: json.loads((out / "runs" / "f0.5" / "s1" / arm / "run.json").read_text())  # noqa: E731
+    assert run("standard")["examples"] == 6 and run("distill-a0.5")["examples"] == 12
+    assert run("standard")["settings"]["seed"] == 1 and run("distill-a0.5")["settings"]["alpha"] == 0.5
+    again = run_cli("experiment", spec, "--out", out)
+    assert again.exit_code == 0 and again.output.count("done before") == 8  # nothing trained or inferred again
+
+
+def test_spec_errors_are_one_line(tmp_path):
+    _data(tmp_path)
+    bad = _spec(tmp_path, 'baseline = "nope"\n')
+    result = run_cli("experiment", bad, "--out", tmp_path / "o")
+    assert result.exit_code == 1 and "baseline arm 'nope' is not among the arms" in result.output
+    bad.write_text('data = "data"\nfractions = [0, 2]\n')
+    result = run_cli("experiment", bad, "--out", tmp_path / "o")
+    assert result.exit_code == 1 and "fractions lie in (0, 1]" in result.output
+    bad.write_text('data = "data"\n[[arms]]\nname = "a b"\n')
+    result = run_cli("experiment", bad, "--out", tmp_path / "o")
+    assert result.exit_code == 1 and "use letters, digits" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("pair", [True, False])
+def test_reshuffled_membership_keeps_the_batch_count_and_is_seeded(pair):
+    from distil_cli.train.batching import TokenBudgetBatchSampler
+
+    examples = [{"id": f"r{i // 2}", "task": i % 2, "input_ids": [1] * (20 + (i * 37) % 90)} for i in range(80)]
+    sampler = TokenBudgetBatchSampler(examples, 400, seed=3, pair=pair, reshuffle=True)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert len(first) == len(second) == len(sampler)
+    assert sorted(i for b in second for i in b) == list(range(80))
+    assert sorted(map(sorted, first)) != sorted(map(sorted, second))  # membership redrawn
+    fresh = TokenBudgetBatchSampler(examples, 400, seed=3, pair=pair, reshuffle=True)
+    fresh.set_epoch(1)
+    assert list(fresh) == second  # the same epoch gives the same batches: --resume stays exact
+    if pair:
+        for batch in second:
+            ids = [examples[i]["id"] for i in batch]
+            assert all(ids.count(x) == 2 for x in ids)
