@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The method experiments of docs/method.md, one after another, on one H200 (started in the background
+# by the device call; each experiment resumes if started again). Expects the specs and data in $EXP.
+set -u
+cd "$(dirname "$0")/.."
+EXP=${EXP:-/root/exp}
+export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
+for name in ${NAMES:-cqa_low svamp cqa_quarter cqa_full}; do
+  start=$(date +%s)
+  python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$name" > "$EXP/$name.log" 2>&1
+  echo "$name exit $? in $(( $(date +%s) - start )) s"
+done
+echo all-done
