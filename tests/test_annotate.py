@@ -84,7 +84,8 @@ def test_quality_gates_empty_copy_and_grounding(tmp_path):
     template = tmp_path / "t.txt"
     template.write_text("Explain the key facts.\n\n{input}\n\nReference: {output}")
     with FakeOpenAI() as server:
-        result = run_cli(*_args(server, data, out, "--template", f"@{template}", "--min-grounding", "0.9"))
+        args = ("--template", f"@{template}", "--min-grounding", "0.9", "--max-flagged", "0.5")
+        result = run_cli(*_args(server, data, out, *args))
         assert result.exit_code == 0, result.output
         rows = {r["id"]: r for r in _lines(out)}
         assert rows["r0"]["annotation"]["flags"][0] == "empty" and rows["r0"]["annotation"]["attempts"] == 2
@@ -210,7 +211,9 @@ def test_real_transformers_serve(tmp_path, served_tiny):
     url, model = served_tiny
     data = _split(tmp_path / "s.jsonl", ["Paciente con fiebre.", "Paciente con tos."], lang="es")
     out = tmp_path / "ann.jsonl"
-    result = run_cli("annotate", data, "--out", out, "--base-url", url, "--model", model, "--max-tokens", 4)
+    result = run_cli(
+        "annotate", data, "--out", out, "--base-url", url, "--model", model, "--max-tokens", 4, "--max-flagged", 1
+    )
     assert result.exit_code == 0, result.output
     rows = _lines(out)
     assert len(rows) == 2
@@ -223,7 +226,9 @@ def test_local_backend(tmp_path):
     model = tiny_model_dir()
     data = _split(tmp_path / "s.jsonl", ["Fièvre et toux.", "Douleur thoracique."], lang="fr")
     out = tmp_path / "ann.jsonl"
-    result = run_cli("annotate", data, "--out", out, "--backend", "local", "--model", model, "--max-tokens", 4)
+    result = run_cli(
+        "annotate", data, "--out", out, "--backend", "local", "--model", model, "--max-tokens", 4, "--max-flagged", 1
+    )
     assert result.exit_code == 0, result.output
     rows = _lines(out)
     assert [r["annotation"]["backend"] for r in rows] == ["local", "local"]
@@ -338,3 +343,41 @@ def test_secrets_in_headers_urls_and_bad_values_are_masked(tmp_path):
     bad = run_cli("--config", config, "config", "show")
     assert bad.exit_code == 1 and "invalid setting annotate.api_key" in bad.output
     assert "sk-list-secret-000" not in bad.output
+
+
+def test_too_many_empty_or_truncated_rationales_exit_3_with_counts(tmp_path):
+    data = _split(tmp_path / "s.jsonl", ["EMPTY one", "fine two", "fine three"])
+    with FakeOpenAI() as server:
+        result = run_cli(*_args(server, data, tmp_path / "ann.jsonl"))
+    assert result.exit_code == 3
+    assert "1 of 3 new rationale(s) empty (1) or truncated (0) (more than --max-flagged 0.05)" in result.output
+    assert len(_lines(tmp_path / "ann.jsonl")) == 3  # kept, and flagged
+
+
+def test_folder_annotates_train_only_by_default_and_copies_the_rest(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    _split(data / "train.jsonl", ["a b c", "d e f"])
+    _split(data / "valid.jsonl", ["g h i"])
+    _split(data / "test.jsonl", ["j k l"])
+    out = tmp_path / "annotated"
+    with FakeOpenAI() as server:
+        assert run_cli(*_args(server, data, out)).exit_code == 0
+        assert sum(server.calls.values()) == 2  # only train's records were paid for
+        assert all("rationale" in r for r in _lines(out / "train.jsonl"))
+        assert (out / "test.jsonl").read_text() == (data / "test.jsonl").read_text()  # copied unchanged
+        assert run_cli(*_args(server, data, out, "--splits", "train,test")).exit_code == 1  # test was copied
+        other = tmp_path / "all"
+        assert run_cli(*_args(server, data, other, "--splits", "train,valid,test")).exit_code == 0
+        assert all("rationale" in r for r in _lines(other / "test.jsonl"))
+        missing = run_cli(*_args(server, data, tmp_path / "x", "--splits", "train,dev"))
+        assert missing.exit_code == 1 and "no dev.jsonl to annotate" in missing.output
+
+
+def test_raising_max_tokens_does_not_silently_reuse_truncated_rationales(tmp_path):
+    data = _split(tmp_path / "s.jsonl", ["fever", "cough"])
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        assert run_cli(*_args(server, data, out, "--max-tokens", 8)).exit_code == 0
+        again = run_cli(*_args(server, data, out, "--max-tokens", 64))
+    assert again.exit_code == 1 and "--max-tokens / --temperature" in again.output

@@ -440,3 +440,27 @@ def test_missing_tracker_and_held_run_dir_fail_before_anything_is_created(tmp_pa
     assert result.exit_code == 1 and f"(pid {os.getpid()})" in result.output and not out.exists()
     inside = run_cli(*_train_args(data_dir, data_dir / "run", tiny, "distill"))
     assert inside.exit_code == 1 and "lies inside the input" in inside.output
+
+
+def test_missing_rationale_says_never_annotated_or_annotated_but_empty(tokenizer):
+    formatter = choose_formatter(tokenizer)
+    never = [{"id": "a", "lang": "en", "input": "x", "output": "y"}]
+    with pytest.raises(DataError, match="record a: no 'rationale' for distill training \\(never annotated\\)"):
+        build_examples(never, tokenizer, formatter, "distill", 64, 16)
+    empty = [{**never[0], "rationale": "", "annotation": {"flags": ["empty", "truncated"]}}]
+    with pytest.raises(DataError, match="record a: its rationale is empty \\(annotated, empty/truncated\\)"):
+        build_examples(empty, tokenizer, formatter, "distill", 64, 16)
+
+
+def test_long_rationale_is_cropped_skipped_or_an_error(tokenizer):
+    formatter = choose_formatter(tokenizer)
+    records = [{"id": "a", "lang": "en", "input": "x", "output": "short", "rationale": "word " * 200}]
+    cropped = build_examples(records, tokenizer, formatter, "distill", 64, 16, long_rationale="crop")
+    rationale = cropped.examples[1]
+    supervised = [t for t, label in zip(rationale["input_ids"], rationale["labels"]) if label != IGNORE]
+    assert len(supervised) == 17 and tokenizer.decode(supervised[-1:]) == formatter.end_of_turn
+    assert cropped.long_rationales == 1
+    skipped = build_examples(records, tokenizer, formatter, "distill", 64, 16, long_rationale="skip")
+    assert [e["task"] for e in skipped.examples] == [0] and skipped.long_rationales == 1
+    with pytest.raises(DataError, match="exceeds max_output_tokens=16"):
+        build_examples(records, tokenizer, formatter, "distill", 64, 16, long_rationale="error")

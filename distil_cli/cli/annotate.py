@@ -14,7 +14,7 @@ from distil_cli.cli.common import err_console, flags_of, opt, out_console, setti
 def annotate(
     ctx: typer.Context,
     data: Annotated[
-        Path, typer.Argument(help="A prepared split .jsonl, or a prepared folder (every split is annotated).")
+        Path, typer.Argument(help="A prepared split .jsonl, or a prepared folder (its --splits are annotated).")
     ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output .jsonl (for a split) or folder (for a prepared folder).")
@@ -37,6 +37,8 @@ def annotate(
     min_grounding: Annotated[Optional[float], opt("annotate", "min_grounding")] = None,
     batch_size: Annotated[Optional[int], opt("annotate", "batch_size")] = None,
     formatter: Annotated[Optional[str], opt("annotate", "formatter")] = None,
+    splits: Annotated[Optional[str], opt("annotate", "splits")] = None,
+    max_flagged: Annotated[Optional[float], opt("annotate", "max_flagged")] = None,
 ) -> None:
     """Ask a teacher for a rationale per record: concurrent, retried, resumable (a rerun skips done records)."""
     flags = flags_of(locals(), "data", "out", "header")
@@ -70,7 +72,7 @@ def annotate(
         stats = run_annotate(data, out, loaded.settings.annotate, loaded.settings.models.cache_dir, show)
     err_console.print(annotate_summary(stats))
     out_console.print(str(out), highlight=False)
-    check_failures(stats)
+    check_failures(stats, loaded.settings.annotate.max_flagged)
 
 
 def _parse_header(text: str) -> tuple[str, str]:

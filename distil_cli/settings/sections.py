@@ -105,6 +105,19 @@ class AnnotateSettings(Section):
     min_grounding: float | None = Field(None, ge=0, le=1, description="Flag rationales whose grounding score is lower.")
     batch_size: int = Field(8, ge=1, description="Local backend: prompts per generation batch.")
     formatter: str | None = Field(None, description="Local backend: prompt formatter (default: auto-detected).")
+    splits: list[str] = Field(
+        default_factory=lambda: ["train"],
+        description="Splits of a prepared folder to annotate, comma-separated (the others are copied unchanged): "
+        "the student trains only on train's rationales.",
+    )
+    max_flagged: float = Field(
+        0.05, ge=0, le=1, description="Exit 3 when more than this share of new rationales are empty or truncated."
+    )
+
+    @field_validator("splits", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        return [x.strip() for x in value.split(",") if x.strip()] if isinstance(value, str) else value
 
 
 class TrainSettings(Section):

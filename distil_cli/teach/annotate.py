@@ -38,6 +38,7 @@ from distil_cli.teach.openai_api import DEFAULT_OPENAI_MODEL
 from distil_cli.teach.quality import grounding_score, quality_flags
 
 log = logging.getLogger(__name__)
+SPLITS = ("train", "valid", "test")
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Stats:
     done: int = 0
     failed: int = 0
     retrying: int = 0
+    unusable: int = 0  # new rationales flagged empty or truncated
     prompt_tokens: int = 0
     completion_tokens: int = 0
     flags: Counter = field(default_factory=Counter)
@@ -55,7 +57,7 @@ class Stats:
     started: float = field(default_factory=time.perf_counter)
 
     def merge(self, other: Stats) -> None:
-        for name in ("total", "skipped", "done", "failed", "prompt_tokens", "completion_tokens"):
+        for name in ("total", "skipped", "done", "failed", "unusable", "prompt_tokens", "completion_tokens"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.flags.update(other.flags)
         self.grounding.extend(other.grounding)
@@ -92,9 +94,16 @@ def build_messages(record: dict[str, Any], template: str | None, system: str | N
     return messages
 
 
-def prompt_hash(messages: list[dict[str, str]], backend: str, model: str) -> str:
-    blob = json.dumps({"messages": messages, "backend": backend, "model": model}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+def prompt_hash(
+    messages: list[dict[str, str]], backend: str, model: str, generation: dict[str, Any] | None = None
+) -> str:
+    """What decides a rationale: the messages, the teacher and its generation settings (a resume must match)."""
+    blob = {"messages": messages, "backend": backend, "model": model, "generation": generation or {}}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def generation_key(cfg: AnnotateSettings) -> dict[str, Any]:
+    return {"max_tokens": cfg.max_tokens, "temperature": cfg.temperature}
 
 
 # --------------------------------------------------------------------------- resume bookkeeping
@@ -125,12 +134,12 @@ def plan(src: Path, out: Path, cfg: AnnotateSettings, backend: str, model: str, 
     todo = []
     for record in records:
         messages = build_messages(record, template, cfg.system_prompt)
-        digest = prompt_hash(messages, backend, model)
+        digest = prompt_hash(messages, backend, model, generation_key(cfg))
         if record["id"] in hashes:
             if hashes[record["id"]] != digest:
                 raise ConfigError(
-                    f"{out} holds record {record['id']} annotated with another prompt or model; "
-                    "write to another --out (nothing is mixed or paid for twice)"
+                    f"{out} holds record {record['id']} annotated with another prompt or model (or other "
+                    "--max-tokens / --temperature); write to another --out (nothing is mixed or paid for twice)"
                 )
             stats.skipped += 1
             continue
@@ -177,6 +186,7 @@ class Writer:
         stats.prompt_tokens += completion.prompt_tokens
         stats.completion_tokens += completion.completion_tokens
         stats.flags.update(flags)
+        stats.unusable += bool({"empty", "truncated"} & set(flags))
         stats.grounding.append(grounding)
 
     def fail(self, record: dict, error: str, attempts: int) -> None:
@@ -271,7 +281,7 @@ def make_teacher(cfg: AnnotateSettings, cache_dir: Path) -> Teacher | BatchTeach
 
 
 def plan_all(data: Path, out: Path, cfg: AnnotateSettings, backend: str, model: str, template: str | None) -> list[Job]:
-    """One job per split file; reads what is already annotated (nothing is created here)."""
+    """One job per split file to annotate; reads what is already annotated (nothing is created here)."""
     if data.is_file():
         if out.is_dir():
             raise ConfigError(f"--out {out} is a folder; give a .jsonl file for a single split")
@@ -280,10 +290,22 @@ def plan_all(data: Path, out: Path, cfg: AnnotateSettings, backend: str, model: 
         raise DataError(f"{data} does not exist")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give a folder for a prepared folder")
-    splits = [data / f"{name}.jsonl" for name in ("train", "valid", "test") if (data / f"{name}.jsonl").is_file()]
-    if not splits:
+    if not any((data / f"{name}.jsonl").is_file() for name in SPLITS):
         raise DataError(f"{data}: no train/valid/test.jsonl; run `distil prepare` first")
-    return [plan(src, out / src.name, cfg, backend, model, template) for src in splits]
+    missing = [name for name in cfg.splits if not (data / f"{name}.jsonl").is_file()]
+    if missing:
+        raise DataError(f"{data}: no {', '.join(f'{m}.jsonl' for m in missing)} to annotate (--splits)")
+    return [plan(data / f"{name}.jsonl", out / f"{name}.jsonl", cfg, backend, model, template) for name in cfg.splits]
+
+
+def copy_other_splits(data: Path, out: Path, annotated: list[str]) -> None:
+    """The splits not annotated (and the manifest) go to OUT unchanged, so OUT is a whole prepared folder."""
+    for name in [f"{s}.jsonl" for s in SPLITS if s not in annotated] + ["manifest.json"]:
+        source, target = data / name, out / name
+        if source.is_file() and not target.exists():
+            tmp = target.with_name(f".{name}.copy")
+            shutil.copyfile(source, tmp)
+            tmp.replace(target)
 
 
 def _progress_tick(jobs: list[Job], total: Stats, progress: Callable[[Stats], None] | None) -> Callable[[], None]:
@@ -324,8 +346,7 @@ def _annotate(data: Path, out: Path, cfg: AnnotateSettings, cache_dir: Path, pro
     teacher = make_teacher(cfg, cache_dir) if any(job.todo for job in jobs) else None
     if data.is_dir():  # created only once the teacher exists: a bad key or model creates nothing
         out.mkdir(parents=True, exist_ok=True)
-        if (data / "manifest.json").is_file() and not (out / "manifest.json").exists():
-            shutil.copyfile(data / "manifest.json", out / "manifest.json")
+        copy_other_splits(data, out, cfg.splits)
     if isinstance(teacher, BatchTeacher):  # in-process models batch; API clients run concurrently
         run_local(jobs, teacher, cfg, label_aware, tick)
     elif isinstance(teacher, Teacher):
@@ -341,9 +362,17 @@ def _annotate(data: Path, out: Path, cfg: AnnotateSettings, cache_dir: Path, pro
     return result
 
 
-def check_failures(stats: Stats) -> None:
+def check_failures(stats: Stats, max_flagged: float = 1.0) -> None:
+    """Exit 3 for records that failed after their retries, or for too many empty or truncated rationales."""
     if stats.failed:
         raise PartialFailure(
             f"{stats.failed} record(s) failed after retries; see {', '.join(stats.failed_files)}; "
             "rerun the same command to retry only those"
+        )
+    empty, truncated = stats.flags.get("empty", 0), stats.flags.get("truncated", 0)
+    if stats.done and stats.unusable / stats.done > max_flagged:
+        raise PartialFailure(
+            f"{stats.unusable} of {stats.done} new rationale(s) empty ({empty}) or truncated ({truncated}) "
+            f"(more than --max-flagged {max_flagged:g}); raise --max-tokens (in another --out) or check the "
+            "teacher; the rows are kept and flagged in their 'annotation'"
         )

@@ -142,12 +142,18 @@ def build_examples(
         rid = record["id"]
         if not record.get("output"):
             raise DataError(f"record {rid}: no 'output' (reference summary) to train on")
-        if objective == "distill" and not record.get("rationale"):
+        if objective == "distill" and not (record.get("rationale") or "").strip():
             if missing_rationale == "skip":
                 skipped.append(rid)
                 continue
+            if "rationale" in record:  # annotated, but the teacher gave nothing usable
+                flags = "/".join((record.get("annotation") or {}).get("flags") or []) or "no flags"
+                raise DataError(
+                    f"record {rid}: its rationale is empty (annotated, {flags}); "
+                    "annotate it again into a new --out, or pass --missing-rationale skip"
+                )
             raise DataError(
-                f"record {rid}: no 'rationale' for distill training; run `distil annotate`, "
+                f"record {rid}: no 'rationale' for distill training (never annotated); run `distil annotate`, "
                 "pass --missing-rationale skip, or use --objective standard"
             )
         lang = record.get("lang", "en")
