@@ -181,6 +181,10 @@ def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, mode
     assert len(predictions) == 4
     model = AutoModelForCausalLM.from_pretrained(out / "final")
     assert model.config.vocab_size == len(load_tokenizer(str(out / "final")))
+    card = (out / "final" / "README.md").read_text()
+    assert "Not a medical device" in card and run["data_manifest_sha256"] in card and "Objective: " + model_type in card
+    assert "eval_rouge_mean" in card and (out / "final" / "model.safetensors").is_file()
+    assert run["selected"]["rule"] == "last" and run["selected"]["checkpoint"] == "step 3"
 
 
 def test_distill_requires_rationales_and_existing_run_guard(tmp_path, data_dir, tiny):
@@ -354,6 +358,8 @@ def test_lora_run_merges_into_final_unless_no_merge(tmp_path, data_dir, tiny, me
         assert not any("lora" in name for name, _ in merged.named_parameters())
     else:
         assert "adapter_config.json" in files and "adapter_model.safetensors" in files
+        assert "LoRA adapter" in (out / "final" / "README.md").read_text()
+    assert "README.md" in files
     predictions = tmp_path / "p.jsonl"  # infer loads either form from the run folder
     done = run_cli("infer", out, data_dir, "--split", "valid", "--out", predictions, "--max-new-tokens", 2)
     assert done.exit_code == 0, done.output

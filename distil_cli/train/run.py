@@ -22,6 +22,7 @@ from distil_cli.models import load_tokenizer, resolve_model
 from distil_cli.prompts import Task, choose_formatter, instruction_for
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
+from distil_cli.train.card import model_card
 from distil_cli.train.examples import ExampleSet, build_examples
 from distil_cli.train.kernels import VARLEN
 from distil_cli.train.resume import RunDir, check_same_run, choose_checkpoint, clear_for_fresh_start, step_of
@@ -147,8 +148,9 @@ def _trim_metrics(path: Path, last_step: int) -> None:
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
 
-def _save_final(trainer, tokenizer, out: Path, cfg: TrainSettings) -> Path:
-    """final/ is written beside it and renamed into place: a kill never leaves half a model there."""
+def _save_final(trainer, tokenizer, out: Path, cfg: TrainSettings, card: str) -> Path:
+    """final/ (model, tokenizer, model card) is written beside it and renamed into place: a kill never
+    leaves half a model there."""
     final = out / "final"
     remove_stale_temporaries(out, "final")
     tmp = out / temporary_name("final")
@@ -156,8 +158,9 @@ def _save_final(trainer, tokenizer, out: Path, cfg: TrainSettings) -> Path:
     model = trainer.accelerator.unwrap_model(trainer.model)
     if cfg.lora and cfg.merge:
         model = model.merge_and_unload()
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp)  # safetensors
     tokenizer.save_pretrained(tmp)
+    (tmp / "README.md").write_text(card, encoding="utf-8")
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final
@@ -302,6 +305,7 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
     record = _run_record(data_dir, inputs, cfg, trainer, started)
     record.final = str(out / "final")
     if trainer.is_world_process_zero():  # only rank 0 writes files
-        _save_final(trainer, inputs.tokenizer, out, cfg)
+        card = model_card(record, trainer.state.log_history, adapter=cfg.lora and not cfg.merge)
+        _save_final(trainer, inputs.tokenizer, out, cfg, card)
         record.write(out)
     return record
