@@ -220,3 +220,54 @@ def plugins_tables(registry) -> list[Table]:
     for name in registry.metrics:
         metrics.add_row(name, registry.source("metric", name))
     return [plugins, families, formatters, backends, metrics]
+
+
+def read_metrics(run_dir) -> list[dict[str, Any]]:
+    """The lines of RUN_DIR/metrics.jsonl (a missing or torn file gives what parses)."""
+    import json
+    from pathlib import Path
+
+    path = Path(run_dir) / "metrics.jsonl"
+    lines = []
+    if path.is_file():
+        for text in path.read_text(encoding="utf-8").splitlines():
+            try:
+                lines.append(json.loads(text))
+            except ValueError:
+                continue
+    return lines
+
+
+CURVES = (
+    ("training loss per task", (("loss_pred", "summary"), ("loss_expl", "rationale"))),
+    ("validation loss per task (teacher-forced)", (("eval_loss_pred", "summary"), ("eval_loss_expl", "rationale"))),
+    ("validation ROUGE (generated summaries)", (("eval_rouge_mean", "mean of R1, R2, RL"),)),
+    ("learning rate", (("learning_rate", "lr"),)),
+)
+
+
+def plot_curves(run_dirs: list, path, names: list[str] | None = None) -> None:
+    """Training curves of one or more runs: task losses, validation losses, validation ROUGE, learning rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    names = names or [str(d) for d in run_dirs]
+    for (title, series), ax in zip(CURVES, axes.flat):
+        for run_dir, name in zip(run_dirs, names):
+            lines = read_metrics(run_dir)
+            for key, label in series:
+                points = [(line["step"], line[key]) for line in lines if isinstance(line.get(key), (int, float))]
+                if points:
+                    xs, ys = zip(*points)
+                    shown = label if len(run_dirs) == 1 else f"{name}: {label}"
+                    ax.plot(xs, ys, marker="o" if key.startswith("eval") else None, markersize=3, label=shown)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

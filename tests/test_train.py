@@ -185,6 +185,13 @@ def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, mode
     assert "Not a medical device" in card and run["data_manifest_sha256"] in card and "Objective: " + model_type in card
     assert "eval_rouge_mean" in card and (out / "final" / "model.safetensors").is_file()
     assert run["selected"]["rule"] == "last" and run["selected"]["checkpoint"] == "step 3"
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert all(line["eval_loss_pred"] > 0 for line in evals)  # teacher-forced validation loss per task
+    if model_type == "distill":
+        assert all(line["eval_loss_expl"] > 0 for line in evals)  # the valid records carry rationales here
+    plotted = run_cli("plot", out, out, "--out", tmp_path / "both")
+    assert plotted.exit_code == 0 and (tmp_path / "both.png").is_file()
+    assert run_cli("plot", tmp_path, "--out", tmp_path / "x.png").exit_code == 1
 
 
 def test_distill_requires_rationales_and_existing_run_guard(tmp_path, data_dir, tiny):

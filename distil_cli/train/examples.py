@@ -169,6 +169,32 @@ def build_examples(
     return ExampleSet(examples, sum(e["cropped"] for e in examples), skipped, long)
 
 
+def validation_examples(
+    records: Sequence[dict[str, Any]],
+    tokenizer,
+    formatter: PromptFormatter,
+    objective: str,
+    max_input_tokens: int,
+    max_output_tokens: int,
+    summary_instructions: dict[str, str] | None = None,
+    rationale_instructions: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Teacher-forced examples of the eval records: every summary, and (distill) the rationales they have.
+
+    Validation records are usually not annotated (annotate does train only by default), so a
+    missing rationale is not an error here; long answers are cropped (a validation loss only).
+    """
+    encode = _Encoder(tokenizer, formatter, max_input_tokens, max_output_tokens)
+    examples = []
+    for record in records:
+        lang = record.get("lang", "en")
+        examples.append(encode(record, instruction_for(Task.SUMMARY, lang, summary_instructions), Task.SUMMARY, True))
+        if objective == "distill" and (record.get("rationale") or "").strip():
+            instruction = instruction_for(Task.RATIONALE, lang, rationale_instructions)
+            examples.append(encode(record, instruction, Task.RATIONALE, True))
+    return examples
+
+
 def task_masks(labels: torch.Tensor, task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per task (summary, rationale): the positions [B, T-1] whose next token is supervised.
 

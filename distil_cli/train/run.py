@@ -23,7 +23,7 @@ from distil_cli.prompts import Task, choose_formatter, instruction_for
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.card import model_card
-from distil_cli.train.examples import ExampleSet, build_examples
+from distil_cli.train.examples import ExampleSet, build_examples, validation_examples
 from distil_cli.train.kernels import VARLEN
 from distil_cli.train.resume import RunDir, check_same_run, choose_checkpoint, clear_for_fresh_start, step_of
 
@@ -298,6 +298,16 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
         summary_instructions=cfg.instruction_overrides("summary"),
         predictions_dir=out / "eval_predictions",
         batch_sampler=sampler,
+        validation_examples=validation_examples(
+            inputs.eval_records,
+            inputs.tokenizer,
+            inputs.formatter,
+            cfg.objective,
+            cfg.max_input_tokens,
+            cfg.max_output_tokens,
+            cfg.instruction_overrides("summary"),
+            cfg.instruction_overrides("rationale"),
+        ),
     )
     trainer.remove_callback(ProgressCallback)  # replaced by one that shows the losses on the bar
     trainer.add_callback(LossProgress())
@@ -308,4 +318,7 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
         card = model_card(record, trainer.state.log_history, adapter=cfg.lora and not cfg.merge)
         _save_final(trainer, inputs.tokenizer, out, cfg, card)
         record.write(out)
+        from distil_cli.reports import plot_curves
+
+        plot_curves([out], out / "curves.png")
     return record

@@ -23,7 +23,13 @@ from transformers.trainer_callback import ProgressCallback
 from distil_cli.evaluate.metrics import aggregate, score_many
 from distil_cli.generate.batched import generate_batched
 from distil_cli.prompts import SUMMARY, PromptFormatter, instruction_for, stop_token_ids
-from distil_cli.train.batching import GroupedLengthSampler, LossCounts, PackingCollator, TokenBudgetBatchSampler
+from distil_cli.train.batching import (
+    Collator,
+    GroupedLengthSampler,
+    LossCounts,
+    PackingCollator,
+    TokenBudgetBatchSampler,
+)
 from distil_cli.train.examples import encode_prompt
 from distil_cli.train.kernels import VARLEN
 from distil_cli.train.loss import (
@@ -84,9 +90,11 @@ class DistilTrainer(Trainer):
         summary_instructions: dict[str, str] | None = None,
         predictions_dir: Path | None = None,
         batch_sampler: TokenBudgetBatchSampler | None = None,
+        validation_examples: list[dict[str, Any]] | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.validation_examples = validation_examples or []
         self.eval_records = eval_records or []
         self.formatter = formatter
         self.summary_instructions = summary_instructions
@@ -176,6 +184,7 @@ class DistilTrainer(Trainer):
             score_many([r["prediction"] for r in rows], [r["reference"] for r in rows], [r["lang"] for r in rows])
         )
         metrics = {f"{metric_key_prefix}_{k}": round(v, 4) for k, v in scores.items()}
+        metrics.update({f"{metric_key_prefix}_{k}": v for k, v in self._validation_losses().items()})
         metrics[f"{metric_key_prefix}_samples"] = len(rows)
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - started, 2)
         if self.predictions_dir is not None and self.is_world_process_zero():
@@ -185,6 +194,38 @@ class DistilTrainer(Trainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+    @torch.no_grad()
+    def _validation_losses(self, chunk: int = 16) -> dict[str, float]:
+        """Teacher-forced per-task loss on the eval records (loss_pred, loss_expl): overfitting shows here."""
+        if not self.validation_examples:
+            return {}
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        collate = Collator(getattr(self.processing_class, "pad_token_id", None) or 0)
+        mine = self.validation_examples[self.args.process_index :: self.args.world_size]
+        totals = torch.zeros(4, dtype=torch.float64)  # sum_pred, sum_expl, n_pred, n_expl
+        try:
+            for start in range(0, len(mine), chunk):
+                batch = collate(mine[start : start + chunk])
+                inputs = {k: batch[k].to(self.args.device) for k in ("input_ids", "attention_mask")}
+                labels, task = batch["labels"].to(self.args.device), batch["task"].to(self.args.device)
+                with self.autocast_smart_context_manager():
+                    losses, _ = supervised_token_losses(model, inputs, labels)
+                parts = losses_to_parts(losses.float(), labels, task, 1.0, check=False)
+                totals += torch.tensor(
+                    [parts.sum_pred, parts.sum_expl, parts.n_pred, parts.n_expl], dtype=torch.float64
+                )
+        finally:
+            model.train(was_training)
+        if self.args.world_size > 1:
+            totals = self.accelerator.reduce(totals.to(self.args.device), reduction="sum").cpu()
+        sum_pred, sum_expl, n_pred, n_expl = totals.tolist()
+        out = {"loss_pred": round(sum_pred / n_pred, 4)} if n_pred else {}
+        if n_expl:
+            out["loss_expl"] = round(sum_expl / n_expl, 4)
+        return out
 
     def _generate_eval_rows(self) -> list[dict[str, Any]]:
         """Greedy summaries of this rank's share of the eval records, gathered from every rank."""
@@ -202,14 +243,19 @@ class DistilTrainer(Trainer):
             )[0]
             for r in mine
         ]
-        outputs = generate_batched(
-            self.accelerator.unwrap_model(self.model),
-            tokenizer,
-            prompts,
-            stop_token_ids(tokenizer, self.formatter),
-            self.args.max_new_tokens,
-            batch_size=self.args.per_device_eval_batch_size,
-        )
+        from tqdm.auto import tqdm
+
+        show = not self.args.disable_tqdm and self.is_world_process_zero()
+        with tqdm(total=len(prompts), desc="evaluate: generating", leave=False, disable=not show) as bar:
+            outputs = generate_batched(
+                self.accelerator.unwrap_model(self.model),
+                tokenizer,
+                prompts,
+                stop_token_ids(tokenizer, self.formatter),
+                self.args.max_new_tokens,
+                batch_size=self.args.per_device_eval_batch_size,
+                on_batch=lambda indices, _: bar.update(len(indices)),
+            )
         rows = [
             {"id": r["id"], "lang": r.get("lang", "en"), "prediction": o.text, "reference": r["output"]}
             for r, o in zip(mine, outputs)
