@@ -11,7 +11,8 @@ from conftest import run_cli, tiny_model_dir, write_case
 
 from distil_cli.data.files import done_ids
 from distil_cli.generate.batched import generate_batched
-from distil_cli.generate.infer import prompt_spec, submission_name
+from distil_cli.generate.infer import prompt_spec
+from distil_cli.generate.submission import submission_name
 from distil_cli.models import load_tokenizer
 from distil_cli.prompts import choose_formatter, stop_token_ids
 
@@ -261,3 +262,22 @@ def test_paths_a_user_can_get_wrong_are_one_line_errors(tmp_path, data, tiny):
     assert result.exit_code == 1 and "is the input itself" in result.output
     result = run_cli("infer", "missing-model-folder/", data, "--out", tmp_path / "p.jsonl")
     assert result.exit_code == 1 and not (tmp_path / "p.jsonl").exists()
+
+
+def test_shared_task_layout_per_language_with_zips(tmp_path, data, tiny):
+    import zipfile
+
+    sub = tmp_path / "sub"
+    args = ["infer", tiny, data, "--out", tmp_path / "p.jsonl", "--max-new-tokens", 2, "--submission-dir", sub]
+    result = run_cli(*args, "--team", "TeamX", "--run-id", 2)
+    assert result.exit_code == 0, result.output
+    folders = sorted(p.name for p in sub.iterdir() if p.is_dir())
+    assert folders == [f"TeamX_multiclinsum_{lang}_run_2" for lang in ("en", "es", "fr", "pt")]
+    assert sorted(p.name for p in (sub / "TeamX_multiclinsum_en_run_2").iterdir()) == [
+        "case-0_sum.txt",
+        "case-4_sum.txt",
+    ]
+    with zipfile.ZipFile(sub / "TeamX_multiclinsum_en_run_2.zip") as archive:
+        assert sorted(archive.namelist()) == [f"TeamX_multiclinsum_en_run_2/case-{i}_sum.txt" for i in (0, 4)]
+    bad = run_cli(*args, "--team", "TeamX")
+    assert bad.exit_code == 1 and "--team and --run-id go together" in bad.output

@@ -31,19 +31,29 @@ def infer(
     submission_dir: Annotated[
         Optional[Path], typer.Option("--submission-dir", help="Also write DIR/<case_id>_sum.txt (MultiClinSum layout).")
     ] = None,
+    team: Annotated[
+        Optional[str],
+        typer.Option(help="With --run-id: DIR/<team>_multiclinsum_<lang>_run_<N>/ per language, and a zip of each."),
+    ] = None,
+    run_id: Annotated[Optional[int], typer.Option(help="The shared task's run number (with --team).")] = None,
     lang: Annotated[
         Optional[str], typer.Option("--lang", help="Language of .txt inputs whose names carry none.")
     ] = None,
 ) -> None:
     """Generate summaries: length-sorted batches, left padding, KV cache, bf16 on GPU; resumable."""
-    flags = flags_of(locals(), "model", "data", "out", "submission_dir", "lang")
+    flags = flags_of(locals(), "model", "data", "out", "submission_dir", "lang", "team", "run_id")
     loaded = settings_for(ctx, "infer", **flags)
     from distil_cli.generate.infer import read_inputs, run_inference
+    from distil_cli.generate.submission import Submission
+
+    submission = Submission(submission_dir, team, run_id) if submission_dir is not None else None
+    if submission is None and team is not None:
+        raise typer.BadParameter("--team needs --submission-dir", param_hint="--team")
 
     records = read_inputs(data, loaded.settings.infer.split, lang)
     with RateBar("infer", len(records)) as advance:
         result = run_inference(
-            model, records, out, loaded.settings.infer, loaded.settings.models.cache_dir, submission_dir, advance, data
+            model, records, out, loaded.settings.infer, loaded.settings.models.cache_dir, submission, advance, data
         )
     rate = result.new_tokens / max(result.seconds, 1e-9)
     err_console.print(

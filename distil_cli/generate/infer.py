@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.data.readers import detect_lang
 from distil_cli.data.text import normalise_text
 from distil_cli.errors import ConfigError, DataError
+from distil_cli.generate.submission import Submission
 from distil_cli.models import load_causal_lm, load_tokenizer, resolve_model
 from distil_cli.prompts import SUMMARY, choose_formatter, instruction_for, stop_token_ids
 from distil_cli.run_record import RunRecord, find_run_record
@@ -28,8 +28,6 @@ from distil_cli.settings import InferSettings
 from distil_cli.train.examples import encode_prompt
 
 log = logging.getLogger(__name__)
-SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_FILE_NAME = 255  # bytes, on every common file system
 
 
 @dataclass
@@ -91,12 +89,6 @@ def read_inputs(data: Path, split: str, lang: str | None) -> list[dict[str, Any]
     return records
 
 
-def submission_name(record_id: str) -> str:
-    """``<case_id>_sum.txt`` with the id sanitised so it cannot escape the folder."""
-    safe = SAFE_ID.sub("_", record_id).strip("._") or "record"
-    return f"{safe}_sum.txt"
-
-
 def auto_batch_size(model, prompt_tokens: int, max_new_tokens: int) -> int:
     """As many sequences as fit in half the free GPU memory (KV cache + logits); 8 on CPU."""
     import torch
@@ -123,24 +115,14 @@ class InferResult:
     out: Path
 
 
-def check_ids(records: list[dict[str, Any]], submission_dir: Path | None) -> None:
+def check_ids(records: list[dict[str, Any]], submission: Submission | None) -> None:
     """Unique ids, and unique submission file names: checked before any generation."""
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
         raise DataError(f"duplicate id '{duplicate}' in the input; ids must be unique")
-    if submission_dir is not None:
-        names: dict[str, str] = {}
-        for record_id in ids:
-            name = submission_name(record_id)
-            if name in names:
-                raise DataError(f"ids '{names[name]}' and '{record_id}' map to the same submission file {name}")
-            if len(name.encode("utf-8")) > MAX_FILE_NAME:
-                raise DataError(
-                    f"id '{record_id[:40]}...' is too long for a submission file name ({len(name.encode())} bytes, "
-                    f"at most {MAX_FILE_NAME}); shorten the ids (e.g. in `distil prepare`) or drop --submission-dir"
-                )
-            names[name] = record_id
+    if submission is not None:
+        submission.check(records)
 
 
 @dataclass
@@ -187,8 +169,8 @@ class Generator:
 class PredictionWriter:
     """Appends one prediction line per record as each batch finishes (flushed), and its submission file."""
 
-    def __init__(self, fh, todo: list[dict[str, Any]], submission_dir: Path | None, progress=None):
-        self.fh, self.todo, self.submission_dir, self.progress = fh, todo, submission_dir, progress
+    def __init__(self, fh, todo: list[dict[str, Any]], submission: Submission | None, progress=None):
+        self.fh, self.todo, self.submission, self.progress = fh, todo, submission, progress
         self.written = self.tokens = 0
 
     def __call__(self, indices: list[int], outputs: list) -> None:
@@ -199,21 +181,13 @@ class PredictionWriter:
                 row["reference"] = r["output"]
             row.update({"tokens": generated.new_tokens, "finish_reason": generated.finish_reason})
             self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            if self.submission_dir is not None:
-                (self.submission_dir / submission_name(r["id"])).write_text(generated.text + "\n", encoding="utf-8")
+            if self.submission is not None:
+                self.submission.write(r, generated.text)
             self.written += 1
             self.tokens += generated.new_tokens
         self.fh.flush()
         if self.progress is not None:
             self.progress(len(indices), sum(g.new_tokens for g in outputs))
-
-
-def fill_submission(out: Path, submission_dir: Path) -> None:
-    """Records done in an earlier run also belong in the submission folder."""
-    for row in (json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()):
-        target = submission_dir / submission_name(row["id"])
-        if not target.exists():
-            target.write_text(row["prediction"] + "\n", encoding="utf-8")
 
 
 def meta_path(out: Path) -> Path:
@@ -281,7 +255,7 @@ def run_inference(
     out: Path,
     cfg: InferSettings,
     cache_dir: Path,
-    submission_dir: Path | None = None,
+    submission: Submission | None = None,
     progress=None,
     data: Path | None = None,
 ) -> InferResult:
@@ -290,17 +264,17 @@ def run_inference(
     One process per output at a time; a resume must come from the same model and settings.
     """
     out = Path(out)
-    for target, flag in ((out, "--out"), (submission_dir, "--submission-dir")):
+    for target, flag in ((out, "--out"), (submission.root if submission else None, "--submission-dir")):
         if data is not None and target is not None:
             check_separate(data, target, flag)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a .jsonl file for the predictions")
-    check_ids(records, submission_dir)
+    check_ids(records, submission)
     with OutputLock(out):
-        return _run_inference(model_arg, records, out, cfg, cache_dir, submission_dir, progress)
+        return _run_inference(model_arg, records, out, cfg, cache_dir, submission, progress)
 
 
-def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission_dir, progress) -> InferResult:
+def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission, progress) -> InferResult:
     from distil_cli.generate.batched import generate_batched
 
     finished = done_ids(out)
@@ -314,11 +288,11 @@ def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission_dir
     batch_size = cfg.batch_size or auto_batch_size(generator.model, longest, cfg.max_new_tokens)
     out.parent.mkdir(parents=True, exist_ok=True)  # only now: a bad model or setting creates nothing
     check_resume(out, output_identity(generator, cfg, limit), bool(finished))
-    if submission_dir is not None:
-        submission_dir.mkdir(parents=True, exist_ok=True)
+    if submission is not None:
+        submission.root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with open(out, "a", encoding="utf-8") as fh:
-        writer = PredictionWriter(fh, todo, submission_dir, progress)
+        writer = PredictionWriter(fh, todo, submission, progress)
         generate_batched(
             generator.model,
             generator.tokenizer,
@@ -332,7 +306,8 @@ def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission_dir
             on_batch=writer,
             cache_implementation=None if cfg.cache == "dynamic" else cfg.cache,
         )
-    if submission_dir is not None:
-        fill_submission(out, submission_dir)
+    if submission is not None:
+        submission.fill(out)
+        submission.zip_folders()
     seconds = time.perf_counter() - started
     return InferResult(writer.written, len(finished), cropped, writer.tokens, seconds, out)
