@@ -63,7 +63,7 @@ def score_table(rows: list[dict[str, Any]], title: str = "scores (x100); rouge_m
     table = Table(title=title)
     columns = score_columns(rows)
     for column in ("run", "lang", "n", *columns):
-        table.add_column(column, justify="left" if column in ("run", "lang") else "right")
+        table.add_column(column, justify="left" if column in ("run", "lang") else "right", overflow="fold")
     for row in rows:
         table.add_row(row["run"], row["lang"], str(row["n"]), *(_cell(row, m) for m in columns))
     return table
@@ -72,7 +72,8 @@ def score_table(rows: list[dict[str, Any]], title: str = "scores (x100); rouge_m
 def compare_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="paired difference (other - base), bootstrap 95% CI")
     for column in ("base", "other", "lang", "metric", "n", "diff", "95% CI", "p"):
-        table.add_column(column, justify="left" if column in ("base", "other", "lang", "metric") else "right")
+        justify = "left" if column in ("base", "other", "lang", "metric") else "right"
+        table.add_column(column, justify=justify, overflow="fold")
     for row in rows:
         ci = f"[{row['ci'][0]:+.2f}, {row['ci'][1]:+.2f}]" if row["ci"] else "n < 10"
         table.add_row(
@@ -159,8 +160,8 @@ def annotate_summary(stats) -> Table:
     from statistics import fmean
 
     table = Table(title="annotation summary")
-    table.add_column("what")
-    table.add_column("value", justify="right")
+    table.add_column("what", overflow="fold")
+    table.add_column("value", justify="right", overflow="fold")
     elapsed = max(stats_elapsed(stats), 1e-9)
     rows = [
         ("records", stats.total),
@@ -187,7 +188,7 @@ def stats_elapsed(stats) -> float:
 def plugins_tables(registry) -> list[Table]:
     plugins = Table(title="plugins")
     for column in ("plugin", "package", "status"):
-        plugins.add_column(column)
+        plugins.add_column(column, overflow="fold")
     for row in registry.plugins:
         plugins.add_row(row["name"], row["package"], row["status"])
     families = Table(title="model families")
@@ -205,18 +206,18 @@ def plugins_tables(registry) -> list[Table]:
             registry.source("family", fam.name),
         )
     formatters = Table(title="prompt formatters")
-    formatters.add_column("formatter")
-    formatters.add_column("plugin")
+    formatters.add_column("formatter", overflow="fold")
+    formatters.add_column("plugin", overflow="fold")
     for name in registry.formatters:
         formatters.add_row(name, registry.source("formatter", name))
     backends = Table(title="annotate backends")
-    backends.add_column("backend")
-    backends.add_column("plugin")
+    backends.add_column("backend", overflow="fold")
+    backends.add_column("plugin", overflow="fold")
     for name in registry.backends:
         backends.add_row(name, registry.source("backend", name))
     metrics = Table(title="metrics (distil score --metric)")
-    metrics.add_column("metric")
-    metrics.add_column("plugin")
+    metrics.add_column("metric", overflow="fold")
+    metrics.add_column("plugin", overflow="fold")
     for name in registry.metrics:
         metrics.add_row(name, registry.source("metric", name))
     return [plugins, families, formatters, backends, metrics]

@@ -60,3 +60,33 @@ def test_debug_off_values_keep_the_one_line_error(tmp_path, value):
     result = run_cli("prepare", tmp_path / "missing", "--out", tmp_path / "o", env={"DISTIL_DEBUG": value})
     assert result.exit_code == 1 and result.output.startswith("error:")
     assert isinstance(result.exception, SystemExit)
+
+
+def test_help_lists_the_allowed_values_of_choice_options():
+    text = " ".join(run_cli("score", "--help", env={"COLUMNS": "200"}).output.split())
+    assert "One of: table, json, csv, markdown" in text and "One of: porter, language, none" in text
+    text = " ".join(run_cli("train", "--help", env={"COLUMNS": "200"}).output.split())
+    for choices in ("One of: standard, distill", "One of: last, best", "One of: none, tensorboard, wandb"):
+        assert choices in text
+
+
+def test_json_output_for_plugins_models_config_and_env(tmp_path):
+    import json
+
+    plugins = json.loads(run_cli("plugins", "--json").stdout)
+    assert {"exact", "equation", "rouge"} <= set(plugins["metrics"]) and plugins["formatters"]["chatml"]
+    config = json.loads(run_cli("config", "show", "--json", "--section", "train").stdout)
+    assert {"key": "train.alpha", "value": "0.5", "source": "default"} in config
+    models = json.loads(run_cli("models", "list", "--json", "--cache-dir", tmp_path).stdout)
+    assert models == []
+    env = json.loads(run_cli("env", "--json").stdout)
+    assert env["packages"]["torch"] and "cuda" in env and env["model_cache"]
+
+
+def test_json_config_file_is_read_as_json(tmp_path):
+    from distil_cli.settings import load_settings
+
+    path = tmp_path / "distil.json"
+    path.write_text('{"train": {"alpha": 0.3, "trainer_args": {"max_grad_norm": 0.5}}}')
+    train = load_settings(path, env={}).settings.train
+    assert train.alpha == 0.3 and train.trainer_args == {"max_grad_norm": 0.5}

@@ -477,3 +477,18 @@ def test_long_rationale_is_cropped_skipped_or_an_error(tokenizer):
     assert [e["task"] for e in skipped.examples] == [0] and skipped.long_rationales == 1
     with pytest.raises(DataError, match="exceeds max_output_tokens=16"):
         build_examples(records, tokenizer, formatter, "distill", 64, 16, long_rationale="error")
+
+
+def test_trainer_args_pass_through_and_are_checked(tmp_path, data_dir, tiny):
+    out = tmp_path / "run"
+    extra = ["--trainer-arg", "max_grad_norm=0.25", "--trainer-arg", "lr_scheduler_type=linear"]
+    result = run_cli(*_train_args(data_dir, out, tiny, "standard", steps=1, extra=extra))
+    assert result.exit_code == 0, result.output
+    args = torch.load(out / "checkpoint-1" / "training_args.bin", weights_only=False)
+    assert args.max_grad_norm == 0.25 and getattr(args.lr_scheduler_type, "value", None) == "linear"
+    for arg, message in (
+        ("max_grad_nrom=1", "is not a TrainingArguments field; did you mean max_grad_norm"),
+        ("learning_rate=1", "distil sets it from --lr"),
+    ):
+        bad = run_cli(*_train_args(data_dir, tmp_path / "bad", tiny, "standard", steps=1, extra=["--trainer-arg", arg]))
+        assert bad.exit_code == 1 and message in bad.output and not (tmp_path / "bad").exists()

@@ -17,7 +17,7 @@ import typer
 from rich.logging import RichHandler
 
 from distil_cli import __version__
-from distil_cli.cli import annotate, experiment, infer, plot, prepare, score, train
+from distil_cli.cli import annotate, env, experiment, infer, plot, prepare, score, train
 from distil_cli.cli.bench import bench_app
 from distil_cli.cli.common import err_console, new_app, out_console
 from distil_cli.cli.config import config_app
@@ -29,7 +29,16 @@ app = new_app(
     "Typical flow: prepare -> annotate -> train -> infer -> score. Settings come from defaults < --config FILE "
     "< DISTIL_<SECTION>__<FIELD> environment variables < flags; see `distil config show`."
 )
-COMMANDS = (prepare.prepare, annotate.annotate, train.train, infer.infer, score.score, experiment.experiment, plot.plot)
+COMMANDS = (
+    prepare.prepare,
+    annotate.annotate,
+    train.train,
+    infer.infer,
+    score.score,
+    experiment.experiment,
+    plot.plot,
+    env.env,
+)
 for command in COMMANDS:
     app.command()(command)
 app.add_typer(config_app, name="config")

@@ -144,3 +144,12 @@ class RateBar:
         if exc[0] is None:
             self.bar.update(self.task, completed=self.total)
         self.bar.__exit__(*exc)
+
+
+JSON_FLAG = typer.Option("--json", help="Print JSON instead of a table (for scripts and bug reports).")
+
+
+def print_json(data) -> None:
+    import json
+
+    out_console.print(json.dumps(data, indent=2, ensure_ascii=False, default=str), highlight=False, soft_wrap=True)

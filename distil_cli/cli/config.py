@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from distil_cli.cli.common import new_app, out_console, settings_for
+from distil_cli.cli.common import JSON_FLAG, new_app, out_console, print_json, settings_for
 from distil_cli.settings import effective_rows
 
 config_app = new_app("Inspect the effective settings.")
@@ -19,9 +19,13 @@ def config_show(
     section: Annotated[
         Optional[str], typer.Option("--section", "-s", help="Only this section (prepare, train, ...).")
     ] = None,
+    as_json: Annotated[bool, JSON_FLAG] = False,
 ) -> None:
     """Print every effective setting with its source (default, file, environment); secrets are masked."""
     loaded = settings_for(ctx)
+    if as_json:
+        print_json([{"key": k, "value": v, "source": src} for k, v, src in effective_rows(loaded, section)])
+        return
     table = Table(title="distil settings", show_lines=False)
     for column in ("key", "value", "source"):
         table.add_column(column, overflow="fold")

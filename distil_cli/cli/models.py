@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from distil_cli.cli.common import err_console, new_app, opt, out_console, settings_for
+from distil_cli.cli.common import JSON_FLAG, err_console, new_app, opt, out_console, print_json, settings_for
 
 models_app = new_app("The embedded default model (SmolLM2-135M-Instruct) and the model cache.")
 
@@ -29,12 +29,19 @@ def models_pull(
 
 
 @models_app.command("list")
-def models_list(ctx: typer.Context, cache_dir: Annotated[Optional[Path], opt("models", "cache_dir")] = None) -> None:
+def models_list(
+    ctx: typer.Context,
+    cache_dir: Annotated[Optional[Path], opt("models", "cache_dir")] = None,
+    as_json: Annotated[bool, JSON_FLAG] = False,
+) -> None:
     """Show the models in the cache."""
     from distil_cli.models import list_models
 
     cfg = settings_for(ctx, "models", cache_dir=cache_dir).settings.models
     rows = list_models(cfg.cache_dir)
+    if as_json:
+        print_json(rows)
+        return
     table = Table(title=f"models in {cfg.cache_dir}")
     for column in ("name", "size MB", "source", "path"):
         table.add_column(column, overflow="fold")

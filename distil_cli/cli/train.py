@@ -60,6 +60,13 @@ def train(  # one parameter per flag: a flat list, longer than a function should
         Optional[bool], opt("train", "reshuffle_batches", "--reshuffle-batches/--no-reshuffle-batches")
     ] = None,
     long_rationale: Annotated[Optional[str], opt("train", "long_rationale")] = None,
+    trainer_arg: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--trainer-arg",
+            help="KEY=VALUE: any other TrainingArguments field (repeatable; VALUE read as JSON if it can be).",
+        ),
+    ] = None,
     report_to: Annotated[Optional[str], opt("train", "report_to")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR from its last checkpoint.")] = False,
     inspect: Annotated[
@@ -70,7 +77,9 @@ def train(  # one parameter per flag: a flat list, longer than a function should
     ] = None,
 ) -> None:
     """Fine-tune a causal LM: standard (summary only) or distill (summary + rationale, alpha-weighted)."""
-    flags = flags_of(locals(), "data_dir", "out", "resume", "inspect")
+    flags = flags_of(locals(), "data_dir", "out", "resume", "inspect", "trainer_arg")
+    if trainer_arg:
+        flags["trainer_args"] = dict(_key_value(item) for item in trainer_arg)
     if flags["lora_target_modules"] is not None:
         flags["lora_target_modules"] = [m.strip() for m in flags["lora_target_modules"].split(",") if m.strip()]
     loaded = settings_for(ctx, "train", **flags)
@@ -94,3 +103,15 @@ def train(  # one parameter per flag: a flat list, longer than a function should
         highlight=False,
     )
     out_console.print(record.final, highlight=False)
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise typer.BadParameter(f"expected KEY=VALUE, got {text!r}", param_hint="--trainer-arg")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +50,20 @@ def field_help(section: str, name: str) -> str:
     default = info.get_default(call_default_factory=True)
     if isinstance(default, tuple):
         default = ",".join(f"{x:g}" for x in default)
-    shown = "" if default in (None, {}, []) else f" [default: {default}]"
-    return f"{info.description}{shown} (setting {section}.{name})"
+    if isinstance(default, list):
+        default = ",".join(map(str, default))
+    shown = "" if default in (None, {}, [], "") else f" [default: {default}]"
+    choices = _choices(info.annotation)
+    listed = f" One of: {', '.join(choices)}." if choices else ""
+    return f"{info.description}{listed}{shown} (setting {section}.{name})"
+
+
+def _choices(annotation) -> list[str]:
+    """The allowed values of a Literal field (also inside Optional / a list), for --help."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(a) for a in args]
+    return next((c for c in (_choices(a) for a in args) if c), [])
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -65,6 +78,8 @@ def read_file(path: Path) -> dict[str, Any]:
             import yaml
 
             data = yaml.safe_load(text) or {}
+        elif path.suffix.lower() == ".json":
+            data = json.loads(text)
         else:
             if sys.version_info >= (3, 11):
                 import tomllib

@@ -194,6 +194,11 @@ class TrainSettings(Section):
     merge: bool = Field(True, description="Merge LoRA weights into final/.")
     formatter: str | None = Field(None, description="Prompt formatter name (default: auto-detected).")
     report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description="Experiment tracker.")
+    trainer_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Other transformers TrainingArguments fields passed through, e.g. {max_grad_norm = 0.5} "
+        "(a [train.trainer_args] table; --trainer-arg KEY=VALUE).",
+    )
     summary_instruction: str | None = Field(
         None, description="Summary (output) task instruction for every language (default: the built-in pair)."
     )

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from transformers import TrainingArguments
 
+from distil_cli.errors import ConfigError
 from distil_cli.settings import TrainSettings
 from distil_cli.train.batching import TokenBudgetBatchSampler, record_groups
 
@@ -52,6 +53,44 @@ class DistilTrainingArguments(TrainingArguments):
         super().__post_init__()
         if self.fused_ce is None:
             self.fused_ce = self.kernels == "liger"
+
+
+# TrainingArguments fields that distil sets from its own settings: pass-through would make two ways
+OWNED = {
+    "output_dir": None,
+    "remove_unused_columns": None,
+    "learning_rate": "lr",
+    "num_train_epochs": "epochs",
+    "max_steps": "max_steps",
+    "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "grad_accum",
+    "warmup_steps": "warmup_ratio",
+    "warmup_ratio": "warmup_ratio",
+    "weight_decay": "weight_decay",
+    "seed": "seed",
+    "report_to": "report_to",
+    "gradient_checkpointing": "gradient_checkpointing",
+    "eval_steps": "eval_steps",
+    "load_best_model_at_end": "select",
+}
+
+
+def check_trainer_args(values: dict[str, Any]) -> None:
+    """Pass-through TrainingArguments fields must exist and not be ones distil sets from its settings."""
+    import dataclasses
+    import difflib
+
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    for name in values:
+        if name in OWNED:
+            own = OWNED[name]
+            raise ConfigError(
+                f"train.trainer_args.{name}: distil sets it" + (f" from --{own.replace('_', '-')}" if own else "")
+            )
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"train.trainer_args.{name} is not a TrainingArguments field{hint}")
 
 
 def world_size_from_env() -> int:
@@ -155,5 +194,12 @@ def training_arguments(
     )
     if cfg.gradient_checkpointing:  # only when asked: transformers 5.24 warns on the field's (renamed) name
         values["gradient_checkpointing"] = True
+    check_trainer_args(cfg.trainer_args)
+    values.update(cfg.trainer_args)
     values.update(overrides)
-    return DistilTrainingArguments(**values)
+    try:
+        return DistilTrainingArguments(**values)
+    except (ValueError, TypeError) as exc:
+        if not cfg.trainer_args:
+            raise
+        raise ConfigError(f"train.trainer_args {cfg.trainer_args}: {str(exc).splitlines()[0]}") from None

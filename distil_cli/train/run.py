@@ -244,6 +244,9 @@ def run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path,
     data_dir, out = Path(data_dir), Path(out)
     check_separate(data_dir, out)
     check_report_to(cfg.report_to)
+    from distil_cli.train.config import check_trainer_args
+
+    check_trainer_args(cfg.trainer_args)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     with OutputLock(out) if rank0 else contextlib.nullcontext():
         return _run_training(data_dir, out, cfg, cache_dir, resume)
