@@ -381,3 +381,18 @@ def test_raising_max_tokens_does_not_silently_reuse_truncated_rationales(tmp_pat
         assert run_cli(*_args(server, data, out, "--max-tokens", 8)).exit_code == 0
         again = run_cli(*_args(server, data, out, "--max-tokens", 64))
     assert again.exit_code == 1 and "--max-tokens / --temperature" in again.output
+
+
+def test_annotated_folder_also_as_a_hugging_face_datasetdict(tmp_path):
+    import datasets
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _split(data / "train.jsonl", ["fever one", "cough two"])
+    _split(data / "test.jsonl", ["rash three"])
+    out = tmp_path / "annotated"
+    with FakeOpenAI() as server:
+        assert run_cli(*_args(server, data, out, "--format", "hf")).exit_code == 0
+    loaded = datasets.load_from_disk(str(out / "hf"))
+    assert sorted(loaded) == ["test", "train"] and loaded["train"].num_rows == 2
+    assert loaded["train"][0]["rationale"].startswith("Key facts") and json.loads(loaded["train"][0]["annotation"])

@@ -306,3 +306,55 @@ def test_temporaries_of_a_killed_prepare_are_removed_by_the_next_run(small_tree,
     alive.mkdir()
     assert run_cli("prepare", small_tree, "--out", out).exit_code == 0
     assert not stale.exists() and alive.exists()
+
+
+def _dataset_rows(n=12):
+    return [{"doc": f"d{i}", "text": f"Texto {i}.", "sum": f"Resumen {i}.", "l": "es"} for i in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["dataset", "datasetdict", "arrow", "parquet-folder"])
+def test_hugging_face_datasets_as_sources(tmp_path, kind):
+    import datasets
+
+    rows = _dataset_rows()
+    if kind == "dataset":
+        source = tmp_path / "ds"
+        datasets.Dataset.from_list(rows).save_to_disk(str(source))
+    elif kind == "datasetdict":
+        source = tmp_path / "dd"
+        parts = {"train": datasets.Dataset.from_list(rows[:8]), "validation": datasets.Dataset.from_list(rows[8:])}
+        datasets.DatasetDict(parts).save_to_disk(str(source))
+    elif kind == "arrow":
+        folder = tmp_path / "saved"
+        datasets.Dataset.from_list(rows).save_to_disk(str(folder))
+        source = next(folder.glob("*.arrow"))
+    else:
+        source = tmp_path / "pq"
+        source.mkdir()
+        datasets.Dataset.from_list(rows[:6]).to_parquet(str(source / "a.parquet"))
+        datasets.Dataset.from_list(rows[6:]).to_parquet(str(source / "b.parquet"))
+    args = ["--id-field", "doc", "--input-field", "text", "--output-field", "sum", "--lang-field", "l"]
+    result = run_cli("prepare", source, "--out", tmp_path / "out", *args)
+    assert result.exit_code == 0, result.output
+    records = {r["id"]: r for split in _read(tmp_path / "out").values() for r in split}
+    assert len(records) == 12 and records["d3"] == {
+        "id": "d3",
+        "lang": "es",
+        "input": "Texto 3.",
+        "output": "Resumen 3.",
+    }
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["format"] == "hf" and manifest["source_files"]
+    if kind == "datasetdict":
+        one = run_cli("prepare", source, "--out", tmp_path / "one", *args, "--hf-split", "validation")
+        assert one.exit_code == 0 and sum(len(v) for v in _read(tmp_path / "one").values()) == 4
+        bad = run_cli("prepare", source, "--out", tmp_path / "bad", *args, "--hf-split", "test")
+        assert bad.exit_code == 1 and "no split 'test' (it has train, validation)" in bad.output
+
+
+def test_hub_id_offline_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    result = run_cli("prepare", "hf:distil-test/does-not-exist", "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "hf:distil-test/does-not-exist" in result.output
+    assert "internal error" not in result.output and not (tmp_path / "out").exists()

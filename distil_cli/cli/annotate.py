@@ -39,6 +39,7 @@ def annotate(
     formatter: Annotated[Optional[str], opt("annotate", "formatter")] = None,
     splits: Annotated[Optional[str], opt("annotate", "splits")] = None,
     max_flagged: Annotated[Optional[float], opt("annotate", "max_flagged")] = None,
+    format: Annotated[Optional[str], opt("annotate", "format")] = None,
 ) -> None:
     """Ask a teacher for a rationale per record: concurrent, retried, resumable (a rerun skips done records)."""
     flags = flags_of(locals(), "data", "out", "header")

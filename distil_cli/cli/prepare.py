@@ -12,7 +12,13 @@ from distil_cli.cli.common import err_console, flags_of, opt, out_console, setti
 
 def prepare(
     ctx: typer.Context,
-    source: Annotated[Path, typer.Argument(help="MultiClinSum folder tree, or a .json/.jsonl/.csv/.parquet file.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="MultiClinSum folder tree, a .json/.jsonl/.csv/.parquet file, a Hugging Face dataset "
+            "(save_to_disk folder, .arrow, parquet folder) or hf:NAME (the hub)."
+        ),
+    ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output folder DATA_DIR (train/valid/test.jsonl + manifest.json).")
     ],
@@ -31,6 +37,8 @@ def prepare(
     max_output_tokens: Annotated[Optional[int], opt("prepare", "max_output_tokens")] = None,
     tokenizer: Annotated[Optional[str], opt("prepare", "tokenizer")] = None,
     encoding: Annotated[Optional[str], opt("prepare", "encoding")] = None,
+    hf_config: Annotated[Optional[str], opt("prepare", "hf_config")] = None,
+    hf_split: Annotated[Optional[str], opt("prepare", "hf_split")] = None,
     allow_missing: Annotated[Optional[bool], opt("prepare", "allow_missing", "--allow-missing")] = None,
     overwrite: Annotated[Optional[bool], opt("prepare", "overwrite", "--overwrite")] = None,
 ) -> None:

@@ -44,9 +44,10 @@ def natural_key(text: str) -> list[Any]:
 
 
 def read_source(source: Path, cfg: PrepareSettings) -> SourceScan:
-    if not source.exists():
+    hub = str(source).startswith("hf:")
+    if not hub and not source.exists():
         raise DataError(f"source {source} does not exist")
-    fmt = detect_format(source, cfg.format)
+    fmt = "hf" if hub else detect_format(source, cfg.format)
     if fmt == "multiclinsum":
         if not source.is_dir():
             raise DataError(f"{source}: the multiclinsum format needs a folder")
@@ -58,6 +59,11 @@ def read_source(source: Path, cfg: PrepareSettings) -> SourceScan:
         "rationale": cfg.rationale_field,
         "lang": cfg.lang_field,
     }
+    if fmt == "hf":
+        from distil_cli.data.hf import hf_files, hf_rows
+
+        rows = hf_rows(source, cfg.hf_config, cfg.hf_split)
+        return read_table(source, fmt, mapping, cfg.encoding, cfg.lang, rows, hf_files(source))
     return read_table(source, fmt, mapping, cfg.encoding, cfg.lang)
 
 
@@ -218,7 +224,8 @@ def prepare(
     source: Path, out: Path, cfg: PrepareSettings, load_tokenizer: Callable[[str], Any] | None = None
 ) -> PrepareResult:
     """Read, crop, split and write a corpus; return what was written and its statistics."""
-    check_separate(source, out)
+    if not str(source).startswith("hf:"):
+        check_separate(source, out)
     scan = read_source(Path(source), cfg)
     tokenizer_name = cfg.tokenizer
     if tokenizer_name is None and (cfg.max_input_tokens or cfg.max_output_tokens):

@@ -45,15 +45,19 @@ def detect_lang(path: Path, root: Path) -> str | None:
 
 
 def detect_format(source: Path, wanted: str) -> str:
+    from distil_cli.data.hf import is_hf_source
+
     if wanted != "auto":
         return wanted
+    if is_hf_source(source):
+        return "hf"
     if source.is_dir():
         return "multiclinsum"
     fmt = TABLE_SUFFIXES.get(source.suffix.lower())
     if fmt is None:
         raise DataError(
             f"{source}: unknown format '{source.suffix or 'no suffix'}'; give a MultiClinSum folder, "
-            ".json, .jsonl, .csv or .parquet (or --format)"
+            ".json, .jsonl, .csv, .parquet, a Hugging Face dataset (save_to_disk folder, .arrow, hf:NAME) or --format"
         )
     return fmt
 
@@ -191,12 +195,20 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, Any]]:
         raise DataError(f"{path}:{start}: malformed CSV row ({exc}); check its quotes") from None
 
 
-def read_table(path: Path, fmt: str, mapping: dict[str, str], encoding: str, lang: str | None) -> SourceScan:
-    """Records from a .json/.jsonl/.csv/.parquet file through the field mapping."""
-    scan = SourceScan(format=fmt, files=[path])
-    file_lang = detect_lang(path, path.parent)
+def read_table(
+    path: Path,
+    fmt: str,
+    mapping: dict[str, str],
+    encoding: str,
+    lang: str | None,
+    rows: Iterator[tuple[str, Any]] | None = None,
+    files: list[Path] | None = None,
+) -> SourceScan:
+    """Records from a .json/.jsonl/.csv/.parquet file (or given ``rows``: a dataset) through the field mapping."""
+    scan = SourceScan(format=fmt, files=[path] if files is None else files)
+    file_lang = detect_lang(path, path.parent) if fmt != "hf" else None
     seen: dict[str, str] = {}
-    for where, row in _rows(path, fmt, encoding):
+    for where, row in rows if rows is not None else _rows(path, fmt, encoding):
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected an object with fields, got {type(row).__name__}")
         record_id = _field(row, mapping["id"], where, "id", required=True)

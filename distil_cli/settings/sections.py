@@ -25,9 +25,13 @@ class PrepareSettings(Section):
         (0.8, 0.1, 0.1), description="Train,valid,test ratios; must sum to 1, e.g. 0.8,0.1,0.1."
     )
     seed: int = Field(42, description="Seed of the split shuffle (same seed + input = byte-identical splits).")
-    format: Literal["auto", "multiclinsum", "json", "jsonl", "csv", "parquet"] = Field(
-        "auto", description="Source format; auto picks by folder layout or file suffix."
+    format: Literal["auto", "multiclinsum", "json", "jsonl", "csv", "parquet", "hf"] = Field(
+        "auto",
+        description="Source format; auto picks by folder layout or file suffix (hf: a Hugging Face dataset "
+        "folder, .arrow file, parquet folder or hf:NAME).",
     )
+    hf_config: str | None = Field(None, description="Hugging Face dataset: the configuration (hub ids).")
+    hf_split: str | None = Field(None, description="Hugging Face dataset: only this split (default: all of them).")
     lang: str | None = Field(
         None,
         description="Language of records whose folder/file name or lang field does not give one (en, es, fr, pt, ...).",
@@ -112,6 +116,11 @@ class AnnotateSettings(Section):
     )
     max_flagged: float = Field(
         0.05, ge=0, le=1, description="Exit 3 when more than this share of new rationales are empty or truncated."
+    )
+    format: Literal["jsonl", "hf"] = Field(
+        "jsonl",
+        description="jsonl: the annotated splits; hf: also a Hugging Face DatasetDict (OUT/hf, or OUT.hf for a "
+        "file) for push_to_hub.",
     )
 
     @field_validator("splits", mode="before")

@@ -359,6 +359,11 @@ def _annotate(data: Path, out: Path, cfg: AnnotateSettings, cache_dir: Path, pro
     result = Stats(started=total.started)
     for job in jobs:
         result.merge(job.stats)
+    if cfg.format == "hf":
+        from distil_cli.data.hf import save_as_dataset
+
+        files = [out / f"{s}.jsonl" for s in SPLITS if (out / f"{s}.jsonl").is_file()] if data.is_dir() else [out]
+        save_as_dataset(files, out / "hf" if data.is_dir() else out.with_name(out.stem + ".hf"))
     return result
 
 
