@@ -66,7 +66,7 @@ def test_help_lists_the_allowed_values_of_choice_options():
     text = " ".join(run_cli("score", "--help", env={"COLUMNS": "200"}).output.split())
     assert "One of: table, json, csv, markdown" in text and "One of: porter, language, none" in text
     text = " ".join(run_cli("train", "--help", env={"COLUMNS": "200"}).output.split())
-    for choices in ("One of: standard, distill", "One of: last, best", "One of: none, tensorboard, wandb"):
+    for choices in ("One of: standard, distill", "One of: last, best", "none, tensorboard, wandb, mlflow"):
         assert choices in text
 
 

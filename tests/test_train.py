@@ -448,6 +448,8 @@ def test_missing_tracker_and_held_run_dir_fail_before_anything_is_created(tmp_pa
         result = run_cli(*_train_args(data_dir, out, tiny, "distill", extra=["--report-to", "wandb"]))
         assert result.exit_code == 1 and "pip install 'distil-cli[wandb]'" in result.output
         assert not out.exists()
+    unknown = run_cli(*_train_args(data_dir, out, tiny, "distill", extra=["--report-to", "tensorbord"]))
+    assert unknown.exit_code == 1 and "not a tracker transformers knows" in unknown.output and not out.exists()
     with OutputLock(out):
         result = run_cli(*_train_args(data_dir, out, tiny, "distill"))
     assert result.exit_code == 1 and f"(pid {os.getpid()})" in result.output and not out.exists()
@@ -492,3 +494,11 @@ def test_trainer_args_pass_through_and_are_checked(tmp_path, data_dir, tiny):
     ):
         bad = run_cli(*_train_args(data_dir, tmp_path / "bad", tiny, "standard", steps=1, extra=["--trainer-arg", arg]))
         assert bad.exit_code == 1 and message in bad.output and not (tmp_path / "bad").exists()
+
+
+def test_report_to_tensorboard_writes_event_files(tmp_path, data_dir, tiny):
+    out = tmp_path / "run"
+    result = run_cli(*_train_args(data_dir, out, tiny, "distill", steps=2, extra=["--report-to", "tensorboard"]))
+    assert result.exit_code == 0, result.output
+    events = list(out.rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)

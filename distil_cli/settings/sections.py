@@ -202,7 +202,12 @@ class TrainSettings(Section):
     lora_target_modules: list[str] | None = Field(None, description="Modules to adapt (default: the family's).")
     merge: bool = Field(True, description="Merge LoRA weights into final/.")
     formatter: str | None = Field(None, description="Prompt formatter name (default: auto-detected).")
-    report_to: Literal["none", "tensorboard", "wandb"] = Field("none", description="Experiment tracker.")
+    report_to: str = Field(
+        "none",
+        description="Experiment trackers, comma-separated: none, tensorboard, wandb, mlflow, trackio, comet_ml, "
+        "clearml, neptune, dvclive, swanlab, ... (any transformers integration; pip install "
+        "'distil-cli[NAME]').",
+    )
     trainer_args: dict[str, Any] = Field(
         default_factory=dict,
         description="Other transformers TrainingArguments fields passed through, e.g. {max_grad_norm = 0.5} "

@@ -187,7 +187,7 @@ def training_arguments(
         load_best_model_at_end=has_eval and cfg.select == "best",
         metric_for_best_model="rouge_mean" if has_eval else None,
         greater_is_better=True,
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        report_to=[t.strip() for t in cfg.report_to.split(",") if t.strip() not in ("", "none")],
         remove_unused_columns=False,  # the collators need id/task columns the model does not take
         dataloader_num_workers=0,
         disable_tqdm=False,

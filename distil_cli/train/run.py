@@ -227,13 +227,25 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
     )
 
 
+# The Python module each tracker needs (where it differs from the tracker's name) and its pip extra.
+TRACKER_MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "azure_ml": ("azureml",), "kubeflow": ("kfp",)}
+
+
+def trackers(report_to: str) -> list[str]:
+    return [] if report_to.strip() in ("", "none") else [t.strip() for t in report_to.split(",") if t.strip()]
+
+
 def check_report_to(report_to: str) -> None:
-    """A tracker whose package is missing is a one-line error before anything is created."""
-    needs = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",)}.get(report_to, ())
-    if needs and not any(importlib.util.find_spec(name) for name in needs):
-        raise ConfigError(
-            f"--report-to {report_to} needs the {needs[0]} package: pip install 'distil-cli[{report_to}]'"
-        )
+    """Every tracker is a transformers integration whose package is installed: checked before anything is created."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    for name in trackers(report_to):
+        if name not in INTEGRATION_TO_CALLBACK:
+            known = ", ".join(sorted(INTEGRATION_TO_CALLBACK))
+            raise ConfigError(f"--report-to {name}: not a tracker transformers knows; known: none, {known}")
+        modules = TRACKER_MODULES.get(name, (name,))
+        if not any(importlib.util.find_spec(module) for module in modules):
+            raise ConfigError(f"--report-to {name} needs the {modules[0]} package: pip install 'distil-cli[{name}]'")
 
 
 def run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool = False) -> RunRecord:
