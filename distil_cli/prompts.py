@@ -137,6 +137,12 @@ class ChatTemplateFormatter:
     conversation must start with it and continue with the answer verbatim followed by
     an end-of-turn marker, otherwise the template cannot be trained on safely and an
     error says so.
+
+    Templates with a thinking switch (Qwen3) are rendered with ``enable_thinking=False``:
+    the empty ``<think>\n\n</think>\n\n`` block they then put after the assistant header
+    belongs to the prompt, so it is never supervised and training and inference see the
+    same prompt (without the switch the full conversation has the block and the generation
+    prompt has not, and they would disagree).
     """
 
     name = "chat-template"
@@ -145,10 +151,14 @@ class ChatTemplateFormatter:
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError("the tokenizer has no chat template; use --formatter chatml or a plugin formatter")
         self.tokenizer = tokenizer
+        template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+        self.template_kwargs = {"enable_thinking": False} if "enable_thinking" in template else {}
         self.end_of_turn = self._probe_end_of_turn()
 
     def _render(self, messages: list[dict], generation: bool) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+        return self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=generation, **self.template_kwargs
+        )
 
     def _probe_end_of_turn(self) -> str:
         messages = [{"role": "user", "content": "ping"}]
