@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.table import Table
 
 
@@ -53,6 +54,17 @@ def _cell(row: dict[str, Any], metric: str) -> str:
     return f"{value} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else value
 
 
+NAME_COLUMNS = ("run", "base", "other", "lang", "metric")
+
+
+def _widths(rows: list[dict[str, Any]], column: str) -> dict[str, Any]:
+    """Names (runs, languages, metrics) and headers are never cut or broken: a narrow terminal wraps values."""
+    if column in NAME_COLUMNS:
+        width = max([len(column), *(len(str(row.get(column, ""))) for row in rows)])
+        return {"no_wrap": True, "min_width": width}
+    return {"min_width": len(column), "overflow": "fold"}
+
+
 def score_columns(rows: list[dict[str, Any]]) -> list[str]:
     """The metric values of score rows (no per-type precision/recall, no CIs)."""
     skip = {"run", "lang", "n"}
@@ -60,20 +72,20 @@ def score_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def score_table(rows: list[dict[str, Any]], title: str = "scores (x100); rouge_mean = mean of R1, R2, RL") -> Table:
-    table = Table(title=title)
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)  # light borders: 80 columns hold more
     columns = score_columns(rows)
     for column in ("run", "lang", "n", *columns):
-        table.add_column(column, justify="left" if column in ("run", "lang") else "right", overflow="fold")
+        table.add_column(column, justify="left" if column in ("run", "lang") else "right", **_widths(rows, column))
     for row in rows:
         table.add_row(row["run"], row["lang"], str(row["n"]), *(_cell(row, m) for m in columns))
     return table
 
 
 def compare_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="paired difference (other - base), bootstrap 95% CI")
+    table = Table(title="paired difference (other - base), bootstrap 95% CI", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("base", "other", "lang", "metric", "n", "diff", "95% CI", "p"):
         justify = "left" if column in ("base", "other", "lang", "metric") else "right"
-        table.add_column(column, justify=justify, overflow="fold")
+        table.add_column(column, justify=justify, **_widths(rows, column))
     for row in rows:
         ci = f"[{row['ci'][0]:+.2f}, {row['ci'][1]:+.2f}]" if row["ci"] else "n < 10"
         table.add_row(

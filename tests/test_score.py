@@ -217,3 +217,16 @@ def test_score_with_chosen_metrics_and_unknown_metric(tmp_path):
     assert comparison["metric"] == "exact_match" and comparison["diff"] == 50.0 and comparison["ci"][0] > 0
     result = run_cli("score", path, "--metric", "bleu")
     assert result.exit_code == 1 and "unknown metric 'bleu'; known: equation, exact, rouge" in result.output
+
+
+def test_narrow_terminals_never_cut_run_or_metric_names(tmp_path):
+    rows = [{"id": f"r{i}", "prediction": "fever and cough", "reference": "fever"} for i in range(12)]
+    a = _write(tmp_path / "standard-seed-1.jsonl", rows)
+    b = _write(tmp_path / "distill-alpha-0.5-seed-1.jsonl", rows)
+    result = run_cli("score", a, "--compare", b, "--bootstrap", 100, env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    for name in ("standard-seed-1", "distill-alpha-0.5-seed-1", "rougeLsum", "rouge_mean"):
+        assert name in result.output
+    plugins = run_cli("plugins", env={"COLUMNS": "80"})
+    for name in ("chat-template", "distil (built-in)", "equation"):
+        assert name in plugins.output
