@@ -502,3 +502,40 @@ def test_report_to_tensorboard_writes_event_files(tmp_path, data_dir, tiny):
     assert result.exit_code == 0, result.output
     events = list(out.rglob("events.out.tfevents.*"))
     assert events and all(e.stat().st_size > 0 for e in events)
+
+
+def test_two_processes_match_one_process_with_packed_batches(tmp_path, data_dir, tiny):
+    """The packed default under DDP (CPU gloo): 2 processes x 1 batch a step == 1 process x 2 accumulated batches.
+
+    accelerate gives rank r the batches r, r + 2, ... of the same sampler, so both see the same global
+    batches; the per-task means are over each task's tokens of the whole global batch, not means of means.
+    """
+    import subprocess
+    import sys
+
+    common = ["--model", str(tiny), "--max-steps", "2", "--eval-steps", "2", "--lr", "1e-3"]
+    common += ["--max-new-tokens", "4", "--tokens-per-batch", "300", "--save-checkpoints"]
+    single = run_cli("train", data_dir, "--out", tmp_path / "one", "--grad-accum", 2, *common)
+    assert single.exit_code == 0, single.output
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547"]
+    cmd += ["-m", "distil_cli", "train", str(data_dir), "--out", str(tmp_path / "two"), *map(str, common)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def lines(run):
+        return [x for x in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in x]
+
+    one, two = lines(tmp_path / "one"), lines(tmp_path / "two")
+    assert [x["step"] for x in one] == [x["step"] for x in two] == [1, 2]
+    for a, b in zip(one, two):
+        for key in ("loss", "loss_pred", "loss_expl"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5), key
+    from safetensors.torch import load_file
+
+    a, b = (
+        load_file(tmp_path / "one" / "final" / "model.safetensors"),
+        load_file(tmp_path / "two" / "final" / "model.safetensors"),
+    )
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
