@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+FORMATTERS = "chat-template, chatml, or a plugin's: gemma, llama3, mistral, phi3, ...; see `distil plugins`"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "distil" / "models"
 
 
@@ -108,7 +109,9 @@ class AnnotateSettings(Section):
     system_prompt: str | None = Field(None, description="Optional system prompt.")
     min_grounding: float | None = Field(None, ge=0, le=1, description="Flag rationales whose grounding score is lower.")
     batch_size: int = Field(8, ge=1, description="Local backend: prompts per generation batch.")
-    formatter: str | None = Field(None, description="Local backend: prompt formatter (default: auto-detected).")
+    formatter: str | None = Field(
+        None, description=f"Local backend: prompt formatter ({FORMATTERS}; default: auto-detected)."
+    )
     splits: list[str] = Field(
         default_factory=lambda: ["train"],
         description="Splits of a prepared folder to annotate, comma-separated (the others are copied unchanged): "
@@ -201,7 +204,9 @@ class TrainSettings(Section):
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     lora_target_modules: list[str] | None = Field(None, description="Modules to adapt (default: the family's).")
     merge: bool = Field(True, description="Merge LoRA weights into final/.")
-    formatter: str | None = Field(None, description="Prompt formatter name (default: auto-detected).")
+    formatter: str | None = Field(
+        None, description=f"Prompt formatter ({FORMATTERS}; default: the tokenizer's template, else the family's)."
+    )
     report_to: str = Field(
         "none",
         description="Experiment trackers, comma-separated: none, tensorboard, wandb, mlflow, trackio, comet_ml, "
@@ -249,7 +254,9 @@ class InferSettings(Section):
     temperature: float = Field(0.0, ge=0, le=2, description="0 = greedy.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
     repetition_penalty: float = Field(1.0, gt=0, description="Repetition penalty.")
-    formatter: str | None = Field(None, description="Prompt formatter name (default: the run's or auto-detected).")
+    formatter: str | None = Field(
+        None, description=f"Prompt formatter ({FORMATTERS}; default: the one the run was trained with)."
+    )
     cache: Literal["dynamic", "static"] = Field(
         "dynamic", description="KV cache: dynamic, or static (fixed shapes; transformers compiles the decoding step)."
     )
