@@ -56,3 +56,20 @@ def test_variant_flags_parse():
 
     assert parse_variant("varlen,16384,0,liger+ckpt") == ("varlen", 16384, None, frozenset({"liger", "ckpt"}))
     assert parse_variant("sdpa, 8192, 2048") == ("sdpa", 8192, 2048, frozenset())
+
+
+def test_bench_e2e_times_each_phase_of_both_pipelines(tmp_path):
+    import json
+
+    env = {"DISTIL_TRAIN__MODEL": "tiny", "DISTIL_TRAIN__EPOCHS": "1", "DISTIL_TRAIN__MAX_NEW_TOKENS": "2"}
+    env["DISTIL_INFER__MAX_NEW_TOKENS"] = "2"
+    out = tmp_path / "e2e.json"
+    result = run_cli("bench", "e2e", "--train", 4, "--valid", 2, "--test", 2, "--out", out, env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    minimal, ours = report["results"]
+    for row in (minimal, ours):
+        assert row["total"] > 0 and row["steps"] > 0 and row["generation"] > 0 and row["start-up"] > 0
+        assert row["optimizer_steps"] == ours["optimizer_steps"] >= 1
+    assert ours["evaluation"] > 0 and ours["ratio_to_minimal"] > 0
+    assert report["job"]["evaluations"] >= 1 and report["job"]["train"] == 4

@@ -154,16 +154,19 @@ def _kernel_group(name: str) -> str:
     return "other"
 
 
+def env_info() -> dict[str, str]:
+    import transformers
+
+    device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {"torch": torch.__version__, "device": device_name, "transformers": transformers.__version__}
+
+
 def report(title: str, results: list[Measure], key: str) -> dict[str, Any]:
     rows = [m.row() for m in results]
     base = rows[0][key]
     for row in rows:
         row["ratio_to_seed"] = round(row[key] / base, 2) if base else None
-    info = {"torch": torch.__version__, "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
-    import transformers
-
-    info["transformers"] = transformers.__version__
-    return {"benchmark": title, "env": info, "results": rows}
+    return {"benchmark": title, "env": env_info(), "results": rows}
 
 
 def dump(data: dict[str, Any]) -> str:

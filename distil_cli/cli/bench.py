@@ -82,6 +82,29 @@ def bench_infer(
     _emit_report(run(shape, seed_prompts, prompts, new_tokens, variants, cache_dir), out)
 
 
+@bench_app.command("e2e")
+def bench_e2e(
+    ctx: typer.Context,
+    shape: Annotated[str, typer.Option(help="smollm2 (embedded) or tiny.")] = "tiny",
+    train: Annotated[int, typer.Option(help="Training records (with a rationale).")] = 280,
+    valid: Annotated[int, typer.Option(help="Evaluation records.")] = 100,
+    test: Annotated[int, typer.Option(help="Test records to generate for.")] = 500,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
+) -> None:
+    """Time-to-result of a small real-shaped job: distil train + infer vs a minimal loop, wall time per phase.
+
+    Train and infer settings come from the usual layers (config file, DISTIL_TRAIN__*, e.g. epochs,
+    eval_samples; DISTIL_INFER__MAX_NEW_TOKENS)."""
+    import tempfile
+
+    from distil_cli.bench.e2e import bench_e2e as run
+
+    loaded = settings_for(ctx).settings
+    with tempfile.TemporaryDirectory() as work:
+        report = run(shape, train, valid, test, loaded.train, loaded.infer, loaded.models.cache_dir, work)
+    _emit_report(report, out)
+
+
 def _emit_report(report: dict, out: Optional[Path]) -> None:
     from distil_cli.bench.common import dump
 

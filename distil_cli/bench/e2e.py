@@ -1,0 +1,209 @@
+"""``distil bench e2e``: time-to-result of a small real-shaped job, distil train + infer vs a minimal loop.
+
+The job (defaults after the method issue's low-data run): 280 training records with a rationale,
+100 evaluation records, 500 test records, lengths of clinical case reports (input 300-800 tokens,
+summary 60-180, rationale 100-300), synthetic text from the model's own vocabulary. distil runs
+its real code (``train.run.run_training`` then ``generate.infer.run_inference``) with the given
+settings; the minimal loop does the same optimizer steps on the same packed batches with a plain
+AdamW loop, the same evaluations (one batched greedy ``generate`` per evaluation, no scoring) and
+the same generation, in the same process. Wall time per phase: start-up (model and data until the
+first step), steps, evaluation, checkpointing, generation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distil_cli.bench.common import build_model, device, env_info, sync
+from distil_cli.settings import InferSettings, TrainSettings
+
+
+def synthetic_split(tokenizer, n: int, seed: int, rationale: bool) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    vocab = len(tokenizer)
+
+    def text(low: int, high: int) -> str:
+        return tokenizer.decode([rng.randrange(100, vocab - 100) for _ in range(rng.randint(low, high))])
+
+    rows = []
+    for i in range(n):
+        row = {"id": f"s{seed}-{i}", "lang": "en", "input": text(300, 800), "output": text(60, 180)}
+        if rationale:
+            row["rationale"] = text(100, 300)
+        rows.append(row)
+    return rows
+
+
+def write_job(folder: Path, tokenizer, train: int, valid: int, test: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, n, seed in (("train", train, 1), ("valid", valid, 2), ("test", test, 3)):
+        rows = synthetic_split(tokenizer, n, seed, rationale=name == "train")
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (folder / "manifest.json").write_text(json.dumps({"synthetic": True}) + "\n", encoding="utf-8")
+    return folder
+
+
+class PhaseClock:
+    """Wall time per phase, measured by wrapping the methods that do each phase."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.first_step: float | None = None
+
+    @contextlib.contextmanager
+    def wrap(self, owner, name: str, phase: str):
+        original = getattr(owner, name)
+        clock = self
+
+        def timed(*args, **kwargs):
+            if phase == "steps" and clock.first_step is None:
+                clock.first_step = time.perf_counter()
+            sync()
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                sync()
+                clock.seconds[phase] += time.perf_counter() - started
+
+        setattr(owner, name, timed)
+        try:
+            yield
+        finally:
+            setattr(owner, name, original)
+
+
+def distil_job(data: Path, work: Path, cfg: TrainSettings, infer_cfg: InferSettings, cache_dir) -> dict[str, float]:
+    """``distil train`` then ``distil infer`` on the job, timed per phase."""
+    from distil_cli.generate.infer import read_inputs, run_inference
+    from distil_cli.train import run
+    from distil_cli.train.trainer import DistilTrainer
+
+    clock = PhaseClock()
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(clock.wrap(DistilTrainer, "training_step", "steps"))
+        stack.enter_context(clock.wrap(DistilTrainer, "evaluate", "evaluation"))
+        stack.enter_context(clock.wrap(DistilTrainer, "_save_checkpoint", "checkpointing"))
+        stack.enter_context(clock.wrap(run, "_save_final", "checkpointing"))
+        record = run.run_training(data, work / "run", cfg, cache_dir)
+    trained = time.perf_counter()
+    records = read_inputs(data, "test", None)
+    generation_started = time.perf_counter()
+    run_inference(str(work / "run"), records, work / "predictions.jsonl", infer_cfg, cache_dir)
+    done = time.perf_counter()
+    phases = dict(clock.seconds)
+    phases["start-up"] = (clock.first_step or trained) - started
+    phases["generation"] = done - generation_started
+    phases["total"] = done - started
+    phases["optimizer_steps"] = record.global_steps
+    return phases
+
+
+def minimal_job(
+    data: Path, cfg: TrainSettings, steps: int, evals: int, new_tokens: int, source: str
+) -> dict[str, float]:
+    """A plain PyTorch loop: the same packed batches and optimizer steps, evaluations and generation."""
+    from transformers import AutoModelForCausalLM
+
+    from distil_cli.data.files import read_jsonl
+    from distil_cli.generate.batched import left_pad
+    from distil_cli.models import load_tokenizer
+    from distil_cli.prompts import choose_formatter
+    from distil_cli.train.batching import PackingCollator
+    from distil_cli.train.config import batch_plan
+    from distil_cli.train.examples import build_examples, encode_prompt
+
+    started = time.perf_counter()
+    dev = device()
+    tokenizer = load_tokenizer(source)
+    formatter = choose_formatter(tokenizer)
+    examples = build_examples(read_jsonl(data / "train.jsonl"), tokenizer, formatter, "distill", 2048, 1024).examples
+    sampler, _ = batch_plan(cfg, examples)
+    collate = PackingCollator(4096, tokenizer.pad_token_id)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(dev).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, fused=dev.type == "cuda")
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+    def prompts(split: str) -> list[list[int]]:
+        rows = read_jsonl(data / f"{split}.jsonl")
+        return [encode_prompt(tokenizer, formatter, "Summarize.", r["input"], 2048, r["id"])[0] for r in rows]
+
+    def generate(prompt_ids: list[list[int]]) -> None:
+        model.eval()
+        with torch.inference_mode(), amp:
+            for start in range(0, len(prompt_ids), 256):
+                ids, mask = left_pad(prompt_ids[start : start + 256], tokenizer.pad_token_id, dev)
+                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False)
+        model.train()
+
+    eval_prompts, test_prompts = prompts("valid"), prompts("test")
+    phases: dict[str, float] = defaultdict(float)
+    batches = iter(())
+    every = max(1, steps // max(evals, 1))
+    sync()
+    phases["start-up"] = time.perf_counter() - started
+    for step in range(1, steps + 1):
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(list(sampler))
+            batch = next(batches)
+        packed = collate([examples[i] for i in batch])
+        with amp:
+            out = model(
+                input_ids=packed["input_ids"].to(dev), position_ids=packed["position_ids"].to(dev), use_cache=False
+            )
+        logits = out.logits[:, :-1].float()
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), packed["labels"][:, 1:].reshape(-1).to(dev), ignore_index=-100
+        )
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        sync()
+        phases["steps"] += time.perf_counter() - t0
+        if step % every == 0 or step == steps:
+            t0 = time.perf_counter()
+            generate(eval_prompts)
+            sync()
+            phases["evaluation"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    generate(test_prompts)
+    sync()
+    phases["generation"] = time.perf_counter() - t0
+    phases["total"] = time.perf_counter() - started
+    phases["optimizer_steps"] = steps
+    return dict(phases)
+
+
+def bench_e2e(
+    shape: str, train: int, valid: int, test: int, cfg: TrainSettings, infer_cfg: InferSettings, cache_dir, workdir
+) -> dict[str, Any]:
+    from distil_cli.models import resolve_model
+
+    _, tokenizer = build_model(shape, cache_dir)
+    if tokenizer is None:
+        raise ValueError("bench e2e needs a shape with a tokenizer (smollm2 or tiny)")
+    data = write_job(Path(workdir) / "data", tokenizer, train, valid, test)
+    ours = distil_job(data, Path(workdir), cfg, infer_cfg, cache_dir)
+    lines = [json.loads(x) for x in (Path(workdir) / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = sum("eval_rouge_mean" in line for line in lines)
+    source = resolve_model("default" if shape == "smollm2" else shape, cache_dir)
+    reference = minimal_job(data, cfg, int(ours["optimizer_steps"]), evals, infer_cfg.max_new_tokens, source)
+    rows = [{"name": "minimal loop", **_rounded(reference)}, {"name": "distil train + infer", **_rounded(ours)}]
+    rows[1]["ratio_to_minimal"] = round(ours["total"] / reference["total"], 2)
+    job = {"train": train, "valid": valid, "test": test, "evaluations": evals, "settings": cfg.model_dump(mode="json")}
+    return {"benchmark": f"e2e {shape}", "env": env_info(), "job": job, "results": rows}
+
+
+def _rounded(phases: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 2) for k, v in phases.items()}
