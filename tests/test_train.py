@@ -539,3 +539,16 @@ def test_two_processes_match_one_process_with_packed_batches(tmp_path, data_dir,
     )
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+
+
+def test_resuming_a_run_killed_after_its_last_checkpoint_takes_no_extra_step(tmp_path, data_dir, tiny, finished_run):
+    from safetensors.torch import load_file
+
+    run = _copy_run(finished_run, tmp_path)  # checkpoint-4 is the last step; final/ was never written
+    resumed = run_cli(*_train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume"]))
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((run / "run.json").read_text())["global_steps"] == 4
+    assert not (run / "checkpoint-5").exists()
+    final, last = load_file(run / "final" / "model.safetensors"), load_file(run / "checkpoint-4" / "model.safetensors")
+    for key in final:
+        torch.testing.assert_close(final[key], last[key])

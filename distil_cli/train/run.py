@@ -235,6 +235,27 @@ def trackers(report_to: str) -> list[str]:
     return [] if report_to.strip() in ("", "none") else [t.strip() for t in report_to.split(",") if t.strip()]
 
 
+def finished_at(checkpoint: Path):
+    """The checkpoint's trainer state when it is the last step of its run, else None."""
+    from transformers import TrainerState
+
+    state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    return state if state.max_steps and state.global_step >= state.max_steps else None
+
+
+def _finish_from(trainer, checkpoint: Path) -> None:
+    """A run killed after its last checkpoint: final/ comes from that checkpoint (or the best), no step more."""
+    state = finished_at(checkpoint)
+    source = checkpoint
+    best = state.best_model_checkpoint
+    if trainer.args.load_best_model_at_end and best and Path(best).is_dir():
+        source = Path(best)
+    log.info("%s is the last step (%d of %d): writing final/ from %s", checkpoint.name, state.global_step,
+             state.max_steps, source.name)  # fmt: skip
+    trainer._load_from_checkpoint(str(source))  # the Trainer's own loader (model or adapter weights)
+    trainer.state = state
+
+
 def check_report_to(report_to: str) -> None:
     """Every tracker is a transformers integration whose package is installed: checked before anything is created."""
     from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
@@ -326,7 +347,10 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
     )
     trainer.remove_callback(ProgressCallback)  # replaced by one that shows the losses on the bar
     trainer.add_callback(LossProgress())
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if checkpoint is not None and finished_at(checkpoint) is not None:
+        _finish_from(trainer, checkpoint)  # the Trainer's resume loop would take one step more
+    else:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     record = _run_record(data_dir, inputs, cfg, trainer, started)
     record.final = str(out / "final")
     if trainer.is_world_process_zero():  # only rank 0 writes files
