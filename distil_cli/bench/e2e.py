@@ -108,76 +108,88 @@ def distil_job(data: Path, work: Path, cfg: TrainSettings, infer_cfg: InferSetti
     return phases
 
 
+class MinimalLoop:
+    """A plain PyTorch training and generation loop over distil's packed batches (the reference)."""
+
+    def __init__(self, data: Path, cfg: TrainSettings, source: str):
+        from transformers import AutoModelForCausalLM
+
+        from distil_cli.data.files import read_jsonl
+        from distil_cli.models import load_tokenizer
+        from distil_cli.prompts import choose_formatter
+        from distil_cli.train.batching import PackingCollator
+        from distil_cli.train.config import batch_plan
+        from distil_cli.train.examples import build_examples
+
+        self.data, self.dev = data, device()
+        self.tokenizer = load_tokenizer(source)
+        self.formatter = choose_formatter(self.tokenizer)
+        records = read_jsonl(data / "train.jsonl")
+        self.examples = build_examples(records, self.tokenizer, self.formatter, "distill", 2048, 1024).examples
+        self.sampler, _ = batch_plan(cfg, self.examples)
+        self.collate = PackingCollator(4096, self.tokenizer.pad_token_id)
+        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(self.dev).train()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, fused=self.dev.type == "cuda")
+        self.batches = iter(())
+
+    def autocast(self):
+        return torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda")
+
+    def prompts(self, split: str) -> list[list[int]]:
+        from distil_cli.data.files import read_jsonl
+        from distil_cli.train.examples import encode_prompt
+
+        rows = read_jsonl(self.data / f"{split}.jsonl")
+        return [encode_prompt(self.tokenizer, self.formatter, "Summarize.", r["input"], 2048, r["id"])[0] for r in rows]
+
+    def step(self) -> None:
+        batch = next(self.batches, None)
+        if batch is None:  # a new epoch
+            self.batches = iter(list(self.sampler))
+            batch = next(self.batches)
+        packed = self.collate([self.examples[i] for i in batch])
+        with self.autocast():
+            ids, positions = packed["input_ids"].to(self.dev), packed["position_ids"].to(self.dev)
+            logits = self.model(input_ids=ids, position_ids=positions, use_cache=False).logits[:, :-1].float()
+        targets = packed["labels"][:, 1:].reshape(-1).to(self.dev)
+        torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets, ignore_index=-100).backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def generate(self, prompt_ids: list[list[int]], new_tokens: int) -> None:
+        from distil_cli.generate.batched import left_pad
+
+        self.model.eval()
+        with torch.inference_mode(), self.autocast():
+            for start in range(0, len(prompt_ids), 256):
+                ids, mask = left_pad(prompt_ids[start : start + 256], self.tokenizer.pad_token_id, self.dev)
+                self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False)
+        self.model.train()
+
+
 def minimal_job(
     data: Path, cfg: TrainSettings, steps: int, evals: int, new_tokens: int, source: str
 ) -> dict[str, float]:
-    """A plain PyTorch loop: the same packed batches and optimizer steps, evaluations and generation."""
-    from transformers import AutoModelForCausalLM
-
-    from distil_cli.data.files import read_jsonl
-    from distil_cli.generate.batched import left_pad
-    from distil_cli.models import load_tokenizer
-    from distil_cli.prompts import choose_formatter
-    from distil_cli.train.batching import PackingCollator
-    from distil_cli.train.config import batch_plan
-    from distil_cli.train.examples import build_examples, encode_prompt
-
+    """The same optimizer steps, evaluations and generation with ``MinimalLoop``, timed per phase."""
     started = time.perf_counter()
-    dev = device()
-    tokenizer = load_tokenizer(source)
-    formatter = choose_formatter(tokenizer)
-    examples = build_examples(read_jsonl(data / "train.jsonl"), tokenizer, formatter, "distill", 2048, 1024).examples
-    sampler, _ = batch_plan(cfg, examples)
-    collate = PackingCollator(4096, tokenizer.pad_token_id)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).to(dev).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, fused=dev.type == "cuda")
-    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
-
-    def prompts(split: str) -> list[list[int]]:
-        rows = read_jsonl(data / f"{split}.jsonl")
-        return [encode_prompt(tokenizer, formatter, "Summarize.", r["input"], 2048, r["id"])[0] for r in rows]
-
-    def generate(prompt_ids: list[list[int]]) -> None:
-        model.eval()
-        with torch.inference_mode(), amp:
-            for start in range(0, len(prompt_ids), 256):
-                ids, mask = left_pad(prompt_ids[start : start + 256], tokenizer.pad_token_id, dev)
-                model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False)
-        model.train()
-
-    eval_prompts, test_prompts = prompts("valid"), prompts("test")
+    loop = MinimalLoop(data, cfg, source)
+    eval_prompts, test_prompts = loop.prompts("valid"), loop.prompts("test")
     phases: dict[str, float] = defaultdict(float)
-    batches = iter(())
     every = max(1, steps // max(evals, 1))
     sync()
     phases["start-up"] = time.perf_counter() - started
     for step in range(1, steps + 1):
         t0 = time.perf_counter()
-        batch = next(batches, None)
-        if batch is None:
-            batches = iter(list(sampler))
-            batch = next(batches)
-        packed = collate([examples[i] for i in batch])
-        with amp:
-            out = model(
-                input_ids=packed["input_ids"].to(dev), position_ids=packed["position_ids"].to(dev), use_cache=False
-            )
-        logits = out.logits[:, :-1].float()
-        loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), packed["labels"][:, 1:].reshape(-1).to(dev), ignore_index=-100
-        )
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loop.step()
         sync()
         phases["steps"] += time.perf_counter() - t0
         if step % every == 0 or step == steps:
             t0 = time.perf_counter()
-            generate(eval_prompts)
+            loop.generate(eval_prompts, new_tokens)
             sync()
             phases["evaluation"] += time.perf_counter() - t0
     t0 = time.perf_counter()
-    generate(test_prompts)
+    loop.generate(test_prompts, new_tokens)
     sync()
     phases["generation"] = time.perf_counter() - t0
     phases["total"] = time.perf_counter() - started

@@ -11,7 +11,7 @@ import typer
 from distil_cli.cli.common import err_console, flags_of, opt, out_console, settings_for
 
 
-def annotate(
+def annotate(  # one parameter per flag: a flat list, longer than a function should be otherwise
     ctx: typer.Context,
     data: Annotated[
         Path, typer.Argument(help="A prepared split .jsonl, or a prepared folder (its --splits are annotated).")

@@ -98,7 +98,9 @@ class ExampleSet:
 
 
 @dataclass
-class _Encoder:
+class Encoder:
+    """Encodes a record's summary or rationale example with one tokenizer, formatter and length limits."""
+
     tokenizer: Any
     formatter: PromptFormatter
     max_input_tokens: int
@@ -121,6 +123,25 @@ class _Encoder:
             raise
 
 
+def _has_rationale(record: dict[str, Any], missing_rationale: str) -> bool:
+    """Whether the record has a rationale; without one, False to skip it or an error that says why."""
+    if (record.get("rationale") or "").strip():
+        return True
+    if missing_rationale == "skip":
+        return False
+    rid = record["id"]
+    if "rationale" in record:  # annotated, but the teacher gave nothing usable
+        flags = "/".join((record.get("annotation") or {}).get("flags") or []) or "no flags"
+        raise DataError(
+            f"record {rid}: its rationale is empty (annotated, {flags}); "
+            "annotate it again into a new --out, or pass --missing-rationale skip"
+        )
+    raise DataError(
+        f"record {rid}: no 'rationale' for distill training (never annotated); run `distil annotate`, "
+        "pass --missing-rationale skip, or use --objective standard"
+    )
+
+
 def build_examples(
     records: Sequence[dict[str, Any]],
     tokenizer,
@@ -137,25 +158,13 @@ def build_examples(
     examples: list[dict[str, Any]] = []
     skipped: list[str] = []
     long = 0
-    encode = _Encoder(tokenizer, formatter, max_input_tokens, max_output_tokens)
+    encode = Encoder(tokenizer, formatter, max_input_tokens, max_output_tokens)
     for record in records:
-        rid = record["id"]
         if not record.get("output"):
-            raise DataError(f"record {rid}: no 'output' (reference summary) to train on")
-        if objective == "distill" and not (record.get("rationale") or "").strip():
-            if missing_rationale == "skip":
-                skipped.append(rid)
-                continue
-            if "rationale" in record:  # annotated, but the teacher gave nothing usable
-                flags = "/".join((record.get("annotation") or {}).get("flags") or []) or "no flags"
-                raise DataError(
-                    f"record {rid}: its rationale is empty (annotated, {flags}); "
-                    "annotate it again into a new --out, or pass --missing-rationale skip"
-                )
-            raise DataError(
-                f"record {rid}: no 'rationale' for distill training (never annotated); run `distil annotate`, "
-                "pass --missing-rationale skip, or use --objective standard"
-            )
+            raise DataError(f"record {record['id']}: no 'output' (reference summary) to train on")
+        if objective == "distill" and not _has_rationale(record, missing_rationale):
+            skipped.append(record["id"])
+            continue
         lang = record.get("lang", "en")
         examples.append(encode(record, instruction_for(Task.SUMMARY, lang, summary_instructions), Task.SUMMARY))
         if objective == "distill":
@@ -171,11 +180,8 @@ def build_examples(
 
 def validation_examples(
     records: Sequence[dict[str, Any]],
-    tokenizer,
-    formatter: PromptFormatter,
+    encode: Encoder,
     objective: str,
-    max_input_tokens: int,
-    max_output_tokens: int,
     summary_instructions: dict[str, str] | None = None,
     rationale_instructions: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
@@ -184,7 +190,6 @@ def validation_examples(
     Validation records are usually not annotated (annotate does train only by default), so a
     missing rationale is not an error here; long answers are cropped (a validation loss only).
     """
-    encode = _Encoder(tokenizer, formatter, max_input_tokens, max_output_tokens)
     examples = []
     for record in records:
         lang = record.get("lang", "en")

@@ -23,7 +23,7 @@ from distil_cli.prompts import Task, choose_formatter, instruction_for
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.card import model_card
-from distil_cli.train.examples import ExampleSet, build_examples, validation_examples
+from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
 from distil_cli.train.kernels import VARLEN
 from distil_cli.train.resume import RunDir, check_same_run, choose_checkpoint, clear_for_fresh_start, step_of
 
@@ -297,26 +297,12 @@ def _start(state: RunDir, resume: bool, inputs: TrainInputs, cfg: TrainSettings,
     return checkpoint
 
 
-def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool) -> RunRecord:
-    from transformers.trainer_callback import ProgressCallback
-
+def _trainer(out: Path, cfg: TrainSettings, inputs: TrainInputs, model, kernels: str):
+    """The DistilTrainer of a run: its arguments, batches, callbacks and evaluation data."""
     from distil_cli.train.batching import Collator
     from distil_cli.train.config import batch_plan, training_arguments
-    from distil_cli.train.trainer import DistilTrainer, EvaluateAtEnd, LossProgress, MetricsFile
+    from distil_cli.train.trainer import DistilTrainer, EvaluateAtEnd, MetricsFile
 
-    state = RunDir.inspect(out)
-    if resume and not state.complete:
-        choose_checkpoint(state)  # raises, before anything is loaded: there is nothing to resume
-    if not resume and state.holds_a_run:
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    inputs = load_inputs(data_dir, cfg, cache_dir)
-    started = time.perf_counter()
-    model, kernels = load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR
-    record = _run_record(data_dir, inputs, cfg, None, started)
-    checkpoint = _start(state, resume, inputs, cfg, record)
-    out.mkdir(parents=True, exist_ok=True)
-    if int(os.environ.get("RANK", "0")) == 0:
-        record.write(out)  # status "running": what is being trained, for a later --resume to check
     varlen = getattr(model.config, "_attn_implementation", None) == VARLEN
     examples = inputs.examples.examples
     sampler, per_epoch = batch_plan(cfg, examples)
@@ -336,15 +322,34 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
         batch_sampler=sampler,
         validation_examples=validation_examples(
             inputs.eval_records,
-            inputs.tokenizer,
-            inputs.formatter,
+            Encoder(inputs.tokenizer, inputs.formatter, cfg.max_input_tokens, cfg.max_output_tokens),
             cfg.objective,
-            cfg.max_input_tokens,
-            cfg.max_output_tokens,
             cfg.instruction_overrides("summary"),
             cfg.instruction_overrides("rationale"),
         ),
     )
+    return trainer
+
+
+def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool) -> RunRecord:
+    from transformers.trainer_callback import ProgressCallback
+
+    from distil_cli.train.trainer import LossProgress
+
+    state = RunDir.inspect(out)
+    if resume and not state.complete:
+        choose_checkpoint(state)  # raises, before anything is loaded: there is nothing to resume
+    if not resume and state.holds_a_run:
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    inputs = load_inputs(data_dir, cfg, cache_dir)
+    started = time.perf_counter()
+    model, kernels = load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR
+    record = _run_record(data_dir, inputs, cfg, None, started)
+    checkpoint = _start(state, resume, inputs, cfg, record)
+    out.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        record.write(out)  # status "running": what is being trained, for a later --resume to check
+    trainer = _trainer(out, cfg, inputs, model, kernels)
     trainer.remove_callback(ProgressCallback)  # replaced by one that shows the losses on the bar
     trainer.add_callback(LossProgress())
     if checkpoint is not None and finished_at(checkpoint) is not None:
