@@ -73,3 +73,15 @@ def test_bench_e2e_times_each_phase_of_both_pipelines(tmp_path):
         assert row["optimizer_steps"] == ours["optimizer_steps"] >= 1
     assert ours["evaluation"] > 0 and ours["ratio_to_minimal"] > 0
     assert report["job"]["evaluations"] >= 1 and report["job"]["train"] == 4
+
+
+def test_bench_train_runs_the_trl_peer_on_the_same_examples(tmp_path):
+    import json
+
+    out = tmp_path / "trl.json"
+    args = ["bench", "train", "--shape", "tiny", "--steps", 2, "--records", 6, "--no-baseline"]
+    result = run_cli(*args, "--variant", "sdpa,4096,0", "--variant", "trl,4096,0", "--out", out)
+    assert result.exit_code == 0, result.output
+    ours, trl = json.loads(out.read_text())["results"]
+    assert trl["name"].startswith("TRL SFTTrainer [padding-free") and "FAILED" not in trl["name"]
+    assert trl["useful_tokens_per_s"] > 0 and ours["useful_tokens_per_s"] > 0

@@ -223,7 +223,10 @@ FLAGS = {"liger", "flce", "ckpt", "compile"}
 
 
 def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:
-    """'varlen,16384,0,liger+ckpt' -> (attention kernel, token budget, row bound or None, flags)."""
+    """'varlen,16384,0,liger+ckpt' -> (attention kernel, token budget, row bound or None, flags).
+
+    ATTN ``trl`` runs TRL's SFTTrainer (padding-free) on the same examples instead of distil.
+    """
     try:
         attn, tokens, rows, *rest = (x.strip() for x in text.split(","))
         if len(rest) > 1:
@@ -272,8 +275,13 @@ def bench_train(
             torch.cuda.empty_cache()
         model, _ = build_model(shape, cache_dir)  # fresh weights and optimizer state for each run
         try:
-            model.set_attn_implementation(resolve_attention(attn, model.config, True))
-            measured[i] = distil_train(model, pad, examples, steps, tokens, rows, workdir, flags, profile == i + 1)
+            if attn == "trl":
+                from distil_cli.bench.trl_peer import trl_train
+
+                measured[i] = trl_train(model, examples, steps, tokens, workdir, flags)
+            else:
+                model.set_attn_implementation(resolve_attention(attn, model.config, True))
+                measured[i] = distil_train(model, pad, examples, steps, tokens, rows, workdir, flags, profile == i + 1)
         except Exception as exc:  # a kernel missing on this machine: report it, keep the others
             log.warning("variant %s failed: %s", variants[i], str(exc).splitlines()[0][:300])
             label = f"distil train [{attn}, {tokens} tokens, rows {rows}, {'+'.join(sorted(flags))}] FAILED"

@@ -27,7 +27,8 @@ def bench_train(
         Optional[list[str]],
         typer.Option(
             help="distil configuration ATTN,TOKENS_PER_BATCH,ROW_TOKENS[,FLAGS] (repeatable; ROW_TOKENS 0 = one "
-            "row; ATTN sdpa, varlen, flex_attention, ...; FLAGS joined by +: liger, ckpt (gradient "
+            "row; ATTN sdpa, varlen, flex_attention, ..., or trl (TRL's SFTTrainer, padding-free); FLAGS joined "
+            "by +: liger, ckpt (gradient "
             "checkpointing), compile, flce (Liger's fused linear cross-entropy)), e.g. varlen,16384,0,liger"
         ),
     ] = None,

@@ -1,0 +1,72 @@
+"""TRL's ``SFTTrainer`` on the same examples: the peer users pick for packed fine-tuning (bench variant ``trl``).
+
+Padding-free (``padding_free=True``: each batch flattened into one row with position ids),
+Liger kernels with the ``liger`` flag (``use_liger_kernel=True``), completion-only loss (the
+prompt masked, as in distil), bf16 and fused AdamW on a GPU. The batch size in examples is the
+token budget over the mean example length, so both see about the same tokens a step. TRL knows
+no multitask objective: it trains the plain token loss over both tasks' answers (the same tokens).
+Needs ``pip install 'distil-cli[bench]'`` (trl).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from distil_cli.bench.common import Measure, peak, reset_peak, sync
+
+
+def trl_train(model, examples, steps: int, tokens_per_batch: int, workdir, flags: frozenset[str]) -> Measure:
+    import datasets
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from distil_cli.bench.train import train_flops
+
+    rows = [
+        {"input_ids": e["input_ids"], "completion_mask": [int(label != -100) for label in e["labels"]]}
+        for e in examples
+    ]
+    mean = sum(len(r["input_ids"]) for r in rows) / len(rows)
+    batch = max(1, round(tokens_per_batch / mean))
+    marks: dict[str, tuple] = {}
+    last = steps + 2
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step in (2, last):
+                sync()
+                marks[state.global_step] = (time.perf_counter(), state.num_input_tokens_seen, peak())
+                if state.global_step == 2:
+                    reset_peak()
+
+    cuda = torch.cuda.is_available()
+    config = SFTConfig(
+        output_dir=str(workdir),
+        per_device_train_batch_size=batch,
+        padding_free=True,
+        max_length=None,  # the examples are already within distil's limits
+        completion_only_loss=True,
+        use_liger_kernel="liger" in flags,
+        gradient_checkpointing="ckpt" in flags,
+        max_steps=last,
+        learning_rate=1e-5,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=not cuda,
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        include_num_input_tokens_seen=True,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = SFTTrainer(model=model, args=config, train_dataset=datasets.Dataset.from_list(rows), callbacks=[Clock()])
+    trainer.train()
+    (t0, tok0, _), (t1, tok1, peak_gib) = marks[2], marks[last]
+    examples_done = steps * batch
+    flops = train_flops(model, [int(mean)] * examples_done)
+    extra = "".join(f", {f}" for f in sorted(flags))
+    name = f"TRL SFTTrainer [padding-free, batch {batch} (~{tokens_per_batch} tokens){extra}]"
+    return Measure(name, t1 - t0, examples_done, int(tok1 - tok0), flops=flops, peak_gib=peak_gib)
