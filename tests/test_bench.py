@@ -79,7 +79,7 @@ def test_bench_train_runs_the_trl_peer_on_the_same_examples(tmp_path):
     import json
 
     out = tmp_path / "trl.json"
-    args = ["bench", "train", "--shape", "tiny", "--steps", 2, "--records", 6, "--no-baseline"]
+    args = ["bench", "train", "--shape", "tiny", "--steps", 1, "--records", 3, "--no-baseline"]
     result = run_cli(*args, "--variant", "sdpa,4096,0", "--variant", "trl,4096,0", "--out", out)
     assert result.exit_code == 0, result.output
     ours, trl = json.loads(out.read_text())["results"]
