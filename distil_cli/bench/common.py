@@ -89,6 +89,15 @@ def build_model(shape: str, cache_dir):
     return AutoModelForCausalLM.from_pretrained(source, dtype=dtype), load_tokenizer(source)
 
 
+def train_flops(model, lengths: list[int]) -> float:
+    """6 N T for the weights (LM head included) plus 6 L d T^2 for causal attention, per sequence."""
+    cfg = model.config
+    n = sum(p.numel() for p in model.parameters()) - (
+        0 if cfg.tie_word_embeddings else cfg.vocab_size * cfg.hidden_size
+    )
+    return sum(6 * n * t + 6 * cfg.num_hidden_layers * cfg.hidden_size * t * t for t in lengths)
+
+
 def start_profiler():
     from torch.profiler import ProfilerActivity, profile
 

@@ -26,6 +26,7 @@ from distil_cli.bench.common import (
     start_profiler,
     stop_profiler,
     sync,
+    train_flops,
 )
 from distil_cli.errors import ConfigError
 
@@ -45,15 +46,6 @@ def synthetic_examples(n_records: int, vocab: int, seed: int = 0, tasks: int = 2
                 {"id": f"s{r}", "task": task, "input_ids": prompt + answer, "labels": [-100] * len(prompt) + answer}
             )
     return examples
-
-
-def train_flops(model, lengths: list[int]) -> float:
-    """6 N T for the weights (LM head included) plus 6 L d T^2 for causal attention, per sequence."""
-    cfg = model.config
-    n = sum(p.numel() for p in model.parameters()) - (
-        0 if cfg.tie_word_embeddings else cfg.vocab_size * cfg.hidden_size
-    )
-    return sum(6 * n * t + 6 * cfg.num_hidden_layers * cfg.hidden_size * t * t for t in lengths)
 
 
 def seed_style_train(model, examples, steps: int, alpha: float = 0.5) -> Measure:

@@ -14,15 +14,13 @@ import time
 
 import torch
 
-from distil_cli.bench.common import Measure, peak, reset_peak, sync
+from distil_cli.bench.common import Measure, peak, reset_peak, sync, train_flops
 
 
 def trl_train(model, examples, steps: int, tokens_per_batch: int, workdir, flags: frozenset[str]) -> Measure:
     import datasets
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
-
-    from distil_cli.bench.train import train_flops
 
     rows = [
         {"input_ids": e["input_ids"], "completion_mask": [int(label != -100) for label in e["labels"]]}
