@@ -48,10 +48,10 @@ class RunRecord:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
 
     def write(self, run_dir: Path) -> Path:
+        from distil_cli.data.files import write_atomic
+
         path = Path(run_dir) / FILE_NAME
-        tmp = path.with_name(f".{FILE_NAME}.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, self.to_json())
         return path
 
     @classmethod

@@ -94,7 +94,7 @@ def read_appended(path: Path) -> list[dict[str, Any]]:
     if text != raw:
         if not repairs:
             repairs.append("added the newline missing after the last record")
-        _replace_bytes(path, text)
+        write_atomic(path, text)
         log.warning("%s: %s", path, "; ".join(repairs))
     return rows
 
@@ -121,9 +121,11 @@ def _split_objects(line: bytes) -> tuple[list[tuple[bytes, Any]], bytes]:
     return objects, text[position:].encode("utf-8")
 
 
-def _replace_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.repair-{os.getpid()}")
-    tmp.write_bytes(data)
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write a whole file through a temporary sibling and a rename: readers see the old or the new file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     os.replace(tmp, path)
 
 

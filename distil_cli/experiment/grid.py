@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from distil_cli.data.files import done_ids, dump_jsonl_line, read_jsonl, sha256_file
+from distil_cli.data.guard import remove_stale_temporaries, temporary_name
 from distil_cli.errors import DataError
 from distil_cli.experiment.spec import Arm, ExperimentSpec
 from distil_cli.settings import InferSettings, TrainSettings
@@ -82,9 +83,11 @@ def write_subsets(spec: ExperimentSpec, out: Path, train: list[dict[str, Any]]) 
                 continue
             count = max(1, round(len(train) * fraction))
             subset = train if count == len(train) else random.Random(f"{seed}:{fraction}").sample(train, count)
-            tmp = folder.with_name(folder.name + ".tmp")
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(folder.parent, folder.name)
+            tmp = folder.with_name(temporary_name(folder.name))
             shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
+            tmp.mkdir()
             (tmp / "train.jsonl").write_text("".join(dump_jsonl_line(r) for r in subset), encoding="utf-8")
             manifest = {"source": str(spec.data), "fraction": fraction, "seed": seed, "totals": {"train": count}}
             manifest["source_sha256"] = sha256_file(spec.data / "train.jsonl")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distil_cli.data.files import done_ids, read_jsonl
+from distil_cli.data.files import done_ids, read_jsonl, write_atomic
 from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.data.readers import detect_lang
 from distil_cli.data.text import normalise_text
@@ -246,7 +246,7 @@ def check_resume(out: Path, identity: dict[str, Any], resuming: bool) -> None:
         return
     if resuming:
         log.warning("%s has no %s: cannot check that its predictions come from this model", out, meta.name)
-    meta.write_text(json.dumps(identity, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(meta, json.dumps(identity, indent=2, ensure_ascii=False) + "\n")
 
 
 def run_inference(

@@ -54,6 +54,7 @@ MEANING = (
     "lora_dropout",
     "lora_target_modules",
 )
+# ".final.tmp": where distil 0.1.0 wrote final/ before temporaries carried their writer's pid
 LEFTOVERS = ("metrics.jsonl", "eval_predictions", ".final.tmp", FILE_NAME)
 
 
