@@ -372,6 +372,8 @@ def test_folder_annotates_train_only_by_default_and_copies_the_rest(tmp_path):
         assert all("rationale" in r for r in _lines(other / "test.jsonl"))
         missing = run_cli(*_args(server, data, tmp_path / "x", "--splits", "train,dev"))
         assert missing.exit_code == 1 and "no dev.jsonl to annotate" in missing.output
+        none = run_cli(*_args(server, data, tmp_path / "y", "--splits", ","))
+        assert none.exit_code == 1 and "invalid setting annotate.splits" in none.output
 
 
 def test_raising_max_tokens_does_not_silently_reuse_truncated_rationales(tmp_path):

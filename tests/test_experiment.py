@@ -72,6 +72,8 @@ def test_spec_errors_are_one_line(tmp_path):
     bad.write_text('data = "data"\n[[arms]]\nname = "a b"\n')
     result = run_cli("experiment", bad, "--out", tmp_path / "o")
     assert result.exit_code == 1 and "use letters, digits" in result.output
+    missing = run_cli("experiment", tmp_path / "nope.toml", "--out", tmp_path / "o")
+    assert missing.exit_code == 1 and "experiment spec" in missing.output and "does not exist" in missing.output
     assert not (tmp_path / "o").exists()
 
 

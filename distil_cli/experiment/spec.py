@@ -112,6 +112,8 @@ def load_spec(path: Path) -> ExperimentSpec:
     """The spec from a TOML or YAML file; ``data`` relative to the spec's folder."""
     from distil_cli.settings.loader import read_file
 
+    if not Path(path).is_file():
+        raise ConfigError(f"experiment spec {path} does not exist (give a TOML, YAML or JSON file)")
     data = read_file(Path(path))
     try:
         spec = ExperimentSpec.model_validate(data)

@@ -114,6 +114,7 @@ class AnnotateSettings(Section):
     )
     splits: list[str] = Field(
         default_factory=lambda: ["train"],
+        min_length=1,
         description="Splits of a prepared folder to annotate, comma-separated (the others are copied unchanged): "
         "the student trains only on train's rationales.",
     )
