@@ -350,6 +350,9 @@ def test_hugging_face_datasets_as_sources(tmp_path, kind):
         assert one.exit_code == 0 and sum(len(v) for v in _read(tmp_path / "one").values()) == 4
         bad = run_cli("prepare", source, "--out", tmp_path / "bad", *args, "--hf-split", "test")
         assert bad.exit_code == 1 and "no split 'test' (it has train, validation)" in bad.output
+    if kind == "dataset":
+        bad = run_cli("prepare", source, "--out", tmp_path / "bad", *args, "--hf-split", "train")
+        assert bad.exit_code == 1 and "a single dataset without splits" in bad.output
 
 
 def test_hub_id_offline_is_a_one_line_error(tmp_path, monkeypatch):

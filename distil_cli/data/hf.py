@@ -70,6 +70,8 @@ def hf_rows(source: Path, config: str | None = None, split: str | None = None) -
 
     loaded = _load(source, config, split)
     parts = dict(loaded.items()) if isinstance(loaded, (datasets.DatasetDict, dict)) else None
+    if parts is None and split is not None and not str(source).startswith(HUB_PREFIX):
+        raise DataError(f"{source}: a single dataset without splits; drop --hf-split {split}")
     if parts is not None and split is not None:
         if split not in parts:
             raise DataError(f"{source}: no split '{split}' (it has {', '.join(parts)}); choose one with --hf-split")
