@@ -5,7 +5,7 @@ set -u
 cd "$(dirname "$0")/.."
 EXP=${EXP:-/root/exp}
 export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
-for name in ${NAMES:-cqa_low svamp cqa_quarter cqa_full}; do
+for name in ${NAMES-cqa_low svamp cqa_quarter cqa_full}; do
   start=$(date +%s)
   python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$name" > "$EXP/$name.log" 2>&1
   echo "$name exit $? in $(( $(date +%s) - start )) s"

@@ -83,5 +83,5 @@ def test_bench_train_runs_the_trl_peer_on_the_same_examples(tmp_path):
     result = run_cli(*args, "--variant", "sdpa,4096,0", "--variant", "trl,4096,0", "--out", out)
     assert result.exit_code == 0, result.output
     ours, trl = json.loads(out.read_text())["results"]
-    assert trl["name"].startswith("TRL SFTTrainer [padding-free") and "FAILED" not in trl["name"]
+    assert trl["name"].startswith("TRL SFTTrainer [sdpa, padding-free") and "FAILED" not in trl["name"]
     assert trl["useful_tokens_per_s"] > 0 and ours["useful_tokens_per_s"] > 0

@@ -116,7 +116,7 @@ def test_prompt_comes_from_run_json(tmp_path, data, tiny, monkeypatch):
     assert all(len(tokenizer(p, add_special_tokens=False)["input_ids"]) <= 40 for p in seen)
 
 
-@pytest.mark.parametrize("cache", [None, "static"])
+@pytest.mark.parametrize("cache", ["dynamic", "static", "slots"])
 def test_batched_generation_equals_one_by_one(tiny, cache):
     from transformers import AutoModelForCausalLM
 

@@ -143,6 +143,23 @@ def test_varlen_without_sequence_lengths_is_sdpa_with_its_mask(setup):
     torch.testing.assert_close(a[1], b[1])
 
 
+def test_varlen_finds_padding_free_sequences_from_their_positions(setup):
+    """A padding-free row with positions only (TRL's collator, no sequence lengths): each sequence
+    attends to itself alone, as when it runs by itself."""
+    model, tokenizer, _ = setup
+    varlen = copy.deepcopy(model)
+    varlen.set_attn_implementation(kernels.register_varlen())
+    first, second = [5, 6, 7, 8, 9], [10, 11, 12]
+    packed = torch.tensor([first + second])
+    positions = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2]])
+    with torch.no_grad():
+        got = varlen(input_ids=packed, position_ids=positions).logits[0]
+        alone = [model(input_ids=torch.tensor([seq])).logits[0] for seq in (first, second)]
+    torch.testing.assert_close(got, torch.cat(alone))
+    assert kernels._lengths_from_positions(positions)[0].tolist() == [0, 5, 8]
+    assert kernels._lengths_from_positions(torch.tensor([[3, 4, 0]]))[0] is None  # not a packed row
+
+
 def test_fused_ce_path_equals_logits_path(setup, tmp_path, monkeypatch):
     """fused_ce: hidden states from the decoder hook, split per task; Liger replaced by exact math on CPU."""
     model, _, examples = setup

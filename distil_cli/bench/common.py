@@ -25,6 +25,17 @@ QWEN_05B = dict(
     tie_word_embeddings=True,
     max_position_embeddings=32768,
 )
+QWEN_15B = dict(
+    hidden_size=1536,
+    num_hidden_layers=28,
+    num_attention_heads=12,
+    num_key_value_heads=2,
+    intermediate_size=8960,
+    vocab_size=151936,
+    tie_word_embeddings=True,
+    max_position_embeddings=32768,
+)
+RANDOM_SHAPES = {"qwen0.5b": QWEN_05B, "qwen1.5b": QWEN_15B}
 
 
 @dataclass
@@ -75,15 +86,15 @@ def peak() -> float | None:
 
 
 def build_model(shape: str, cache_dir):
-    """(model, tokenizer or None): 'qwen0.5b' random init of that shape, 'smollm2' the embedded model, 'tiny'."""
+    """(model, tokenizer or None): qwen0.5b/qwen1.5b random init of that shape, smollm2 (embedded), tiny."""
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     from distil_cli.models import load_tokenizer, resolve_model
 
     dtype = torch.float32
-    if shape == "qwen0.5b":
+    if shape in RANDOM_SHAPES:
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(Qwen2Config(**QWEN_05B), dtype=dtype)
+        model = AutoModelForCausalLM.from_config(Qwen2Config(**RANDOM_SHAPES[shape]), dtype=dtype)
         return model, None
     source = resolve_model("default" if shape == "smollm2" else shape, cache_dir)
     return AutoModelForCausalLM.from_pretrained(source, dtype=dtype), load_tokenizer(source)

@@ -19,12 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def parse_infer_variant(text: str) -> tuple[str, int]:
-    """'static,256' -> (cache implementation, batch size; 0 = automatic)."""
+    """'slots,256' -> (engine / cache: auto, slots, dynamic or static; batch size, 0 = automatic)."""
     kind, _, size = text.partition(",")
+    if kind.strip() not in ("auto", "slots", "dynamic", "static"):
+        raise ConfigError(f"--variant {text!r}: the cache is one of auto, slots, dynamic, static")
     try:
         return kind.strip(), int(size or 0)
     except ValueError:
-        raise ConfigError(f"--variant {text!r}: expected CACHE,BATCH such as dynamic,0 or static,256") from None
+        raise ConfigError(f"--variant {text!r}: expected CACHE,BATCH such as slots,0 or dynamic,1024") from None
 
 
 def synthetic_prompts(n: int, vocab: int, seed: int = 1) -> list[list[int]]:
@@ -57,13 +59,12 @@ def seed_style_generate(model, tokenizer, prompts, new_tokens: int) -> Measure:
     )
 
 
-def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int, cache: str = "dynamic") -> Measure:
-    from distil_cli.generate.batched import generate_batched
-    from distil_cli.generate.infer import auto_batch_size
+def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int, cache: str = "auto") -> Measure:
+    from distil_cli.generate.batched import auto_batch_size, generate_batched
 
     size = batch_size or auto_batch_size(model, max(map(len, prompts)), new_tokens)
     stops = [tokenizer.eos_token_id]
-    impl = None if cache == "dynamic" else cache
+    impl = cache
     # warm-up (compilation for the static cache) on a full batch of the real shapes
     generate_batched(
         model, tokenizer, prompts[:size], stops, 8, batch_size=size, min_new_tokens=8, cache_implementation=impl

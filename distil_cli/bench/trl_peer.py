@@ -1,6 +1,9 @@
 """TRL's ``SFTTrainer`` on the same examples: the peer users pick for packed fine-tuning (bench variant ``trl``).
 
 Padding-free (``padding_free=True``: each batch flattened into one row with position ids),
+attended with the same variable-length FlashAttention as distil where CUDA has it (what TRL
+users get from ``attn_implementation="flash_attention_2"``; distil's ``distil_varlen`` finds
+the sequences from the restarting position ids as transformers' flash path does),
 Liger kernels with the ``liger`` flag (``use_liger_kernel=True``), completion-only loss (the
 prompt masked, as in distil), bf16 and fused AdamW on a GPU. The batch size in examples is the
 token budget over the mean example length, so both see about the same tokens a step. TRL knows
@@ -15,6 +18,7 @@ import time
 import torch
 
 from distil_cli.bench.common import Measure, peak, reset_peak, sync, train_flops
+from distil_cli.train.kernels import register_varlen, varlen_supported
 
 
 def trl_train(model, examples, steps: int, tokens_per_batch: int, workdir, flags: frozenset[str]) -> Measure:
@@ -40,6 +44,10 @@ def trl_train(model, examples, steps: int, tokens_per_batch: int, workdir, flags
                     reset_peak()
 
     cuda = torch.cuda.is_available()
+    attention = "sdpa"
+    if varlen_supported(model.config) is None:
+        attention = register_varlen()
+        model.set_attn_implementation(attention)
     config = SFTConfig(
         output_dir=str(workdir),
         per_device_train_batch_size=batch,
@@ -66,5 +74,5 @@ def trl_train(model, examples, steps: int, tokens_per_batch: int, workdir, flags
     examples_done = steps * batch
     flops = train_flops(model, [int(mean)] * examples_done)
     extra = "".join(f", {f}" for f in sorted(flags))
-    name = f"TRL SFTTrainer [padding-free, batch {batch} (~{tokens_per_batch} tokens){extra}]"
+    name = f"TRL SFTTrainer [{attention}, padding-free, batch {batch} (~{tokens_per_batch} tokens){extra}]"
     return Measure(name, t1 - t0, examples_done, int(tok1 - tok0), flops=flops, peak_gib=peak_gib)

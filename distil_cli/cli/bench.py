@@ -17,7 +17,7 @@ bench_app = new_app("Benchmarks: the seed-style baseline vs distil's real code p
 def bench_train(
     ctx: typer.Context,
     shape: Annotated[
-        str, typer.Option(help="qwen0.5b (random init of Qwen2.5-0.5B's shape), smollm2 (embedded), tiny.")
+        str, typer.Option(help="qwen0.5b / qwen1.5b (random init of Qwen2.5's shapes), smollm2 (embedded), tiny.")
     ] = "tiny",
     steps: Annotated[int, typer.Option(help="Timed optimizer steps (after 2 warm-up steps).")] = 10,
     records: Annotated[
@@ -70,7 +70,10 @@ def bench_infer(
     new_tokens: Annotated[int, typer.Option(help="New tokens per prompt (fixed: min = max).")] = 128,
     variant: Annotated[
         Optional[list[str]],
-        typer.Option(help="distil configuration CACHE,BATCH (repeatable; BATCH 0 = automatic), e.g. static,256"),
+        typer.Option(
+            help="distil configuration CACHE,BATCH (repeatable; CACHE: auto, slots, dynamic or static; "
+            "BATCH 0 = automatic), e.g. slots,0 or dynamic,1024"
+        ),
     ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
 ) -> None:
@@ -79,7 +82,7 @@ def bench_infer(
     from distil_cli.bench.infer import parse_infer_variant
 
     cache_dir = settings_for(ctx).settings.models.cache_dir
-    variants = [parse_infer_variant(v) for v in variant or ["dynamic,0"]]
+    variants = [parse_infer_variant(v) for v in variant or ["auto,0"]]
     _emit_report(run(shape, seed_prompts, prompts, new_tokens, variants, cache_dir), out)
 
 

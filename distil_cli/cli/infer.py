@@ -40,7 +40,7 @@ def infer(
         Optional[str], typer.Option("--lang", help="Language of .txt inputs whose names carry none.")
     ] = None,
 ) -> None:
-    """Generate summaries: length-sorted batches, left padding, KV cache, bf16 on GPU; resumable."""
+    """Generate summaries: on a GPU packed prefill + slot KV cache + flash decoding, bf16; resumable."""
     flags = flags_of(locals(), "model", "data", "out", "submission_dir", "lang", "team", "run_id")
     loaded = settings_for(ctx, "infer", **flags)
     from distil_cli.generate.infer import read_inputs, run_inference

@@ -1,7 +1,13 @@
-"""Batched, left-padded generation shared by training-time evaluation and ``distil infer``.
+"""Batched generation shared by training-time evaluation, ``distil infer`` and the local teacher.
 
-Prompts are sorted by length (longest first, so an out-of-memory shows up at once),
-left-padded per batch, and decoded from the new tokens only, up to the first stop token.
+Two engines behind one call:
+
+* ``slots`` (``distil_cli.generate.slots``; what ``auto`` picks on CUDA for the model families
+  it supports): packed prefill, a slot KV cache, flash decoding, continuous refill.
+* transformers' ``generate`` (``dynamic`` or ``static`` cache; ``auto`` elsewhere): prompts
+  sorted by length (longest first, so an out-of-memory shows up at once), left-padded per batch.
+
+Either way the answer is decoded from the new tokens only, up to the first stop token.
 """
 
 from __future__ import annotations
@@ -44,7 +50,27 @@ def generate_batched(
     min_new_tokens: int = 0,
     cache_implementation: str | None = None,
 ) -> list[Generated]:
-    """Generate for every prompt (token ids); results come back in the input order."""
+    """Generate for every prompt (token ids); results come back in the input order.
+
+    ``cache_implementation``: ``auto`` (slots where supported, else dynamic), ``slots``,
+    ``dynamic`` (None) or ``static``. ``on_batch(indices, generated)`` is called as prompts finish.
+    """
+    engine = choose_engine(model, cache_implementation)
+    if engine == "slots":
+        return _generate_slots(
+            model,
+            tokenizer,
+            prompt_ids,
+            stop_ids,
+            max_new_tokens,
+            batch_size,
+            temperature,
+            top_p,
+            repetition_penalty,
+            on_batch,
+            min_new_tokens,
+        )
+    cache_implementation = None if engine == "dynamic" else engine
     was_training = model.training
     model.eval()
     order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
@@ -72,6 +98,84 @@ def generate_batched(
                 on_batch(indices, batch_out)
     finally:
         model.train(was_training)
+    return results  # type: ignore[return-value]
+
+
+def auto_batch_size(model, prompt_tokens: int, max_new_tokens: int) -> int:
+    """As many sequences as fit in half the free GPU memory (KV cache + logits); 8 on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 8
+    free, _ = torch.cuda.mem_get_info()
+    cfg = model.config
+    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    bytes_per = 2 if next(model.parameters()).dtype in (torch.bfloat16, torch.float16) else 4
+    per_seq = (prompt_tokens + max_new_tokens) * cfg.num_hidden_layers * 2 * heads * head_dim * bytes_per
+    per_seq += cfg.vocab_size * 4 * 2  # logits of the last position, float32, with some slack
+    return int(max(1, min(1024, (free * 0.5) // max(per_seq, 1))))
+
+
+def choose_engine(model, requested: str | None) -> str:
+    """``slots``, ``dynamic`` or ``static`` for this model and request (``auto``/None: the fastest that runs)."""
+    from distil_cli.errors import ConfigError
+    from distil_cli.generate.slots import slots_supported
+
+    if requested in (None, "auto"):
+        device = next(model.parameters()).device
+        if device.type == "cuda" and slots_supported(model) is None and _flash_available():
+            return "slots"
+        return "dynamic"
+    if requested == "slots":
+        reason = slots_supported(model)
+        if reason:
+            raise ConfigError(f"--cache slots: {reason}; use --cache dynamic")
+    return requested
+
+
+def _flash_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and hasattr(torch.ops.aten, "_flash_attention_forward")
+
+
+def _generate_slots(
+    model,
+    tokenizer,
+    prompt_ids,
+    stop_ids,
+    max_new_tokens,
+    slots,
+    temperature,
+    top_p,
+    repetition_penalty,
+    on_batch,
+    min_new_tokens,
+) -> list[Generated]:
+    from distil_cli.generate.slots import generate_slots
+
+    results: list[Generated | None] = [None] * len(prompt_ids)
+
+    def done(indices: list[int], token_lists: list[list[int]]) -> None:
+        batch_out = [_decode(tokenizer, tokens, stop_ids) for tokens in token_lists]
+        for i, generated in zip(indices, batch_out):
+            results[i] = generated
+        if on_batch is not None:
+            on_batch(indices, batch_out)
+
+    generate_slots(
+        model,
+        prompt_ids,
+        stop_ids,
+        max_new_tokens,
+        slots=slots,
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        min_new_tokens=min_new_tokens,
+        on_done=done,
+    )
     return results  # type: ignore[return-value]
 
 

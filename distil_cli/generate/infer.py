@@ -89,22 +89,6 @@ def read_inputs(data: Path, split: str, lang: str | None) -> list[dict[str, Any]
     return records
 
 
-def auto_batch_size(model, prompt_tokens: int, max_new_tokens: int) -> int:
-    """As many sequences as fit in half the free GPU memory (KV cache + logits); 8 on CPU."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return 8
-    free, _ = torch.cuda.mem_get_info()
-    cfg = model.config
-    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    bytes_per = 2 if next(model.parameters()).dtype in (torch.bfloat16, torch.float16) else 4
-    per_seq = (prompt_tokens + max_new_tokens) * cfg.num_hidden_layers * 2 * heads * head_dim * bytes_per
-    per_seq += cfg.vocab_size * 4 * 2  # logits of the last position, float32, with some slack
-    return int(max(1, min(1024, (free * 0.5) // max(per_seq, 1))))
-
-
 @dataclass
 class InferResult:
     written: int
@@ -275,7 +259,7 @@ def run_inference(
 
 
 def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission, progress) -> InferResult:
-    from distil_cli.generate.batched import generate_batched
+    from distil_cli.generate.batched import auto_batch_size, generate_batched
 
     finished = done_ids(out)
     todo = [r for r in records if r["id"] not in finished]
@@ -304,7 +288,7 @@ def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission, pr
             top_p=cfg.top_p,
             repetition_penalty=cfg.repetition_penalty,
             on_batch=writer,
-            cache_implementation=None if cfg.cache == "dynamic" else cfg.cache,
+            cache_implementation=cfg.cache,
         )
     if submission is not None:
         submission.fill(out)

@@ -258,8 +258,11 @@ class InferSettings(Section):
     formatter: str | None = Field(
         None, description=f"Prompt formatter ({FORMATTERS}; default: the one the run was trained with)."
     )
-    cache: Literal["dynamic", "static"] = Field(
-        "dynamic", description="KV cache: dynamic, or static (fixed shapes; transformers compiles the decoding step)."
+    cache: Literal["auto", "slots", "dynamic", "static"] = Field(
+        "auto",
+        description="Generation engine / KV cache: auto (slots on CUDA where the model allows, else dynamic), "
+        "slots (packed prefill, slot cache, flash decoding, continuous refill), dynamic or static "
+        "(transformers' generate; static compiles the decoding step).",
     )
 
 

@@ -60,7 +60,14 @@ def varlen_attention_forward(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """Causal attention per packed example; query/key/value are [B, heads, T, head_dim]."""
+    slots = kwargs.get("distil_kv")  # generation through distil_cli.generate.slots
+    if slots is not None:
+        return slots.attend(module, query, key, value, scaling), None
     cu = kwargs.get("cu_seq_lens_q")
+    if cu is None and attention_mask is None and query.shape[0] == 1 and query.shape[2] == key.shape[2] > 1:
+        cu, longest = _lengths_from_positions(kwargs.get("position_ids"))  # padding-free rows (e.g. TRL's)
+        if cu is not None:
+            kwargs = {**kwargs, "cu_seq_lens_q": cu, "max_length_q": longest}
     if cu is None:
         sdpa = _sdpa()
         extra = {"sliding_window": sliding_window} if sliding_window is not None else {}
@@ -93,6 +100,28 @@ def varlen_attention_forward(
     longest = kwargs["max_length_q"]
     out = fn(q, k, v, cu, cu, longest, longest, scale=scaling, **causal, **extra)
     return out.reshape(batch, length, heads, dim).to(query.dtype), None
+
+
+_last_positions: list = [None, None, None]  # (position tensor, cu, longest) of the previous call
+
+
+def _lengths_from_positions(position_ids: torch.Tensor | None) -> tuple[torch.Tensor | None, int]:
+    """Cumulative lengths of the sequences of one packed row, from positions restarting at 0.
+
+    Every layer of a forward gets the same tensor: computed once (one host sync), then reused."""
+    if position_ids is None or position_ids.dim() != 2 or position_ids.shape[0] != 1:
+        return None, 0
+    if _last_positions[0] is position_ids:
+        return _last_positions[1], _last_positions[2]
+    row = position_ids[0]
+    starts = torch.nonzero(row == 0).flatten()
+    if starts.numel() == 0 or int(starts[0]) != 0:
+        return None, 0
+    total = torch.tensor([row.numel()], device=row.device)
+    cu = torch.cat([starts, total]).to(torch.int32)
+    longest = int((cu[1:] - cu[:-1]).max())
+    _last_positions[:] = [position_ids, cu, longest]
+    return cu, longest
 
 
 def _varlen_reference(query, key, value, cu: torch.Tensor, scaling: float | None) -> torch.Tensor:

@@ -21,7 +21,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from distil_cli.evaluate.metrics import aggregate, score_many
-from distil_cli.generate.batched import generate_batched
+from distil_cli.generate.batched import auto_batch_size, choose_engine, generate_batched
 from distil_cli.prompts import SUMMARY, PromptFormatter, instruction_for, stop_token_ids
 from distil_cli.train.batching import (
     Collator,
@@ -246,15 +246,21 @@ class DistilTrainer(Trainer):
         from tqdm.auto import tqdm
 
         show = not self.args.disable_tqdm and self.is_world_process_zero()
+        model = self.accelerator.unwrap_model(self.model)
+        batch_size = self.args.per_device_eval_batch_size
+        if prompts and choose_engine(model, "auto") == "slots":  # every record at once, as memory allows
+            longest = max(len(p) for p in prompts)
+            batch_size = max(batch_size, min(len(prompts), auto_batch_size(model, longest, self.args.max_new_tokens)))
         with tqdm(total=len(prompts), desc="evaluate: generating", leave=False, disable=not show) as bar:
             outputs = generate_batched(
-                self.accelerator.unwrap_model(self.model),
+                model,
                 tokenizer,
                 prompts,
                 stop_token_ids(tokenizer, self.formatter),
                 self.args.max_new_tokens,
-                batch_size=self.args.per_device_eval_batch_size,
+                batch_size=batch_size,
                 on_batch=lambda indices, _: bar.update(len(indices)),
+                cache_implementation="auto",
             )
         rows = [
             {"id": r["id"], "lang": r.get("lang", "en"), "prediction": o.text, "reference": r["output"]}

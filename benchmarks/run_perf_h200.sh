@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Performance round 2 (docs/benchmarks.md) on one H200, one part after another (started in the
+# background by a device call): the CUDA tests, generation, a small job end to end, TRL peer.
+set -u
+cd "$(dirname "$0")/.."
+R=${R:-/root/exp/perf}
+mkdir -p "$R"
+export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
+d() { python3 -m distil_cli -q "$@"; }
+for part in ${PARTS:-tests infer e2e train05 train15}; do
+  start=$(date +%s)
+  case $part in
+    tests) python3 -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py ;;
+    infer) d bench infer --shape smollm2 --seed-prompts 4 --prompts 2048 --new-tokens 128 \
+             --variant dynamic,1024 --variant slots,256 --variant slots,1024 --variant slots,2048 --out "$R/infer.json" ;;
+    e2e) DISTIL_TRAIN__EPOCHS=6 DISTIL_TRAIN__MAX_NEW_TOKENS=64 d bench e2e --shape smollm2 \
+             --train 280 --valid 100 --test 500 --out "$R/e2e.json" ;;
+    train05) d bench train --shape qwen0.5b --steps 20 --records 96 --variant varlen,49152,0,liger+flce+ckpt \
+             --variant varlen,32768,0,liger+flce --variant trl,49152,0,liger+ckpt --variant trl,32768,0,liger \
+             --out "$R/train05.json" ;;
+    train15) d bench train --shape qwen1.5b --steps 10 --records 96 --no-baseline \
+             --variant varlen,32768,0,liger+flce+ckpt --variant trl,32768,0,liger+ckpt --out "$R/train15.json" ;;
+  esac > "$R/$part.log" 2>&1
+  echo "$part exit $? in $(( $(date +%s) - start )) s"
+done
+echo perf-done

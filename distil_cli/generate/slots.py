@@ -1,0 +1,362 @@
+"""Fast generation: packed prefill, a KV cache of fixed slots, flash decoding, continuous refill.
+
+``distil infer`` and training-time evaluation on CUDA use this path (``--cache auto``) for
+decoder models whose attention goes through transformers' attention interface. What it does
+that ``model.generate`` with left-padded batches does not:
+
+* **No padding anywhere.** Prompts are prefilled as one packed sequence (variable-length
+  FlashAttention over their cumulative lengths); each prompt's keys and values go straight
+  into its *slot* of a preallocated cache (``slots x (longest prompt + max_new_tokens)``
+  tokens per layer). A decoding step attends each row to exactly its own tokens
+  (FlashAttention's ``seqused_k``): no mask, no ``repeat_kv`` copies (grouped-query heads are
+  native to the kernel), no cache concatenation.
+* **Continuous refill.** A row that stops frees its slot at the next check (every
+  ``check_every`` steps, the only host synchronisations of the loop) and the next prompts are
+  prefilled into the free slots, so the batch stays full instead of waiting for its longest
+  answer.
+* Logits only for the positions that pick a token.
+
+Greedy outputs are the same tokens as one-prompt-at-a-time ``generate`` up to floating-point
+ties (``tests/test_generate_slots.py`` on the CPU in float32; ``tests/test_cuda_kernels.py``
+on a GPU). On the CPU the attention runs as per-row SDPA (tests); ``distil infer`` uses
+``generate`` there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+KWARG = "distil_kv"  # the forward keyword that carries the cache to the attention function
+
+
+def slots_supported(model) -> str | None:
+    """None when this model can generate through slots, else the reason it cannot."""
+    config = model.config
+    if getattr(config, "is_encoder_decoder", False):
+        return "encoder-decoder models are not supported"
+    if getattr(config, "attn_logit_softcapping", None) or getattr(config, "final_logit_softcapping", None):
+        return "the model softcaps its logits"
+    layer_types = getattr(config, "layer_types", None) or []
+    if any(t != "full_attention" for t in layer_types):
+        return "the model has layers other than full attention (sliding window, linear, ...)"
+    window = getattr(config, "sliding_window", None)
+    if window and getattr(config, "use_sliding_window", True) and not layer_types:
+        return "the model uses sliding-window attention"
+    if getattr(config, "model_type", "") not in SLOT_TYPES:
+        return f"model type {config.model_type!r} has not been checked with slot generation"
+    return None
+
+
+# families whose attention layers pass keyword arguments through to the attention function
+# and take position ids for RoPE (checked against generate() in the tests for llama and qwen2)
+SLOT_TYPES = ("llama", "qwen2", "qwen3", "mistral", "olmo2", "granite", "phi3", "smollm3")
+
+
+@dataclass
+class _Step:
+    """What the attention function needs for one forward: where the new keys go and whom to attend."""
+
+    write: torch.Tensor  # flat cache index of every new token
+    cu_q: torch.Tensor  # int32 cumulative query lengths
+    max_q: int
+    cu_k: torch.Tensor | None = None  # decode: start of each row's slot (int32); None = prefill
+    used_k: torch.Tensor | None = None  # decode: keys each row attends to (int32)
+    max_k: int = 0
+
+
+class SlotCache:
+    """Per layer, ``slots * width`` key/value rows of ``[kv_heads, head_dim]``; row r of slot s at ``s * width + r``."""
+
+    def __init__(self, layers: int, slots: int, width: int, kv_heads: int, head_dim: int, dtype, device):
+        shape = (slots * width, kv_heads, head_dim)
+        self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(layers)]
+        self.width = width
+        self.dtype = dtype
+        self.step: _Step | None = None
+
+    def attend(self, module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling) -> torch.Tensor:
+        """query/key/value [B, heads, T, d] -> attention output [B, T, heads, d]."""
+        step = self.step
+        batch, heads, length, dim = query.shape
+        layer = module.layer_idx
+
+        def flat(t: torch.Tensor) -> torch.Tensor:
+            return t.transpose(1, 2).reshape(batch * length, t.shape[1], dim).to(self.dtype)
+
+        q, k, v = flat(query), flat(key), flat(value)
+        self.k[layer].index_copy_(0, step.write, k)
+        self.v[layer].index_copy_(0, step.write, v)
+        if step.cu_k is None:  # prefill: causal attention within each packed prompt
+            out = _flash(q, k, v, step.cu_q, step.cu_q, step.max_q, step.max_q, True, scaling, None)
+        else:  # decode: one query per row against its slot
+            out = _flash(
+                q, self.k[layer], self.v[layer], step.cu_q, step.cu_k, 1, step.max_k, False, scaling, step.used_k
+            )
+        return out.reshape(batch, length, heads, dim).to(query.dtype)
+
+
+def _flash(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, used_k):
+    if q.is_cuda:
+        out = torch.ops.aten._flash_attention_forward(
+            q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, scale=scale, seqused_k=used_k
+        )
+        return out[0]
+    return _reference(q, k, v, cu_q, cu_k, causal, scale, used_k)
+
+
+def _reference(q, k, v, cu_q, cu_k, causal, scale, used_k) -> torch.Tensor:
+    """The same attention with SDPA, one row at a time (CPU: tests)."""
+    heads, kv_heads = q.shape[1], k.shape[1]
+    qs, ks = cu_q.tolist(), cu_k.tolist()
+    used = used_k.tolist() if used_k is not None else [b - a for a, b in zip(ks[:-1], ks[1:])]
+    parts = []
+    for row in range(len(qs) - 1):
+        qr = q[qs[row] : qs[row + 1]].transpose(0, 1)  # [h, Tq, d]
+        kr = k[ks[row] : ks[row] + used[row]].transpose(0, 1)
+        vr = v[ks[row] : ks[row] + used[row]].transpose(0, 1)
+        if kv_heads != heads:
+            kr = kr.repeat_interleave(heads // kv_heads, dim=0)
+            vr = vr.repeat_interleave(heads // kv_heads, dim=0)
+        out = torch.nn.functional.scaled_dot_product_attention(qr, kr, vr, is_causal=causal, scale=scale)
+        parts.append(out.transpose(0, 1))
+    return torch.cat(parts, dim=0)
+
+
+@contextlib.contextmanager
+def _varlen_attention(model):
+    """Run the model with distil's attention function (which hands over to the slot cache)."""
+    from distil_cli.train.kernels import register_varlen
+
+    name = register_varlen()
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model: its base
+    before = base.config._attn_implementation
+    if before != name:
+        base.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        if before != name:
+            base.set_attn_implementation(before)
+
+
+class _Picker:
+    """Chooses the next token per row: repetition penalty, min-new-tokens, then greedy or top-p sampling."""
+
+    def __init__(self, vocab: int, stops, temperature, top_p, repetition_penalty, min_new_tokens, slots, device):
+        self.stops = torch.tensor(sorted(set(stops)), dtype=torch.long, device=device)
+        self.temperature, self.top_p = temperature, top_p
+        self.penalty, self.min_new = repetition_penalty, min_new_tokens
+        self.seen = torch.zeros((slots, vocab), dtype=torch.bool, device=device) if repetition_penalty != 1 else None
+
+    def admit(self, slot: int, prompt: torch.Tensor) -> None:
+        if self.seen is not None:
+            self.seen[slot] = False
+            self.seen[slot, prompt] = True
+
+    def __call__(self, logits: torch.Tensor, rows: torch.Tensor, made: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if self.seen is not None:
+            seen = self.seen[rows]
+            scaled = torch.where(logits > 0, logits / self.penalty, logits * self.penalty)
+            logits = torch.where(seen, scaled, logits)
+        if self.min_new:
+            early = (made < self.min_new).unsqueeze(1)
+            blocked = torch.zeros_like(logits, dtype=torch.bool)
+            blocked[:, self.stops] = True
+            logits = logits.masked_fill(early & blocked, float("-inf"))
+        if self.temperature > 0:
+            token = _sample(logits / self.temperature, self.top_p)
+        else:
+            token = logits.argmax(dim=-1)
+        if self.seen is not None:
+            self.seen[rows, token] = True
+        return token
+
+
+def _sample(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    if top_p < 1.0:
+        ordered, index = logits.sort(dim=-1, descending=True)
+        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+        drop = cumulative - ordered.softmax(dim=-1) > top_p  # keep the smallest prefix reaching top_p
+        ordered = ordered.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(1, index, ordered)
+    return torch.multinomial(logits.softmax(dim=-1), 1).squeeze(1)
+
+
+@torch.inference_mode()
+def generate_slots(
+    model,
+    prompt_ids: Sequence[Sequence[int]],
+    stop_ids: Sequence[int],
+    max_new_tokens: int,
+    slots: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    repetition_penalty: float = 1.0,
+    min_new_tokens: int = 0,
+    on_done: Callable[[list[int], list[list[int]]], None] | None = None,
+    prefill_tokens: int = 32768,
+    check_every: int = 8,
+) -> list[list[int]]:
+    """New token ids for every prompt (input order), stop token included when one was produced.
+
+    ``slots``: rows decoded together (the cache holds ``slots x (longest prompt + max_new_tokens)``
+    tokens per layer). ``on_done(indices, token_lists)`` is called as prompts finish, in
+    completion order. ``prefill_tokens`` bounds the tokens of one packed prefill forward.
+    """
+    n = len(prompt_ids)
+    results: list[list[int] | None] = [None] * n
+    if n == 0 or max_new_tokens <= 0:
+        for i in range(n):
+            results[i] = []
+        if on_done is not None and n:
+            on_done(list(range(n)), [[] for _ in range(n)])
+        return results  # type: ignore[return-value]
+    device = next(model.parameters()).device
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    param_dtype = next(model.parameters()).dtype
+    half = param_dtype in (torch.bfloat16, torch.float16)
+    dtype = param_dtype if half or device.type != "cuda" else torch.bfloat16
+    longest = max(len(p) for p in prompt_ids)
+    width = longest + max_new_tokens
+    slots = max(1, min(slots, n))
+    cache = SlotCache(config.num_hidden_layers, slots, width, kv_heads, head_dim, dtype, device)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    pick = _Picker(vocab, stop_ids, temperature, top_p, repetition_penalty, min_new_tokens, slots, device)
+    stops = pick.stops
+
+    out_tokens = torch.zeros((slots, max_new_tokens), dtype=torch.long, device=device)
+    made = torch.zeros(slots, dtype=torch.long, device=device)  # new tokens so far per slot
+    length = torch.zeros(slots, dtype=torch.long, device=device)  # tokens in the cache per slot
+    stopped = torch.zeros(slots, dtype=torch.bool, device=device)
+    last = torch.zeros(slots, dtype=torch.long, device=device)  # the token to feed next
+    owner: dict[int, int] = {}  # slot -> prompt index
+    steps_left: dict[int, int] = {}  # slot -> decoding steps before max_new_tokens (host-side, no sync)
+    free = list(range(slots))
+    order = sorted(range(n), key=lambda i: -len(prompt_ids[i]))
+    pending = list(reversed(order))  # pop() gives the longest first
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and not half else contextlib.nullcontext()
+    )
+    was_training = model.training
+    model.eval()
+
+    def forward(input_ids, position_ids, keep):
+        with autocast:
+            out = model(
+                input_ids=input_ids, position_ids=position_ids, use_cache=False, logits_to_keep=keep, **{KWARG: cache}
+            )
+        return out.logits
+
+    def prefill(batch: list[tuple[int, int]]) -> None:
+        """Prompts (index, slot) packed into one forward; their first new token picked."""
+        ids = [torch.as_tensor(prompt_ids[i], dtype=torch.long) for i, _ in batch]
+        lens = torch.tensor([len(t) for t in ids], dtype=torch.long)
+        cu = torch.zeros(len(ids) + 1, dtype=torch.int32)
+        cu[1:] = torch.cumsum(lens, 0)
+        positions = torch.cat([torch.arange(int(k)) for k in lens])
+        starts = torch.cat([torch.full((int(k),), s * width, dtype=torch.long) for (_, s), k in zip(batch, lens)])
+        rows = torch.tensor([s for _, s in batch], dtype=torch.long, device=device)
+        cache.step = _Step(write=(starts + positions).to(device), cu_q=cu.to(device), max_q=int(lens.max()))
+        flat_ids = torch.cat(ids).to(device)
+        for (_, slot), prompt in zip(batch, ids):
+            pick.admit(slot, prompt.to(device))
+        logits = forward(flat_ids[None], positions.to(device)[None], (cu[1:] - 1).to(device).long())[0]
+        zero = torch.zeros(len(batch), dtype=torch.long, device=device)
+        token = pick(logits, rows, zero)
+        length[rows] = lens.to(device)
+        made[rows] = 1
+        out_tokens[rows, 0] = token
+        stopped[rows] = torch.isin(token, stops)
+        last[rows] = token
+        for i, slot in batch:
+            owner[slot] = i
+            steps_left[slot] = max_new_tokens - 1
+
+    def admit() -> None:
+        while free and pending:
+            batch, tokens = [], 0
+            while free and pending and (not batch or tokens + len(prompt_ids[pending[-1]]) <= prefill_tokens):
+                i = pending.pop()
+                tokens += len(prompt_ids[i])
+                batch.append((i, free.pop()))
+            prefill(batch)
+
+    def collect() -> None:
+        """Hand back the rows that stopped or reached max_new_tokens; free their slots (one sync)."""
+        if not owner:
+            return
+        active = sorted(owner)
+        flags = stopped[active].tolist()
+        finished = [s for s, flag in zip(active, flags) if flag or steps_left[s] == 0]
+        if not finished:
+            return
+        counts = made[finished].tolist()
+        rows = out_tokens[finished].tolist()
+        indices, lists = [], []
+        for slot, count, row in zip(finished, counts, rows):
+            tokens = row[:count]
+            for position, token in enumerate(tokens):
+                if token in stop_set:
+                    tokens = tokens[: position + 1]
+                    break
+            i = owner.pop(slot)
+            steps_left.pop(slot)
+            results[i] = tokens
+            indices.append(i)
+            lists.append(tokens)
+            free.append(slot)
+        free.sort(reverse=True)  # reuse low slots first (keeps the active rows dense)
+        if on_done is not None:
+            on_done(indices, lists)
+
+    stop_set = set(stop_ids)
+    try:
+        with _varlen_attention(model):
+            admit()
+            collect()
+            step, shape = 0, None
+            while owner:
+                active = sorted(owner)
+                if shape is None or shape[0] != active:  # device tensors change only when rows come or go
+                    rows = torch.tensor(active, dtype=torch.long, device=device)
+                    cu_q = torch.arange(len(active) + 1, dtype=torch.int32, device=device)
+                    cu_k = torch.tensor(active + [active[-1] + 1], dtype=torch.int32, device=device) * width
+                    shape = (active, rows, cu_q, cu_k)
+                _, rows, cu_q, cu_k = shape
+                position = length[rows]
+                cache.step = _Step(
+                    write=rows * width + position,
+                    cu_q=cu_q,
+                    max_q=1,
+                    cu_k=cu_k,
+                    used_k=(position + 1).to(torch.int32),
+                    max_k=width,
+                )
+                logits = forward(last[rows][:, None], position[:, None], 1)[:, -1]
+                count = made[rows]
+                token = pick(logits, rows, count)
+                out_tokens[rows, count.clamp(max=max_new_tokens - 1)] = token
+                made[rows] = count + 1
+                length[rows] = position + 1
+                stopped[rows] |= torch.isin(token, stops)
+                last[rows] = token
+                for slot in active:
+                    steps_left[slot] -= 1
+                step += 1
+                if step % check_every == 0 or any(steps_left[s] == 0 for s in active):
+                    collect()
+                    admit()
+                    collect()
+    finally:
+        cache.step = None
+        model.train(was_training)
+    return results  # type: ignore[return-value]

@@ -1,0 +1,122 @@
+"""Slot generation (packed prefill, slot KV cache, continuous refill) gives generate()'s tokens.
+
+On the CPU the attention runs as per-row SDPA in float32, so greedy tokens must be *equal* to
+transformers' one-prompt-at-a-time ``generate``; the CUDA kernel path is checked in
+tests/test_cuda_kernels.py.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+from distil_cli.errors import ConfigError
+from distil_cli.generate.batched import choose_engine
+from distil_cli.generate.slots import generate_slots
+
+STOPS = [2, 7]
+
+
+def _model(kind: str):
+    torch.manual_seed(0)
+    shape = dict(
+        vocab_size=300,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,  # grouped-query attention, as in SmolLM2 and Qwen
+        initializer_range=0.5,  # peaked logits: no near-ties between the top tokens
+        max_position_embeddings=512,
+    )
+    if kind == "qwen2":
+        return Qwen2ForCausalLM(Qwen2Config(**shape)).eval()
+    return LlamaForCausalLM(LlamaConfig(**shape)).eval()
+
+
+def _prompts(n: int, seed: int = 0) -> list[list[int]]:
+    rng = random.Random(seed)
+    return [[rng.randrange(10, 300) for _ in range(rng.randint(3, 40))] for _ in range(n)]
+
+
+def _reference(model, prompts, max_new, **options) -> list[list[int]]:
+    out = []
+    for p in prompts:
+        row = model.generate(torch.tensor([p]), max_new_tokens=max_new, eos_token_id=STOPS, pad_token_id=0, **options)[
+            0, len(p) :
+        ].tolist()
+        cut = next((i for i, t in enumerate(row) if t in STOPS), None)
+        out.append(row if cut is None else row[: cut + 1])
+    return out
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+@pytest.mark.parametrize("slots", [1, 4, 32])
+def test_greedy_tokens_equal_one_by_one_generate(kind, slots):
+    model = _model(kind)
+    prompts = _prompts(13)
+    expected = _reference(model, prompts, 20, do_sample=False)
+    finished = []
+    got = generate_slots(model, prompts, STOPS, 20, slots=slots, on_done=lambda i, t: finished.extend(i))
+    assert got == expected
+    assert any(t[-1] in STOPS for t in got) and any(len(t) == 20 for t in got)  # both ways of ending occur
+    assert sorted(finished) == list(range(13))  # every prompt handed back exactly once
+
+
+def test_a_lora_model_generates_through_slots():
+    from peft import LoraConfig, get_peft_model
+
+    model = _model("llama")
+    lora = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora.eval()
+    prompts = _prompts(5, seed=4)
+    assert generate_slots(lora, prompts, STOPS, 12, slots=2) == _reference(lora, prompts, 12, do_sample=False)
+
+
+def test_small_prefill_budget_and_sparse_checks_change_nothing():
+    model = _model("llama")
+    prompts = _prompts(9, seed=3)
+    expected = generate_slots(model, prompts, STOPS, 16, slots=3)
+    assert generate_slots(model, prompts, STOPS, 16, slots=3, prefill_tokens=8, check_every=1) == expected
+    assert generate_slots(model, prompts, STOPS, 16, slots=3, check_every=64) == expected
+
+
+def test_repetition_penalty_and_min_new_tokens_match_generate():
+    model = _model("llama")
+    prompts = _prompts(6, seed=1)
+    expected = _reference(model, prompts, 12, do_sample=False, repetition_penalty=1.7, min_new_tokens=10)
+    got = generate_slots(model, prompts, STOPS, 12, slots=4, repetition_penalty=1.7, min_new_tokens=10)
+    assert got == expected
+    assert all(len(t) >= 10 for t in got)
+
+
+def test_top_p_near_zero_is_greedy_and_sampling_uses_the_vocabulary():
+    model = _model("llama")
+    prompts = _prompts(5, seed=2)
+    greedy = generate_slots(model, prompts, STOPS, 10, slots=2)
+    torch.manual_seed(1)
+    assert generate_slots(model, prompts, STOPS, 10, slots=2, temperature=1.0, top_p=1e-6) == greedy
+    torch.manual_seed(1)
+    sampled = generate_slots(model, prompts, STOPS, 10, slots=2, temperature=5.0)
+    assert sampled != greedy and all(0 <= t < 300 for row in sampled for t in row)
+
+
+def test_no_prompts_and_no_new_tokens():
+    model = _model("llama")
+    assert generate_slots(model, [], STOPS, 10, slots=4) == []
+    assert generate_slots(model, [[5, 6]], STOPS, 0, slots=4) == [[]]
+
+
+def test_engine_choice():
+    model = _model("llama")
+    assert choose_engine(model, "auto") == "dynamic"  # on the CPU transformers' generate stays the default
+    assert choose_engine(model, None) == "dynamic"
+    assert choose_engine(model, "slots") == "slots"
+    assert choose_engine(model, "static") == "static"
+    model.config.model_type = "gemma2"
+    model.config.layer_types = ["sliding_attention", "full_attention"]
+    with pytest.raises(ConfigError, match="--cache slots: the model has layers other than full attention"):
+        choose_engine(model, "slots")
