@@ -6,7 +6,7 @@ set -u
 cd "$(dirname "$0")/.."
 export R=${R:-/root/exp/perf} EXP=${EXP:-/root/exp}
 PARTS="tests" bash benchmarks/run_perf_h200.sh
-if grep -q -E "[0-9]+ failed|error" "$R/tests.log"; then export DISTIL_INFER__CACHE=dynamic; echo "slots off"; fi
+if grep -q -E "[0-9]+ (failed|error)" "$R/tests.log"; then export DISTIL_INFER__CACHE=dynamic; echo "slots off"; fi
 PARTS="infer" bash benchmarks/run_perf_h200.sh
 NAMES=${NAMES_FIRST:-} bash benchmarks/run_method_h200.sh
 PARTS=${PARTS_LATER:-"e2e train05 train15"} bash benchmarks/run_perf_h200.sh
