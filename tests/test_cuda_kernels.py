@@ -101,7 +101,8 @@ def test_liger_is_importable_where_triton_is():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
-    """Flash decoding over the slot cache: every generated token is the argmax (up to bf16 ties) of
+    """Flash decoding over the slot cache: every generated token is the argmax (up to bf16 ties: the
+    bf16 model failed a 0.1 tolerance by 0.125, one unit in the last place, on the H200) of
     the same model's full teacher-forced forward over prompt + answer (SDPA, no cache)."""
     import random
 
@@ -133,4 +134,6 @@ def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
             logits = llama(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
         chosen = logits.gather(1, torch.tensor(answer, device="cuda")[:, None]).squeeze(1)
         worst = max(worst, float((logits.max(dim=1).values - chosen).max()))
-    assert worst < 0.1, f"a generated token is {worst:.3f} logits below the full forward's best"
+    # bf16 weights give bf16 logits: one unit in the last place is 0.125 at magnitudes of 16-32
+    tolerance = 0.1 if dtype == torch.float32 else 0.26
+    assert worst < tolerance, f"a generated token is {worst:.3f} logits below the full forward's best"
