@@ -18,6 +18,9 @@ for part in ${PARTS:-tests infer e2e train05 train15}; do
     train05) d bench train --shape qwen0.5b --steps 20 --records 96 --variant varlen,49152,0,liger+flce+ckpt \
              --variant varlen,32768,0,liger+flce --variant trl,49152,0,liger+ckpt --variant trl,32768,0,liger \
              --out "$R/train05.json" ;;
+    trl05) d bench train --shape qwen0.5b --steps 20 --records 96 --no-baseline \
+             --variant varlen,49152,0,liger+flce+ckpt --variant trl,49152,0,liger+ckpt \
+             --variant varlen,32768,0,liger+flce --variant trl,32768,0,liger --out "$R/trl05.json" ;;
     train15) d bench train --shape qwen1.5b --steps 10 --records 96 --no-baseline \
              --variant varlen,32768,0,liger+flce+ckpt --variant trl,32768,0,liger+ckpt --out "$R/train15.json" ;;
   esac > "$R/$part.log" 2>&1

@@ -100,6 +100,13 @@ def build_model(shape: str, cache_dir):
     return AutoModelForCausalLM.from_pretrained(source, dtype=dtype), load_tokenizer(source)
 
 
+def embedded_tokenizer(cache_dir):
+    """The embedded model's tokenizer (for peers that want one with a random-shape model)."""
+    from distil_cli.models import load_tokenizer, resolve_model
+
+    return load_tokenizer(resolve_model("default", cache_dir))
+
+
 def train_flops(model, lengths: list[int]) -> float:
     """6 N T for the weights (LM head included) plus 6 L d T^2 for causal attention, per sequence."""
     cfg = model.config

@@ -170,6 +170,7 @@ class MinimalLoop:
 def minimal_job(
     data: Path, cfg: TrainSettings, steps: int, evals: int, new_tokens: int, source: str
 ) -> dict[str, float]:
+    """``new_tokens``: at test time; the evaluations generate ``cfg.max_new_tokens`` as distil's do."""
     """The same optimizer steps, evaluations and generation with ``MinimalLoop``, timed per phase."""
     started = time.perf_counter()
     loop = MinimalLoop(data, cfg, source)
@@ -185,7 +186,7 @@ def minimal_job(
         phases["steps"] += time.perf_counter() - t0
         if step % every == 0 or step == steps:
             t0 = time.perf_counter()
-            loop.generate(eval_prompts, new_tokens)
+            loop.generate(eval_prompts, cfg.max_new_tokens)
             sync()
             phases["evaluation"] += time.perf_counter() - t0
     t0 = time.perf_counter()

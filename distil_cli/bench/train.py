@@ -247,6 +247,7 @@ def bench_train(
 ):
     """Seed-style baseline, then each variant on fresh weights. Variants with ``liger`` patch the
     model classes of this process, so they are run after the others."""
+    from distil_cli.bench.common import embedded_tokenizer
     from distil_cli.train.kernels import resolve_attention
 
     model, tokenizer = build_model(shape, cache_dir)
@@ -270,7 +271,9 @@ def bench_train(
             if attn == "trl":
                 from distil_cli.bench.trl_peer import trl_train
 
-                measured[i] = trl_train(model, examples, steps, tokens, workdir, flags)
+                measured[i] = trl_train(
+                    model, tokenizer or embedded_tokenizer(cache_dir), examples, steps, tokens, workdir, flags
+                )
             else:
                 model.set_attn_implementation(resolve_attention(attn, model.config, True))
                 measured[i] = distil_train(model, pad, examples, steps, tokens, rows, workdir, flags, profile == i + 1)

@@ -21,7 +21,8 @@ from distil_cli.bench.common import Measure, peak, reset_peak, sync, train_flops
 from distil_cli.train.kernels import register_varlen, varlen_supported
 
 
-def trl_train(model, examples, steps: int, tokens_per_batch: int, workdir, flags: frozenset[str]) -> Measure:
+def trl_train(model, tokenizer, examples, steps: int, tokens_per_batch: int, workdir, flags: frozenset[str]) -> Measure:
+    """``tokenizer``: any (the examples are token ids already); TRL needs one for its pad token."""
     import datasets
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
@@ -68,7 +69,13 @@ def trl_train(model, examples, steps: int, tokens_per_batch: int, workdir, flags
         disable_tqdm=True,
         seed=0,
     )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=datasets.Dataset.from_list(rows), callbacks=[Clock()])
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[Clock()],
+    )
     trainer.train()
     (t0, tok0, _), (t1, tok1, peak_gib) = marks[2], marks[last]
     examples_done = steps * batch
