@@ -175,6 +175,7 @@ def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, mode
     assert [line["step"] for line in evals] == [2, 3]
     run = json.loads((out / "run.json").read_text())
     assert run["settings"]["objective"] == model_type and run["global_steps"] == 3
+    assert run["settings"]["epochs"] == 6  # the default for a small training set, recorded as a number
     assert run["formatter"] == "chat-template" and run["data_manifest_sha256"]
     assert run["instructions"]["summary"]["es"].startswith("Escribe la salida")
     predictions = (out / "eval_predictions" / "step-3.jsonl").read_text().splitlines()
@@ -552,3 +553,13 @@ def test_resuming_a_run_killed_after_its_last_checkpoint_takes_no_extra_step(tmp
     final, last = load_file(run / "final" / "model.safetensors"), load_file(run / "checkpoint-4" / "model.safetensors")
     for key in final:
         torch.testing.assert_close(final[key], last[key])
+
+
+def test_default_epochs_follow_the_training_set_size():
+    from distil_cli.settings import TrainSettings
+    from distil_cli.train.config import with_epochs
+
+    assert with_epochs(TrainSettings(), 292).epochs == 6
+    assert with_epochs(TrainSettings(), 2000).epochs == 6
+    assert with_epochs(TrainSettings(), 2001).epochs == 3
+    assert with_epochs(TrainSettings(epochs=1.5), 100).epochs == 1.5  # what the user set wins

@@ -139,7 +139,12 @@ class TrainSettings(Section):
         "distill", description="standard: summary task only; distill: summary + rationale tasks (alias model_type)."
     )
     alpha: float = Field(0.5, ge=0, le=1, description="loss = alpha * summary_loss + (1 - alpha) * rationale_loss.")
-    epochs: float = Field(3.0, gt=0, description="Training epochs (ignored when max_steps is set).")
+    epochs: float | None = Field(
+        None,
+        gt=0,
+        description="Training epochs (ignored when max_steps is set); default: 6 up to 2,000 training records, "
+        "3 above (docs/method.md).",
+    )
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     batch_size: int = Field(
         16,

@@ -127,6 +127,22 @@ def batch_plan(cfg: TrainSettings, examples: list[dict[str, Any]]) -> tuple[Toke
     return None, max(1, math.ceil(batches / cfg.grad_accum))
 
 
+# The default number of epochs, by training-set size (docs/method.md): on CommonsenseQA with 292
+# and 1,218 records, 6 epochs widened distill's lead over standard (+0.85 -> +1.23 and -0.30 ->
+# +0.68 exact match) while distill's own accuracy held; 3 epochs were measured above that.
+SMALL_DATA_RECORDS = 2000
+SMALL_DATA_EPOCHS = 6.0
+DEFAULT_EPOCHS = 3.0
+
+
+def with_epochs(cfg: TrainSettings, records: int) -> TrainSettings:
+    """``cfg`` with its epochs made concrete: as given, else by the size of the training set."""
+    if cfg.epochs is not None:
+        return cfg
+    epochs = SMALL_DATA_EPOCHS if records <= SMALL_DATA_RECORDS else DEFAULT_EPOCHS
+    return cfg.model_copy(update={"epochs": epochs})
+
+
 def training_arguments(
     out: Path,
     cfg: TrainSettings,
@@ -149,7 +165,8 @@ def training_arguments(
             "--gradient-checkpointing to bound memory) trains several times faster (docs/benchmarks.md)",
             budget,
         )
-    total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * cfg.epochs))
+    epochs = cfg.epochs if cfg.epochs is not None else DEFAULT_EPOCHS  # run_training made it concrete
+    total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * epochs))
     eval_steps = cfg.eval_steps or steps_per_epoch
     values: dict[str, Any] = dict(
         output_dir=str(out),
@@ -167,7 +184,7 @@ def training_arguments(
         per_device_eval_batch_size=max(cfg.batch_size, 8),  # generation batches; 8 keeps CPU evaluation quick
         gradient_accumulation_steps=cfg.grad_accum,
         learning_rate=cfg.lr,
-        num_train_epochs=cfg.epochs,
+        num_train_epochs=epochs,
         max_steps=cfg.max_steps or -1,
         lr_scheduler_type="cosine",
         warmup_steps=cfg.warmup_ratio,  # transformers 5: warmup_steps below 1 is a share of the steps
