@@ -60,9 +60,9 @@ def seed_style_generate(model, tokenizer, prompts, new_tokens: int) -> Measure:
 
 
 def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int, cache: str = "auto") -> Measure:
-    from distil_cli.generate.batched import auto_batch_size, generate_batched
+    from distil_cli.generate.batched import auto_batch_size, choose_engine, generate_batched
 
-    size = batch_size or auto_batch_size(model, max(map(len, prompts)), new_tokens)
+    size = batch_size or auto_batch_size(model, max(map(len, prompts)), new_tokens, choose_engine(model, cache))
     stops = [tokenizer.eos_token_id]
     impl = cache
     # warm-up (compilation for the static cache) on a full batch of the real shapes

@@ -259,7 +259,7 @@ def run_inference(
 
 
 def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission, progress) -> InferResult:
-    from distil_cli.generate.batched import auto_batch_size, generate_batched
+    from distil_cli.generate.batched import auto_batch_size, choose_engine, generate_batched
 
     finished = done_ids(out)
     todo = [r for r in records if r["id"] not in finished]
@@ -269,7 +269,8 @@ def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission, pr
     if cropped:
         log.warning("Cropped the input of %d record(s) to fit %d prompt tokens", cropped, limit)
     longest = max((len(p) for p in prompts), default=1)
-    batch_size = cfg.batch_size or auto_batch_size(generator.model, longest, cfg.max_new_tokens)
+    engine = choose_engine(generator.model, cfg.cache)
+    batch_size = cfg.batch_size or auto_batch_size(generator.model, longest, cfg.max_new_tokens, engine)
     out.parent.mkdir(parents=True, exist_ok=True)  # only now: a bad model or setting creates nothing
     check_resume(out, output_identity(generator, cfg, limit), bool(finished))
     if submission is not None:

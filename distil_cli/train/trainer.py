@@ -250,7 +250,8 @@ class DistilTrainer(Trainer):
         batch_size = self.args.per_device_eval_batch_size
         if prompts and choose_engine(model, "auto") == "slots":  # every record at once, as memory allows
             longest = max(len(p) for p in prompts)
-            batch_size = max(batch_size, min(len(prompts), auto_batch_size(model, longest, self.args.max_new_tokens)))
+            fits = auto_batch_size(model, longest, self.args.max_new_tokens, "slots")
+            batch_size = max(batch_size, min(len(prompts), fits))
         with tqdm(total=len(prompts), desc="evaluate: generating", leave=False, disable=not show) as bar:
             outputs = generate_batched(
                 model,
