@@ -135,15 +135,22 @@ def choose_engine(model, requested: str | None) -> str:
         return "dynamic"
     if requested == "slots":
         reason = slots_supported(model)
+        if reason is None and next(model.parameters()).device.type == "cuda" and not _flash_available():
+            reason = "it needs FlashAttention (an Ampere or newer GPU)"
         if reason:
             raise ConfigError(f"--cache slots: {reason}; use --cache dynamic")
     return requested
 
 
 def _flash_available() -> bool:
+    """torch's FlashAttention kernel: CUDA, Ampere (sm80) or newer."""
     import torch
 
-    return torch.cuda.is_available() and hasattr(torch.ops.aten, "_flash_attention_forward")
+    return (
+        torch.cuda.is_available()
+        and torch.cuda.get_device_capability() >= (8, 0)
+        and hasattr(torch.ops.aten, "_flash_attention_forward")
+    )
 
 
 def _generate_slots(
