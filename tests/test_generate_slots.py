@@ -104,6 +104,17 @@ def test_top_p_near_zero_is_greedy_and_sampling_uses_the_vocabulary():
     assert sampled != greedy and all(0 <= t < 300 for row in sampled for t in row)
 
 
+def test_sampling_keeps_only_the_top_k_tokens_as_generate_does():
+    from distil_cli.generate.slots import _sample
+
+    logits = torch.tensor([[5.0, 4.0, 3.0, -1.0, -2.0]]).repeat(400, 1)
+    torch.manual_seed(0)
+    picked = _sample(logits, top_p=1.0, top_k=2)
+    assert set(picked.tolist()) == {0, 1}
+    picked = _sample(logits, top_p=0.5, top_k=0)  # the top token alone holds more than half
+    assert set(picked.tolist()) == {0}
+
+
 def test_no_prompts_and_no_new_tokens():
     model = _model("llama")
     assert generate_slots(model, [], STOPS, 10, slots=4) == []

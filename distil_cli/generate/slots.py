@@ -147,9 +147,11 @@ def _varlen_attention(model):
 class _Picker:
     """Chooses the next token per row: repetition penalty, min-new-tokens, then greedy or top-p sampling."""
 
-    def __init__(self, vocab: int, stops, temperature, top_p, repetition_penalty, min_new_tokens, slots, device):
+    def __init__(
+        self, vocab: int, stops, temperature, top_p, repetition_penalty, min_new_tokens, slots, device, top_k=0
+    ):
         self.stops = torch.tensor(sorted(set(stops)), dtype=torch.long, device=device)
-        self.temperature, self.top_p = temperature, top_p
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.penalty, self.min_new = repetition_penalty, min_new_tokens
         self.seen = torch.zeros((slots, vocab), dtype=torch.bool, device=device) if repetition_penalty != 1 else None
 
@@ -170,7 +172,7 @@ class _Picker:
             blocked[:, self.stops] = True
             logits = logits.masked_fill(early & blocked, float("-inf"))
         if self.temperature > 0:
-            token = _sample(logits / self.temperature, self.top_p)
+            token = _sample(logits / self.temperature, self.top_p, self.top_k)
         else:
             token = logits.argmax(dim=-1)
         if self.seen is not None:
@@ -178,7 +180,11 @@ class _Picker:
         return token
 
 
-def _sample(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+def _sample(logits: torch.Tensor, top_p: float, top_k: int = 0) -> torch.Tensor:
+    """Temperature-scaled ``logits`` -> one sampled token per row: top-k, then top-p (transformers' order)."""
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
         ordered, index = logits.sort(dim=-1, descending=True)
         cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
@@ -230,7 +236,8 @@ def generate_slots(
     slots = max(1, min(slots, n))
     cache = SlotCache(config.num_hidden_layers, slots, width, kv_heads, head_dim, dtype, device)
     vocab = model.get_output_embeddings().weight.shape[0]
-    pick = _Picker(vocab, stop_ids, temperature, top_p, repetition_penalty, min_new_tokens, slots, device)
+    top_k = getattr(getattr(model, "generation_config", None), "top_k", None) or 0  # as generate() samples
+    pick = _Picker(vocab, stop_ids, temperature, top_p, repetition_penalty, min_new_tokens, slots, device, top_k)
     stops = pick.stops
 
     out_tokens = torch.zeros((slots, max_new_tokens), dtype=torch.long, device=device)
