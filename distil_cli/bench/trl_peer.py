@@ -25,7 +25,7 @@ def trl_train(model, tokenizer, examples, steps: int, tokens_per_batch: int, wor
     """``tokenizer``: any (the examples are token ids already); TRL needs one for its pad token."""
     import datasets
     from transformers import TrainerCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     rows = [
         {"input_ids": e["input_ids"], "completion_mask": [int(label != -100) for label in e["labels"]]}
@@ -44,31 +44,11 @@ def trl_train(model, tokenizer, examples, steps: int, tokens_per_batch: int, wor
                 if state.global_step == 2:
                     reset_peak()
 
-    cuda = torch.cuda.is_available()
     attention = "sdpa"
     if varlen_supported(model.config) is None:
         attention = register_varlen()
         model.set_attn_implementation(attention)
-    config = SFTConfig(
-        output_dir=str(workdir),
-        per_device_train_batch_size=batch,
-        padding_free=True,
-        max_length=None,  # the examples are already within distil's limits
-        completion_only_loss=True,
-        use_liger_kernel="liger" in flags,
-        gradient_checkpointing="ckpt" in flags,
-        max_steps=last,
-        learning_rate=1e-5,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
-        use_cpu=not cuda,
-        optim="adamw_torch_fused" if cuda else "adamw_torch",
-        include_num_input_tokens_seen=True,
-        logging_steps=10**6,
-        save_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        seed=0,
-    )
+    config = _config(workdir, batch, last, flags)
     trainer = SFTTrainer(
         model=model,
         args=config,
@@ -83,3 +63,30 @@ def trl_train(model, tokenizer, examples, steps: int, tokens_per_batch: int, wor
     extra = "".join(f", {f}" for f in sorted(flags))
     name = f"TRL SFTTrainer [{attention}, padding-free, batch {batch} (~{tokens_per_batch} tokens){extra}]"
     return Measure(name, t1 - t0, examples_done, int(tok1 - tok0), flops=flops, peak_gib=peak_gib)
+
+
+def _config(workdir, batch: int, max_steps: int, flags: frozenset[str]):
+    """TRL's configuration for the peer: padding-free, completion-only loss, bf16, fused AdamW on a GPU."""
+    from trl import SFTConfig
+
+    cuda = torch.cuda.is_available()
+    return SFTConfig(
+        output_dir=str(workdir),
+        per_device_train_batch_size=batch,
+        padding_free=True,
+        max_length=None,  # the examples are already within distil's limits
+        completion_only_loss=True,
+        use_liger_kernel="liger" in flags,
+        gradient_checkpointing="ckpt" in flags,
+        max_steps=max_steps,
+        learning_rate=1e-5,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=not cuda,
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        include_num_input_tokens_seen=True,
+        logging_steps=10**6,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=0,
+    )

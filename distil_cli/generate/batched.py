@@ -56,28 +56,27 @@ def generate_batched(
     ``dynamic`` (None) or ``static``. ``on_batch(indices, generated)`` is called as prompts finish.
     """
     engine = choose_engine(model, cache_implementation)
-    if engine == "slots":
-        return _generate_slots(
-            model,
-            tokenizer,
-            prompt_ids,
-            stop_ids,
-            max_new_tokens,
-            batch_size,
-            temperature,
-            top_p,
-            repetition_penalty,
-            on_batch,
-            min_new_tokens,
-        )
-    cache_implementation = None if engine == "dynamic" else engine
+    run = _generate_slots if engine == "slots" else _generate_hf
+    options = dict(temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty)
+    options.update(min_new_tokens=min_new_tokens, engine=engine)
+    return run(model, tokenizer, prompt_ids, stop_ids, max_new_tokens, batch_size, on_batch, **options)
+
+
+def _generate_hf(
+    model, tokenizer, prompt_ids, stop_ids, max_new_tokens, batch_size, on_batch, **options
+) -> list[Generated]:
+    """transformers' ``generate`` over length-sorted, left-padded batches."""
+    engine = options.pop("engine")
     was_training = model.training
     model.eval()
     order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
     results: list[Generated | None] = [None] * len(prompt_ids)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    options = generation_options(temperature, top_p, min_new_tokens, cache_implementation)
+    penalty = options.pop("repetition_penalty")
+    kwargs = generation_options(
+        options["temperature"], options["top_p"], options["min_new_tokens"], None if engine == "dynamic" else engine
+    )
     try:
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
@@ -88,8 +87,8 @@ def generate_batched(
                 max_new_tokens=max_new_tokens,
                 eos_token_id=list(stop_ids),
                 pad_token_id=pad_id,
-                repetition_penalty=repetition_penalty,
-                **options,
+                repetition_penalty=penalty,
+                **kwargs,
             )
             batch_out = [_decode(tokenizer, row[input_ids.shape[1] :].tolist(), stop_ids) for row in output]
             for i, generated in zip(indices, batch_out):
@@ -154,17 +153,7 @@ def _flash_available() -> bool:
 
 
 def _generate_slots(
-    model,
-    tokenizer,
-    prompt_ids,
-    stop_ids,
-    max_new_tokens,
-    slots,
-    temperature,
-    top_p,
-    repetition_penalty,
-    on_batch,
-    min_new_tokens,
+    model, tokenizer, prompt_ids, stop_ids, max_new_tokens, slots, on_batch, **options
 ) -> list[Generated]:
     from distil_cli.generate.slots import generate_slots
 
@@ -177,18 +166,8 @@ def _generate_slots(
         if on_batch is not None:
             on_batch(indices, batch_out)
 
-    generate_slots(
-        model,
-        prompt_ids,
-        stop_ids,
-        max_new_tokens,
-        slots=slots,
-        temperature=temperature,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-        min_new_tokens=min_new_tokens,
-        on_done=done,
-    )
+    options.pop("engine")
+    generate_slots(model, prompt_ids, stop_ids, max_new_tokens, slots=slots, on_done=done, **options)
     return results  # type: ignore[return-value]
 
 

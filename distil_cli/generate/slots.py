@@ -216,154 +216,182 @@ def generate_slots(
     completion order. ``prefill_tokens`` bounds the tokens of one packed prefill forward.
     """
     n = len(prompt_ids)
-    results: list[list[int] | None] = [None] * n
     if n == 0 or max_new_tokens <= 0:
-        for i in range(n):
-            results[i] = []
         if on_done is not None and n:
             on_done(list(range(n)), [[] for _ in range(n)])
-        return results  # type: ignore[return-value]
-    device = next(model.parameters()).device
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    heads = config.num_attention_heads
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    param_dtype = next(model.parameters()).dtype
-    half = param_dtype in (torch.bfloat16, torch.float16)
-    dtype = param_dtype if half or device.type != "cuda" else torch.bfloat16
-    longest = max(len(p) for p in prompt_ids)
-    width = longest + max_new_tokens
-    slots = max(1, min(slots, n))
-    cache = SlotCache(config.num_hidden_layers, slots, width, kv_heads, head_dim, dtype, device)
-    vocab = model.get_output_embeddings().weight.shape[0]
+        return [[] for _ in range(n)]
     top_k = getattr(getattr(model, "generation_config", None), "top_k", None) or 0  # as generate() samples
-    pick = _Picker(vocab, stop_ids, temperature, top_p, repetition_penalty, min_new_tokens, slots, device, top_k)
-    stops = pick.stops
-
-    out_tokens = torch.zeros((slots, max_new_tokens), dtype=torch.long, device=device)
-    made = torch.zeros(slots, dtype=torch.long, device=device)  # new tokens so far per slot
-    length = torch.zeros(slots, dtype=torch.long, device=device)  # tokens in the cache per slot
-    stopped = torch.zeros(slots, dtype=torch.bool, device=device)
-    last = torch.zeros(slots, dtype=torch.long, device=device)  # the token to feed next
-    owner: dict[int, int] = {}  # slot -> prompt index
-    steps_left: dict[int, int] = {}  # slot -> decoding steps before max_new_tokens (host-side, no sync)
-    free = list(range(slots))
-    order = sorted(range(n), key=lambda i: -len(prompt_ids[i]))
-    pending = list(reversed(order))  # pop() gives the longest first
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and not half else contextlib.nullcontext()
-    )
+    sampling = dict(temperature=temperature, top_p=top_p, top_k=top_k, repetition_penalty=repetition_penalty)
+    run = _SlotRun(model, prompt_ids, stop_ids, max_new_tokens, min(slots, n), sampling, min_new_tokens, on_done)
     was_training = model.training
     model.eval()
+    try:
+        with _varlen_attention(model):
+            run.loop(prefill_tokens, check_every)
+    finally:
+        run.cache.step = None
+        model.train(was_training)
+    return run.results  # type: ignore[return-value]
 
-    def forward(input_ids, position_ids, keep):
-        with autocast:
-            out = model(
-                input_ids=input_ids, position_ids=position_ids, use_cache=False, logits_to_keep=keep, **{KWARG: cache}
+
+class _SlotRun:
+    """The state of one ``generate_slots`` call: per-slot device tensors, host bookkeeping, the loop."""
+
+    def __init__(self, model, prompt_ids, stop_ids, max_new_tokens, slots, sampling, min_new_tokens, on_done):
+        self.model, self.prompt_ids, self.max_new, self.on_done = model, prompt_ids, max_new_tokens, on_done
+        device = self.device = next(model.parameters()).device
+        config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        heads = config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        param_dtype = next(model.parameters()).dtype
+        half = param_dtype in (torch.bfloat16, torch.float16)
+        dtype = param_dtype if half or device.type != "cuda" else torch.bfloat16
+        self.width = max(len(p) for p in prompt_ids) + max_new_tokens
+        slots = max(1, slots)
+        self.cache = SlotCache(config.num_hidden_layers, slots, self.width, kv_heads, head_dim, dtype, device)
+        vocab = model.get_output_embeddings().weight.shape[0]
+        self.pick = _Picker(
+            vocab,
+            stop_ids,
+            sampling["temperature"],
+            sampling["top_p"],
+            sampling["repetition_penalty"],
+            min_new_tokens,
+            slots,
+            device,
+            sampling["top_k"],
+        )
+        self.stop_set = set(stop_ids)
+        self.out_tokens = torch.zeros((slots, max_new_tokens), dtype=torch.long, device=device)
+        self.made = torch.zeros(slots, dtype=torch.long, device=device)  # new tokens so far per slot
+        self.length = torch.zeros(slots, dtype=torch.long, device=device)  # tokens in the cache per slot
+        self.stopped = torch.zeros(slots, dtype=torch.bool, device=device)
+        self.last = torch.zeros(slots, dtype=torch.long, device=device)  # the token to feed next
+        self.owner: dict[int, int] = {}  # slot -> prompt index
+        self.steps_left: dict[int, int] = {}  # slot -> decoding steps before max_new_tokens (host-side)
+        self.free = list(range(slots - 1, -1, -1))  # pop() gives the lowest slot
+        order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
+        self.pending = list(reversed(order))  # pop() gives the longest prompt first
+        self.results: list[list[int] | None] = [None] * len(prompt_ids)
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if device.type == "cuda" and not half
+            else contextlib.nullcontext()
+        )
+
+    def forward(self, input_ids, position_ids, keep) -> torch.Tensor:
+        with self.autocast:
+            out = self.model(
+                input_ids=input_ids,
+                position_ids=position_ids,
+                use_cache=False,
+                logits_to_keep=keep,
+                **{KWARG: self.cache},
             )
         return out.logits
 
-    def prefill(batch: list[tuple[int, int]]) -> None:
+    def prefill(self, batch: list[tuple[int, int]]) -> None:
         """Prompts (index, slot) packed into one forward; their first new token picked."""
-        ids = [torch.as_tensor(prompt_ids[i], dtype=torch.long) for i, _ in batch]
+        device, width = self.device, self.width
+        ids = [torch.as_tensor(self.prompt_ids[i], dtype=torch.long) for i, _ in batch]
         lens = torch.tensor([len(t) for t in ids], dtype=torch.long)
         cu = torch.zeros(len(ids) + 1, dtype=torch.int32)
         cu[1:] = torch.cumsum(lens, 0)
         positions = torch.cat([torch.arange(int(k)) for k in lens])
         starts = torch.cat([torch.full((int(k),), s * width, dtype=torch.long) for (_, s), k in zip(batch, lens)])
         rows = torch.tensor([s for _, s in batch], dtype=torch.long, device=device)
-        cache.step = _Step(write=(starts + positions).to(device), cu_q=cu.to(device), max_q=int(lens.max()))
-        flat_ids = torch.cat(ids).to(device)
+        self.cache.step = _Step(write=(starts + positions).to(device), cu_q=cu.to(device), max_q=int(lens.max()))
         for (_, slot), prompt in zip(batch, ids):
-            pick.admit(slot, prompt.to(device))
-        logits = forward(flat_ids[None], positions.to(device)[None], (cu[1:] - 1).to(device).long())[0]
-        zero = torch.zeros(len(batch), dtype=torch.long, device=device)
-        token = pick(logits, rows, zero)
-        length[rows] = lens.to(device)
-        made[rows] = 1
-        out_tokens[rows, 0] = token
-        stopped[rows] = torch.isin(token, stops)
-        last[rows] = token
+            self.pick.admit(slot, prompt.to(device))
+        flat_ids = torch.cat(ids).to(device)
+        logits = self.forward(flat_ids[None], positions.to(device)[None], (cu[1:] - 1).to(device).long())[0]
+        token = self.pick(logits, rows, torch.zeros(len(batch), dtype=torch.long, device=device))
+        self.length[rows] = lens.to(device)
+        self.made[rows] = 1
+        self.out_tokens[rows, 0] = token
+        self.stopped[rows] = torch.isin(token, self.pick.stops)
+        self.last[rows] = token
         for i, slot in batch:
-            owner[slot] = i
-            steps_left[slot] = max_new_tokens - 1
+            self.owner[slot] = i
+            self.steps_left[slot] = self.max_new - 1
 
-    def admit() -> None:
-        while free and pending:
+    def admit(self, prefill_tokens: int) -> None:
+        """Fill the free slots with the next prompts, packed by at most ``prefill_tokens`` a forward."""
+        while self.free and self.pending:
             batch, tokens = [], 0
-            while free and pending and (not batch or tokens + len(prompt_ids[pending[-1]]) <= prefill_tokens):
-                i = pending.pop()
-                tokens += len(prompt_ids[i])
-                batch.append((i, free.pop()))
-            prefill(batch)
+            while (
+                self.free
+                and self.pending
+                and (not batch or tokens + len(self.prompt_ids[self.pending[-1]]) <= prefill_tokens)
+            ):
+                i = self.pending.pop()
+                tokens += len(self.prompt_ids[i])
+                batch.append((i, self.free.pop()))
+            self.prefill(batch)
 
-    def collect() -> None:
+    def collect(self) -> None:
         """Hand back the rows that stopped or reached max_new_tokens; free their slots (one sync)."""
-        if not owner:
+        if not self.owner:
             return
-        active = sorted(owner)
-        flags = stopped[active].tolist()
-        finished = [s for s, flag in zip(active, flags) if flag or steps_left[s] == 0]
+        active = sorted(self.owner)
+        flags = self.stopped[active].tolist()
+        finished = [s for s, flag in zip(active, flags) if flag or self.steps_left[s] == 0]
         if not finished:
             return
-        counts = made[finished].tolist()
-        rows = out_tokens[finished].tolist()
+        counts, rows = self.made[finished].tolist(), self.out_tokens[finished].tolist()
         indices, lists = [], []
         for slot, count, row in zip(finished, counts, rows):
             tokens = row[:count]
-            for position, token in enumerate(tokens):
-                if token in stop_set:
-                    tokens = tokens[: position + 1]
-                    break
-            i = owner.pop(slot)
-            steps_left.pop(slot)
-            results[i] = tokens
+            cut = next((p for p, token in enumerate(tokens) if token in self.stop_set), None)
+            tokens = tokens if cut is None else tokens[: cut + 1]
+            i = self.owner.pop(slot)
+            self.steps_left.pop(slot)
+            self.results[i] = tokens
             indices.append(i)
             lists.append(tokens)
-            free.append(slot)
-        free.sort(reverse=True)  # reuse low slots first (keeps the active rows dense)
-        if on_done is not None:
-            on_done(indices, lists)
+            self.free.append(slot)
+        self.free.sort(reverse=True)  # reuse low slots first (keeps the active rows dense)
+        if self.on_done is not None:
+            self.on_done(indices, lists)
 
-    stop_set = set(stop_ids)
-    try:
-        with _varlen_attention(model):
-            admit()
-            collect()
-            step, shape = 0, None
-            while owner:
-                active = sorted(owner)
-                if shape is None or shape[0] != active:  # device tensors change only when rows come or go
-                    rows = torch.tensor(active, dtype=torch.long, device=device)
-                    cu_q = torch.arange(len(active) + 1, dtype=torch.int32, device=device)
-                    cu_k = torch.tensor(active + [active[-1] + 1], dtype=torch.int32, device=device) * width
-                    shape = (active, rows, cu_q, cu_k)
-                _, rows, cu_q, cu_k = shape
-                position = length[rows]
-                cache.step = _Step(
-                    write=rows * width + position,
-                    cu_q=cu_q,
-                    max_q=1,
-                    cu_k=cu_k,
-                    used_k=(position + 1).to(torch.int32),
-                    max_k=width,
-                )
-                logits = forward(last[rows][:, None], position[:, None], 1)[:, -1]
-                count = made[rows]
-                token = pick(logits, rows, count)
-                out_tokens[rows, count.clamp(max=max_new_tokens - 1)] = token
-                made[rows] = count + 1
-                length[rows] = position + 1
-                stopped[rows] |= torch.isin(token, stops)
-                last[rows] = token
-                for slot in active:
-                    steps_left[slot] -= 1
-                step += 1
-                if step % check_every == 0 or any(steps_left[s] == 0 for s in active):
-                    collect()
-                    admit()
-                    collect()
-    finally:
-        cache.step = None
-        model.train(was_training)
-    return results  # type: ignore[return-value]
+    def decode(self, rows: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor) -> None:
+        """One token for each active row (``rows``), attending to its own slot."""
+        position = self.length[rows]
+        self.cache.step = _Step(
+            write=rows * self.width + position,
+            cu_q=cu_q,
+            max_q=1,
+            cu_k=cu_k,
+            used_k=(position + 1).to(torch.int32),
+            max_k=self.width,
+        )
+        logits = self.forward(self.last[rows][:, None], position[:, None], 1)[:, -1]
+        count = self.made[rows]
+        token = self.pick(logits, rows, count)
+        self.out_tokens[rows, count.clamp(max=self.max_new - 1)] = token
+        self.made[rows] = count + 1
+        self.length[rows] = position + 1
+        self.stopped[rows] |= torch.isin(token, self.pick.stops)
+        self.last[rows] = token
+
+    def loop(self, prefill_tokens: int, check_every: int) -> None:
+        self.admit(prefill_tokens)
+        self.collect()
+        step, shape = 0, None
+        while self.owner:
+            active = sorted(self.owner)
+            if shape is None or shape[0] != active:  # device tensors change only when rows come or go
+                device = self.device
+                rows = torch.tensor(active, dtype=torch.long, device=device)
+                cu_q = torch.arange(len(active) + 1, dtype=torch.int32, device=device)
+                cu_k = torch.tensor(active + [active[-1] + 1], dtype=torch.int32, device=device) * self.width
+                shape = (active, rows, cu_q, cu_k)
+            self.decode(*shape[1:])
+            for slot in active:
+                self.steps_left[slot] -= 1
+            step += 1
+            if step % check_every == 0 or any(self.steps_left[s] == 0 for s in active):
+                self.collect()
+                self.admit(prefill_tokens)
+                self.collect()
