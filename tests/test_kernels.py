@@ -160,6 +160,31 @@ def test_varlen_finds_padding_free_sequences_from_their_positions(setup):
     assert kernels._lengths_from_positions(torch.tensor([[3, 4, 0]]))[0] is None  # not a packed row
 
 
+@pytest.mark.parametrize("budget", [100000, 150])
+def test_packed_validation_loss_equals_padded(setup, tmp_path, budget):
+    """Evaluation's teacher-forced per-task loss: packed under the token budget (one batch, or one
+    example per batch) or padded in batches of 16, the same numbers."""
+    model, _, examples = setup
+
+    def losses(packing: bool) -> dict[str, float]:
+        args = DistilTrainingArguments(
+            output_dir=str(tmp_path),
+            use_cpu=True,
+            report_to=[],
+            packing=packing,
+            tokens_per_batch=budget,
+            save_strategy="no",
+        )
+        trainer = DistilTrainer(
+            model=model, args=args, train_dataset=[], data_collator=Collator(0), validation_examples=examples
+        )
+        return trainer._validation_losses()
+
+    padded, packed = losses(False), losses(True)
+    assert set(padded) == {"loss_pred", "loss_expl"} and padded["loss_pred"] > 0
+    assert packed == pytest.approx(padded, abs=2e-4)
+
+
 def test_fused_ce_path_equals_logits_path(setup, tmp_path, monkeypatch):
     """fused_ce: hidden states from the decoder hook, split per task; Liger replaced by exact math on CPU."""
     model, _, examples = setup

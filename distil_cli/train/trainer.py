@@ -196,23 +196,26 @@ class DistilTrainer(Trainer):
         return metrics
 
     @torch.no_grad()
-    def _validation_losses(self, chunk: int = 16) -> dict[str, float]:
-        """Teacher-forced per-task loss on the eval records (loss_pred, loss_expl): overfitting shows here."""
+    def _validation_losses(self) -> dict[str, float]:
+        """Teacher-forced per-task loss on the eval records (loss_pred, loss_expl): overfitting shows here.
+
+        Packed under the training token budget when training packs (a few forwards, no padding),
+        padded batches of 16 examples otherwise."""
         if not self.validation_examples:
             return {}
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
-        collate = Collator(getattr(self.processing_class, "pad_token_id", None) or 0)
-        mine = self.validation_examples[self.args.process_index :: self.args.world_size]
         totals = torch.zeros(4, dtype=torch.float64)  # sum_pred, sum_expl, n_pred, n_expl
         try:
-            for start in range(0, len(mine), chunk):
-                batch = collate(mine[start : start + chunk])
-                inputs = {k: batch[k].to(self.args.device) for k in ("input_ids", "attention_mask")}
-                labels, task = batch["labels"].to(self.args.device), batch["task"].to(self.args.device)
+            for batch in self._validation_batches():
+                batch = self._prepare_inputs(batch)
+                task, labels = batch.pop("task"), batch.pop("labels")
+                index = batch.pop("loss_index", None)
+                batch.pop("loss_counts", None)
+                keep = index.keep.to(labels.device) if index is not None else None
                 with self.autocast_smart_context_manager():
-                    losses, _ = supervised_token_losses(model, inputs, labels)
+                    losses, _ = supervised_token_losses(model, batch, labels, keep)
                 parts = losses_to_parts(losses.float(), labels, task, 1.0, check=False)
                 totals += torch.tensor(
                     [parts.sum_pred, parts.sum_expl, parts.n_pred, parts.n_expl], dtype=torch.float64
@@ -226,6 +229,27 @@ class DistilTrainer(Trainer):
         if n_expl:
             out["loss_expl"] = round(sum_expl / n_expl, 4)
         return out
+
+    def _validation_batches(self):
+        """This rank's validation examples as collated batches (packed like training, or padded)."""
+        mine = self.validation_examples[self.args.process_index :: self.args.world_size]
+        pad = getattr(self.processing_class, "pad_token_id", None) or 0
+        if not self.args.packing:
+            collate = Collator(pad)
+            for start in range(0, len(mine), 16):
+                yield collate(mine[start : start + 16])
+            return
+        varlen = getattr(self.model.config, "_attn_implementation", None) == VARLEN
+        collate = PackingCollator(self.args.pack_row_tokens, pad, varlen=varlen)
+        chunk, tokens = [], 0
+        for example in sorted(mine, key=lambda e: -len(e["input_ids"])):
+            if chunk and tokens + len(example["input_ids"]) > self.args.tokens_per_batch:
+                yield collate(chunk)
+                chunk, tokens = [], 0
+            chunk.append(example)
+            tokens += len(example["input_ids"])
+        if chunk:
+            yield collate(chunk)
 
     def _generate_eval_rows(self) -> list[dict[str, Any]]:
         """Greedy summaries of this rank's share of the eval records, gathered from every rank."""
