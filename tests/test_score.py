@@ -230,3 +230,49 @@ def test_narrow_terminals_never_cut_run_or_metric_names(tmp_path):
     plugins = run_cli("plugins", env={"COLUMNS": "80"})
     for name in ("chat-template", "distil (built-in)", "equation"):
         assert name in plugins.output
+
+
+def test_fast_lcs_table_and_cached_stemming_change_no_score():
+    """The numpy LCS table and the cached stemmer (speed) give rouge-score's own numbers."""
+    import random
+
+    from rouge_score import tokenizers
+
+    from distil_cli.evaluate.metrics import lcs_table, score_many, split_sentences
+
+    def reference_table(ref, can):  # the textbook dynamic programme
+        table = [[0] * (len(can) + 1) for _ in range(len(ref) + 1)]
+        for i in range(1, len(ref) + 1):
+            for j in range(1, len(can) + 1):
+                if ref[i - 1] == can[j - 1]:
+                    table[i][j] = table[i - 1][j - 1] + 1
+                else:
+                    table[i][j] = max(table[i - 1][j], table[i][j - 1])
+        return table
+
+    rng = random.Random(0)
+    for _ in range(200):
+        a = [rng.choice("abcd") for _ in range(rng.randint(0, 25))]
+        b = [rng.choice("abcd") for _ in range(rng.randint(0, 25))]
+        assert lcs_table(a, b) == reference_table(a, b)
+
+    from rouge_score import rouge_scorer
+
+    words = "the patient was treated for fevers and running pains after surgeries of the knees".split()
+    preds = [
+        " ".join(rng.choice(words) for _ in range(20)) + ". " + " ".join(rng.choice(words) for _ in range(9)) + "."
+        for _ in range(20)
+    ]
+    refs = [" ".join(rng.choice(words) for _ in range(25)) + "." for _ in range(20)]
+    got = score_many(preds, refs, ["en"] * 20)
+    plain = rouge_scorer.RougeScorer(
+        ["rouge1", "rouge2", "rougeL", "rougeLsum"], tokenizer=tokenizers.DefaultTokenizer(True)
+    )
+    saved = rouge_scorer._lcs_table
+    rouge_scorer._lcs_table = reference_table  # rouge-score as shipped
+    try:
+        for p, r, scores in zip(preds, refs, got):
+            expected = plain.score("\n".join(split_sentences(r)), "\n".join(split_sentences(p)))
+            assert all(abs(100 * expected[k].fmeasure - scores[k]) < 1e-9 for k in expected)
+    finally:
+        rouge_scorer._lcs_table = saved
