@@ -48,6 +48,9 @@ def test_grid_runs_scores_and_resumes(tmp_path):
     pair = results["pairs"][0]
     assert pair["arm"] == "distill-a0.5" and pair["baseline"] == "standard" and len(pair["per_seed"]) == 2
     assert set(pair["pooled"]) == {"diff", "ci", "p_value"}
+    arm = results["arms"][0]  # how the runs were trained, from their run.json
+    assert arm["epochs"] == 6 and arm["steps"] == 1 and arm["train_seconds"] >= 0  # 6: the small-data default
+    assert "| epochs | steps | train s |" in (out / "results.md").read_text()
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG" and "| 0.5 | standard |" in (
         out / "results.md"
     ).read_text()

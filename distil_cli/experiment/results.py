@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from distil_cli.evaluate.metrics import get_metrics
@@ -29,10 +30,32 @@ def _scores(cells: list[Cell], spec: ExperimentSpec, score_settings) -> tuple[di
     return values, metric.primary, ids
 
 
+def _run_facts(cells: list[Cell]) -> dict[tuple[float, str], dict[str, Any]]:
+    """Per (fraction, arm), from the runs' run.json: epochs (as resolved), optimizer steps and
+    training seconds (means over seeds), so a results table says how its runs were trained."""
+    found: dict[tuple[float, str], list[dict]] = {}
+    for cell in cells:
+        try:
+            record = json.loads((cell.run_dir / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        found.setdefault((cell.fraction, cell.arm.name), []).append(record)
+    facts = {}
+    for where, records in found.items():
+        epochs = {r.get("settings", {}).get("epochs") for r in records}
+        facts[where] = {
+            "epochs": epochs.pop() if len(epochs) == 1 else None,
+            "steps": round(fmean(r.get("global_steps", 0) for r in records), 1),
+            "train_seconds": round(fmean(r.get("train_seconds", 0.0) for r in records), 1),
+        }
+    return facts
+
+
 def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[str, Any]:
     import numpy as np
 
     values, key, ids = _scores(cells, spec, score_settings)
+    facts = _run_facts(cells)
     arms = [a.name for a in spec.all_arms()]
     runs, arms_rows, pairs = [], [], []
     for fraction in spec.fractions:
@@ -43,7 +66,8 @@ def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[s
             low, high = np.percentile(bootstrap_means(matrix, spec.bootstrap, 0), [2.5, 97.5])
             ci = [round(float(low), 4), round(float(high), 4)]
             mean = round(float(matrix.mean()), 4)
-            arms_rows.append({"fraction": fraction, "arm": arm, key: mean, "ci": ci, "seeds": per_seed})
+            row = {"fraction": fraction, "arm": arm, key: mean, "ci": ci, "seeds": per_seed}
+            arms_rows.append({**row, **facts.get((fraction, arm), {})})
             if arm == spec.baseline:
                 continue
             base = np.array([[values[(fraction, s, spec.baseline)][i] for i in ids] for s in spec.seeds])
@@ -67,13 +91,14 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Metric: {key} (x100) on {results['n_test']} test records; seeds {results['seeds']}.",
         "",
-        f"| fraction | arm | {key} (mean over seeds) | 95% CI | per seed |",
-        "|---:|---|---:|---|---|",
+        f"| fraction | arm | {key} (mean over seeds) | 95% CI | per seed | epochs | steps | train s |",
+        "|---:|---|---:|---|---|---:|---:|---:|",
     ]
     for row in results["arms"]:
         seeds = ", ".join(f"{v:.2f}" for v in row["seeds"])
         ci = f"[{row['ci'][0]:.2f}, {row['ci'][1]:.2f}]"
-        lines.append(f"| {row['fraction']:g} | {row['arm']} | {row[key]:.2f} | {ci} | {seeds} |")
+        runs = " | ".join("-" if row.get(k) is None else f"{row[k]:g}" for k in ("epochs", "steps", "train_seconds"))
+        lines.append(f"| {row['fraction']:g} | {row['arm']} | {row[key]:.2f} | {ci} | {seeds} | {runs} |")
     lines += ["", "Paired differences (arm - baseline) on the same test records:", ""]
     lines += [
         "| fraction | arm - baseline | pooled diff [95% CI] | p | per seed diff [95% CI] |",
