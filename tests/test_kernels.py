@@ -178,7 +178,7 @@ def test_packed_validation_loss_equals_padded(setup, tmp_path, budget):
         trainer = DistilTrainer(
             model=model, args=args, train_dataset=[], data_collator=Collator(0), validation_examples=examples
         )
-        return trainer._validation_losses()
+        return trainer._validation_losses(packed=packing)  # packed is the default with varlen (GPU)
 
     padded, packed = losses(False), losses(True)
     assert set(padded) == {"loss_pred", "loss_expl"} and padded["loss_pred"] > 0
