@@ -72,6 +72,8 @@ def test_bench_e2e_times_each_phase_of_both_pipelines(tmp_path):
         assert row["total"] > 0 and row["steps"] > 0 and row["generation"] > 0 and row["start-up"] > 0
         assert row["optimizer_steps"] == ours["optimizer_steps"] >= 1
     assert ours["evaluation"] > 0 and ours["ratio_to_minimal"] > 0
+    parts = [ours[f"evaluation: {part}"] for part in ("generation", "validation loss", "ROUGE")]
+    assert all(t > 0 for t in parts) and sum(parts) <= ours["evaluation"]
     assert report["job"]["evaluations"] >= 1 and report["job"]["train"] == 4
 
 

@@ -7,7 +7,8 @@ its real code (``train.run.run_training`` then ``generate.infer.run_inference``)
 settings; the minimal loop does the same optimizer steps on the same packed batches with a plain
 AdamW loop, the same evaluations (one batched greedy ``generate`` per evaluation, no scoring) and
 the same generation, in the same process. Wall time per phase: start-up (model and data until the
-first step), steps, evaluation, checkpointing, generation.
+first step), steps, evaluation (and its parts: generation, validation loss, ROUGE), checkpointing,
+generation.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def distil_job(data: Path, work: Path, cfg: TrainSettings, infer_cfg: InferSetti
     """``distil train`` then ``distil infer`` on the job, timed per phase."""
     from distil_cli.generate.infer import read_inputs, run_inference
     from distil_cli.train import run
+    from distil_cli.train import trainer as trainer_module
     from distil_cli.train.trainer import DistilTrainer
 
     clock = PhaseClock()
@@ -92,6 +94,10 @@ def distil_job(data: Path, work: Path, cfg: TrainSettings, infer_cfg: InferSetti
     with contextlib.ExitStack() as stack:
         stack.enter_context(clock.wrap(DistilTrainer, "training_step", "steps"))
         stack.enter_context(clock.wrap(DistilTrainer, "evaluate", "evaluation"))
+        # the parts of an evaluation (inside "evaluation"): where its time goes
+        stack.enter_context(clock.wrap(DistilTrainer, "_generate_eval_rows", "evaluation: generation"))
+        stack.enter_context(clock.wrap(DistilTrainer, "_validation_losses", "evaluation: validation loss"))
+        stack.enter_context(clock.wrap(trainer_module, "score_many", "evaluation: ROUGE"))
         stack.enter_context(clock.wrap(DistilTrainer, "_save_checkpoint", "checkpointing"))
         stack.enter_context(clock.wrap(run, "_save_final", "checkpointing"))
         record = run.run_training(data, work / "run", cfg, cache_dir)
