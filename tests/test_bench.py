@@ -73,7 +73,8 @@ def test_bench_e2e_times_each_phase_of_both_pipelines(tmp_path):
         assert row["optimizer_steps"] == ours["optimizer_steps"] >= 1
     assert ours["evaluation"] > 0 and ours["ratio_to_minimal"] > 0
     parts = [ours[f"evaluation: {part}"] for part in ("generation", "validation loss", "ROUGE")]
-    assert all(t > 0 for t in parts) and sum(parts) <= ours["evaluation"]
+    # each rounded to 0.01 s: the parts may round to 0 and their sum past the rounded whole
+    assert all(t >= 0 for t in parts) and 0 < sum(parts) <= ours["evaluation"] + 0.02
     assert report["job"]["evaluations"] >= 1 and report["job"]["train"] == 4
 
 
