@@ -78,6 +78,11 @@ def test_bench_e2e_times_each_phase_of_both_pipelines(tmp_path):
     assert report["job"]["evaluations"] >= 1 and report["job"]["train"] == 4
 
 
+def test_bench_e2e_on_a_shape_without_tokenizer_is_a_one_line_error():
+    result = run_cli("bench", "e2e", "--shape", "qwen0.5b")
+    assert result.exit_code == 1 and "--shape qwen0.5b: bench e2e needs a model with a tokenizer" in result.output
+
+
 def test_bench_train_runs_the_trl_peer_on_the_same_examples(tmp_path):
     import json
 

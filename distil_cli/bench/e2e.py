@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from distil_cli.bench.common import build_model, device, env_info, sync
+from distil_cli.bench.common import RANDOM_SHAPES, device, env_info, sync
+from distil_cli.errors import ConfigError
 from distil_cli.settings import InferSettings, TrainSettings
 
 
@@ -176,8 +177,9 @@ class MinimalLoop:
 def minimal_job(
     data: Path, cfg: TrainSettings, steps: int, evals: int, new_tokens: int, source: str
 ) -> dict[str, float]:
-    """``new_tokens``: at test time; the evaluations generate ``cfg.max_new_tokens`` as distil's do."""
-    """The same optimizer steps, evaluations and generation with ``MinimalLoop``, timed per phase."""
+    """The same optimizer steps, evaluations and generation with ``MinimalLoop``, timed per phase.
+
+    ``new_tokens``: at test time; the evaluations generate ``cfg.max_new_tokens`` as distil's do."""
     started = time.perf_counter()
     loop = MinimalLoop(data, cfg, source)
     eval_prompts, test_prompts = loop.prompts("valid"), loop.prompts("test")
@@ -207,16 +209,15 @@ def minimal_job(
 def bench_e2e(
     shape: str, train: int, valid: int, test: int, cfg: TrainSettings, infer_cfg: InferSettings, cache_dir, workdir
 ) -> dict[str, Any]:
-    from distil_cli.models import resolve_model
+    from distil_cli.models import load_tokenizer, resolve_model
+    from distil_cli.reports import read_metrics
 
-    _, tokenizer = build_model(shape, cache_dir)
-    if tokenizer is None:
-        raise ValueError("bench e2e needs a shape with a tokenizer (smollm2 or tiny)")
-    data = write_job(Path(workdir) / "data", tokenizer, train, valid, test)
-    ours = distil_job(data, Path(workdir), cfg, infer_cfg, cache_dir)
-    lines = [json.loads(x) for x in (Path(workdir) / "run" / "metrics.jsonl").read_text().splitlines()]
-    evals = sum("eval_rouge_mean" in line for line in lines)
+    if shape in RANDOM_SHAPES:
+        raise ConfigError(f"--shape {shape}: bench e2e needs a model with a tokenizer (smollm2 or tiny)")
     source = resolve_model("default" if shape == "smollm2" else shape, cache_dir)
+    data = write_job(Path(workdir) / "data", load_tokenizer(source), train, valid, test)
+    ours = distil_job(data, Path(workdir), cfg, infer_cfg, cache_dir)
+    evals = sum("eval_rouge_mean" in line for line in read_metrics(Path(workdir) / "run"))
     reference = minimal_job(data, cfg, int(ours["optimizer_steps"]), evals, infer_cfg.max_new_tokens, source)
     rows = [{"name": "minimal loop", **_rounded(reference)}, {"name": "distil train + infer", **_rounded(ours)}]
     rows[1]["ratio_to_minimal"] = round(ours["total"] / reference["total"], 2)

@@ -64,10 +64,9 @@ def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int,
 
     size = batch_size or auto_batch_size(model, max(map(len, prompts)), new_tokens, choose_engine(model, cache))
     stops = [tokenizer.eos_token_id]
-    impl = cache
     # warm-up (compilation for the static cache) on a full batch of the real shapes
     generate_batched(
-        model, tokenizer, prompts[:size], stops, 8, batch_size=size, min_new_tokens=8, cache_implementation=impl
+        model, tokenizer, prompts[:size], stops, 8, batch_size=size, min_new_tokens=8, cache_implementation=cache
     )
     reset_peak()
     sync()
@@ -80,7 +79,7 @@ def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int,
         new_tokens,
         batch_size=size,
         min_new_tokens=new_tokens,
-        cache_implementation=impl,
+        cache_implementation=cache,
     )
     sync()
     seconds = time.perf_counter() - start

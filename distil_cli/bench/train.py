@@ -279,7 +279,8 @@ def bench_train(
                 measured[i] = distil_train(model, pad, examples, steps, tokens, rows, workdir, flags, profile == i + 1)
         except Exception as exc:  # a kernel missing on this machine: report it, keep the others
             log.warning("variant %s failed: %s", variants[i], str(exc).splitlines()[0][:300])
-            label = f"distil train [{attn}, {tokens} tokens, rows {rows}, {'+'.join(sorted(flags))}] FAILED"
+            who = "TRL SFTTrainer" if attn == "trl" else "distil train"
+            label = f"{who} [{attn}, {tokens} tokens, rows {rows}, {'+'.join(sorted(flags))}] FAILED"
             measured[i] = Measure(label, 1.0, 0, 0)
         if progress is not None:  # the report so far, in case a later variant does not finish
             progress(report(f"train {shape} (partial)", results + list(measured.values()), "useful_tokens_per_s"))
