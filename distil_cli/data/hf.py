@@ -20,9 +20,13 @@ from distil_cli.errors import DataError
 HUB_PREFIX = "hf:"
 
 
+def is_hub(source: Path | str) -> bool:
+    """``hf:NAME``: a dataset on the hub (no local path to check)."""
+    return str(source).startswith(HUB_PREFIX)
+
+
 def is_hf_source(source: Path) -> bool:
-    text = str(source)
-    if text.startswith(HUB_PREFIX):
+    if is_hub(source):
         return True
     if source.is_file():
         return source.suffix.lower() == ".arrow"
@@ -42,7 +46,7 @@ def _load(source: Path, config: str | None, split: str | None):
         ) from None
     text = str(source)
     try:
-        if text.startswith(HUB_PREFIX):
+        if is_hub(source):
             return datasets.load_dataset(text[len(HUB_PREFIX) :], config, split=split)
         if source.is_file():
             return datasets.Dataset.from_file(str(source))
@@ -56,7 +60,7 @@ def _load(source: Path, config: str | None, split: str | None):
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         where = (
             "the hub (is the network there? a local save_to_disk folder works offline)"
-            if text.startswith(HUB_PREFIX)
+            if is_hub(source)
             else str(source)
         )
         raise DataError(f"{text}: cannot load the dataset from {where}: {first}") from None
@@ -70,7 +74,7 @@ def hf_rows(source: Path, config: str | None = None, split: str | None = None) -
 
     loaded = _load(source, config, split)
     parts = dict(loaded.items()) if isinstance(loaded, (datasets.DatasetDict, dict)) else None
-    if parts is None and split is not None and not str(source).startswith(HUB_PREFIX):
+    if parts is None and split is not None and not is_hub(source):
         raise DataError(f"{source}: a single dataset without splits; drop --hf-split {split}")
     if parts is not None and split is not None:
         if split not in parts:
@@ -83,7 +87,7 @@ def hf_rows(source: Path, config: str | None = None, split: str | None = None) -
 
 def hf_files(source: Path) -> list[Path]:
     """The local files of the dataset, for the manifest's hashes (none for a hub id)."""
-    if str(source).startswith(HUB_PREFIX):
+    if is_hub(source):
         return []
     if source.is_file():
         return [source]

@@ -21,6 +21,7 @@ from typing import Any
 from distil_cli import __version__
 from distil_cli.data.files import dump_jsonl_line, sha256_file
 from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
+from distil_cli.data.hf import is_hub
 from distil_cli.data.readers import SourceScan, detect_format, read_multiclinsum, read_table
 from distil_cli.data.text import crop_chars, crop_tokens
 from distil_cli.errors import DataError
@@ -44,7 +45,7 @@ def natural_key(text: str) -> list[Any]:
 
 
 def read_source(source: Path, cfg: PrepareSettings) -> SourceScan:
-    hub = str(source).startswith("hf:")
+    hub = is_hub(source)
     if not hub and not source.exists():
         raise DataError(f"source {source} does not exist")
     fmt = "hf" if hub else detect_format(source, cfg.format)
@@ -224,7 +225,7 @@ def prepare(
     source: Path, out: Path, cfg: PrepareSettings, load_tokenizer: Callable[[str], Any] | None = None
 ) -> PrepareResult:
     """Read, crop, split and write a corpus; return what was written and its statistics."""
-    if not str(source).startswith("hf:"):
+    if not is_hub(source):
         check_separate(source, out)
     scan = read_source(Path(source), cfg)
     tokenizer_name = cfg.tokenizer

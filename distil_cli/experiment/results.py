@@ -12,10 +12,12 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from distil_cli.errors import DistilError
 from distil_cli.evaluate.metrics import get_metrics
 from distil_cli.evaluate.runs import bootstrap_means, load_run, paired_stats
 from distil_cli.experiment.grid import Cell
 from distil_cli.experiment.spec import ExperimentSpec
+from distil_cli.run_record import FILE_NAME, RunRecord
 
 
 def _scores(cells: list[Cell], spec: ExperimentSpec, score_settings) -> tuple[dict, str, list[str]]:
@@ -33,20 +35,20 @@ def _scores(cells: list[Cell], spec: ExperimentSpec, score_settings) -> tuple[di
 def _run_facts(cells: list[Cell]) -> dict[tuple[float, str], dict[str, Any]]:
     """Per (fraction, arm), from the runs' run.json: epochs (as resolved), optimizer steps and
     training seconds (means over seeds), so a results table says how its runs were trained."""
-    found: dict[tuple[float, str], list[dict]] = {}
+    found: dict[tuple[float, str], list[RunRecord]] = {}
     for cell in cells:
         try:
-            record = json.loads((cell.run_dir / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            record = RunRecord.read(cell.run_dir / FILE_NAME)
+        except DistilError:  # a run folder from elsewhere: its facts are left out
             continue
         found.setdefault((cell.fraction, cell.arm.name), []).append(record)
     facts = {}
     for where, records in found.items():
-        epochs = {r.get("settings", {}).get("epochs") for r in records}
+        epochs = {r.settings.get("epochs") for r in records}
         facts[where] = {
             "epochs": epochs.pop() if len(epochs) == 1 else None,
-            "steps": round(fmean(r.get("global_steps", 0) for r in records), 1),
-            "train_seconds": round(fmean(r.get("train_seconds", 0.0) for r in records), 1),
+            "steps": round(fmean(r.global_steps for r in records), 1),
+            "train_seconds": round(fmean(r.train_seconds for r in records), 1),
         }
     return facts
 

@@ -56,27 +56,24 @@ def generate_batched(
     ``dynamic`` (None) or ``static``. ``on_batch(indices, generated)`` is called as prompts finish.
     """
     engine = choose_engine(model, cache_implementation)
-    run = _generate_slots if engine == "slots" else _generate_hf
-    options = dict(temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty)
-    options.update(min_new_tokens=min_new_tokens, engine=engine)
-    return run(model, tokenizer, prompt_ids, stop_ids, max_new_tokens, batch_size, on_batch, **options)
+    job = (model, tokenizer, prompt_ids, stop_ids, max_new_tokens, batch_size, on_batch)
+    sampling = dict(temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty)
+    if engine == "slots":
+        return _generate_slots(*job, min_new_tokens=min_new_tokens, **sampling)
+    kwargs = generation_options(temperature, top_p, min_new_tokens, None if engine == "dynamic" else engine)
+    return _generate_hf(*job, repetition_penalty, kwargs)
 
 
 def _generate_hf(
-    model, tokenizer, prompt_ids, stop_ids, max_new_tokens, batch_size, on_batch, **options
+    model, tokenizer, prompt_ids, stop_ids, max_new_tokens, batch_size, on_batch, penalty: float, kwargs: dict
 ) -> list[Generated]:
-    """transformers' ``generate`` over length-sorted, left-padded batches."""
-    engine = options.pop("engine")
+    """transformers' ``generate`` over length-sorted, left-padded batches (``kwargs``: ``generation_options``)."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
     results: list[Generated | None] = [None] * len(prompt_ids)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    penalty = options.pop("repetition_penalty")
-    kwargs = generation_options(
-        options["temperature"], options["top_p"], options["min_new_tokens"], None if engine == "dynamic" else engine
-    )
     try:
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
@@ -113,9 +110,8 @@ def auto_batch_size(model, prompt_tokens: int, max_new_tokens: int, engine: str 
     cfg = model.config
     heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    bytes_per = 2 if next(model.parameters()).dtype in (torch.bfloat16, torch.float16) else 4
-    if engine == "slots":
-        bytes_per = 2  # the slot cache is bf16/fp16 whatever the weights
+    half = next(model.parameters()).dtype in (torch.bfloat16, torch.float16)
+    bytes_per = 2 if half or engine == "slots" else 4  # the slot cache is bf16/fp16 whatever the weights
     per_seq = (prompt_tokens + max_new_tokens) * cfg.num_hidden_layers * 2 * heads * head_dim * bytes_per
     per_seq += cfg.vocab_size * 4 * 2  # logits of the last position, float32, with some slack
     cap = 2048 if engine == "slots" else 1024
@@ -155,6 +151,7 @@ def _flash_available() -> bool:
 def _generate_slots(
     model, tokenizer, prompt_ids, stop_ids, max_new_tokens, slots, on_batch, **options
 ) -> list[Generated]:
+    """The slot engine, its token lists decoded as ``generate``'s are (``options``: sampling, min_new_tokens)."""
     from distil_cli.generate.slots import generate_slots
 
     results: list[Generated | None] = [None] * len(prompt_ids)
@@ -166,7 +163,6 @@ def _generate_slots(
         if on_batch is not None:
             on_batch(indices, batch_out)
 
-    options.pop("engine")
     generate_slots(model, prompt_ids, stop_ids, max_new_tokens, slots=slots, on_done=done, **options)
     return results  # type: ignore[return-value]
 

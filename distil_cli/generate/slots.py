@@ -106,25 +106,9 @@ def _flash(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, used_k):
             q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, scale=scale, seqused_k=used_k
         )
         return out[0]
-    return _reference(q, k, v, cu_q, cu_k, causal, scale, used_k)
+    from distil_cli.train.kernels import varlen_reference  # the CPU stand-in (tests)
 
-
-def _reference(q, k, v, cu_q, cu_k, causal, scale, used_k) -> torch.Tensor:
-    """The same attention with SDPA, one row at a time (CPU: tests)."""
-    heads, kv_heads = q.shape[1], k.shape[1]
-    qs, ks = cu_q.tolist(), cu_k.tolist()
-    used = used_k.tolist() if used_k is not None else [b - a for a, b in zip(ks[:-1], ks[1:])]
-    parts = []
-    for row in range(len(qs) - 1):
-        qr = q[qs[row] : qs[row + 1]].transpose(0, 1)  # [h, Tq, d]
-        kr = k[ks[row] : ks[row] + used[row]].transpose(0, 1)
-        vr = v[ks[row] : ks[row] + used[row]].transpose(0, 1)
-        if kv_heads != heads:
-            kr = kr.repeat_interleave(heads // kv_heads, dim=0)
-            vr = vr.repeat_interleave(heads // kv_heads, dim=0)
-        out = torch.nn.functional.scaled_dot_product_attention(qr, kr, vr, is_causal=causal, scale=scale)
-        parts.append(out.transpose(0, 1))
-    return torch.cat(parts, dim=0)
+    return varlen_reference(q, k, v, cu_q, cu_k, causal, scale, used_k)
 
 
 @contextlib.contextmanager
@@ -187,8 +171,8 @@ def _sample(logits: torch.Tensor, top_p: float, top_k: int = 0) -> torch.Tensor:
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
         ordered, index = logits.sort(dim=-1, descending=True)
-        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
-        drop = cumulative - ordered.softmax(dim=-1) > top_p  # keep the smallest prefix reaching top_p
+        probs = ordered.softmax(dim=-1)
+        drop = probs.cumsum(dim=-1) - probs > top_p  # keep the smallest prefix reaching top_p
         ordered = ordered.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(1, index, ordered)
     return torch.multinomial(logits.softmax(dim=-1), 1).squeeze(1)

@@ -8,13 +8,13 @@ generation: ids that would collide or be too long for a file name are errors.
 
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distil_cli.data.files import iter_jsonl
 from distil_cli.errors import ConfigError, DataError
 
 SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
@@ -69,11 +69,9 @@ class Submission:
 
     def fill(self, predictions: Path) -> None:
         """Records done in an earlier run also belong in the submission."""
-        for line in predictions.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                if not self.path(row).exists():
-                    self.write(row, row["prediction"])
+        for _, row in iter_jsonl(predictions):
+            if not self.path(row).exists():
+                self.write(row, row["prediction"])
 
     def zip_folders(self) -> list[Path]:
         """A zip of every language folder (the shared task's layout only), written beside it atomically."""

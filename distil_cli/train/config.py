@@ -93,6 +93,11 @@ def check_trainer_args(values: dict[str, Any]) -> None:
             raise ConfigError(f"train.trainer_args.{name} is not a TrainingArguments field{hint}")
 
 
+def trackers(report_to: str) -> list[str]:
+    """``--report-to`` as transformers' list: comma-separated names, ``none`` for none."""
+    return [t.strip() for t in report_to.split(",") if t.strip() not in ("", "none")]
+
+
 def world_size_from_env() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -204,7 +209,7 @@ def training_arguments(
         load_best_model_at_end=has_eval and cfg.select == "best",
         metric_for_best_model="rouge_mean" if has_eval else None,
         greater_is_better=True,
-        report_to=[t.strip() for t in cfg.report_to.split(",") if t.strip() not in ("", "none")],
+        report_to=trackers(cfg.report_to),
         remove_unused_columns=False,  # the collators need id/task columns the model does not take
         dataloader_num_workers=0,
         disable_tqdm=False,

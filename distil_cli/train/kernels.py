@@ -128,20 +128,30 @@ def _varlen_reference(query, key, value, cu: torch.Tensor, scaling: float | None
     """The same computation with SDPA, one sequence at a time (CPU: tests and debugging)."""
     batch, heads, length, dim = query.shape
 
-    def flat(t: torch.Tensor) -> torch.Tensor:  # [B, h, T, d] -> [h, B*T, d]
-        return t.transpose(0, 1).reshape(t.shape[1], batch * length, dim)
+    def flat(t: torch.Tensor) -> torch.Tensor:  # [B, h, T, d] -> [B*T, h, d]
+        return t.transpose(1, 2).reshape(batch * length, t.shape[1], dim)
 
-    q, k, v = flat(query), flat(key), flat(value)
-    if k.shape[0] != heads:
-        k = k.repeat_interleave(heads // k.shape[0], dim=0)
-        v = v.repeat_interleave(heads // v.shape[0], dim=0)
-    bounds = cu.tolist()
-    parts = [
-        torch.nn.functional.scaled_dot_product_attention(q[:, a:b], k[:, a:b], v[:, a:b], is_causal=True, scale=scaling)
-        for a, b in zip(bounds[:-1], bounds[1:])
-    ]
-    out = torch.cat(parts, dim=1)  # [h, B*T, d]
-    return out.reshape(heads, batch, length, dim).permute(1, 2, 0, 3)
+    out = varlen_reference(flat(query), flat(key), flat(value), cu, cu, True, scaling)
+    return out.reshape(batch, length, heads, dim)
+
+
+def varlen_reference(q, k, v, cu_q, cu_k, causal: bool, scale, used_k=None) -> torch.Tensor:
+    """FlashAttention's variable-length call ([T, heads, d] tensors, cumulative lengths, optional
+    ``seqused_k``) as SDPA one sequence at a time, grouped-query heads repeated: the CPU stand-in."""
+    heads, kv_heads = q.shape[1], k.shape[1]
+    qs, ks = cu_q.tolist(), cu_k.tolist()
+    used = used_k.tolist() if used_k is not None else [b - a for a, b in zip(ks[:-1], ks[1:])]
+    parts = []
+    for row in range(len(qs) - 1):
+        qr = q[qs[row] : qs[row + 1]].transpose(0, 1)  # [h, Tq, d]
+        kr = k[ks[row] : ks[row] + used[row]].transpose(0, 1)
+        vr = v[ks[row] : ks[row] + used[row]].transpose(0, 1)
+        if kv_heads != heads:
+            kr = kr.repeat_interleave(heads // kv_heads, dim=0)
+            vr = vr.repeat_interleave(heads // kv_heads, dim=0)
+        out = torch.nn.functional.scaled_dot_product_attention(qr, kr, vr, is_causal=causal, scale=scale)
+        parts.append(out.transpose(0, 1))
+    return torch.cat(parts, dim=0)
 
 
 def _varlen_mask(*args: Any, attention_mask: torch.Tensor | None = None, **kwargs: Any):

@@ -23,7 +23,7 @@ from distil_cli.prompts import Task, choose_formatter, instruction_for
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.card import model_card
-from distil_cli.train.config import with_epochs
+from distil_cli.train.config import trackers, with_epochs
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
 from distil_cli.train.kernels import VARLEN
 from distil_cli.train.resume import RunDir, check_same_run, choose_checkpoint, clear_for_fresh_start, step_of
@@ -230,10 +230,6 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
 
 # The Python module each tracker needs (where it differs from the tracker's name) and its pip extra.
 TRACKER_MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "azure_ml": ("azureml",), "kubeflow": ("kfp",)}
-
-
-def trackers(report_to: str) -> list[str]:
-    return [] if report_to.strip() in ("", "none") else [t.strip() for t in report_to.split(",") if t.strip()]
 
 
 def finished_at(checkpoint: Path):

@@ -245,15 +245,8 @@ class DistilTrainer(Trainer):
             return
         varlen = getattr(self.model.config, "_attn_implementation", None) == VARLEN
         collate = PackingCollator(self.args.pack_row_tokens, pad, varlen=varlen)
-        chunk, tokens = [], 0
-        for example in sorted(mine, key=lambda e: -len(e["input_ids"])):
-            if chunk and tokens + len(example["input_ids"]) > self.args.tokens_per_batch:
-                yield collate(chunk)
-                chunk, tokens = [], 0
-            chunk.append(example)
-            tokens += len(example["input_ids"])
-        if chunk:
-            yield collate(chunk)
+        for batch in TokenBudgetBatchSampler(mine, self.args.tokens_per_batch, self.args.seed, pair=False):
+            yield collate([mine[i] for i in batch])
 
     def _generate_eval_rows(self) -> list[dict[str, Any]]:
         """Greedy summaries of this rank's share of the eval records, gathered from every rank."""
