@@ -99,17 +99,8 @@ def test_liger_is_importable_where_triton_is():
         assert kernels.liger_available()
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
-    """Flash decoding over the slot cache: every generated token is the argmax (up to bf16 ties: the
-    bf16 model failed a 0.1 tolerance by 0.125, one unit in the last place, on the H200) of
-    the same model's full teacher-forced forward over prompt + answer (SDPA, no cache)."""
-    import random
-
+def _slot_llama(dtype):
     from transformers import AutoModelForCausalLM, LlamaConfig
-
-    from distil_cli.generate.batched import choose_engine
-    from distil_cli.generate.slots import generate_slots
 
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -121,10 +112,28 @@ def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
         num_key_value_heads=2,
         initializer_range=0.2,
     )
-    llama = AutoModelForCausalLM.from_config(config).cuda().to(dtype).eval()
-    assert choose_engine(llama, "auto") == "slots"
+    return AutoModelForCausalLM.from_config(config).cuda().to(dtype).eval()
+
+
+def _slot_prompts(n: int = 40) -> list[list[int]]:
+    import random
+
     rng = random.Random(0)
-    prompts = [[rng.randrange(10, 2000) for _ in range(rng.randint(5, 300))] for _ in range(40)]
+    return [[rng.randrange(10, 2000) for _ in range(rng.randint(5, 300))] for _ in range(n)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
+    """Flash decoding over the slot cache (CUDA graphs, the default): every generated token is
+    the argmax (up to bf16 ties: the bf16 model failed a 0.1 tolerance by 0.125, one unit in the
+    last place, on the H200) of the same model's full teacher-forced forward over prompt +
+    answer (SDPA, no cache)."""
+    from distil_cli.generate.batched import choose_engine
+    from distil_cli.generate.slots import generate_slots
+
+    llama = _slot_llama(dtype)
+    assert choose_engine(llama, "auto") == "slots"
+    prompts = _slot_prompts()
     got = generate_slots(llama, prompts, [3], 24, slots=16)
     worst = 0.0
     for prompt, answer in zip(prompts, got):
@@ -137,3 +146,31 @@ def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
     # bf16 weights give bf16 logits: one unit in the last place is 0.125 at magnitudes of 16-32
     tolerance = 0.1 if dtype == torch.float32 else 0.26
     assert worst < tolerance, f"a generated token is {worst:.3f} logits below the full forward's best"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_cuda_graph_decoding_replays_the_padded_steps_exactly(dtype, caplog):
+    """The captured step is the eager padded step: the same tokens, and no fallback warning."""
+    from distil_cli.generate.slots import generate_slots
+
+    llama = _slot_llama(dtype)
+    prompts = _slot_prompts(70)
+    with caplog.at_level("WARNING", logger="distil_cli.generate.slots"):
+        graph = generate_slots(llama, prompts, [3], 24, slots=40, decode="graph", check_every=1)
+    assert "capture" not in caplog.text
+    assert graph == generate_slots(llama, prompts, [3], 24, slots=40, decode="padded", check_every=1)
+
+
+def test_cuda_graph_decoding_with_liger_kernels(caplog):
+    """Training-time evaluation decodes a Liger-patched model: its Triton kernels must capture too."""
+    if not kernels.liger_available():
+        pytest.skip("liger-kernel / triton not installed")
+    from distil_cli.generate.slots import generate_slots
+
+    llama = _slot_llama(torch.bfloat16)
+    kernels.apply_liger(llama)
+    prompts = _slot_prompts(20)
+    with caplog.at_level("WARNING", logger="distil_cli.generate.slots"):
+        graph = generate_slots(llama, prompts, [3], 16, slots=20, decode="graph")
+    assert "capture" not in caplog.text
+    assert graph == generate_slots(llama, prompts, [3], 16, slots=20, decode="padded")

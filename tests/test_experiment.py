@@ -99,3 +99,35 @@ def test_reshuffled_membership_keeps_the_batch_count_and_is_seeded(pair):
         for batch in second:
             ids = [examples[i]["id"] for i in batch]
             assert all(ids.count(x) == 2 for x in ids)
+
+
+def test_a_held_out_valid_split_serves_select_best(tmp_path):
+    """``valid = N``: N train records per seed become every run's valid.jsonl (never trained on), so an
+    arm can evaluate during training and keep its best checkpoint; the run says which became final/."""
+    _data(tmp_path)
+    arm = '[[arms]]\nname = "distill-best"\n[arms.train]\nobjective = "distill"\nselect = "best"\n'
+    arm += "save_checkpoints = true\n"
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        'data = "data"\nmetric = "exact"\nseeds = [3]\nfractions = [1.0]\nbootstrap = 200\nvalid = 4\n'
+        'objectives = ["standard"]\n'
+        f'[train]\nmodel = "{tiny_model_dir()}"\nmax_steps = 2\neval_steps = 1\nmax_new_tokens = 3\n'
+        f"[infer]\nmax_new_tokens = 3\n{arm}"
+    )
+    out = tmp_path / "out"
+    result = run_cli("experiment", spec, "--out", out)
+    assert result.exit_code == 0, result.output
+    data = out / "data" / "f1-s3"
+    train = [json.loads(line)["id"] for line in (data / "train.jsonl").read_text().splitlines()]
+    valid = [json.loads(line)["id"] for line in (data / "valid.jsonl").read_text().splitlines()]
+    assert len(valid) == 4 and len(train) == 8 and not set(train) & set(valid)
+    assert json.loads((data / "manifest.json").read_text())["totals"] == {"train": 8, "valid": 4}
+    best = json.loads((out / "runs" / "f1" / "s3" / "distill-best" / "run.json").read_text())
+    assert best["settings"]["select"] == "best" and best["selected"]["rule"] == "best"
+    assert best["selected"]["checkpoint"].endswith(("checkpoint-1", "checkpoint-2"))
+    spec.write_text(spec.read_text().replace("valid = 4", "valid = 2"))
+    again = run_cli("experiment", spec, "--out", out)
+    assert again.exit_code == 1 and "holds 4 valid records, the spec asks for 2" in again.output
+    spec.write_text(spec.read_text().replace("valid = 2", "valid = 12"))
+    again = run_cli("experiment", spec, "--out", tmp_path / "o2")
+    assert again.exit_code == 1 and "leaves no training records" in again.output

@@ -55,12 +55,15 @@ def _reference(model, prompts, max_new, **options) -> list[list[int]]:
 
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
 @pytest.mark.parametrize("slots", [1, 4, 32])
-def test_greedy_tokens_equal_one_by_one_generate(kind, slots):
+@pytest.mark.parametrize("decode", ["exact", "padded"])
+def test_greedy_tokens_equal_one_by_one_generate(kind, slots, decode):
+    """``padded`` is the CUDA-graph path without the graph: rows padded to a bucket with the scratch slot."""
     model = _model(kind)
     prompts = _prompts(13)
     expected = _reference(model, prompts, 20, do_sample=False)
     finished = []
-    got = generate_slots(model, prompts, STOPS, 20, slots=slots, on_done=lambda i, t: finished.extend(i))
+    done = lambda i, t: finished.extend(i)  # noqa: E731
+    got = generate_slots(model, prompts, STOPS, 20, slots=slots, on_done=done, decode=decode)
     assert got == expected
     assert any(t[-1] in STOPS for t in got) and any(len(t) == 20 for t in got)  # both ways of ending occur
     assert sorted(finished) == list(range(13))  # every prompt handed back exactly once
@@ -84,11 +87,13 @@ def test_small_prefill_budget_and_sparse_checks_change_nothing():
     assert generate_slots(model, prompts, STOPS, 16, slots=3, check_every=64) == expected
 
 
-def test_repetition_penalty_and_min_new_tokens_match_generate():
+@pytest.mark.parametrize("decode", ["exact", "padded"])
+def test_repetition_penalty_and_min_new_tokens_match_generate(decode):
     model = _model("llama")
     prompts = _prompts(6, seed=1)
     expected = _reference(model, prompts, 12, do_sample=False, repetition_penalty=1.7, min_new_tokens=10)
-    got = generate_slots(model, prompts, STOPS, 12, slots=4, repetition_penalty=1.7, min_new_tokens=10)
+    options = dict(repetition_penalty=1.7, min_new_tokens=10, decode=decode)
+    got = generate_slots(model, prompts, STOPS, 12, slots=4, **options)
     assert got == expected
     assert all(len(t) >= 10 for t in got)
 
@@ -113,6 +118,40 @@ def test_sampling_keeps_only_the_top_k_tokens_as_generate_does():
     assert set(picked.tolist()) == {0, 1}
     picked = _sample(logits, top_p=0.5, top_k=0)  # the top token alone holds more than half
     assert set(picked.tolist()) == {0}
+
+
+def test_padded_buckets_shrink_as_rows_finish_and_the_scratch_slot_stays_in_bounds(monkeypatch):
+    """40 slots decode in buckets of 40, 32 and 16 rows as the prompts run out; the padding rows
+    write to the scratch slot, whose position is clamped to the cache width (a long tail of
+    padded steps would otherwise index past it)."""
+    from distil_cli.generate import slots as engine
+
+    model = _model("llama")
+    prompts = _prompts(70, seed=5)
+    seen: list[int] = []
+    original = engine._Decoder.set_rows
+
+    def spy(self, active):
+        original(self, active)
+        seen.append(self.bucket)
+
+    monkeypatch.setattr(engine._Decoder, "set_rows", spy)
+    got = generate_slots(model, prompts, STOPS, 24, slots=40, decode="padded", check_every=1)
+    assert got == generate_slots(model, prompts, STOPS, 24, slots=40, decode="exact")
+    assert {40, 32, 16} <= set(seen)
+    with pytest.raises(ValueError, match="decode must be"):
+        generate_slots(model, prompts[:2], STOPS, 4, slots=2, decode="fast")
+
+
+def test_a_failed_graph_capture_decodes_eagerly_with_a_warning(caplog):
+    """Here the capture cannot work (no CUDA): the run must go on padded and eager, tokens unchanged."""
+    model = _model("qwen2")
+    prompts = _prompts(7, seed=6)
+    with caplog.at_level("WARNING", logger="distil_cli.generate.slots"):
+        got = generate_slots(model, prompts, STOPS, 10, slots=3, decode="graph")
+    assert got == generate_slots(model, prompts, STOPS, 10, slots=3, decode="exact")
+    assert "CUDA graph capture of the decoding step failed" in caplog.text
+    assert caplog.text.count("capture") == 1  # warned once, not once per bucket
 
 
 def test_no_prompts_and_no_new_tokens():

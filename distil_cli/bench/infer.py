@@ -6,7 +6,9 @@ The seed-style generation is a ``pipeline`` called one prompt at a time; distil'
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
 import time
 
@@ -18,11 +20,16 @@ from distil_cli.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+CACHES = ("auto", "slots", "slots-eager", "dynamic", "static")
+
+
 def parse_infer_variant(text: str) -> tuple[str, int]:
-    """'slots,256' -> (engine / cache: auto, slots, dynamic or static; batch size, 0 = automatic)."""
+    """'slots,256' -> (engine / cache: auto, slots, slots-eager, dynamic or static; batch size, 0 = automatic).
+
+    ``slots-eager`` is the slot engine without CUDA graphs (``DISTIL_CUDA_GRAPHS=0``), to measure them."""
     kind, _, size = text.partition(",")
-    if kind.strip() not in ("auto", "slots", "dynamic", "static"):
-        raise ConfigError(f"--variant {text!r}: the cache is one of auto, slots, dynamic, static")
+    if kind.strip() not in CACHES:
+        raise ConfigError(f"--variant {text!r}: the cache is one of {', '.join(CACHES)}")
     try:
         return kind.strip(), int(size or 0)
     except ValueError:
@@ -60,6 +67,11 @@ def seed_style_generate(model, tokenizer, prompts, new_tokens: int) -> Measure:
 
 
 def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int, cache: str = "auto") -> Measure:
+    if cache == "slots-eager":
+        with _environ(DISTIL_CUDA_GRAPHS="0"):
+            measure = distil_generate(model, tokenizer, prompts, new_tokens, batch_size, "slots")
+        measure.name = measure.name.replace("slots cache", "slots cache without CUDA graphs")
+        return measure
     from distil_cli.generate.batched import auto_batch_size, choose_engine, generate_batched
 
     size = batch_size or auto_batch_size(model, max(map(len, prompts)), new_tokens, choose_engine(model, cache))
@@ -91,6 +103,20 @@ def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int,
         new_tokens=sum(o.new_tokens for o in outs),
         peak_gib=peak(),
     )
+
+
+@contextlib.contextmanager
+def _environ(**values: str):
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def bench_infer(shape: str, n_seed: int, n_ours: int, new_tokens: int, variants, cache_dir):

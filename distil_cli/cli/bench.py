@@ -71,8 +71,8 @@ def bench_infer(
     variant: Annotated[
         Optional[list[str]],
         typer.Option(
-            help="distil configuration CACHE,BATCH (repeatable; CACHE: auto, slots, dynamic or static; "
-            "BATCH 0 = automatic), e.g. slots,0 or dynamic,1024"
+            help="distil configuration CACHE,BATCH (repeatable; CACHE: auto, slots, slots-eager (no CUDA "
+            "graphs), dynamic or static; BATCH 0 = automatic), e.g. slots,0 or dynamic,1024"
         ),
     ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,

@@ -26,7 +26,7 @@ from typing import Any
 
 from distil_cli.data.files import done_ids, dump_jsonl_line, read_jsonl, sha256_file
 from distil_cli.data.guard import remove_stale_temporaries, temporary_name
-from distil_cli.errors import DataError
+from distil_cli.errors import ConfigError, DataError
 from distil_cli.experiment.spec import Arm, ExperimentSpec
 from distil_cli.settings import InferSettings, TrainSettings
 
@@ -75,21 +75,42 @@ def read_split(spec: ExperimentSpec, name: str) -> list[dict[str, Any]]:
 
 
 def write_subsets(spec: ExperimentSpec, out: Path, train: list[dict[str, Any]]) -> None:
-    """data/f<fraction>-s<seed>/: a seeded subset of train.jsonl (the same for every arm of that seed)."""
+    """data/f<fraction>-s<seed>/: a seeded subset of train.jsonl (the same for every arm of that seed).
+
+    With ``valid`` > 0, that many records of train.jsonl are first held out per seed (the same for
+    every fraction) as each subset's valid.jsonl, and the subset is drawn from the rest."""
+    if spec.valid and spec.valid >= len(train):
+        raise ConfigError(f"experiment: valid = {spec.valid} leaves no training records of {len(train)}")
     for fraction in spec.fractions:
         for seed in spec.seeds:
             folder = _data_dir(out, fraction, seed)
             if (folder / "manifest.json").is_file():
+                made = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("totals", {})
+                if made.get("valid", 0) != spec.valid:
+                    raise ConfigError(
+                        f"{folder} holds {made.get('valid', 0)} valid records, the spec asks for {spec.valid}; "
+                        "use another --out for a different valid split"
+                    )
                 continue
-            count = max(1, round(len(train) * fraction))
-            subset = train if count == len(train) else random.Random(f"{seed}:{fraction}").sample(train, count)
+            pool, valid = train, []
+            if spec.valid:
+                order = list(range(len(train)))
+                random.Random(f"{seed}:valid").shuffle(order)
+                valid = [train[i] for i in sorted(order[: spec.valid])]
+                pool = [train[i] for i in sorted(order[spec.valid :])]
+            count = max(1, round(len(pool) * fraction))
+            subset = pool if count == len(pool) else random.Random(f"{seed}:{fraction}").sample(pool, count)
             folder.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(folder.parent, folder.name)
             tmp = folder.with_name(temporary_name(folder.name))
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
             (tmp / "train.jsonl").write_text("".join(dump_jsonl_line(r) for r in subset), encoding="utf-8")
-            manifest = {"source": str(spec.data), "fraction": fraction, "seed": seed, "totals": {"train": count}}
+            totals = {"train": count}
+            if valid:
+                (tmp / "valid.jsonl").write_text("".join(dump_jsonl_line(r) for r in valid), encoding="utf-8")
+                totals["valid"] = len(valid)
+            manifest = {"source": str(spec.data), "fraction": fraction, "seed": seed, "totals": totals}
             manifest["source_sha256"] = sha256_file(spec.data / "train.jsonl")
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             shutil.rmtree(folder, ignore_errors=True)

@@ -4,6 +4,8 @@
     metric = "exact"                  # any `distil score` metric; its headline value is compared
     seeds = [1, 2, 3]
     fractions = [0.125, 0.25, 1.0]    # share of train.jsonl each run trains on (same records for every arm)
+    valid = 100                       # optional: records of train.jsonl held out per seed as every run's
+                                      # valid.jsonl (evaluation during training, --select best); 0 = none
     objectives = ["standard", "distill"]
     alphas = [0.5]
     [train]                           # settings for every run (as in `distil train`)
@@ -51,6 +53,7 @@ class ExperimentSpec(BaseModel):
     test_split: str = "test"
     seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1)
     fractions: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+    valid: int = Field(0, ge=0)
     objectives: list[str] = Field(default_factory=lambda: ["standard", "distill"])
     alphas: list[float] = Field(default_factory=lambda: [0.5])
     baseline: str = "standard"

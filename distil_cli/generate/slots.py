@@ -25,11 +25,14 @@ on a GPU). On the CPU the attention runs as per-row SDPA (tests); ``distil infer
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
+log = logging.getLogger(__name__)
 KWARG = "distil_kv"  # the forward keyword that carries the cache to the attention function
 
 
@@ -111,21 +114,31 @@ def _flash(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, used_k):
     return varlen_reference(q, k, v, cu_q, cu_k, causal, scale, used_k)
 
 
-@contextlib.contextmanager
-def _varlen_attention(model):
-    """Run the model with distil's attention function (which hands over to the slot cache)."""
-    from distil_cli.train.kernels import register_varlen
+ATTENTION = "distil_slots"  # the attention implementation name registered with transformers
 
-    name = register_varlen()
+
+def _slot_attention(module, query, key, value, attention_mask=None, dropout=0.0, scaling=None, **kwargs):
+    """transformers' attention-function signature, handing over to the slot cache of the forward."""
+    return kwargs[KWARG].attend(module, query, key, value, scaling), None
+
+
+@contextlib.contextmanager
+def _slot_attention_impl(model):
+    """Run the model with the slot attention function.
+
+    It is registered for attention only, not for masks: transformers then builds no mask and
+    runs no packed-sequence detection (a host synchronisation) in the forward, which keeps a
+    decoding step free of host round trips and capturable in a CUDA graph."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION, _slot_attention)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft model: its base
     before = base.config._attn_implementation
-    if before != name:
-        base.set_attn_implementation(name)
+    base.set_attn_implementation(ATTENTION)
     try:
         yield
     finally:
-        if before != name:
-            base.set_attn_implementation(before)
+        base.set_attn_implementation(before)
 
 
 class _Picker:
@@ -192,12 +205,17 @@ def generate_slots(
     on_done: Callable[[list[int], list[list[int]]], None] | None = None,
     prefill_tokens: int = 32768,
     check_every: int = 8,
+    decode: str = "auto",
 ) -> list[list[int]]:
     """New token ids for every prompt (input order), stop token included when one was produced.
 
     ``slots``: rows decoded together (the cache holds ``slots x (longest prompt + max_new_tokens)``
     tokens per layer). ``on_done(indices, token_lists)`` is called as prompts finish, in
     completion order. ``prefill_tokens`` bounds the tokens of one packed prefill forward.
+    ``decode``: how a decoding step runs: ``graph`` (the step replayed from a CUDA graph per
+    row bucket), ``padded`` (the same padded steps run eagerly: the graph path without the
+    graph, for tests), ``exact`` (the active rows only, eagerly) or ``auto`` (``graph`` on CUDA
+    for greedy decoding unless ``DISTIL_CUDA_GRAPHS=0``; ``exact`` otherwise).
     """
     n = len(prompt_ids)
     if n == 0 or max_new_tokens <= 0:
@@ -210,16 +228,29 @@ def generate_slots(
     was_training = model.training
     model.eval()
     try:
-        with _varlen_attention(model):
-            run.loop(prefill_tokens, check_every)
+        with _slot_attention_impl(model):
+            run.loop(prefill_tokens, check_every, _Decoder(run, _decode_mode(decode, run.device, temperature)))
     finally:
         run.cache.step = None
         model.train(was_training)
     return run.results  # type: ignore[return-value]
 
 
+def _decode_mode(requested: str, device: torch.device, temperature: float) -> str:
+    if requested not in ("auto", "graph", "padded", "exact"):
+        raise ValueError(f"decode must be auto, graph, padded or exact, not {requested!r}")
+    if requested != "auto":
+        return requested
+    if device.type == "cuda" and temperature == 0 and os.environ.get("DISTIL_CUDA_GRAPHS", "1") != "0":
+        return "graph"  # sampling stays eager: its random draws are not replayed from a graph
+    return "exact"
+
+
 class _SlotRun:
-    """The state of one ``generate_slots`` call: per-slot device tensors, host bookkeeping, the loop."""
+    """The state of one ``generate_slots`` call: per-slot device tensors, host bookkeeping, the loop.
+
+    The tensors have one slot more than ``slots``: the last is scratch, where the padding rows
+    of a bucketed decoding step write (see ``_Decoder``)."""
 
     def __init__(self, model, prompt_ids, stop_ids, max_new_tokens, slots, sampling, min_new_tokens, on_done):
         self.model, self.prompt_ids, self.max_new, self.on_done = model, prompt_ids, max_new_tokens, on_done
@@ -232,8 +263,10 @@ class _SlotRun:
         half = param_dtype in (torch.bfloat16, torch.float16)
         dtype = param_dtype if half or device.type != "cuda" else torch.bfloat16
         self.width = max(len(p) for p in prompt_ids) + max_new_tokens
-        slots = max(1, slots)
-        self.cache = SlotCache(config.num_hidden_layers, slots, self.width, kv_heads, head_dim, dtype, device)
+        self.slots = slots = max(1, slots)
+        self.scratch = slots  # the extra slot
+        total = slots + 1
+        self.cache = SlotCache(config.num_hidden_layers, total, self.width, kv_heads, head_dim, dtype, device)
         vocab = model.get_output_embeddings().weight.shape[0]
         self.pick = _Picker(
             vocab,
@@ -242,24 +275,25 @@ class _SlotRun:
             sampling["top_p"],
             sampling["repetition_penalty"],
             min_new_tokens,
-            slots,
+            total,
             device,
             sampling["top_k"],
         )
         self.stop_set = set(stop_ids)
-        self.out_tokens = torch.zeros((slots, max_new_tokens), dtype=torch.long, device=device)
-        self.made = torch.zeros(slots, dtype=torch.long, device=device)  # new tokens so far per slot
-        self.length = torch.zeros(slots, dtype=torch.long, device=device)  # tokens in the cache per slot
-        self.stopped = torch.zeros(slots, dtype=torch.bool, device=device)
-        self.last = torch.zeros(slots, dtype=torch.long, device=device)  # the token to feed next
+        self.out_tokens = torch.zeros((total, max_new_tokens), dtype=torch.long, device=device)
+        self.made = torch.zeros(total, dtype=torch.long, device=device)  # new tokens so far per slot
+        self.length = torch.zeros(total, dtype=torch.long, device=device)  # tokens in the cache per slot
+        self.stopped = torch.zeros(total, dtype=torch.bool, device=device)
+        self.last = torch.zeros(total, dtype=torch.long, device=device)  # the token to feed next
         self.owner: dict[int, int] = {}  # slot -> prompt index
-        self.steps_left: dict[int, int] = {}  # slot -> decoding steps before max_new_tokens (host-side)
+        self.deadline: dict[int, int] = {}  # slot -> the decoding step after which it has max_new_tokens
+        self.step = 0  # decoding steps so far
         self.free = list(range(slots - 1, -1, -1))  # pop() gives the lowest slot
         order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
         self.pending = list(reversed(order))  # pop() gives the longest prompt first
         self.results: list[list[int] | None] = [None] * len(prompt_ids)
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
+        self.autocast = (  # no weight-cast cache: a CUDA graph must not capture one
+            torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
             if device.type == "cuda" and not half
             else contextlib.nullcontext()
         )
@@ -298,7 +332,7 @@ class _SlotRun:
         self.last[rows] = token
         for i, slot in batch:
             self.owner[slot] = i
-            self.steps_left[slot] = self.max_new - 1
+            self.deadline[slot] = self.step + self.max_new - 1
 
     def admit(self, prefill_tokens: int) -> None:
         """Fill the free slots with the next prompts, packed by at most ``prefill_tokens`` a forward."""
@@ -320,7 +354,7 @@ class _SlotRun:
             return
         active = sorted(self.owner)
         flags = self.stopped[active].tolist()
-        finished = [s for s, flag in zip(active, flags) if flag or self.steps_left[s] == 0]
+        finished = [s for s, flag in zip(active, flags) if flag or self.deadline[s] <= self.step]
         if not finished:
             return
         counts, rows = self.made[finished].tolist(), self.out_tokens[finished].tolist()
@@ -330,7 +364,7 @@ class _SlotRun:
             cut = next((p for p, token in enumerate(tokens) if token in self.stop_set), None)
             tokens = tokens if cut is None else tokens[: cut + 1]
             i = self.owner.pop(slot)
-            self.steps_left.pop(slot)
+            self.deadline.pop(slot)
             self.results[i] = tokens
             indices.append(i)
             lists.append(tokens)
@@ -340,8 +374,10 @@ class _SlotRun:
             self.on_done(indices, lists)
 
     def decode(self, rows: torch.Tensor, cu_q: torch.Tensor, cu_k: torch.Tensor) -> None:
-        """One token for each active row (``rows``), attending to its own slot."""
-        position = self.length[rows]
+        """One token for each row of ``rows``, attending to its own slot (padding rows: the scratch slot).
+
+        Device work only, no host synchronisation: a CUDA graph can capture it."""
+        position = self.length[rows].clamp(max=self.width - 1)  # the clamp bounds the scratch slot only
         self.cache.step = _Step(
             write=rows * self.width + position,
             cu_q=cu_q,
@@ -359,23 +395,99 @@ class _SlotRun:
         self.stopped[rows] |= torch.isin(token, self.pick.stops)
         self.last[rows] = token
 
-    def loop(self, prefill_tokens: int, check_every: int) -> None:
+    def loop(self, prefill_tokens: int, check_every: int, decoder: _Decoder) -> None:
         self.admit(prefill_tokens)
         self.collect()
-        step, shape = 0, None
+        active = None
         while self.owner:
-            active = sorted(self.owner)
-            if shape is None or shape[0] != active:  # device tensors change only when rows come or go
-                device = self.device
-                rows = torch.tensor(active, dtype=torch.long, device=device)
-                cu_q = torch.arange(len(active) + 1, dtype=torch.int32, device=device)
-                cu_k = torch.tensor(active + [active[-1] + 1], dtype=torch.int32, device=device) * self.width
-                shape = (active, rows, cu_q, cu_k)
-            self.decode(*shape[1:])
-            for slot in active:
-                self.steps_left[slot] -= 1
-            step += 1
-            if step % check_every == 0 or any(self.steps_left[s] == 0 for s in active):
+            if active != sorted(self.owner):  # the device rows change only when rows come or go
+                active = sorted(self.owner)
+                decoder.set_rows(active)
+                soonest = min(self.deadline[s] for s in active)
+            decoder.step()
+            self.step += 1
+            if self.step % check_every == 0 or soonest <= self.step:
                 self.collect()
                 self.admit(prefill_tokens)
                 self.collect()
+
+
+class _Decoder:
+    """Runs ``_SlotRun.decode`` over the active rows.
+
+    ``exact``: the active rows as they are. ``padded``/``graph``: the rows padded with the
+    scratch slot to a bucket (16, 32, 64, ... rows, at most the slot count), so a step has one of
+    a few shapes; ``graph`` captures each bucket's step once in a CUDA graph and replays it,
+    which removes the per-kernel launch cost of the Python forward (a decoding step of a small
+    model is otherwise bound by the host, not the GPU). If a capture fails (a model whose
+    forward synchronises with the host), the run goes on eagerly, with a warning."""
+
+    def __init__(self, run: _SlotRun, mode: str):
+        self.run, self.mode = run, mode
+        self.buffers: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self.current: tuple = ()
+        self.bucket = 0
+
+    def _bucket(self, n: int) -> int:
+        size = 16
+        while size < n:
+            size *= 2
+        return min(size, self.run.slots)
+
+    def set_rows(self, active: list[int]) -> None:
+        run, device = self.run, self.run.device
+        if self.mode == "exact":
+            rows = torch.tensor(active, dtype=torch.long, device=device)
+            cu_q = torch.arange(len(active) + 1, dtype=torch.int32, device=device)
+            cu_k = torch.tensor(active + [active[-1] + 1], dtype=torch.int32, device=device) * run.width
+            self.current = (rows, cu_q, cu_k)
+            return
+        bucket = self.bucket = self._bucket(len(active))
+        if bucket not in self.buffers:
+            self.buffers[bucket] = (
+                torch.full((bucket,), run.scratch, dtype=torch.long, device=device),
+                torch.arange(bucket + 1, dtype=torch.int32, device=device),
+                torch.full((bucket + 1,), run.scratch * run.width, dtype=torch.int32, device=device),
+            )
+        rows, cu_q, cu_k = self.buffers[bucket]
+        padded = active + [run.scratch] * (bucket - len(active))
+        rows.copy_(torch.tensor(padded, dtype=torch.long))
+        cu_k.copy_(torch.tensor(padded + [run.scratch + 1], dtype=torch.int32) * run.width)
+        self.current = (rows, cu_q, cu_k)
+        if self.mode == "graph" and bucket not in self.graphs:
+            self._capture(bucket, active)
+
+    def _capture(self, bucket: int, active: list[int]) -> None:
+        """Record the bucket's step; warm-up and capture run on scratch rows only, then the real rows return."""
+        run = self.run
+        rows, _, cu_k = self.current
+        rows.fill_(run.scratch)
+        cu_k.fill_(run.scratch * run.width)
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                run.decode(*self.current)  # warm-up: lazy initialisations happen outside the capture
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                run.decode(*self.current)
+            self.graphs[bucket] = graph
+        except Exception as error:  # noqa: BLE001 - any capture failure: decode eagerly instead
+            log.warning(
+                "CUDA graph capture of the decoding step failed (%s); decoding without graphs "
+                "(set DISTIL_CUDA_GRAPHS=0 to skip the attempt)",
+                str(error).splitlines()[0] if str(error) else type(error).__name__,
+            )
+            self.mode = "padded"
+            self.graphs.clear()
+        padded = active + [run.scratch] * (bucket - len(active))
+        rows.copy_(torch.tensor(padded, dtype=torch.long))
+        cu_k.copy_(torch.tensor(padded + [run.scratch + 1], dtype=torch.int32) * run.width)
+
+    def step(self) -> None:
+        if self.mode == "graph":
+            self.graphs[self.bucket].replay()
+        else:
+            self.run.decode(*self.current)

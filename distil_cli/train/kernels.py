@@ -60,9 +60,6 @@ def varlen_attention_forward(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """Causal attention per packed example; query/key/value are [B, heads, T, head_dim]."""
-    slots = kwargs.get("distil_kv")  # generation through distil_cli.generate.slots
-    if slots is not None:
-        return slots.attend(module, query, key, value, scaling), None
     cu = kwargs.get("cu_seq_lens_q")
     if cu is None and attention_mask is None and query.shape[0] == 1 and query.shape[2] == key.shape[2] > 1:
         cu, longest = _lengths_from_positions(kwargs.get("position_ids"))  # padding-free rows (e.g. TRL's)
