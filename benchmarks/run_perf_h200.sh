@@ -13,6 +13,10 @@ for part in ${PARTS:-tests infer e2e train05 train15}; do
     tests) python3 -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py ;;
     infer) d bench infer --shape smollm2 --seed-prompts 4 --prompts 2048 --new-tokens 128 \
              --variant dynamic,1024 --variant slots-eager,1024 --variant slots,256 --variant slots,1024 --variant slots,2048 --out "$R/infer.json" ;;
+    infer2) d bench infer --shape smollm2 --seed-prompts 2 --prompts 2048 --new-tokens 128 \
+             --variant slots-eager,1024 --variant slots,1024 --variant slots,2048 --out "$R/infer2.json" ;;
+    e2e-ours) DISTIL_TRAIN__EPOCHS=6 DISTIL_TRAIN__MAX_NEW_TOKENS=64 d bench e2e --shape smollm2 --no-minimal \
+             --train 280 --valid 100 --test 500 --out "$R/e2e-ours.json" ;;
     e2e) DISTIL_TRAIN__EPOCHS=6 DISTIL_TRAIN__MAX_NEW_TOKENS=64 d bench e2e --shape smollm2 \
              --train 280 --valid 100 --test 500 --out "$R/e2e.json" ;;
     train05) d bench train --shape qwen0.5b --steps 20 --records 96 --variant varlen,49152,0,liger+flce+ckpt \

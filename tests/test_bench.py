@@ -93,3 +93,15 @@ def test_bench_train_runs_the_trl_peer_on_the_same_examples(tmp_path):
     ours, trl = json.loads(out.read_text())["results"]
     assert trl["name"].startswith("TRL SFTTrainer [sdpa, padding-free") and "FAILED" not in trl["name"]
     assert trl["useful_tokens_per_s"] > 0 and ours["useful_tokens_per_s"] > 0
+
+
+def test_bench_e2e_without_the_minimal_loop_times_distil_alone(tmp_path):
+    import json
+
+    env = {"DISTIL_TRAIN__MODEL": "tiny", "DISTIL_TRAIN__EPOCHS": "1", "DISTIL_TRAIN__MAX_NEW_TOKENS": "2"}
+    env["DISTIL_INFER__MAX_NEW_TOKENS"] = "2"
+    out = tmp_path / "e2e.json"
+    result = run_cli("bench", "e2e", "--train", 4, "--valid", 2, "--test", 2, "--no-minimal", "--out", out, env=env)
+    assert result.exit_code == 0, result.output
+    (ours,) = json.loads(out.read_text())["results"]
+    assert ours["name"] == "distil train + infer" and ours["total"] > 0 and "ratio_to_minimal" not in ours

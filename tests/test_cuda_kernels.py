@@ -148,17 +148,24 @@ def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
     assert worst < tolerance, f"a generated token is {worst:.3f} logits below the full forward's best"
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_cuda_graph_decoding_replays_the_padded_steps_exactly(dtype, caplog):
+@pytest.mark.parametrize(
+    "dtype, options",
+    [
+        (torch.float32, {}),
+        (torch.bfloat16, {}),
+        (torch.bfloat16, {"min_new_tokens": 20, "repetition_penalty": 1.3}),  # their masks inside the graph
+    ],
+)
+def test_cuda_graph_decoding_replays_the_padded_steps_exactly(dtype, options, caplog):
     """The captured step is the eager padded step: the same tokens, and no fallback warning."""
     from distil_cli.generate.slots import generate_slots
 
     llama = _slot_llama(dtype)
     prompts = _slot_prompts(70)
     with caplog.at_level("WARNING", logger="distil_cli.generate.slots"):
-        graph = generate_slots(llama, prompts, [3], 24, slots=40, decode="graph", check_every=1)
+        graph = generate_slots(llama, prompts, [3], 24, slots=40, decode="graph", check_every=1, **options)
     assert "capture" not in caplog.text
-    assert graph == generate_slots(llama, prompts, [3], 24, slots=40, decode="padded", check_every=1)
+    assert graph == generate_slots(llama, prompts, [3], 24, slots=40, decode="padded", check_every=1, **options)
 
 
 def test_cuda_graph_decoding_with_liger_kernels(caplog):

@@ -93,6 +93,9 @@ def bench_e2e(
     train: Annotated[int, typer.Option(help="Training records (with a rationale).")] = 280,
     valid: Annotated[int, typer.Option(help="Evaluation records.")] = 100,
     test: Annotated[int, typer.Option(help="Test records to generate for.")] = 500,
+    minimal: Annotated[
+        bool, typer.Option(help="Also time the minimal reference loop (--no-minimal: distil only).")
+    ] = True,
     out: Annotated[Optional[Path], typer.Option(help="Also write the JSON report here.")] = None,
 ) -> None:
     """Time-to-result of a small real-shaped job: distil train + infer vs a minimal loop, wall time per phase.
@@ -105,7 +108,7 @@ def bench_e2e(
 
     loaded = settings_for(ctx).settings
     with tempfile.TemporaryDirectory() as work:
-        report = run(shape, train, valid, test, loaded.train, loaded.infer, loaded.models.cache_dir, work)
+        report = run(shape, train, valid, test, loaded.train, loaded.infer, loaded.models.cache_dir, work, minimal)
     _emit_report(report, out)
 
 

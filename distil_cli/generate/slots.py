@@ -151,6 +151,11 @@ class _Picker:
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.penalty, self.min_new = repetition_penalty, min_new_tokens
         self.seen = torch.zeros((slots, vocab), dtype=torch.bool, device=device) if repetition_penalty != 1 else None
+        # device constants: assigning a Python scalar into a CUDA tensor copies it from the host,
+        # which a CUDA graph cannot capture
+        self.is_stop = torch.zeros(vocab, dtype=torch.bool, device=device)
+        self.is_stop[self.stops] = True
+        self.true = torch.ones((), dtype=torch.bool, device=device)
 
     def admit(self, slot: int, prompt: torch.Tensor) -> None:
         if self.seen is not None:
@@ -165,15 +170,13 @@ class _Picker:
             logits = torch.where(seen, scaled, logits)
         if self.min_new:
             early = (made < self.min_new).unsqueeze(1)
-            blocked = torch.zeros_like(logits, dtype=torch.bool)
-            blocked[:, self.stops] = True
-            logits = logits.masked_fill(early & blocked, float("-inf"))
+            logits = logits.masked_fill(early & self.is_stop, float("-inf"))
         if self.temperature > 0:
             token = _sample(logits / self.temperature, self.top_p, self.top_k)
         else:
             token = logits.argmax(dim=-1)
         if self.seen is not None:
-            self.seen[rows, token] = True
+            self.seen.index_put_((rows, token), self.true)
         return token
 
 
@@ -412,11 +415,17 @@ class _SlotRun:
                 self.collect()
 
 
+# The smallest row bucket: below it a decoding step costs about the same whatever the rows
+# (reading the weights dominates), so fewer buckets mean fewer captures; a training-time
+# evaluation of 100 records captures one graph.
+MIN_BUCKET = 128
+
+
 class _Decoder:
     """Runs ``_SlotRun.decode`` over the active rows.
 
     ``exact``: the active rows as they are. ``padded``/``graph``: the rows padded with the
-    scratch slot to a bucket (16, 32, 64, ... rows, at most the slot count), so a step has one of
+    scratch slot to a bucket (128, 256, 512, ... rows, at most the slot count), so a step has one of
     a few shapes; ``graph`` captures each bucket's step once in a CUDA graph and replays it,
     which removes the per-kernel launch cost of the Python forward (a decoding step of a small
     model is otherwise bound by the host, not the GPU). If a capture fails (a model whose
@@ -430,7 +439,7 @@ class _Decoder:
         self.bucket = 0
 
     def _bucket(self, n: int) -> int:
-        size = 16
+        size = MIN_BUCKET
         while size < n:
             size *= 2
         return min(size, self.run.slots)

@@ -96,6 +96,7 @@ class DistilTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.validation_examples = validation_examples or []
         self.eval_records = eval_records or []
+        self._eval_prompts: list[list[int]] | None = None  # encoded once: the records do not change
         self.formatter = formatter
         self.summary_instructions = summary_instructions
         self.predictions_dir = predictions_dir
@@ -245,7 +246,10 @@ class DistilTrainer(Trainer):
             return
         varlen = getattr(self.model.config, "_attn_implementation", None) == VARLEN
         collate = PackingCollator(self.args.pack_row_tokens, pad, varlen=varlen)
-        for batch in TokenBudgetBatchSampler(mine, self.args.tokens_per_batch, self.args.seed, pair=False):
+        # no backward: 4x the training budget per forward (fewer, fuller forwards) fits in what a training
+        # step's saved activations took; not with gradient checkpointing, whose steps save almost none
+        budget = self.args.tokens_per_batch * (1 if self.args.gradient_checkpointing else 4)
+        for batch in TokenBudgetBatchSampler(mine, budget, self.args.seed, pair=False):
             yield collate([mine[i] for i in batch])
 
     def _generate_eval_rows(self) -> list[dict[str, Any]]:
@@ -253,17 +257,19 @@ class DistilTrainer(Trainer):
         rank, world = self.args.process_index, self.args.world_size
         mine = self.eval_records[rank::world]
         tokenizer = self.processing_class
-        prompts = [
-            encode_prompt(
-                tokenizer,
-                self.formatter,
-                instruction_for(SUMMARY, r.get("lang", "en"), self.summary_instructions),
-                r["input"],
-                self.args.max_input_tokens,
-                r["id"],
-            )[0]
-            for r in mine
-        ]
+        if self._eval_prompts is None:
+            self._eval_prompts = [
+                encode_prompt(
+                    tokenizer,
+                    self.formatter,
+                    instruction_for(SUMMARY, r.get("lang", "en"), self.summary_instructions),
+                    r["input"],
+                    self.args.max_input_tokens,
+                    r["id"],
+                )[0]
+                for r in mine
+            ]
+        prompts = self._eval_prompts
         from tqdm.auto import tqdm
 
         show = not self.args.disable_tqdm and self.is_world_process_zero()
