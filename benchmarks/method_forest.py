@@ -16,6 +16,7 @@ ROW = re.compile(r"\|\s*([\d.]+)\s*\|\s*distill-a0\.5 - standard\s*\|\s*([+-][\d
 LABELS = {
     "cqa_tiny": "CQA 3% (292), 3 epochs",
     "cqa_tiny_e6": "CQA 3% (292), 6 epochs",
+    "cqa_tiny_ablate": "CQA 3% (289, other subsets), 6 epochs",
     "cqa_low": "CQA 12.5% (1,218), 3 epochs",
     "cqa_low_e6": "CQA 12.5% (1,218), 6 epochs",
     "cqa_quarter": "CQA 25% (2,435), 3 epochs",
