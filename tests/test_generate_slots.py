@@ -110,7 +110,7 @@ def test_top_p_near_zero_is_greedy_and_sampling_uses_the_vocabulary():
 
 
 def test_sampling_keeps_only_the_top_k_tokens_as_generate_does():
-    from distil_cli.generate.slots import _sample
+    from distil_cli.generate.picking import sample as _sample
 
     logits = torch.tensor([[5.0, 4.0, 3.0, -1.0, -2.0]]).repeat(400, 1)
     torch.manual_seed(0)
@@ -124,19 +124,19 @@ def test_padded_buckets_shrink_as_rows_finish_and_the_scratch_slot_stays_in_boun
     """40 slots decode in buckets of 40, 32 and 16 rows as the prompts run out; the padding rows
     write to the scratch slot, whose position is clamped to the cache width (a long tail of
     padded steps would otherwise index past it)."""
-    from distil_cli.generate import slots as engine
+    from distil_cli.generate import slot_decode as engine
 
     model = _model("llama")
     prompts = _prompts(70, seed=5)
     monkeypatch.setattr(engine, "MIN_BUCKET", 16)  # 128 by default: a model this small would need 128+ slots
     seen: list[int] = []
-    original = engine._Decoder.set_rows
+    original = engine.Decoder.set_rows
 
     def spy(self, active):
         original(self, active)
         seen.append(self.bucket)
 
-    monkeypatch.setattr(engine._Decoder, "set_rows", spy)
+    monkeypatch.setattr(engine.Decoder, "set_rows", spy)
     got = generate_slots(model, prompts, STOPS, 24, slots=40, decode="padded", check_every=1)
     assert got == generate_slots(model, prompts, STOPS, 24, slots=40, decode="exact")
     assert {40, 32, 16} <= set(seen)
@@ -171,3 +171,18 @@ def test_engine_choice():
     model.config.layer_types = ["sliding_attention", "full_attention"]
     with pytest.raises(ConfigError, match="--cache slots: the model has layers other than full attention"):
         choose_engine(model, "slots")
+
+
+def test_automatic_batch_is_capped_at_2048_rows_with_slots_and_1024_with_generate(monkeypatch):
+    """The caps measured on an H200 (docs/benchmarks.md); below them, half the free memory decides."""
+    from distil_cli.generate.batched import auto_batch_size
+
+    model = _model("llama")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (100 * 2**30, 140 * 2**30))
+    assert auto_batch_size(model, 800, 128, "slots") == 2048
+    assert auto_batch_size(model, 800, 128, "dynamic") == 1024
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (2**20, 140 * 2**30))  # 1 MiB free
+    # per row: (800 + 128) tokens x 2 layers x (k, v) x 2 kv heads x 16 dims x 2 bytes + 300 x 8 logit bytes
+    per_row = 928 * 2 * 2 * 2 * 16 * 2 + 300 * 8
+    assert auto_batch_size(model, 800, 128, "slots") == (2**20 // 2) // per_row == 2

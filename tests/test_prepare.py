@@ -361,3 +361,38 @@ def test_hub_id_offline_is_a_one_line_error(tmp_path, monkeypatch):
     result = run_cli("prepare", "hf:distil-test/does-not-exist", "--out", tmp_path / "out")
     assert result.exit_code == 1 and "hf:distil-test/does-not-exist" in result.output
     assert "internal error" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_every_atomic_writer_names_its_temporary_by_pid_and_clears_dead_ones(tmp_path):
+    """annotate's copy of the other splits, the submission zips and the datasets export write through
+    ``.NAME.<kind>-<pid>`` temporaries; one left by a killed run is removed by the next, none remains."""
+    from distil_cli.data.hf import save_as_dataset
+    from distil_cli.generate.submission import Submission
+    from distil_cli.teach.annotate import copy_other_splits
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir(), out.mkdir()
+    (data / "test.jsonl").write_text('{"id": "a", "input": "x", "output": "y", "lang": "en"}\n')
+    (data / "manifest.json").write_text("{}")
+    (out / f".test.jsonl.copy-{dead.pid}").write_text("half")
+    copy_other_splits(data, out, ["train"])
+    assert (out / "test.jsonl").read_text() == (data / "test.jsonl").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "test.jsonl"]
+
+    sub = Submission(tmp_path / "sub", team="T", run_id=1)
+    sub.write({"id": "a", "lang": "en"}, "summary")
+    (tmp_path / "sub" / f".T_multiclinsum_en_run_1.zip.tmp-{dead.pid}").write_text("half")
+    assert [z.name for z in sub.zip_folders()] == ["T_multiclinsum_en_run_1.zip"]
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == [
+        "T_multiclinsum_en_run_1",
+        "T_multiclinsum_en_run_1.zip",
+    ]
+
+    dest = tmp_path / "hf"
+    (tmp_path / f".hf.tmp-{dead.pid}").mkdir()
+    save_as_dataset([data / "test.jsonl"], dest)
+    assert (dest / "dataset_dict.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".hf.")]

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from distil_cli.data.guard import temporary_name
 from distil_cli.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def _split_objects(line: bytes) -> tuple[list[tuple[bytes, Any]], bytes]:
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a whole file through a temporary sibling and a rename: readers see the old or the new file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(temporary_name(path.name))
     tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     os.replace(tmp, path)
 

@@ -114,7 +114,10 @@ def save_as_dataset(files: list[Path], dest: Path) -> Path:
                 if isinstance(value, (dict, list)):
                     row[key] = json.dumps(value, ensure_ascii=False)
         splits[path.stem] = datasets.Dataset.from_list(rows)
-    tmp = dest.with_name(f".{dest.name}.tmp")
+    from distil_cli.data.guard import remove_stale_temporaries, temporary_name
+
+    remove_stale_temporaries(dest.parent, dest.name)
+    tmp = dest.with_name(temporary_name(dest.name))
     shutil.rmtree(tmp, ignore_errors=True)
     datasets.DatasetDict(splits).save_to_disk(str(tmp))
     shutil.rmtree(dest, ignore_errors=True)

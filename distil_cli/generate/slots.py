@@ -25,14 +25,14 @@ on a GPU). On the CPU the attention runs as per-row SDPA (tests); ``distil infer
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
-log = logging.getLogger(__name__)
+from distil_cli.generate.picking import Picker
+from distil_cli.generate.slot_decode import Decoder, decode_mode
+
 KWARG = "distil_kv"  # the forward keyword that carries the cache to the attention function
 
 
@@ -141,59 +141,6 @@ def _slot_attention_impl(model):
         base.set_attn_implementation(before)
 
 
-class _Picker:
-    """Chooses the next token per row: repetition penalty, min-new-tokens, then greedy or top-p sampling."""
-
-    def __init__(
-        self, vocab: int, stops, temperature, top_p, repetition_penalty, min_new_tokens, slots, device, top_k=0
-    ):
-        self.stops = torch.tensor(sorted(set(stops)), dtype=torch.long, device=device)
-        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
-        self.penalty, self.min_new = repetition_penalty, min_new_tokens
-        self.seen = torch.zeros((slots, vocab), dtype=torch.bool, device=device) if repetition_penalty != 1 else None
-        # device constants: assigning a Python scalar into a CUDA tensor copies it from the host,
-        # which a CUDA graph cannot capture
-        self.is_stop = torch.zeros(vocab, dtype=torch.bool, device=device)
-        self.is_stop[self.stops] = True
-        self.true = torch.ones((), dtype=torch.bool, device=device)
-
-    def admit(self, slot: int, prompt: torch.Tensor) -> None:
-        if self.seen is not None:
-            self.seen[slot] = False
-            self.seen[slot, prompt] = True
-
-    def __call__(self, logits: torch.Tensor, rows: torch.Tensor, made: torch.Tensor) -> torch.Tensor:
-        logits = logits.float()
-        if self.seen is not None:
-            seen = self.seen[rows]
-            scaled = torch.where(logits > 0, logits / self.penalty, logits * self.penalty)
-            logits = torch.where(seen, scaled, logits)
-        if self.min_new:
-            early = (made < self.min_new).unsqueeze(1)
-            logits = logits.masked_fill(early & self.is_stop, float("-inf"))
-        if self.temperature > 0:
-            token = _sample(logits / self.temperature, self.top_p, self.top_k)
-        else:
-            token = logits.argmax(dim=-1)
-        if self.seen is not None:
-            self.seen.index_put_((rows, token), self.true)
-        return token
-
-
-def _sample(logits: torch.Tensor, top_p: float, top_k: int = 0) -> torch.Tensor:
-    """Temperature-scaled ``logits`` -> one sampled token per row: top-k, then top-p (transformers' order)."""
-    if 0 < top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        ordered, index = logits.sort(dim=-1, descending=True)
-        probs = ordered.softmax(dim=-1)
-        drop = probs.cumsum(dim=-1) - probs > top_p  # keep the smallest prefix reaching top_p
-        ordered = ordered.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(1, index, ordered)
-    return torch.multinomial(logits.softmax(dim=-1), 1).squeeze(1)
-
-
 @torch.inference_mode()
 def generate_slots(
     model,
@@ -232,28 +179,18 @@ def generate_slots(
     model.eval()
     try:
         with _slot_attention_impl(model):
-            run.loop(prefill_tokens, check_every, _Decoder(run, _decode_mode(decode, run.device, temperature)))
+            run.loop(prefill_tokens, check_every, Decoder(run, decode_mode(decode, run.device, temperature)))
     finally:
         run.cache.step = None
         model.train(was_training)
     return run.results  # type: ignore[return-value]
 
 
-def _decode_mode(requested: str, device: torch.device, temperature: float) -> str:
-    if requested not in ("auto", "graph", "padded", "exact"):
-        raise ValueError(f"decode must be auto, graph, padded or exact, not {requested!r}")
-    if requested != "auto":
-        return requested
-    if device.type == "cuda" and temperature == 0 and os.environ.get("DISTIL_CUDA_GRAPHS", "1") != "0":
-        return "graph"  # sampling stays eager: its random draws are not replayed from a graph
-    return "exact"
-
-
 class _SlotRun:
     """The state of one ``generate_slots`` call: per-slot device tensors, host bookkeeping, the loop.
 
     The tensors have one slot more than ``slots``: the last is scratch, where the padding rows
-    of a bucketed decoding step write (see ``_Decoder``)."""
+    of a bucketed decoding step write (see ``slot_decode.Decoder``)."""
 
     def __init__(self, model, prompt_ids, stop_ids, max_new_tokens, slots, sampling, min_new_tokens, on_done):
         self.model, self.prompt_ids, self.max_new, self.on_done = model, prompt_ids, max_new_tokens, on_done
@@ -271,7 +208,7 @@ class _SlotRun:
         total = slots + 1
         self.cache = SlotCache(config.num_hidden_layers, total, self.width, kv_heads, head_dim, dtype, device)
         vocab = model.get_output_embeddings().weight.shape[0]
-        self.pick = _Picker(
+        self.pick = Picker(
             vocab,
             stop_ids,
             sampling["temperature"],
@@ -398,7 +335,7 @@ class _SlotRun:
         self.stopped[rows] |= torch.isin(token, self.pick.stops)
         self.last[rows] = token
 
-    def loop(self, prefill_tokens: int, check_every: int, decoder: _Decoder) -> None:
+    def loop(self, prefill_tokens: int, check_every: int, decoder: Decoder) -> None:
         self.admit(prefill_tokens)
         self.collect()
         active = None
@@ -413,90 +350,3 @@ class _SlotRun:
                 self.collect()
                 self.admit(prefill_tokens)
                 self.collect()
-
-
-# The smallest row bucket: below it a decoding step costs about the same whatever the rows
-# (reading the weights dominates), so fewer buckets mean fewer captures; a training-time
-# evaluation of 100 records captures one graph.
-MIN_BUCKET = 128
-
-
-class _Decoder:
-    """Runs ``_SlotRun.decode`` over the active rows.
-
-    ``exact``: the active rows as they are. ``padded``/``graph``: the rows padded with the
-    scratch slot to a bucket (128, 256, 512, ... rows, at most the slot count), so a step has one of
-    a few shapes; ``graph`` captures each bucket's step once in a CUDA graph and replays it,
-    which removes the per-kernel launch cost of the Python forward (a decoding step of a small
-    model is otherwise bound by the host, not the GPU). If a capture fails (a model whose
-    forward synchronises with the host), the run goes on eagerly, with a warning."""
-
-    def __init__(self, run: _SlotRun, mode: str):
-        self.run, self.mode = run, mode
-        self.buffers: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
-        self.current: tuple = ()
-        self.bucket = 0
-
-    def _bucket(self, n: int) -> int:
-        size = MIN_BUCKET
-        while size < n:
-            size *= 2
-        return min(size, self.run.slots)
-
-    def set_rows(self, active: list[int]) -> None:
-        run, device = self.run, self.run.device
-        if self.mode == "exact":
-            rows = torch.tensor(active, dtype=torch.long, device=device)
-            cu_q = torch.arange(len(active) + 1, dtype=torch.int32, device=device)
-            cu_k = torch.tensor(active + [active[-1] + 1], dtype=torch.int32, device=device) * run.width
-            self.current = (rows, cu_q, cu_k)
-            return
-        bucket = self.bucket = self._bucket(len(active))
-        if bucket not in self.buffers:
-            self.buffers[bucket] = (
-                torch.full((bucket,), run.scratch, dtype=torch.long, device=device),
-                torch.arange(bucket + 1, dtype=torch.int32, device=device),
-                torch.full((bucket + 1,), run.scratch * run.width, dtype=torch.int32, device=device),
-            )
-        rows, cu_q, cu_k = self.buffers[bucket]
-        padded = active + [run.scratch] * (bucket - len(active))
-        rows.copy_(torch.tensor(padded, dtype=torch.long))
-        cu_k.copy_(torch.tensor(padded + [run.scratch + 1], dtype=torch.int32) * run.width)
-        self.current = (rows, cu_q, cu_k)
-        if self.mode == "graph" and bucket not in self.graphs:
-            self._capture(bucket, active)
-
-    def _capture(self, bucket: int, active: list[int]) -> None:
-        """Record the bucket's step; warm-up and capture run on scratch rows only, then the real rows return."""
-        run = self.run
-        rows, _, cu_k = self.current
-        rows.fill_(run.scratch)
-        cu_k.fill_(run.scratch * run.width)
-        try:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                run.decode(*self.current)  # warm-up: lazy initialisations happen outside the capture
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                run.decode(*self.current)
-            self.graphs[bucket] = graph
-        except Exception as error:  # noqa: BLE001 - any capture failure: decode eagerly instead
-            log.warning(
-                "CUDA graph capture of the decoding step failed (%s); decoding without graphs "
-                "(set DISTIL_CUDA_GRAPHS=0 to skip the attempt)",
-                str(error).splitlines()[0] if str(error) else type(error).__name__,
-            )
-            self.mode = "padded"
-            self.graphs.clear()
-        padded = active + [run.scratch] * (bucket - len(active))
-        rows.copy_(torch.tensor(padded, dtype=torch.long))
-        cu_k.copy_(torch.tensor(padded + [run.scratch + 1], dtype=torch.int32) * run.width)
-
-    def step(self) -> None:
-        if self.mode == "graph":
-            self.graphs[self.bucket].replay()
-        else:
-            self.run.decode(*self.current)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distil_cli.data.files import iter_jsonl
+from distil_cli.data.guard import remove_stale_temporaries, temporary_name
 from distil_cli.errors import ConfigError, DataError
 
 SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
@@ -80,7 +81,8 @@ class Submission:
         zips = []
         for folder in sorted(p for p in self.root.glob(f"{self.team}_multiclinsum_*_run_{self.run_id}") if p.is_dir()):
             target = folder.with_name(folder.name + ".zip")
-            tmp = folder.with_name(f".{folder.name}.zip.tmp")
+            remove_stale_temporaries(folder.parent, target.name)
+            tmp = folder.with_name(temporary_name(target.name))
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
                 for file in sorted(folder.glob("*_sum.txt")):
                     archive.write(file, f"{folder.name}/{file.name}")

@@ -266,7 +266,7 @@ class InferSettings(Section):
     cache: Literal["auto", "slots", "dynamic", "static"] = Field(
         "auto",
         description="Generation engine / KV cache: auto (slots on CUDA where the model allows, else dynamic), "
-        "slots (packed prefill, slot cache, flash decoding, continuous refill), dynamic or static "
+        "slots (packed prefill, slot cache, flash decoding in CUDA graphs, continuous refill), dynamic or static "
         "(transformers' generate; static compiles the decoding step).",
     )
 

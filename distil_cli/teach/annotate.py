@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distil_cli.data.files import read_appended, read_jsonl
-from distil_cli.data.guard import OutputLock, check_separate
+from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.errors import ConfigError, DataError, PartialFailure
 from distil_cli.prompts import CLINICAL_INSTRUCTIONS, RATIONALE, instruction_for
 from distil_cli.settings import AnnotateSettings
@@ -303,7 +303,8 @@ def copy_other_splits(data: Path, out: Path, annotated: list[str]) -> None:
     for name in [f"{s}.jsonl" for s in SPLITS if s not in annotated] + ["manifest.json"]:
         source, target = data / name, out / name
         if source.is_file() and not target.exists():
-            tmp = target.with_name(f".{name}.copy")
+            remove_stale_temporaries(out, name)
+            tmp = target.with_name(temporary_name(name, "copy"))
             shutil.copyfile(source, tmp)
             tmp.replace(target)
 
