@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,9 @@ def test_a_held_out_valid_split_serves_select_best(tmp_path):
     best = json.loads((out / "runs" / "f1" / "s3" / "distill-best" / "run.json").read_text())
     assert best["settings"]["select"] == "best" and best["selected"]["rule"] == "best"
     assert best["selected"]["checkpoint"].endswith(("checkpoint-1", "checkpoint-2"))
+    table = (out / "results.md").read_text()
+    assert "| final/ from |" in table and "| last |" in table  # the standard arm keeps its last checkpoint
+    assert re.search(r"\| distill-best \|.*\| best: step [12] of 2 \|", table)
     spec.write_text(spec.read_text().replace("valid = 4", "valid = 2"))
     again = run_cli("experiment", spec, "--out", out)
     assert again.exit_code == 1 and "holds 4 valid records, the spec asks for 2" in again.output

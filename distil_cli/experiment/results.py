@@ -8,6 +8,7 @@ test records resampled jointly across seeds (bootstrap 95% CI and a two-sided p-
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -49,8 +50,20 @@ def _run_facts(cells: list[Cell]) -> dict[tuple[float, str], dict[str, Any]]:
             "epochs": epochs.pop() if len(epochs) == 1 else None,
             "steps": round(fmean(r.global_steps for r in records), 1),
             "train_seconds": round(fmean(r.train_seconds for r in records), 1),
+            "final_from": _final_from(records),
         }
     return facts
+
+
+def _final_from(records: list[RunRecord]) -> str:
+    """Which checkpoint became final/: "last", or the steps the best checkpoints were saved at (one per seed)."""
+    if all(r.selected.get("rule", "last") == "last" for r in records):
+        return "last"
+    steps = []
+    for r in records:
+        match = re.search(r"checkpoint-(\d+)", str(r.selected.get("checkpoint") or ""))
+        steps.append(match.group(1) if match else "last")
+    return f"best: step {', '.join(steps)} of {max(r.global_steps for r in records)}"
 
 
 def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[str, Any]:
@@ -93,14 +106,15 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Metric: {key} (x100) on {results['n_test']} test records; seeds {results['seeds']}.",
         "",
-        f"| fraction | arm | {key} (mean over seeds) | 95% CI | per seed | epochs | steps | train s |",
-        "|---:|---|---:|---|---|---:|---:|---:|",
+        f"| fraction | arm | {key} (mean over seeds) | 95% CI | per seed | epochs | steps | train s | final/ from |",
+        "|---:|---|---:|---|---|---:|---:|---:|---|",
     ]
     for row in results["arms"]:
         seeds = ", ".join(f"{v:.2f}" for v in row["seeds"])
         ci = f"[{row['ci'][0]:.2f}, {row['ci'][1]:.2f}]"
         runs = " | ".join("-" if row.get(k) is None else f"{row[k]:g}" for k in ("epochs", "steps", "train_seconds"))
-        lines.append(f"| {row['fraction']:g} | {row['arm']} | {row[key]:.2f} | {ci} | {seeds} | {runs} |")
+        final = row.get("final_from") or "-"
+        lines.append(f"| {row['fraction']:g} | {row['arm']} | {row[key]:.2f} | {ci} | {seeds} | {runs} | {final} |")
     lines += ["", "Paired differences (arm - baseline) on the same test records:", ""]
     lines += [
         "| fraction | arm - baseline | pooled diff [95% CI] | p | per seed diff [95% CI] |",
