@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from conftest import run_cli
 
@@ -36,6 +37,14 @@ def test_bench_train_and_infer_on_cpu(tmp_path):
     seed, ours = json.loads(out.read_text())["results"]
     assert seed["new_tokens_per_s"] > 0 and ours["new_tokens_per_s"] > 0
     assert seed["samples_per_s"] > 0 and ours["seconds"] > 0
+    result = run_cli(
+        "bench", "infer", "--shape", "tiny", "--seed-prompts", 1, "--prompts", 3, "--new-tokens", 4,
+        "--variant", "slots-eager,2", "--out", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    _, eager = json.loads(out.read_text())["results"]
+    assert eager["name"] == "distil infer (generate_batched, slots cache without CUDA graphs, batch 2)"
+    assert eager["new_tokens_per_s"] > 0 and os.environ.get("DISTIL_CUDA_GRAPHS") is None  # put back afterwards
 
 
 def test_bench_rejects_a_malformed_variant():
@@ -49,6 +58,15 @@ def test_bench_rejects_a_malformed_variant():
     result = run_cli("bench", "infer", "--variant", "static,many")
     assert result.exit_code == 1 and "expected CACHE,BATCH" in result.output
     assert len(result.output.strip().splitlines()) == 1
+    result = run_cli("bench", "infer", "--variant", "turbo,8")
+    assert result.exit_code == 1 and "the cache is one of auto, slots, slots-eager, dynamic, static" in result.output
+
+
+def test_infer_variants_parse_including_slots_without_graphs():
+    from distil_cli.bench.infer import parse_infer_variant
+
+    assert parse_infer_variant("slots-eager,1024") == ("slots-eager", 1024)
+    assert parse_infer_variant("slots") == ("slots", 0)
 
 
 def test_variant_flags_parse():
