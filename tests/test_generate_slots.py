@@ -153,6 +153,12 @@ def test_a_failed_graph_capture_decodes_eagerly_with_a_warning(caplog):
     assert got == generate_slots(model, prompts, STOPS, 10, slots=3, decode="exact")
     assert "CUDA graph capture of the decoding step failed" in caplog.text
     assert caplog.text.count("capture") == 1  # warned once, not once per bucket
+    from distil_cli.generate.slot_decode import decode_mode
+
+    cuda = torch.device("cuda")  # a device object needs no GPU: what auto would choose there
+    assert decode_mode("auto", cuda, 0.0, model) == "exact"  # this model failed: not tried again
+    assert decode_mode("auto", cuda, 0.0, _model("llama")) == "graph"
+    assert decode_mode("auto", cuda, 0.7, _model("llama")) == "exact"  # sampling stays eager
 
 
 def test_no_prompts_and_no_new_tokens():

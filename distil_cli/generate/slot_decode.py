@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 
 import torch
 
 log = logging.getLogger("distil_cli.generate.slots")  # the engine's logger: its warnings are the engine's
 
 
-def decode_mode(requested: str, device: torch.device, temperature: float) -> str:
+# Models whose decoding step could not be captured: ``auto`` does not try them again (a
+# training run evaluates every epoch; one warning is enough).
+CAPTURE_FAILED: weakref.WeakSet = weakref.WeakSet()
+
+
+def decode_mode(requested: str, device: torch.device, temperature: float, model=None) -> str:
     if requested not in ("auto", "graph", "padded", "exact"):
         raise ValueError(f"decode must be auto, graph, padded or exact, not {requested!r}")
     if requested != "auto":
         return requested
-    if device.type == "cuda" and temperature == 0 and os.environ.get("DISTIL_CUDA_GRAPHS", "1") != "0":
+    graphs_on = os.environ.get("DISTIL_CUDA_GRAPHS", "1") != "0" and (model is None or model not in CAPTURE_FAILED)
+    if device.type == "cuda" and temperature == 0 and graphs_on:
         return "graph"  # sampling stays eager: its random draws are not replayed from a graph
     return "exact"
 
@@ -96,6 +103,7 @@ class Decoder:
             )
             self.mode = "padded"
             self.graphs.clear()
+            CAPTURE_FAILED.add(run.model)
         padded = active + [run.scratch] * (bucket - len(active))
         rows.copy_(torch.tensor(padded, dtype=torch.long))
         cu_k.copy_(torch.tensor(padded + [run.scratch + 1], dtype=torch.int32) * run.width)

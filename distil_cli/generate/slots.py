@@ -179,7 +179,7 @@ def generate_slots(
     model.eval()
     try:
         with _slot_attention_impl(model):
-            run.loop(prefill_tokens, check_every, Decoder(run, decode_mode(decode, run.device, temperature)))
+            run.loop(prefill_tokens, check_every, Decoder(run, decode_mode(decode, run.device, temperature, model)))
     finally:
         run.cache.step = None
         model.train(was_training)
