@@ -161,6 +161,14 @@ def test_a_failed_graph_capture_decodes_eagerly_with_a_warning(caplog):
     assert decode_mode("auto", cuda, 0.7, _model("llama")) == "exact"  # sampling stays eager
 
 
+@pytest.mark.parametrize("value, on", [("0", False), ("off", False), (" False ", False), ("no", False), ("1", True)])
+def test_cuda_graphs_switch(monkeypatch, value, on):
+    from distil_cli.generate.slot_decode import decode_mode
+
+    monkeypatch.setenv("DISTIL_CUDA_GRAPHS", value)
+    assert decode_mode("auto", torch.device("cuda"), 0.0) == ("graph" if on else "exact")
+
+
 def test_no_prompts_and_no_new_tokens():
     model = _model("llama")
     assert generate_slots(model, [], STOPS, 10, slots=4) == []

@@ -16,12 +16,17 @@ log = logging.getLogger("distil_cli.generate.slots")  # the engine's logger: its
 CAPTURE_FAILED: weakref.WeakSet = weakref.WeakSet()
 
 
+def graphs_enabled() -> bool:
+    """``DISTIL_CUDA_GRAPHS`` unset or true; ``0``, ``false``, ``no``, ``off`` turn CUDA graphs off."""
+    return os.environ.get("DISTIL_CUDA_GRAPHS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def decode_mode(requested: str, device: torch.device, temperature: float, model=None) -> str:
     if requested not in ("auto", "graph", "padded", "exact"):
         raise ValueError(f"decode must be auto, graph, padded or exact, not {requested!r}")
     if requested != "auto":
         return requested
-    graphs_on = os.environ.get("DISTIL_CUDA_GRAPHS", "1") != "0" and (model is None or model not in CAPTURE_FAILED)
+    graphs_on = graphs_enabled() and (model is None or model not in CAPTURE_FAILED)
     if device.type == "cuda" and temperature == 0 and graphs_on:
         return "graph"  # sampling stays eager: its random draws are not replayed from a graph
     return "exact"
