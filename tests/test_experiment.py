@@ -135,3 +135,31 @@ def test_a_held_out_valid_split_serves_select_best(tmp_path):
     spec.write_text(spec.read_text().replace("valid = 2", "valid = 12"))
     again = run_cli("experiment", spec, "--out", tmp_path / "o2")
     assert again.exit_code == 1 and "leaves no training records" in again.output
+
+
+def test_plan_lists_the_runs_and_their_state_without_writing(tmp_path):
+    _data(tmp_path)
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    before = run_cli("experiment", spec, "--out", out, "--plan")
+    assert before.exit_code == 0, before.output
+    assert "8 runs on 4 test records: 0 done, 0 trained (predictions to finish), 8 to run" in before.output
+    assert "distill-a0.5" in before.output and "max_steps 1" in before.output
+    assert not out.exists()  # nothing written, not even the lock
+    assert run_cli("experiment", spec, "--out", out).exit_code == 0
+    after = run_cli("experiment", spec, "--out", out, "--plan")
+    assert "8 runs on 4 test records: 8 done, 0 trained (predictions to finish), 0 to run" in after.output
+    (out / "runs" / "f0.5" / "s1" / "standard.jsonl").unlink()  # predictions lost: the run is only trained
+    again = run_cli("experiment", spec, "--out", out, "--plan")
+    assert "7 done, 1 trained (predictions to finish), 0 to run" in again.output
+
+
+def test_a_bad_arm_setting_fails_before_any_run(tmp_path):
+    """An arm that cannot train (here: best checkpoint without checkpoints) is a one-line error at the
+    start, not after the earlier arms have used the GPU."""
+    _data(tmp_path)
+    arm = '[[arms]]\nname = "late"\n[arms.train]\nobjective = "distill"\nselect = "best"\n'
+    spec = _spec(tmp_path, arm)
+    spec.write_text(spec.read_text().replace(arm, "") + arm)  # the arm table after [train]/[infer]
+    result = run_cli("experiment", spec, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "experiment arm 'late'" in result.output
+    assert "select best needs the checkpoints" in result.output and not (tmp_path / "out").exists()

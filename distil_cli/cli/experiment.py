@@ -17,6 +17,12 @@ def experiment(
     score_only: Annotated[
         bool, typer.Option("--score-only", help="Only (re)write the results from the predictions already there.")
     ] = False,
+    show_plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan", help="Print the runs the spec makes and which are done, then exit (nothing is written)."
+        ),
+    ] = False,
 ) -> None:
     """Does distilling help on this data? Train arms x seeds x data fractions, infer and score each on the
     test split, and write results.md / results.json / results.png with paired differences and 95% CIs.
@@ -27,7 +33,12 @@ def experiment(
 
     loaded = settings_for(ctx).settings
     plan = load_spec(spec)
-    plan.all_arms()  # names and baseline checked before anything runs
+    for arm in plan.all_arms():  # names, baseline and every arm's settings checked before anything runs
+        plan.train_settings(loaded.train, arm, plan.seeds[0])
+    plan.infer_settings(loaded.infer)
+    if show_plan:
+        _print_plan(plan, out, loaded.train)
+        return
     with OutputLock(out):
         if score_only:
             cells = grid.plan(plan, out)
@@ -39,3 +50,33 @@ def experiment(
         paths = results.write(summary, out)
     out_console.print(results.markdown(summary), highlight=False, soft_wrap=True)
     err_console.print("Wrote " + ", ".join(str(p) for p in paths), highlight=False)
+
+
+def _print_plan(plan, out: Path, train_base) -> None:
+    """The grid as a table: fraction, seed, arm, training / valid records, epochs, and what is done under OUT."""
+    from rich.table import Table
+
+    from distil_cli.experiment import grid
+    from distil_cli.train.config import with_epochs
+
+    train = grid.read_split(plan, "train")
+    test_ids = {r["id"] for r in grid.read_split(plan, plan.test_split)}
+    pool = grid.pool_size(plan, len(train))
+    table = Table("fraction", "seed", "arm", "train records", "valid", "epochs", "state")
+    states = []
+    for cell in grid.plan(plan, out):
+        state = grid.cell_state(cell, test_ids)
+        states.append(state)
+        records = grid.subset_size(pool, cell.fraction)
+        cfg = with_epochs(plan.train_settings(train_base, cell.arm, cell.seed), records)
+        length = f"max_steps {cfg.max_steps}" if cfg.max_steps else f"{cfg.epochs:g}"
+        row = (f"{cell.fraction:g}", str(cell.seed), cell.arm.name, str(records), str(plan.valid), length, state)
+        table.add_row(*row)
+    out_console.print(table)
+    counts = {s: states.count(s) for s in ("done", "trained", "to run")}
+    out_console.print(
+        f"{len(states)} runs on {len(test_ids)} test records: {counts['done']} done, "
+        f"{counts['trained']} trained (predictions to finish), {counts['to run']} to run",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -79,8 +79,7 @@ def write_subsets(spec: ExperimentSpec, out: Path, train: list[dict[str, Any]]) 
 
     With ``valid`` > 0, that many records of train.jsonl are first held out per seed (the same for
     every fraction) as each subset's valid.jsonl, and the subset is drawn from the rest."""
-    if spec.valid and spec.valid >= len(train):
-        raise ConfigError(f"experiment: valid = {spec.valid} leaves no training records of {len(train)}")
+    pool_size(spec, len(train))
     for fraction in spec.fractions:
         for seed in spec.seeds:
             folder = _data_dir(out, fraction, seed)
@@ -98,7 +97,7 @@ def write_subsets(spec: ExperimentSpec, out: Path, train: list[dict[str, Any]]) 
                 random.Random(f"{seed}:valid").shuffle(order)
                 valid = [train[i] for i in sorted(order[: spec.valid])]
                 pool = [train[i] for i in sorted(order[spec.valid :])]
-            count = max(1, round(len(pool) * fraction))
+            count = subset_size(len(pool), fraction)
             subset = pool if count == len(pool) else random.Random(f"{seed}:{fraction}").sample(pool, count)
             folder.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(folder.parent, folder.name)
@@ -115,6 +114,25 @@ def write_subsets(spec: ExperimentSpec, out: Path, train: list[dict[str, Any]]) 
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             shutil.rmtree(folder, ignore_errors=True)
             tmp.rename(folder)
+
+
+def pool_size(spec: ExperimentSpec, n_train: int) -> int:
+    """Records of train.jsonl the training subsets are drawn from (those not held out as valid)."""
+    if spec.valid and spec.valid >= n_train:
+        raise ConfigError(f"experiment: valid = {spec.valid} leaves no training records of {n_train}")
+    return n_train - spec.valid
+
+
+def subset_size(pool: int, fraction: float) -> int:
+    """Training records of a fraction of a pool of ``pool`` records (at least one)."""
+    return max(1, round(pool * fraction))
+
+
+def cell_state(cell: Cell, test_ids: set[str]) -> str:
+    """``done`` (trained, every test record predicted), ``trained`` (predictions missing) or ``to run``."""
+    if not (cell.run_dir / "final").is_dir():
+        return "to run"
+    return "done" if done_ids(cell.predictions) >= test_ids else "trained"
 
 
 def run_cell(
