@@ -49,6 +49,11 @@ def test_grid_runs_scores_and_resumes(tmp_path):
     pair = results["pairs"][0]
     assert pair["arm"] == "distill-a0.5" and pair["baseline"] == "standard" and len(pair["per_seed"]) == 2
     assert set(pair["pooled"]) == {"diff", "ci", "p_value"}
+    spread = pair["across_seeds"]  # the t interval over the two seeds' differences
+    per_seed = [s["diff"] for s in pair["per_seed"]]
+    assert spread["seeds"] == 2 and spread["diff"] == pytest.approx(sum(per_seed) / 2, abs=1e-4)
+    assert spread["ci"][0] <= spread["diff"] <= spread["ci"][1]
+    assert "| across seeds [95% t CI] |" in (out / "results.md").read_text()
     arm = results["arms"][0]  # how the runs were trained, from their run.json
     assert arm["epochs"] == 6 and arm["steps"] == 1 and arm["train_seconds"] >= 0  # 6: the small-data default
     assert "| epochs | steps | train s |" in (out / "results.md").read_text()
@@ -163,3 +168,18 @@ def test_a_bad_arm_setting_fails_before_any_run(tmp_path):
     result = run_cli("experiment", spec, "--out", tmp_path / "out")
     assert result.exit_code == 1 and "experiment arm 'late'" in result.output
     assert "select best needs the checkpoints" in result.output and not (tmp_path / "out").exists()
+
+
+def test_across_seeds_is_a_t_interval_over_the_per_seed_differences():
+    from distil_cli.evaluate.runs import across_seeds, t975
+
+    # the second session's CQA 3% grid: pooled CI above 0, but over seeds it includes 0
+    spread = across_seeds([-0.16, 2.29, 1.56])
+    assert spread["diff"] == pytest.approx(1.23) and spread["ci"] == pytest.approx([-1.895, 4.355], abs=1e-3)
+    assert across_seeds([0.5]) is None  # one seed: no spread to measure
+    assert across_seeds([1.0, 1.0, 1.0])["ci"] == [1.0, 1.0]
+    assert (
+        t975(2) == 4.303
+        and t975(31) == pytest.approx(2.0395, abs=1e-3)
+        and t975(10**6) == pytest.approx(1.96, abs=1e-3)
+    )

@@ -201,6 +201,39 @@ def paired_stats(diffs, resamples: int, seed: int) -> dict[str, Any]:
     }
 
 
+# Student's t, 97.5% quantile, for 1-30 degrees of freedom (beyond: the Cornish-Fisher expansion)
+T975 = tuple(
+    float(x)
+    for x in (
+        "12.706 4.303 3.182 2.776 2.571 2.447 2.365 2.306 2.262 2.228 2.201 2.179 2.160 2.145 2.131 "
+        "2.120 2.110 2.101 2.093 2.086 2.080 2.074 2.069 2.064 2.060 2.056 2.052 2.048 2.045 2.042"
+    ).split()
+)
+
+
+def t975(df: int) -> float:
+    if df <= len(T975):
+        return T975[df - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def across_seeds(per_seed: list[float]) -> dict[str, Any] | None:
+    """Mean of per-seed differences with a t interval over seeds (None with fewer than two seeds).
+
+    The pooled bootstrap resamples test records with the seeds fixed: it says whether *these*
+    runs differ on new test records. This interval treats the seeds (and their training subsets)
+    as the sample: whether new seeds would give the same sign. With three seeds it is wide."""
+    from statistics import fmean, stdev
+
+    k = len(per_seed)
+    if k < 2:
+        return None
+    mean = fmean(per_seed)
+    half = t975(k - 1) * stdev(per_seed) / k**0.5
+    return {"diff": round(mean, 4), "ci": [round(mean - half, 4), round(mean + half, 4)], "seeds": k}
+
+
 def summarise(run: Run, resamples: int, seed: int) -> list[dict[str, Any]]:
     rows = []
     for group, ids in groups(run).items():

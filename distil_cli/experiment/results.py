@@ -15,7 +15,7 @@ from typing import Any
 
 from distil_cli.errors import DistilError
 from distil_cli.evaluate.metrics import get_metrics
-from distil_cli.evaluate.runs import bootstrap_means, load_run, paired_stats
+from distil_cli.evaluate.runs import across_seeds, bootstrap_means, load_run, paired_stats
 from distil_cli.experiment.grid import Cell
 from distil_cli.experiment.spec import ExperimentSpec
 from distil_cli.run_record import FILE_NAME, RunRecord
@@ -96,6 +96,7 @@ def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[s
                     "pooled": paired_stats(diffs, spec.bootstrap, 0),
                     "per_seed": [{"seed": s, **st} for s, st in zip(spec.seeds, per_seed_stats)],
                     "seeds_with_ci_above_0": sum(st["ci"][0] > 0 for st in per_seed_stats),
+                    "across_seeds": across_seeds([st["diff"] for st in per_seed_stats]),
                 }
             )
     return {"metric": key, "n_test": len(ids), "seeds": spec.seeds, "runs": runs, "arms": arms_rows, "pairs": pairs}
@@ -117,16 +118,24 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {row['fraction']:g} | {row['arm']} | {row[key]:.2f} | {ci} | {seeds} | {runs} | {final} |")
     lines += ["", "Paired differences (arm - baseline) on the same test records:", ""]
     lines += [
-        "| fraction | arm - baseline | pooled diff [95% CI] | p | per seed diff [95% CI] |",
-        "|---:|---|---|---:|---|",
+        "| fraction | arm - baseline | pooled diff [95% CI] | p | across seeds [95% t CI] | per seed diff [95% CI] |",
+        "|---:|---|---|---:|---|---|",
     ]
     for pair in results["pairs"]:
         pooled = pair["pooled"]
         seeds = "; ".join(f"{s['diff']:+.2f} [{s['ci'][0]:+.2f}, {s['ci'][1]:+.2f}]" for s in pair["per_seed"])
+        spread = pair.get("across_seeds")
+        across = "-" if not spread else f"{spread['diff']:+.2f} [{spread['ci'][0]:+.2f}, {spread['ci'][1]:+.2f}]"
         lines.append(
             f"| {pair['fraction']:g} | {pair['arm']} - {pair['baseline']} | {pooled['diff']:+.2f} "
-            f"[{pooled['ci'][0]:+.2f}, {pooled['ci'][1]:+.2f}] | {pooled['p_value']:.3f} | {seeds} |"
+            f"[{pooled['ci'][0]:+.2f}, {pooled['ci'][1]:+.2f}] | {pooled['p_value']:.3f} | {across} | {seeds} |"
         )
+    lines += [
+        "",
+        "Pooled: test records resampled, seeds fixed (would these runs differ on new test records?). "
+        "Across seeds: a t interval over the per-seed differences (would new seeds and training subsets "
+        "give the same sign?); with few seeds it is wide.",
+    ]
     return "\n".join(lines) + "\n"
 
 
