@@ -3,7 +3,9 @@
     python benchmarks/method_forest.py benchmarks/results/method docs/img/method_forest.png
 
 Reads the "distill-a0.5 - standard" row of every results markdown (``distil experiment``'s
-results.md) in the folder; the label is the file name after its date.
+results.md) in the folder; the label is the file name after its date. Each experiment gets two
+intervals: the pooled one (test records resampled, seeds fixed) and, below it in a lighter
+shade, the t interval over its per-seed differences (``distil_cli.evaluate.runs.across_seeds``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from pathlib import Path
 
 ROW = re.compile(r"\|\s*([\d.]+)\s*\|\s*distill-a0\.5 - standard\s*\|\s*([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]")
+SEED = re.compile(r"([+-][\d.]+) \[[+-][\d.]+, [+-][\d.]+\]")
 LABELS = {
     "cqa_tiny": "CQA 3% (292), 3 epochs",
     "cqa_tiny_e6": "CQA 3% (292), 6 epochs",
@@ -25,13 +28,19 @@ LABELS = {
 }
 
 
-def rows(folder: Path) -> list[tuple[str, float, float, float]]:
+def rows(folder: Path) -> list[tuple[str, float, float, float, tuple[float, float] | None]]:
+    from distil_cli.evaluate.runs import across_seeds
+
     found = []
     for path in sorted(folder.glob("*.md")):
         name = path.stem.split("_", 1)[1]
         match = ROW.search(path.read_text(encoding="utf-8"))
         if match and name in LABELS:
-            found.append((name, float(match.group(2)), float(match.group(3)), float(match.group(4))))
+            line = path.read_text(encoding="utf-8")[match.start() :].splitlines()[0]
+            per_seed = [float(d) for d in SEED.findall(line.rsplit("|", 2)[-2])]
+            spread = across_seeds(per_seed)
+            seeds = tuple(spread["ci"]) if spread else None
+            found.append((name, float(match.group(2)), float(match.group(3)), float(match.group(4)), seeds))
     order = list(LABELS)
     return sorted(found, key=lambda r: order.index(r[0]))
 
@@ -43,13 +52,21 @@ def main(folder: str, out: str) -> None:
     import matplotlib.pyplot as plt
 
     data = rows(Path(folder))
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(data) + 1.2))
-    for y, (_, diff, low, high) in enumerate(reversed(data)):
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(data) + 1.6))
+    for y, (_, diff, low, high, seeds) in enumerate(reversed(data)):
         color = "tab:green" if low > 0 else ("tab:red" if high < 0 else "tab:gray")
-        ax.errorbar(diff, y, xerr=[[diff - low], [high - diff]], fmt="o", color=color, capsize=3)
+        ax.errorbar(diff, y + 0.12, xerr=[[diff - low], [high - diff]], fmt="o", color=color, capsize=3)
+        if seeds:
+            shade = "tab:green" if seeds[0] > 0 else ("tab:red" if seeds[1] < 0 else "tab:gray")
+            ax.errorbar(diff, y - 0.18, xerr=[[diff - seeds[0]], [seeds[1] - diff]], fmt="none", color=shade,
+                        alpha=0.45, capsize=2, linewidth=3)  # fmt: skip
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(data)), [LABELS[r[0]] for r in reversed(data)])
-    ax.set_xlabel("distill (alpha 0.5) - standard (x100): pooled over seeds, 95% CI")
+    ax.set_xlabel(
+        "distill (alpha 0.5) - standard (x100), 95% CIs: pooled (dot; test records resampled)\n"
+        "and across seeds (light bar below; t interval over the per-seed differences)",
+        fontsize=9,
+    )
     ax.set_title("SmolLM2-135M students, PaLM rationales (one H200, 2026-11-29)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
