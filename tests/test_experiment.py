@@ -183,3 +183,21 @@ def test_across_seeds_is_a_t_interval_over_the_per_seed_differences():
         and t975(31) == pytest.approx(2.0395, abs=1e-3)
         and t975(10**6) == pytest.approx(1.96, abs=1e-3)
     )
+
+
+def test_extra_comparisons_pair_any_two_arms(tmp_path):
+    """``comparisons``: ablation arms against each other (here the two objectives at 1 step, swapped)."""
+    _data(tmp_path)
+    spec = _spec(tmp_path, 'comparisons = [["standard", "distill-a0.5"]]\n')
+    spec.write_text(spec.read_text().replace("seeds = [1, 2]", "seeds = [1]").replace("[0.5, 1.0]", "[1.0]"))
+    out = tmp_path / "out"
+    result = run_cli("experiment", spec, "--out", out)
+    assert result.exit_code == 0, result.output
+    pairs = json.loads((out / "results.json").read_text())["pairs"]
+    assert [(p["arm"], p["baseline"]) for p in pairs] == [("distill-a0.5", "standard"), ("standard", "distill-a0.5")]
+    assert pairs[1]["pooled"]["diff"] == pytest.approx(-pairs[0]["pooled"]["diff"], abs=1e-4)
+    assert pairs[0]["across_seeds"] is None  # one seed
+    assert "| 1 | standard - distill-a0.5 |" in (out / "results.md").read_text()
+    spec.write_text(spec.read_text().replace('["standard", "distill-a0.5"]', '["standard", "nope"]'))
+    bad = run_cli("experiment", spec, "--out", tmp_path / "o2")
+    assert bad.exit_code == 1 and "comparison ['standard', 'nope']: arm 'nope' is not among the arms" in bad.output

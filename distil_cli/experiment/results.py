@@ -83,23 +83,30 @@ def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[s
             mean = round(float(matrix.mean()), 4)
             row = {"fraction": fraction, "arm": arm, key: mean, "ci": ci, "seeds": per_seed}
             arms_rows.append({**row, **facts.get((fraction, arm), {})})
-            if arm == spec.baseline:
-                continue
-            base = np.array([[values[(fraction, s, spec.baseline)][i] for i in ids] for s in spec.seeds])
-            diffs = matrix - base
-            per_seed_stats = [paired_stats(row, spec.bootstrap, 0) for row in diffs]
-            pairs.append(
-                {
-                    "fraction": fraction,
-                    "arm": arm,
-                    "baseline": spec.baseline,
-                    "pooled": paired_stats(diffs, spec.bootstrap, 0),
-                    "per_seed": [{"seed": s, **st} for s, st in zip(spec.seeds, per_seed_stats)],
-                    "seeds_with_ci_above_0": sum(st["ci"][0] > 0 for st in per_seed_stats),
-                    "across_seeds": across_seeds([st["diff"] for st in per_seed_stats]),
-                }
-            )
+            if arm != spec.baseline:
+                pairs.append(_pair(values, ids, spec, fraction, arm, spec.baseline))
+        pairs += [_pair(values, ids, spec, fraction, arm, base) for arm, base in spec.comparisons]
     return {"metric": key, "n_test": len(ids), "seeds": spec.seeds, "runs": runs, "arms": arms_rows, "pairs": pairs}
+
+
+def _pair(values, ids, spec: ExperimentSpec, fraction: float, arm: str, baseline: str) -> dict[str, Any]:
+    """``arm`` - ``baseline`` at one fraction, paired record by record: per seed, pooled, across seeds."""
+    import numpy as np
+
+    def matrix(name: str):
+        return np.array([[values[(fraction, s, name)][i] for i in ids] for s in spec.seeds])
+
+    diffs = matrix(arm) - matrix(baseline)
+    per_seed_stats = [paired_stats(row, spec.bootstrap, 0) for row in diffs]
+    return {
+        "fraction": fraction,
+        "arm": arm,
+        "baseline": baseline,
+        "pooled": paired_stats(diffs, spec.bootstrap, 0),
+        "per_seed": [{"seed": s, **st} for s, st in zip(spec.seeds, per_seed_stats)],
+        "seeds_with_ci_above_0": sum(st["ci"][0] > 0 for st in per_seed_stats),
+        "across_seeds": across_seeds([st["diff"] for st in per_seed_stats]),
+    }
 
 
 def markdown(results: dict[str, Any]) -> str:

@@ -18,7 +18,9 @@
     summary_instruction = "Summarize the following clinical case report."
 
 Arms: ``standard`` and ``distill-a<alpha>`` from ``objectives`` x ``alphas``, plus ``[[arms]]``.
-Every arm is compared with ``baseline`` (default ``standard``), paired on the test records.
+Every arm is compared with ``baseline`` (default ``standard``), paired on the test records;
+``comparisons = [["distill-e3", "standard-e3"]]`` adds other pairs (arm, its baseline), e.g. to
+compare two ablation arms with each other.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class ExperimentSpec(BaseModel):
     objectives: list[str] = Field(default_factory=lambda: ["standard", "distill"])
     alphas: list[float] = Field(default_factory=lambda: [0.5])
     baseline: str = "standard"
+    comparisons: list[tuple[str, str]] = Field(default_factory=list)  # extra (arm, baseline) pairs
     bootstrap: int = Field(2000, ge=100)
     train: dict[str, Any] = Field(default_factory=dict)
     infer: dict[str, Any] = Field(default_factory=dict)
@@ -89,6 +92,11 @@ class ExperimentSpec(BaseModel):
             raise ConfigError(f"experiment arms must have distinct names, got {names}")
         if self.baseline not in names:
             raise ConfigError(f"baseline arm '{self.baseline}' is not among the arms {names}")
+        for arm, base in self.comparisons:
+            unknown = [n for n in (arm, base) if n not in names]
+            if unknown or arm == base:
+                what = f"arm '{unknown[0]}' is not among the arms {names}" if unknown else "an arm with itself"
+                raise ConfigError(f"experiment comparison [{arm!r}, {base!r}]: {what}")
         return arms
 
     def train_settings(self, base: TrainSettings, arm: Arm, seed: int) -> TrainSettings:
