@@ -6,11 +6,11 @@ The seed-style generation is a ``pipeline`` called one prompt at a time; distil'
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
 import time
+from unittest import mock
 
 import torch
 
@@ -68,7 +68,7 @@ def seed_style_generate(model, tokenizer, prompts, new_tokens: int) -> Measure:
 
 def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int, cache: str = "auto") -> Measure:
     if cache == "slots-eager":
-        with _environ(DISTIL_CUDA_GRAPHS="0"):
+        with mock.patch.dict(os.environ, {"DISTIL_CUDA_GRAPHS": "0"}):
             measure = distil_generate(model, tokenizer, prompts, new_tokens, batch_size, "slots")
         measure.name = measure.name.replace("slots cache", "slots cache without CUDA graphs")
         return measure
@@ -103,20 +103,6 @@ def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int,
         new_tokens=sum(o.new_tokens for o in outs),
         peak_gib=peak(),
     )
-
-
-@contextlib.contextmanager
-def _environ(**values: str):
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def bench_infer(shape: str, n_seed: int, n_ours: int, new_tokens: int, variants, cache_dir):

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from distil_cli.data.guard import remove_stale_temporaries, temporary_name
 from distil_cli.errors import DataError
 
 HUB_PREFIX = "hf:"
@@ -114,8 +115,6 @@ def save_as_dataset(files: list[Path], dest: Path) -> Path:
                 if isinstance(value, (dict, list)):
                     row[key] = json.dumps(value, ensure_ascii=False)
         splits[path.stem] = datasets.Dataset.from_list(rows)
-    from distil_cli.data.guard import remove_stale_temporaries, temporary_name
-
     remove_stale_temporaries(dest.parent, dest.name)
     tmp = dest.with_name(temporary_name(dest.name))
     shutil.rmtree(tmp, ignore_errors=True)

@@ -75,7 +75,7 @@ def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[s
     runs, arms_rows, pairs = [], [], []
     for fraction in spec.fractions:
         for arm in arms:
-            matrix = np.array([[values[(fraction, s, arm)][i] for i in ids] for s in spec.seeds])
+            matrix = _matrix(values, ids, spec, fraction, arm)
             per_seed = [round(float(row.mean()), 4) for row in matrix]
             runs += [{"fraction": fraction, "seed": s, "arm": arm, key: v} for s, v in zip(spec.seeds, per_seed)]
             low, high = np.percentile(bootstrap_means(matrix, spec.bootstrap, 0), [2.5, 97.5])
@@ -89,14 +89,16 @@ def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[s
     return {"metric": key, "n_test": len(ids), "seeds": spec.seeds, "runs": runs, "arms": arms_rows, "pairs": pairs}
 
 
-def _pair(values, ids, spec: ExperimentSpec, fraction: float, arm: str, baseline: str) -> dict[str, Any]:
-    """``arm`` - ``baseline`` at one fraction, paired record by record: per seed, pooled, across seeds."""
+def _matrix(values, ids, spec: ExperimentSpec, fraction: float, arm: str):
+    """An arm's per-record scores at one fraction: [seeds, test records]."""
     import numpy as np
 
-    def matrix(name: str):
-        return np.array([[values[(fraction, s, name)][i] for i in ids] for s in spec.seeds])
+    return np.array([[values[(fraction, s, arm)][i] for i in ids] for s in spec.seeds])
 
-    diffs = matrix(arm) - matrix(baseline)
+
+def _pair(values, ids, spec: ExperimentSpec, fraction: float, arm: str, baseline: str) -> dict[str, Any]:
+    """``arm`` - ``baseline`` at one fraction, paired record by record: per seed, pooled, across seeds."""
+    diffs = _matrix(values, ids, spec, fraction, arm) - _matrix(values, ids, spec, fraction, baseline)
     per_seed_stats = [paired_stats(row, spec.bootstrap, 0) for row in diffs]
     return {
         "fraction": fraction,

@@ -76,20 +76,21 @@ class Decoder:
                 torch.arange(bucket + 1, dtype=torch.int32, device=device),
                 torch.full((bucket + 1,), run.scratch * run.width, dtype=torch.int32, device=device),
             )
-        rows, cu_q, cu_k = self.buffers[bucket]
-        padded = active + [run.scratch] * (bucket - len(active))
-        rows.copy_(torch.tensor(padded, dtype=torch.long))
-        cu_k.copy_(torch.tensor(padded + [run.scratch + 1], dtype=torch.int32) * run.width)
-        self.current = (rows, cu_q, cu_k)
+        self.current = self.buffers[bucket]
         if self.mode == "graph" and bucket not in self.graphs:
-            self._capture(bucket, active)
+            self._capture(bucket)
+        self._fill(active + [run.scratch] * (bucket - len(active)))
 
-    def _capture(self, bucket: int, active: list[int]) -> None:
-        """Record the bucket's step; warm-up and capture run on scratch rows only, then the real rows return."""
+    def _fill(self, rows: list[int]) -> None:
+        """The bucket's device rows and key starts (each row's slot), padding rows on the scratch slot."""
         run = self.run
-        rows, _, cu_k = self.current
-        rows.fill_(run.scratch)
-        cu_k.fill_(run.scratch * run.width)
+        self.current[0].copy_(torch.tensor(rows, dtype=torch.long))
+        self.current[2].copy_(torch.tensor(rows + [run.scratch + 1], dtype=torch.int32) * run.width)
+
+    def _capture(self, bucket: int) -> None:
+        """Record the bucket's step; warm-up and capture run on scratch rows only (the real rows come after)."""
+        run = self.run
+        self._fill([run.scratch] * bucket)
         try:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
@@ -109,9 +110,6 @@ class Decoder:
             self.mode = "padded"
             self.graphs.clear()
             CAPTURE_FAILED.add(run.model)
-        padded = active + [run.scratch] * (bucket - len(active))
-        rows.copy_(torch.tensor(padded, dtype=torch.long))
-        cu_k.copy_(torch.tensor(padded + [run.scratch + 1], dtype=torch.int32) * run.width)
 
     def step(self) -> None:
         if self.mode == "graph":
