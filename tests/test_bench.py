@@ -21,11 +21,11 @@ def test_bench_train_and_infer_on_cpu(tmp_path):
     out = tmp_path / "profiled.json"
     result = run_cli(
         "bench", "train", "--shape", "tiny", "--steps", 1, "--records", 4, "--no-baseline",
-        "--variant", "sdpa,2048,0", "--variant", "sdpa,2048,512,ckpt", "--profile", 2, "--out", out,
+        "--variant", "sdpa,2048,0", "--variant", "sdpa,2048,512,ckpt+bf16", "--profile", 2, "--out", out,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     plain, profiled = json.loads(out.read_text())["results"]
-    assert "profile" not in plain and "ckpt" in profiled["name"]
+    assert "profile" not in plain and "ckpt" in profiled["name"] and "bf16" in profiled["name"]
     profile = profiled["profile"]
     assert profile["steps"] == 3 and profile["cpu_busy_ms_per_step"] > 0 and profile["top"]
     assert any("aten::" in row["name"] for row in profile["top"])
@@ -52,7 +52,7 @@ def test_bench_rejects_a_malformed_variant():
     assert result.exit_code == 1 and "expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS" in result.output
     assert "internal error" not in result.output
     result = run_cli("bench", "train", "--variant", "sdpa,1024,0,turbo")
-    assert result.exit_code == 1 and "flags: ckpt, compile, flce, liger" in result.output
+    assert result.exit_code == 1 and "flags: bf16, ckpt, compile, flce, liger" in result.output
     result = run_cli("bench", "train", "--variant", "sdpa,1024,0", "--profile", 2)
     assert result.exit_code == 1 and "--profile 2: there are 1 variant(s)" in result.output
     result = run_cli("bench", "infer", "--variant", "static,many")

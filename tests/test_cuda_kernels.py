@@ -181,3 +181,33 @@ def test_cuda_graph_decoding_with_liger_kernels(caplog):
         graph = generate_slots(llama, prompts, [3], 16, slots=20, decode="graph")
     assert "capture" not in caplog.text
     assert graph == generate_slots(llama, prompts, [3], 16, slots=20, decode="padded")
+
+
+def _train_losses(model, precision: str, tmp_path, steps: int = 30):
+    """Per-step losses of a short packed distill run with varlen attention at ``precision``."""
+    from distil_cli.settings import TrainSettings
+    from distil_cli.train.config import batch_plan, training_arguments
+
+    examples = synthetic_examples(64, 32000, seed=5)
+    model.set_attn_implementation(kernels.register_varlen())
+    cfg = TrainSettings(tokens_per_batch=4096, lr=1e-3, max_steps=steps, precision=precision, seed=0)
+    sampler, per_epoch = batch_plan(cfg, examples)
+    args = training_arguments(
+        tmp_path, cfg, examples, per_epoch, has_eval=False, logging_steps=1, save_strategy="no", disable_tqdm=True
+    )
+    trainer = DistilTrainer(model=model, args=args, train_dataset=examples, data_collator=Collator(0))
+    trainer.batch_sampler = sampler
+    trainer.train()
+    return trainer, [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_bf16_master_weights_train_like_mixed_precision(model, tmp_path):
+    from distil_cli.train.precision import MasterAdamW
+
+    _, mixed = _train_losses(copy.deepcopy(model), "mixed", tmp_path / "mixed")
+    trainer, bf16 = _train_losses(copy.deepcopy(model).to(torch.bfloat16), "bf16", tmp_path / "bf16")
+    assert isinstance(getattr(trainer.optimizer, "optimizer", trainer.optimizer), MasterAdamW)
+    assert not trainer.args.bf16 and next(trainer.model.parameters()).dtype == torch.bfloat16
+    assert len(mixed) == len(bf16) == 30
+    assert bf16[-1] < 0.8 * bf16[0] and mixed[-1] < 0.8 * mixed[0]  # both learn
+    assert bf16[-1] == pytest.approx(mixed[-1], rel=0.03)  # and the same curve, up to bf16 rounding

@@ -234,11 +234,14 @@ def test_short_run_records_the_speed_path(tmp_path, data_dir, tiny):
         assert speed["attn_implementation"] == "sdpa" and speed["pack_row_tokens"] == 4096
 
 
-def test_resume_after_interruption_matches_uninterrupted(tmp_path, data_dir, tiny, monkeypatch):
+@pytest.mark.parametrize("precision", ["mixed", "bf16"])
+def test_resume_after_interruption_matches_uninterrupted(tmp_path, data_dir, tiny, monkeypatch, precision):
+    """bf16: the float32 master weights come back from the optimizer state, not from the rounded model."""
     from distil_cli.train.trainer import DistilTrainer
 
     reference = tmp_path / "reference"
-    assert run_cli(*_train_args(data_dir, reference, tiny, "distill", steps=4)).exit_code == 0
+    extra = ["--precision", precision]
+    assert run_cli(*_train_args(data_dir, reference, tiny, "distill", steps=4, extra=extra)).exit_code == 0
 
     interrupted = tmp_path / "interrupted"
     original = DistilTrainer.training_step
@@ -251,12 +254,12 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, data_dir, tin
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(DistilTrainer, "training_step", crash_on_third)
-    crashed = run_cli(*_train_args(data_dir, interrupted, tiny, "distill", steps=4))
+    crashed = run_cli(*_train_args(data_dir, interrupted, tiny, "distill", steps=4, extra=extra))
     assert crashed.exit_code != 0 and (interrupted / "checkpoint-2").is_dir() and not (interrupted / "final").exists()
     monkeypatch.setattr(DistilTrainer, "training_step", original)
-    again = run_cli(*_train_args(data_dir, interrupted, tiny, "distill", steps=4))
+    again = run_cli(*_train_args(data_dir, interrupted, tiny, "distill", steps=4, extra=extra))
     assert again.exit_code == 1 and "--resume" in again.output
-    resumed = run_cli(*_train_args(data_dir, interrupted, tiny, "distill", steps=4, extra=["--resume"]))
+    resumed = run_cli(*_train_args(data_dir, interrupted, tiny, "distill", steps=4, extra=[*extra, "--resume"]))
     assert resumed.exit_code == 0, resumed.output
 
     def losses(run):
@@ -269,8 +272,11 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path, data_dir, tin
     a = load_file(reference / "checkpoint-4" / "model.safetensors")
     b = load_file(interrupted / "checkpoint-4" / "model.safetensors")
     assert a.keys() == b.keys()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     for key in a:
+        assert a[key].dtype == b[key].dtype == dtype
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert json.loads((interrupted / "run.json").read_text())["speed"]["precision"] == precision
 
 
 def test_inspect_shows_masking_without_training(tmp_path, data_dir, tiny):

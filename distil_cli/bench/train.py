@@ -138,6 +138,7 @@ def _bench_settings(tokens_per_batch: int, max_steps: int, flags: frozenset[str]
         lr=1e-5,
         max_steps=max_steps,
         gradient_checkpointing="ckpt" in flags,
+        precision="bf16" if "bf16" in flags else "mixed",
         seed=0,
     )
 
@@ -156,7 +157,8 @@ def distil_train(
     """distil's DistilTrainer on the same examples, with the arguments ``distil train`` builds.
 
     ``flags``: liger (Liger's RMSNorm/SwiGLU/RoPE kernels), flce (Liger's fused linear
-    cross-entropy for the loss), ckpt (gradient checkpointing), compile (``torch_compile``).
+    cross-entropy for the loss), ckpt (gradient checkpointing), compile (``torch_compile``),
+    bf16 (``--precision bf16``: bf16 weights, float32 master weights in the optimizer).
     ``profile``: 3 more steps under the torch profiler after the timed ones.
     """
     from distil_cli.train.batching import Collator
@@ -211,7 +213,7 @@ def _measure(marks: dict[str, Any], model, examples, name: str) -> Measure:
     return Measure(name, t1 - t0, n_examples, tok1 - tok0, flops=flops, peak_gib=peak_gib, profile=marks.get("profile"))
 
 
-FLAGS = {"liger", "flce", "ckpt", "compile"}
+FLAGS = {"liger", "flce", "ckpt", "compile", "bf16"}
 
 
 def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:
@@ -267,6 +269,8 @@ def bench_train(
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         model, _ = build_model(shape, cache_dir)  # fresh weights and optimizer state for each run
+        if "bf16" in flags:  # distil: --precision bf16 (master weights); TRL: a model loaded in bf16
+            model.to(torch.bfloat16)
         try:
             if attn == "trl":
                 from distil_cli.bench.trl_peer import trl_train

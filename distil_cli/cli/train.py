@@ -42,6 +42,7 @@ def train(  # one parameter per flag: a flat list, longer than a function should
     gradient_checkpointing: Annotated[
         Optional[bool], opt("train", "gradient_checkpointing", "--gradient-checkpointing/--no-gradient-checkpointing")
     ] = None,
+    precision: Annotated[Optional[str], opt("train", "precision")] = None,
     lora: Annotated[Optional[bool], opt("train", "lora", "--lora/--no-lora")] = None,
     lora_r: Annotated[Optional[int], opt("train", "lora_r")] = None,
     lora_alpha: Annotated[Optional[int], opt("train", "lora_alpha")] = None,

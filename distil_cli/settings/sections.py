@@ -204,6 +204,11 @@ class TrainSettings(Section):
         "error", description="What distill does with records lacking a rationale."
     )
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
+    precision: Literal["mixed", "bf16"] = Field(
+        "mixed",
+        description="mixed: float32 weights under bf16 autocast where the GPU has bf16 (float32 elsewhere); "
+        "bf16: bf16 weights with float32 master weights in the optimizer (full fine-tuning; faster on a GPU).",
+    )
     lora: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights.")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
@@ -236,6 +241,12 @@ class TrainSettings(Section):
     rationale_instructions: dict[str, str] = Field(
         default_factory=dict, description="Per-language rationale instruction overrides."
     )
+
+    @model_validator(mode="after")
+    def _bf16_is_full_finetuning(self) -> TrainSettings:
+        if self.precision == "bf16" and self.lora:
+            raise ValueError("precision bf16 is for full fine-tuning: LoRA trains adapters, use --precision mixed")
+        return self
 
     @model_validator(mode="after")
     def _best_needs_checkpoints(self) -> TrainSettings:

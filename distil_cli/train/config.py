@@ -44,6 +44,9 @@ class DistilTrainingArguments(TrainingArguments):
     tokens_per_batch: int = field(default=8192, metadata={"help": "Token budget of one packed batch (resolved)."})
     pack_row_tokens: int | None = field(default=None, metadata={"help": "Longest packed row (None: one row)."})
     kernels: str = field(default="none", metadata={"help": "Kernels in use (resolved): liger or none."})
+    master_weights: bool = field(
+        default=False, metadata={"help": "bf16 model weights, float32 master weights in the optimizer (MasterAdamW)."}
+    )
     fused_ce: bool | None = field(
         default=None,
         metadata={"help": "Liger's fused linear cross-entropy for the loss (default: when kernels is liger)."},
@@ -195,7 +198,9 @@ def training_arguments(
         warmup_steps=cfg.warmup_ratio,  # transformers 5: warmup_steps below 1 is a share of the steps
         weight_decay=cfg.weight_decay,
         optim="adamw_torch_fused" if cuda else "adamw_torch",
-        bf16=bf16_supported(),
+        # --precision bf16: the model's weights are bf16 already, so no autocast; the optimizer keeps float32
+        bf16=bf16_supported() and cfg.precision == "mixed",
+        master_weights=cfg.precision == "bf16",
         use_cpu=not cuda,
         seed=cfg.seed,
         logging_steps=1 if total <= 50 else max(1, total // 50),  # about 50 log lines a run

@@ -115,7 +115,8 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
         config = AutoConfig.from_pretrained(source)
         attention = resolve_attention(cfg.attn_implementation, config, cfg.packing)
         extra = {"attn_implementation": attention} if attention else {}
-        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=torch.float32, **extra)
+        dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32  # bf16: master weights in the optimizer
+        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=dtype, **extra)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -197,6 +198,7 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
             "tokens_per_batch": trainer.args.tokens_per_batch if cfg.packing else None,
             "pack_row_tokens": trainer.args.pack_row_tokens if cfg.packing else None,
             "bf16": trainer.args.bf16,
+            "precision": cfg.precision,
         }
         steps, best = trainer.state.global_step, trainer.state.best_metric
         best_checkpoint, status = trainer.state.best_model_checkpoint, "done"

@@ -20,6 +20,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from distil_cli.errors import ConfigError
 from distil_cli.evaluate.metrics import aggregate, score_many
 from distil_cli.generate.batched import auto_batch_size, choose_engine, generate_batched
 from distil_cli.prompts import SUMMARY, PromptFormatter, instruction_for, stop_token_ids
@@ -108,6 +109,17 @@ class DistilTrainer(Trainer):
         self._since_log = LossCounts()
         self.seen = LossCounts()  # everything trained on so far (benchmarks read it)
         self._last_log_time = time.perf_counter()
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer; with master weights, the same AdamW over float32 copies."""
+        if self.optimizer is None and self.args.master_weights:
+            from distil_cli.train.precision import MasterAdamW
+
+            cls, kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model if model is None else model)
+            if cls is not torch.optim.AdamW:
+                raise ConfigError(f"precision bf16 keeps float32 master weights for AdamW only, not {cls.__name__}")
+            self.optimizer_cls_and_kwargs = (MasterAdamW, kwargs)
+        return super().create_optimizer(model)
 
     # ---- batching -----------------------------------------------------------------------
     def _get_train_sampler(self, train_dataset=None):
