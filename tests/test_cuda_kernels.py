@@ -209,5 +209,8 @@ def test_bf16_master_weights_train_like_mixed_precision(model, tmp_path):
     assert isinstance(getattr(trainer.optimizer, "optimizer", trainer.optimizer), MasterAdamW)
     assert not trainer.args.bf16 and next(trainer.model.parameters()).dtype == torch.bfloat16
     assert len(mixed) == len(bf16) == 30
-    assert bf16[-1] < 0.8 * bf16[0] and mixed[-1] < 0.8 * mixed[0]  # both learn
-    assert bf16[-1] == pytest.approx(mixed[-1], rel=0.03)  # and the same curve, up to bf16 rounding
+    print("mixed", [round(x, 3) for x in mixed], "bf16", [round(x, 3) for x in bf16])
+    # random tokens: the loss falls slowly from ln(32000) = 10.4, by the same amount in both
+    assert bf16[-1] < bf16[0] - 0.1 and mixed[-1] < mixed[0] - 0.1
+    for a, b in zip(mixed, bf16):
+        assert b == pytest.approx(a, abs=0.05)  # the same curve, up to bf16 rounding

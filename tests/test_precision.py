@@ -75,3 +75,14 @@ def test_bf16_with_lora_is_a_one_line_cli_error(tmp_path):
     result = run_cli("train", data, "--out", tmp_path / "run", "--precision", "bf16", "--lora")
     assert result.exit_code == 1, result.output
     assert result.output.count("\n") <= 2 and "full fine-tuning" in result.output and not (tmp_path / "run").exists()
+
+
+def test_auto_precision_is_bf16_master_weights_only_on_a_bf16_gpu_for_full_fine_tuning(monkeypatch):
+    from distil_cli.train import config
+
+    monkeypatch.setattr(config, "bf16_supported", lambda: True)
+    assert config.with_precision(TrainSettings()).precision == "bf16"
+    assert config.with_precision(TrainSettings(lora=True)).precision == "mixed"  # adapters: autocast
+    assert config.with_precision(TrainSettings(precision="mixed")).precision == "mixed"
+    monkeypatch.setattr(config, "bf16_supported", lambda: False)
+    assert config.with_precision(TrainSettings()).precision == "mixed"  # CPU: float32

@@ -204,10 +204,11 @@ class TrainSettings(Section):
         "error", description="What distill does with records lacking a rationale."
     )
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
-    precision: Literal["mixed", "bf16"] = Field(
-        "mixed",
-        description="mixed: float32 weights under bf16 autocast where the GPU has bf16 (float32 elsewhere); "
-        "bf16: bf16 weights with float32 master weights in the optimizer (full fine-tuning; faster on a GPU).",
+    precision: Literal["auto", "mixed", "bf16"] = Field(
+        "auto",
+        description="bf16: bf16 weights with float32 master weights in the optimizer (full fine-tuning; 1.2x "
+        "faster on an H200, docs/benchmarks.md); mixed: float32 weights under bf16 autocast where the GPU has "
+        "bf16, float32 elsewhere; auto: bf16 on a GPU with bf16 for full fine-tuning, else mixed.",
     )
     lora: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights.")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")

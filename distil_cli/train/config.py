@@ -151,6 +151,15 @@ def with_epochs(cfg: TrainSettings, records: int) -> TrainSettings:
     return cfg.model_copy(update={"epochs": epochs})
 
 
+def with_precision(cfg: TrainSettings) -> TrainSettings:
+    """``cfg`` with ``precision`` made concrete (run.json records it): ``auto`` is bf16 master weights on
+    a GPU with bf16 for full fine-tuning (docs/benchmarks.md: 1.2x the tokens/s of mixed precision for the
+    Qwen2.5-0.5B shape; docs/method.md: the same accuracy on CQA), else mixed."""
+    if cfg.precision != "auto":
+        return cfg
+    return cfg.model_copy(update={"precision": "bf16" if bf16_supported() and not cfg.lora else "mixed"})
+
+
 def training_arguments(
     out: Path,
     cfg: TrainSettings,
@@ -199,7 +208,7 @@ def training_arguments(
         weight_decay=cfg.weight_decay,
         optim="adamw_torch_fused" if cuda else "adamw_torch",
         # --precision bf16: the model's weights are bf16 already, so no autocast; the optimizer keeps float32
-        bf16=bf16_supported() and cfg.precision == "mixed",
+        bf16=bf16_supported() and cfg.precision != "bf16",
         master_weights=cfg.precision == "bf16",
         use_cpu=not cuda,
         seed=cfg.seed,

@@ -23,7 +23,7 @@ from distil_cli.prompts import Task, choose_formatter, instruction_for
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.card import model_card
-from distil_cli.train.config import trackers, with_epochs
+from distil_cli.train.config import trackers, with_epochs, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
 from distil_cli.train.kernels import VARLEN
 from distil_cli.train.resume import RunDir, check_same_run, choose_checkpoint, clear_for_fresh_start, step_of
@@ -341,7 +341,7 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
     if not resume and state.holds_a_run:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     inputs = load_inputs(data_dir, cfg, cache_dir)
-    cfg = with_epochs(cfg, len(inputs.records))  # recorded in run.json as the number it became
+    cfg = with_precision(with_epochs(cfg, len(inputs.records)))  # recorded in run.json as they became
     started = time.perf_counter()
     model, kernels = load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR
     record = _run_record(data_dir, inputs, cfg, None, started)

@@ -1,0 +1,72 @@
+"""Pool one comparison over the seeds of several `distil experiment` folders (e.g. seeds 1-3 of one
+spec and 4-6 of another on the same data, fraction and test split).
+
+    python benchmarks/pool_seeds.py EXP_DIR [EXP_DIR ...] --fraction 0.03 --arm distill-a0.5 \
+        --baseline standard [--metric exact]
+
+Reads every EXP_DIR/runs/f<fraction>/s<seed>/<arm>.jsonl that has a matching baseline file (the
+predictions `distil experiment` writes; no models needed) and prints the paired difference pooled
+over all those seeds (bootstrap over test records, as in the experiment tables), the across-seeds
+t interval and the per-seed differences. The same functions as `distil experiment` compute them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from distil_cli.evaluate.metrics import get_metrics
+from distil_cli.evaluate.runs import across_seeds, load_run, paired_stats
+from distil_cli.settings import ScoreSettings
+
+
+def _scores(path: Path, metric) -> dict[str, float]:
+    run = load_run(path, None, metrics=[metric], name=path.stem)
+    return {i: s[metric.primary] for i, s in run.scores.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", type=Path)
+    parser.add_argument("--fraction", required=True)
+    parser.add_argument("--arm", required=True)
+    parser.add_argument("--baseline", default="standard")
+    parser.add_argument("--metric", default="exact")
+    parser.add_argument("--resamples", type=int, default=2000)
+    args = parser.parse_args()
+    metric = get_metrics([args.metric], ScoreSettings())[0]
+    rows, seeds = [], []
+    for folder in args.dirs:
+        for seed_dir in sorted((folder / "runs" / f"f{args.fraction}").glob("s*")):
+            arm, base = seed_dir / f"{args.arm}.jsonl", seed_dir / f"{args.baseline}.jsonl"
+            if not (arm.is_file() and base.is_file()):
+                continue
+            a, b = _scores(arm, metric), _scores(base, metric)
+            ids = sorted(b)
+            if sorted(a) != ids or (rows and ids != rows[0][0]):
+                raise SystemExit(f"{seed_dir}: the runs were not scored on the same test records")
+            rows.append((ids, np.array([a[i] - b[i] for i in ids])))
+            seeds.append(f"{folder.name}/{seed_dir.name}")
+    if not rows:
+        raise SystemExit(f"no seed has both {args.arm} and {args.baseline} at fraction {args.fraction}")
+    diffs = np.stack([r[1] for r in rows])
+    per_seed = [paired_stats(row, args.resamples, 0) for row in diffs]
+    out = {
+        "arm": args.arm,
+        "baseline": args.baseline,
+        "fraction": float(args.fraction),
+        "seeds": seeds,
+        "n_test": diffs.shape[1],
+        "pooled": paired_stats(diffs, args.resamples, 0),
+        "across_seeds": across_seeds([s["diff"] for s in per_seed]),
+        "per_seed": per_seed,
+        "seeds_with_ci_above_0": sum(s["ci"][0] > 0 for s in per_seed),
+    }
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
