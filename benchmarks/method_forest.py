@@ -2,8 +2,9 @@
 
     python benchmarks/method_forest.py benchmarks/results/method docs/img/method_forest.png
 
-Reads the "distill-a0.5 - standard" row of every results markdown (``distil experiment``'s
-results.md) in the folder; the label is the file name after its date. Each experiment gets two
+Reads the labelled "distill-aX - standard" rows of every results markdown (``distil experiment``'s
+results.md) in the folder, keyed by the file name after its date and the arm, and the pooled
+comparisons written by ``benchmarks/pool_seeds.py``. Each experiment gets two
 intervals: the pooled one (test records resampled, seeds fixed) and, below it in a lighter
 shade, the t interval over its per-seed differences (``distil_cli.evaluate.runs.across_seeds``).
 """
@@ -14,33 +15,55 @@ import re
 import sys
 from pathlib import Path
 
-ROW = re.compile(r"\|\s*([\d.]+)\s*\|\s*distill-a0\.5 - standard\s*\|\s*([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]")
+ROW = re.compile(
+    r"\|\s*([\d.]+)\s*\|\s*(distill-a0\.\d+) - standard\s*\|\s*([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]"
+)
 SEED = re.compile(r"([+-][\d.]+) \[[+-][\d.]+, [+-][\d.]+\]")
+# (experiment file name after its date, arm) -> label, in plot order (top first)
 LABELS = {
-    "cqa_tiny": "CQA 3% (292), 3 epochs",
-    "cqa_tiny_e6": "CQA 3% (292), 6 epochs",
-    "cqa_tiny_ablate": "CQA 3% (289, other subsets), 6 epochs",
-    "cqa_low": "CQA 12.5% (1,218), 3 epochs",
-    "cqa_low_e6": "CQA 12.5% (1,218), 6 epochs",
-    "cqa_quarter": "CQA 25% (2,435), 3 epochs",
-    "cqa_full": "CQA 100% (9,741), 3 epochs, 2 seeds",
-    "svamp": "SVAMP 100% (789), 3 epochs",
+    ("cqa_tiny", "distill-a0.5"): "CQA 3% (292), 3 epochs",
+    ("cqa_tiny_e6", "distill-a0.5"): "CQA 3% (292), 6 epochs",
+    ("cqa_tiny_next", "distill-a0.5"): "CQA 3% (292), 6 epochs, re-run",
+    ("cqa_tiny_next", "distill-a0.3"): "CQA 3% (292), 6 epochs, alpha 0.3",
+    ("cqa_tiny_more", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 4-6",
+    ("cqa_tiny_more", "distill-a0.3"): "CQA 3% (292), 6 epochs, seeds 4-6, alpha 0.3",
+    ("pooled_3pct", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 1-6 pooled",
+    ("pooled_3pct", "distill-a0.3"): "CQA 3% (292), 6 epochs, seeds 1-6 pooled, alpha 0.3",
+    ("cqa_tiny_ablate", "distill-a0.5"): "CQA 3% (289, other subsets), 6 epochs",
+    ("cqa_low", "distill-a0.5"): "CQA 12.5% (1,218), 3 epochs",
+    ("cqa_low_e6", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs",
+    ("cqa_low_a03", "distill-a0.3"): "CQA 12.5% (1,218), 6 epochs, alpha 0.3",
+    ("cqa_quarter", "distill-a0.5"): "CQA 25% (2,435), 3 epochs",
+    ("cqa_full", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 2 seeds",
+    ("svamp", "distill-a0.5"): "SVAMP 100% (789), 3 epochs",
 }
 
 
-def rows(folder: Path) -> list[tuple[str, float, float, float, tuple[float, float] | None]]:
+def rows(folder: Path) -> list[tuple[tuple[str, str], float, float, float, tuple[float, float] | None]]:
+    """Every labelled ``distill-aX - standard`` row of the results markdowns, and the pooled JSONs
+    of ``benchmarks/pool_seeds.py`` (``DATE_pooled_NAME_ARM.json``)."""
+    import json
+
     from distil_cli.evaluate.runs import across_seeds
 
     found = []
     for path in sorted(folder.glob("*.md")):
-        name = path.stem.split("_", 1)[1]
-        match = ROW.search(path.read_text(encoding="utf-8"))
-        if match and name in LABELS:
-            line = path.read_text(encoding="utf-8")[match.start() :].splitlines()[0]
+        name, text = path.stem.split("_", 1)[1], path.read_text(encoding="utf-8")
+        for match in ROW.finditer(text):
+            if (name, match.group(2)) not in LABELS:
+                continue
+            line = text[match.start() :].splitlines()[0]
             per_seed = [float(d) for d in SEED.findall(line.rsplit("|", 2)[-2])]
             spread = across_seeds(per_seed)
             seeds = tuple(spread["ci"]) if spread else None
-            found.append((name, float(match.group(2)), float(match.group(3)), float(match.group(4)), seeds))
+            diff, low, high = (float(match.group(i)) for i in (3, 4, 5))
+            found.append(((name, match.group(2)), diff, low, high, seeds))
+    for path in sorted(folder.glob("*_pooled_*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        key = ("pooled_3pct" if data["fraction"] == 0.03 else f"pooled_{data['fraction']}", data["arm"])
+        if key in LABELS:
+            pooled, spread = data["pooled"], data["across_seeds"]
+            found.append((key, pooled["diff"], *pooled["ci"], tuple(spread["ci"]) if spread else None))
     order = list(LABELS)
     return sorted(found, key=lambda r: order.index(r[0]))
 
@@ -52,7 +75,7 @@ def main(folder: str, out: str) -> None:
     import matplotlib.pyplot as plt
 
     data = rows(Path(folder))
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(data) + 1.6))
+    fig, ax = plt.subplots(figsize=(11, 0.5 * len(data) + 1.8))
     for y, (_, diff, low, high, seeds) in enumerate(reversed(data)):
         color = "tab:green" if low > 0 else ("tab:red" if high < 0 else "tab:gray")
         ax.errorbar(diff, y + 0.12, xerr=[[diff - low], [high - diff]], fmt="o", color=color, capsize=3)
@@ -63,7 +86,7 @@ def main(folder: str, out: str) -> None:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(data)), [LABELS[r[0]] for r in reversed(data)])
     ax.set_xlabel(
-        "distill (alpha 0.5) - standard (x100), 95% CIs: pooled (dot; test records resampled)\n"
+        "distill - standard (x100; alpha 0.5 unless said), 95% CIs: pooled (dot; test records resampled)\n"
         "and across seeds (light bar below; t interval over the per-seed differences)",
         fontsize=9,
     )
