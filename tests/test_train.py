@@ -438,6 +438,8 @@ def test_resume_refuses_settings_that_change_the_run(tmp_path, data_dir, tiny, f
     run = _copy_run(finished_run, tmp_path)
     changed = run_cli(*_train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume", "--lr", "2e-3"]))
     assert changed.exit_code == 1 and "lr: 0.001 -> 0.002" in changed.output
+    bf16 = run_cli(*_train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume", "--precision", "bf16"]))
+    assert bf16.exit_code == 1 and "precision: 'mixed' -> 'bf16'" in bf16.output
     standard = run_cli(*_train_args(data_dir, run, tiny, "standard", steps=4, extra=["--resume"]))
     assert standard.exit_code == 1 and "objective: 'distill' -> 'standard'" in standard.output
     harmless = _train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume", "--max-new-tokens", "4"])

@@ -44,6 +44,7 @@ MEANING = (
     "packing",
     "tokens_per_batch",
     "grad_accum",
+    "precision",  # the checkpoint's weights and optimizer state are in its precision's form
     "seed",
     "max_input_tokens",
     "max_output_tokens",
