@@ -17,12 +17,8 @@ import torch
 class MasterAdamW(torch.optim.AdamW):
     """AdamW over float32 copies of low-precision parameters (float32 parameters are used as they are).
 
-    Each group of low-precision parameters gets one flat float32 master tensor, so a step is a
-    handful of kernels whatever the number of parameters: the model's gradients are gathered into
-    it with one ``cat``, AdamW updates it, and it is written back to the parameters with one cast
-    and one multi-tensor copy (rounded once). A parameter without a gradient in a step counts as
-    a zero gradient (AdamW's moments and weight decay still move it), as in frameworks with flat
-    buffers; in training every trainable parameter has one.
+    ``step``: the model's gradients are copied into the copies' gradients, AdamW updates the
+    copies, the copies are written back to the model's parameters (rounded once).
     """
 
     def __init__(self, params, **kwargs):
@@ -33,44 +29,32 @@ class MasterAdamW(torch.optim.AdamW):
         master_groups = []
         for group in groups:
             model_params = list(group["params"])
-            low = bool(model_params) and model_params[0].dtype != torch.float32
-            if any((p.dtype != torch.float32) != low for p in model_params):
-                raise ValueError("MasterAdamW: a parameter group mixes float32 and low-precision parameters")
-            if low:
-                flat = torch.cat([p.detach().reshape(-1).float() for p in model_params])
-                masters = [flat]
-            else:
-                masters = model_params
-            self._model_params.append(model_params if low else [])
+            masters = [p if p.dtype == torch.float32 else p.detach().float().clone() for p in model_params]
+            self._model_params.append(model_params)
             master_groups.append({**group, "params": masters})
         super().__init__(master_groups, **kwargs)
 
-    def _flat_groups(self):
-        """(flat float32 master, the model's parameters) for every low-precision group."""
+    def _pairs(self):
+        """(master, model parameter) for every parameter kept as a separate float32 copy."""
         for group, model_params in zip(self.param_groups, self._model_params):
-            if model_params:
-                yield group["params"][0], model_params
+            for master, param in zip(group["params"], model_params):
+                if master is not param:
+                    yield master, param
 
     @torch.no_grad()
     def step(self, closure=None):
-        active = []
-        for master, params in self._flat_groups():
-            if all(p.grad is None for p in params):
-                master.grad = None  # nothing to learn from in this group: AdamW skips it
-                continue
-            grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
-            master.grad = torch.cat(grads).float()
-            active.append((master, params))
+        pairs = list(self._pairs())
+        with_grad = [(m, p) for m, p in pairs if p.grad is not None]
+        for master, param in pairs:
+            master.grad = torch.empty_like(master) if param.grad is not None else None
+        if with_grad:
+            torch._foreach_copy_([m.grad for m, _ in with_grad], [p.grad for _, p in with_grad])
         loss = super().step(closure)
-        for master, params in active:
+        if with_grad:
+            torch._foreach_copy_([p for _, p in with_grad], [m for m, _ in with_grad])
+        for master, _ in pairs:
             master.grad = None  # the float32 gradients live only during the step
-            self._write_back(master, params)
         return loss
-
-    @staticmethod
-    def _write_back(master: torch.Tensor, params: list[torch.Tensor]) -> None:
-        rounded = master.to(params[0].dtype).split([p.numel() for p in params])
-        torch._foreach_copy_(params, [r.view_as(p) for r, p in zip(rounded, params)])
 
     def zero_grad(self, set_to_none: bool = True):
         super().zero_grad(set_to_none)
@@ -83,16 +67,20 @@ class MasterAdamW(torch.optim.AdamW):
 
     def state_dict(self):
         state = super().state_dict()
-        state["master_weights"] = [m.detach() for m, _ in self._flat_groups()]
+        state["master_weights"] = [[m.detach() for m in group["params"]] for group in self.param_groups]
         return state
 
     def load_state_dict(self, state_dict):
         masters = state_dict.get("master_weights")
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "master_weights"})
+        if masters is None:  # a checkpoint written without master weights: start them from the model
+            with torch.no_grad():
+                for master, param in self._pairs():
+                    master.copy_(param)
+            return
         with torch.no_grad():
-            for index, (master, params) in enumerate(self._flat_groups()):
-                if masters is None:  # a checkpoint written without master weights: start them from the model
-                    master.copy_(torch.cat([p.reshape(-1).float() for p in params]))
-                else:
-                    master.copy_(masters[index])
-                    self._write_back(master, params)
+            for group, saved, model_params in zip(self.param_groups, masters, self._model_params):
+                for master, value, param in zip(group["params"], saved, model_params):
+                    master.copy_(value)
+                    if master is not param:
+                        param.copy_(master)
