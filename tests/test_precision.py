@@ -86,3 +86,24 @@ def test_auto_precision_is_bf16_master_weights_only_on_a_bf16_gpu_for_full_fine_
     assert config.with_precision(TrainSettings(precision="mixed")).precision == "mixed"
     monkeypatch.setattr(config, "bf16_supported", lambda: False)
     assert config.with_precision(TrainSettings()).precision == "mixed"  # CPU: float32
+
+
+def test_several_parameters_match_float32_adamw_and_one_without_a_gradient_is_left_alone():
+    generator = torch.Generator().manual_seed(1)
+    shapes = [(6, 3), (5,), (2, 2, 2)]
+    start = [torch.randn(s, generator=generator) for s in shapes]
+    low = [torch.nn.Parameter(t.to(torch.bfloat16)) for t in start]
+    ref = [torch.nn.Parameter(t.to(torch.bfloat16).float()) for t in start]  # the same starting values
+    opt = MasterAdamW([{"params": low, "weight_decay": 0.1}], lr=1e-2)
+    ref_opt = torch.optim.AdamW([{"params": ref, "weight_decay": 0.1}], lr=1e-2)
+    for step in range(4):
+        for index, (p, q) in enumerate(zip(low, ref)):
+            if index == 1 and step == 3:
+                continue  # no gradient this step: AdamW skips it, and so must the master copy
+            grad = torch.randn(p.shape, generator=generator).to(torch.bfloat16)
+            p.grad, q.grad = grad, grad.float()
+        opt.step(), ref_opt.step()
+        opt.zero_grad(), ref_opt.zero_grad()
+    for master, p, q in zip(opt.param_groups[0]["params"], low, ref):
+        assert torch.equal(master, q.detach())
+        assert p.shape == q.shape and torch.equal(p.detach(), q.detach().to(torch.bfloat16))
