@@ -84,6 +84,10 @@ def test_auto_precision_is_bf16_master_weights_only_on_a_bf16_gpu_for_full_fine_
     assert config.with_precision(TrainSettings()).precision == "bf16"
     assert config.with_precision(TrainSettings(lora=True)).precision == "mixed"  # adapters: autocast
     assert config.with_precision(TrainSettings(precision="mixed")).precision == "mixed"
+    other = TrainSettings(trainer_args={"optim": "adafactor"})  # an optimizer without master weights
+    assert config.with_precision(other).precision == "mixed"
+    with pytest.raises(ValueError, match="AdamW only, not optim 'adafactor'"):
+        TrainSettings(precision="bf16", trainer_args={"optim": "adafactor"})
     monkeypatch.setattr(config, "bf16_supported", lambda: False)
     assert config.with_precision(TrainSettings()).precision == "mixed"  # CPU: float32
 

@@ -247,7 +247,16 @@ class TrainSettings(Section):
     def _bf16_is_full_finetuning(self) -> TrainSettings:
         if self.precision == "bf16" and self.lora:
             raise ValueError("precision bf16 is for full fine-tuning: LoRA trains adapters, use --precision mixed")
+        if self.precision == "bf16" and not self.master_weights_optimizer():
+            raise ValueError(
+                f"precision bf16 keeps float32 master weights for torch's AdamW only, not optim "
+                f"{self.trainer_args['optim']!r}: use --precision mixed"
+            )
         return self
+
+    def master_weights_optimizer(self) -> bool:
+        """Whether the optimizer (torch's AdamW unless ``trainer_args.optim`` says otherwise) keeps master weights."""
+        return str(self.trainer_args.get("optim", "adamw_torch")) in ("adamw_torch", "adamw_torch_fused")
 
     @model_validator(mode="after")
     def _best_needs_checkpoints(self) -> TrainSettings:
