@@ -68,6 +68,12 @@ def test_grid_runs_scores_and_resumes(tmp_path):
     assert run("standard")["settings"]["seed"] == 1 and run("distill-a0.5")["settings"]["alpha"] == 0.5
     again = run_cli("experiment", spec, "--out", out)
     assert again.exit_code == 0 and again.output.count("done before") == 8  # nothing trained or inferred again
+    spec.write_text(spec.read_text().replace("seeds = [1, 2]", "seeds = [1, 2, 3]"))  # more seeds, same --out
+    more = run_cli("experiment", spec, "--out", out)
+    assert more.exit_code == 0 and more.output.count("done before") == 8 and more.output.count("trained") == 4
+    pair = json.loads((out / "results.json").read_text())["pairs"][0]
+    assert [s["seed"] for s in pair["per_seed"]] == [1, 2, 3] and pair["across_seeds"]["seeds"] == 3
+    assert [s["diff"] for s in pair["per_seed"]][:2] == per_seed  # the first two seeds' runs were kept
 
 
 def test_spec_errors_are_one_line(tmp_path):
