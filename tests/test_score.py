@@ -73,7 +73,8 @@ def test_references_from_prepared_data_and_errors(tmp_path):
     refs.mkdir()
     _write(refs / "test.jsonl", [{"id": k, "lang": v[0], "input": "x", "output": v[1]} for k, v in REFS.items()])
     path = _preds(tmp_path, "noref", {"en-1": "The patient had fever.", "fr-1": ""}, with_reference=False)
-    result = run_cli("score", path, "--references", refs, "--format", "csv")
+    # a narrow terminal: the note stays one line however long its path (it wrapped at 80 columns once)
+    result = run_cli("score", path, "--references", refs, "--format", "csv", env={"COLUMNS": "40"})
     assert result.exit_code == 0, result.output
     assert any(line.startswith("run,lang,n,rouge1") for line in result.output.splitlines())
     assert "1 empty prediction(s) scored as 0" in result.output

@@ -44,12 +44,17 @@ def experiment(
             cells = grid.plan(plan, out)
         else:
             cells = grid.run_grid(
-                plan, out, loaded.train, loaded.infer, loaded.models.cache_dir, say=lambda line: err_console.print(line)
+                plan,
+                out,
+                loaded.train,
+                loaded.infer,
+                loaded.models.cache_dir,
+                say=lambda line: err_console.print(line, soft_wrap=True),
             )
         summary = results.summarise(cells, plan, loaded.score)
         paths = results.write(summary, out)
     out_console.print(results.markdown(summary), highlight=False, soft_wrap=True)
-    err_console.print("Wrote " + ", ".join(str(p) for p in paths), highlight=False)
+    err_console.print("Wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
 
 
 def _print_plan(plan, out: Path, train_base) -> None:

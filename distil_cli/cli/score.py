@@ -58,14 +58,16 @@ def score(
         comparison = stats.compare(runs[0], other, cfg.bootstrap, cfg.seed)
     for run in runs:
         if run.empty:
-            err_console.print(f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False)
+            err_console.print(
+                f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False, soft_wrap=True
+            )
     for note in stats.small_groups(rows if cfg.bootstrap or compare else []):
-        err_console.print(f"note: {note}", highlight=False)
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
     _emit_scores(cfg.format, rows, comparison, reports)
     if plot is not None:
         target = plot_path(plot)
         reports.plot_scores(rows, target, runs[0].primary)
-        err_console.print(f"Wrote {target}", highlight=False)
+        err_console.print(f"Wrote {target}", highlight=False, soft_wrap=True)
 
 
 def plot_path(plot: Path) -> Path:
