@@ -51,9 +51,10 @@ def test_infer_writes_records_and_resumes(tmp_path, data, tiny):
     # a rerun skips done ids; a torn last line (killed mid-write) is dropped and redone
     kept = out.read_text().splitlines()[:3]
     out.write_text("\n".join(kept) + '\n{"id": "case-')
-    again = run_cli(*args)
+    again = run_cli(*args, env={"COLUMNS": "40"})  # narrower than the path
     assert again.exit_code == 0, again.output
     assert "3 already done" in again.output
+    assert str(out) in again.stdout.splitlines()  # the path a script reads stays one line
     assert sorted(r["id"] for r in _lines(out)) == [f"case-{i}" for i in range(5)]
 
 

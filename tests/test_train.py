@@ -226,8 +226,10 @@ def test_gpu_only_speed_options_fail_in_one_line_on_cpu(tmp_path, data_dir, tiny
 
 def test_short_run_records_the_speed_path(tmp_path, data_dir, tiny):
     out = tmp_path / "run"
-    result = run_cli(*_train_args(data_dir, out, tiny, "standard", steps=1, extra=("--tokens-per-batch", 512)))
+    args = _train_args(data_dir, out, tiny, "standard", steps=1, extra=("--tokens-per-batch", 512))
+    result = run_cli(*args, env={"COLUMNS": "40"})  # narrower than the path
     assert result.exit_code == 0, result.output
+    assert str(out / "final") in result.stdout.splitlines()  # the path a script reads stays one line
     speed = json.loads((out / "run.json").read_text())["speed"]
     assert speed["tokens_per_batch"] == 512 and speed["kernels"] == "none"
     if not torch.cuda.is_available():  # the CPU path: SDPA with rows of at most 4096 tokens
