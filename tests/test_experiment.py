@@ -54,6 +54,10 @@ def test_grid_runs_scores_and_resumes(tmp_path):
     assert spread["seeds"] == 2 and spread["diff"] == pytest.approx(sum(per_seed) / 2, abs=1e-4)
     assert spread["ci"][0] <= spread["diff"] <= spread["ci"][1]
     assert "| across seeds [95% t CI] |" in (out / "results.md").read_text()
+    assert (
+        pair["verdict"]
+        and f"- 0.5, distill-a0.5 - standard: {results['pairs'][0]['verdict']}" in (out / "results.md").read_text()
+    )
     arm = results["arms"][0]  # how the runs were trained, from their run.json
     assert arm["epochs"] == 6 and arm["steps"] == 1 and arm["train_seconds"] >= 0  # 6: the small-data default
     assert "| epochs | steps | train s |" in (out / "results.md").read_text()
@@ -207,3 +211,21 @@ def test_extra_comparisons_pair_any_two_arms(tmp_path):
     spec.write_text(spec.read_text().replace('["standard", "distill-a0.5"]', '["standard", "nope"]'))
     bad = run_cli("experiment", spec, "--out", tmp_path / "o2")
     assert bad.exit_code == 1 and "comparison ['standard', 'nope']: arm 'nope' is not among the arms" in bad.output
+
+
+@pytest.mark.parametrize(
+    "pooled, seeds, expected",
+    [
+        ([0.4, 2.1], [0.1, 2.5], "better: the pooled and the across-seeds intervals are above 0"),
+        ([-2.0, -0.3], [-3.0, -0.1], "worse: the pooled and the across-seeds intervals are below 0"),
+        ([0.4, 2.1], [-1.0, 4.0], "better on these runs (pooled interval above 0), not yet across seeds"),
+        ([-2.0, -0.3], None, "worse on these runs (pooled interval below 0), not yet across seeds"),
+        ([-0.2, 2.2], [0.6, 1.4], "consistently ahead across seeds, but the pooled interval includes 0"),
+        ([-0.9, 1.4], [-1.5, 1.9], "no difference beyond noise"),
+    ],
+)
+def test_verdict_reads_both_intervals(pooled, seeds, expected):
+    from distil_cli.experiment.results import verdict
+
+    pair = {"pooled": {"ci": pooled}, "across_seeds": {"ci": seeds} if seeds else None}
+    assert verdict(pair).startswith(expected)

@@ -100,7 +100,7 @@ def _pair(values, ids, spec: ExperimentSpec, fraction: float, arm: str, baseline
     """``arm`` - ``baseline`` at one fraction, paired record by record: per seed, pooled, across seeds."""
     diffs = _matrix(values, ids, spec, fraction, arm) - _matrix(values, ids, spec, fraction, baseline)
     per_seed_stats = [paired_stats(row, spec.bootstrap, 0) for row in diffs]
-    return {
+    pair = {
         "fraction": fraction,
         "arm": arm,
         "baseline": baseline,
@@ -109,6 +109,28 @@ def _pair(values, ids, spec: ExperimentSpec, fraction: float, arm: str, baseline
         "seeds_with_ci_above_0": sum(st["ci"][0] > 0 for st in per_seed_stats),
         "across_seeds": across_seeds([st["diff"] for st in per_seed_stats]),
     }
+    pair["verdict"] = verdict(pair)
+    return pair
+
+
+def verdict(pair: dict[str, Any]) -> str:
+    """One plain sentence from the two intervals: pooled (these runs, new test records) and across
+    seeds (new seeds and subsets). "Better" needs both above 0."""
+    low, high = pair["pooled"]["ci"]
+    spread = pair.get("across_seeds")
+    seeds_low, seeds_high = spread["ci"] if spread else (float("-inf"), float("inf"))
+    if low > 0 and seeds_low > 0:
+        return "better: the pooled and the across-seeds intervals are above 0"
+    if high < 0 and seeds_high < 0:
+        return "worse: the pooled and the across-seeds intervals are below 0"
+    if low > 0:
+        return "better on these runs (pooled interval above 0), not yet across seeds: more seeds would tell"
+    if high < 0:
+        return "worse on these runs (pooled interval below 0), not yet across seeds: more seeds would tell"
+    if seeds_low > 0 or seeds_high < 0:
+        sign = "ahead" if seeds_low > 0 else "behind"
+        return f"consistently {sign} across seeds, but the pooled interval includes 0: within noise on these records"
+    return "no difference beyond noise: both intervals include 0"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -139,6 +161,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {pair['fraction']:g} | {pair['arm']} - {pair['baseline']} | {pooled['diff']:+.2f} "
             f"[{pooled['ci'][0]:+.2f}, {pooled['ci'][1]:+.2f}] | {pooled['p_value']:.3f} | {across} | {seeds} |"
         )
+    lines += ["", "Verdicts:", ""]
+    lines += [f"- {p['fraction']:g}, {p['arm']} - {p['baseline']}: {p['verdict']}" for p in results["pairs"]]
     lines += [
         "",
         "Pooled: test records resampled, seeds fixed (would these runs differ on new test records?). "
