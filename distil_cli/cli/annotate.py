@@ -72,7 +72,7 @@ def annotate(  # one parameter per flag: a flat list, longer than a function sho
 
         stats = run_annotate(data, out, loaded.settings.annotate, loaded.settings.models.cache_dir, show)
     err_console.print(annotate_summary(stats))
-    out_console.print(str(out), highlight=False, soft_wrap=True)  # one line however long: scripts read it
+    out_console.print(str(out), highlight=False)
     check_failures(stats, loaded.settings.annotate.max_flagged)
 
 

@@ -117,6 +117,6 @@ def _emit_report(report: dict, out: Optional[Path]) -> None:
     from distil_cli.bench.common import dump
 
     text = dump(report)
-    out_console.print(text, highlight=False, markup=False, soft_wrap=True)
+    out_console.print(text, highlight=False, markup=False)
     if out is not None:
         out.write_text(text + "\n", encoding="utf-8")

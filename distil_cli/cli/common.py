@@ -20,8 +20,10 @@ from distil_cli.errors import DistilError
 from distil_cli.settings import LoadedSettings, field_help, load_settings
 
 # User text (file names, ids, values) is never markup or an emoji code: "data.jsonl:100:" stays as it is.
-out_console = Console(emoji=False, markup=False)
-err_console = Console(stderr=True, emoji=False, markup=False)
+# soft_wrap: a printed line (a path a script reads, a one-line error or note) is never broken at the
+# terminal's or a pipe's 80 columns; tables and progress bars still lay themselves out to the width.
+out_console = Console(emoji=False, markup=False, soft_wrap=True)
+err_console = Console(stderr=True, emoji=False, markup=False, soft_wrap=True)
 
 
 def opt(section: str, name: str, *flags: str, **kwargs):
@@ -43,7 +45,7 @@ def settings_for(ctx: typer.Context, section: str | None = None, **flags: Any) -
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     return typer.Exit(code)
 
 
@@ -152,4 +154,4 @@ JSON_FLAG = typer.Option("--json", help="Print JSON instead of a table (for scri
 def print_json(data) -> None:
     import json
 
-    out_console.print(json.dumps(data, indent=2, ensure_ascii=False, default=str), highlight=False, soft_wrap=True)
+    out_console.print(json.dumps(data, indent=2, ensure_ascii=False, default=str), highlight=False)

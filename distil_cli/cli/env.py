@@ -56,4 +56,4 @@ def env(ctx: typer.Context, as_json: Annotated[bool, JSON_FLAG] = False) -> None
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         elif isinstance(value, list):
             value = "; ".join(map(str, value)) or "-"
-        out_console.print(f"{key}: {value}", highlight=False, soft_wrap=True)
+        out_console.print(f"{key}: {value}", highlight=False)

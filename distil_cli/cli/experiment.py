@@ -49,12 +49,12 @@ def experiment(
                 loaded.train,
                 loaded.infer,
                 loaded.models.cache_dir,
-                say=lambda line: err_console.print(line, soft_wrap=True),
+                say=lambda line: err_console.print(line),
             )
         summary = results.summarise(cells, plan, loaded.score)
         paths = results.write(summary, out)
-    out_console.print(results.markdown(summary), highlight=False, soft_wrap=True)
-    err_console.print("Wrote " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True)
+    out_console.print(results.markdown(summary), highlight=False)
+    err_console.print("Wrote " + ", ".join(str(p) for p in paths), highlight=False)
 
 
 def _print_plan(plan, out: Path, train_base) -> None:
@@ -83,5 +83,4 @@ def _print_plan(plan, out: Path, train_base) -> None:
         f"{len(states)} runs on {len(test_ids)} test records: {counts['done']} done, "
         f"{counts['trained']} trained (predictions to finish), {counts['to run']} to run",
         highlight=False,
-        soft_wrap=True,
     )

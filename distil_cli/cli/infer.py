@@ -60,6 +60,5 @@ def infer(
         f"Wrote {result.written} prediction(s) ({result.skipped} already done, {result.cropped} input(s) cropped), "
         f"{result.new_tokens} new tokens at {rate:.0f} tokens/s",
         highlight=False,
-        soft_wrap=True,
     )
-    out_console.print(str(result.out), highlight=False, soft_wrap=True)  # one line however long: scripts read it
+    out_console.print(str(result.out), highlight=False)

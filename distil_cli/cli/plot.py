@@ -24,4 +24,4 @@ def plot(
     target = out if out.suffix else out.with_name(out.name + ".png")
     names = [r.name for r in runs] if len({r.name for r in runs}) == len(runs) else [str(r) for r in runs]
     plot_curves(runs, target, names)
-    err_console.print(f"Wrote {target}", highlight=False, soft_wrap=True)
+    err_console.print(f"Wrote {target}", highlight=False)

@@ -36,7 +36,7 @@ def plugins_list(as_json: Annotated[bool, JSON_FLAG] = False) -> None:
         for table in plugins_tables(registry):
             out_console.print(table)
     for warning in registry.warnings:
-        err_console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+        err_console.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 def registry_summary(registry) -> dict:

@@ -57,7 +57,6 @@ def prepare(
         f"Wrote {result.out} ({totals}; cropped inputs {cropped['input']}, outputs {cropped['output']}; "
         f"skipped without summary {result.manifest['skipped_missing_summary']['count']})",
         highlight=False,
-        soft_wrap=True,
     )
 
 

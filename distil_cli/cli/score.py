@@ -58,16 +58,14 @@ def score(
         comparison = stats.compare(runs[0], other, cfg.bootstrap, cfg.seed)
     for run in runs:
         if run.empty:
-            err_console.print(
-                f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False, soft_wrap=True
-            )
+            err_console.print(f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False)
     for note in stats.small_groups(rows if cfg.bootstrap or compare else []):
-        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"note: {note}", highlight=False)
     _emit_scores(cfg.format, rows, comparison, reports)
     if plot is not None:
         target = plot_path(plot)
         reports.plot_scores(rows, target, runs[0].primary)
-        err_console.print(f"Wrote {target}", highlight=False, soft_wrap=True)
+        err_console.print(f"Wrote {target}", highlight=False)
 
 
 def plot_path(plot: Path) -> Path:
@@ -89,9 +87,9 @@ def _emit_scores(fmt: str, rows: list, comparison: list, reports) -> None:
                 writer.writeheader()
                 writer.writerows(block)
     elif fmt == "markdown":
-        out_console.print(reports.markdown_table(rows), markup=False, highlight=False, soft_wrap=True)
+        out_console.print(reports.markdown_table(rows), markup=False, highlight=False)
         if comparison:
-            out_console.print("\n" + reports.markdown_table(comparison), markup=False, highlight=False, soft_wrap=True)
+            out_console.print("\n" + reports.markdown_table(comparison), markup=False, highlight=False)
     else:
         out_console.print(reports.score_table(rows))
         if comparison:

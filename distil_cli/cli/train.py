@@ -102,9 +102,8 @@ def train(  # one parameter per flag: a flat list, longer than a function should
     err_console.print(
         f"Trained {record.global_steps} steps; best mean ROUGE {best if best is not None else 'n/a'}; final model:",
         highlight=False,
-        soft_wrap=True,
     )
-    out_console.print(record.final, highlight=False, soft_wrap=True)  # one line however long: scripts read it
+    out_console.print(record.final, highlight=False)
 
 
 def _key_value(text: str) -> tuple[str, object]:
