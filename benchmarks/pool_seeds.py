@@ -7,7 +7,7 @@ spec and 4-6 of another on the same data, fraction and test split).
 Reads every EXP_DIR/runs/f<fraction>/s<seed>/<arm>.jsonl that has a matching baseline file (the
 predictions `distil experiment` writes; no models needed) and prints the paired difference pooled
 over all those seeds (bootstrap over test records, as in the experiment tables), the across-seeds
-t interval and the per-seed differences. The same functions as `distil experiment` compute them.
+t interval, the per-seed differences and the verdict, with `distil experiment`'s own function.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from distil_cli.evaluate.metrics import get_metrics
-from distil_cli.evaluate.runs import across_seeds, load_run, paired_stats
+from distil_cli.evaluate.runs import load_run
+from distil_cli.experiment.results import paired_comparison
 from distil_cli.settings import ScoreSettings
 
 
@@ -53,17 +54,13 @@ def main() -> None:
     if not rows:
         raise SystemExit(f"no seed has both {args.arm} and {args.baseline} at fraction {args.fraction}")
     diffs = np.stack([r[1] for r in rows])
-    per_seed = [paired_stats(row, args.resamples, 0) for row in diffs]
     out = {
         "arm": args.arm,
         "baseline": args.baseline,
         "fraction": float(args.fraction),
         "seeds": seeds,
         "n_test": diffs.shape[1],
-        "pooled": paired_stats(diffs, args.resamples, 0),
-        "across_seeds": across_seeds([s["diff"] for s in per_seed]),
-        "per_seed": per_seed,
-        "seeds_with_ci_above_0": sum(s["ci"][0] > 0 for s in per_seed),
+        **paired_comparison(diffs, seeds, args.resamples),
     }
     print(json.dumps(out, indent=1))
 

@@ -99,13 +99,21 @@ def _matrix(values, ids, spec: ExperimentSpec, fraction: float, arm: str):
 def _pair(values, ids, spec: ExperimentSpec, fraction: float, arm: str, baseline: str) -> dict[str, Any]:
     """``arm`` - ``baseline`` at one fraction, paired record by record: per seed, pooled, across seeds."""
     diffs = _matrix(values, ids, spec, fraction, arm) - _matrix(values, ids, spec, fraction, baseline)
-    per_seed_stats = [paired_stats(row, spec.bootstrap, 0) for row in diffs]
-    pair = {
+    return {
         "fraction": fraction,
         "arm": arm,
         "baseline": baseline,
-        "pooled": paired_stats(diffs, spec.bootstrap, 0),
-        "per_seed": [{"seed": s, **st} for s, st in zip(spec.seeds, per_seed_stats)],
+        **paired_comparison(diffs, spec.seeds, spec.bootstrap),
+    }
+
+
+def paired_comparison(diffs, seeds: list, resamples: int) -> dict[str, Any]:
+    """Per-record differences [seeds, records] -> per seed, pooled, across seeds and the verdict
+    (also what ``benchmarks/pool_seeds.py`` reports for seeds gathered from several experiments)."""
+    per_seed_stats = [paired_stats(row, resamples, 0) for row in diffs]
+    pair = {
+        "pooled": paired_stats(diffs, resamples, 0),
+        "per_seed": [{"seed": s, **st} for s, st in zip(seeds, per_seed_stats)],
         "seeds_with_ci_above_0": sum(st["ci"][0] > 0 for st in per_seed_stats),
         "across_seeds": across_seeds([st["diff"] for st in per_seed_stats]),
     }
