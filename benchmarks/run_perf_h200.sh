@@ -27,6 +27,14 @@ for part in ${PARTS:-tests infer e2e train05 train15}; do
              --variant varlen,49152,0,liger+flce+ckpt --variant varlen,49152,0,liger+flce+ckpt+bf16 \
              --variant varlen,65536,0,liger+flce+bf16 --variant trl,32768,0,liger --variant trl,32768,0,liger+bf16 \
              --out "$R/bf16.json" ;;
+    wide) python3 benchmarks/rms_norm_backward.py "$R/rms_norm_backward.json"
+          d bench train --shape qwen0.5b --steps 20 --records 96 --no-baseline --profile 2 \
+             --variant varlen,32768,0,liger+flce+bf16 --variant varlen,32768,0,liger+flce \
+             --variant varlen,49152,0,liger+flce+ckpt+bf16 --variant trl,32768,0,liger --variant trl,32768,0,liger+bf16 \
+             --out "$R/wide.json" ;;
+    train15b) d bench train --shape qwen1.5b --steps 10 --records 96 --no-baseline \
+             --variant varlen,32768,0,liger+flce+ckpt+bf16 --variant varlen,32768,0,liger+flce+bf16 \
+             --variant trl,32768,0,liger+ckpt --variant trl,32768,0,liger+ckpt+bf16 --out "$R/train15b.json" ;;
     e2e-bf16) DISTIL_TRAIN__EPOCHS=6 DISTIL_TRAIN__MAX_NEW_TOKENS=64 DISTIL_TRAIN__PRECISION=bf16 d bench e2e \
              --shape smollm2 --no-minimal --train 280 --valid 100 --test 500 --out "$R/e2e-bf16.json" ;;
     trl05) d bench train --shape qwen0.5b --steps 20 --records 96 --no-baseline \

@@ -214,3 +214,42 @@ def test_bf16_master_weights_train_like_mixed_precision(model, tmp_path):
     assert bf16[-1] < bf16[0] - 0.1 and mixed[-1] < mixed[0] - 0.1
     for a, b in zip(mixed, bf16):
         assert b == pytest.approx(a, abs=0.05)  # the same curve, up to bf16 rounding
+
+
+@pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
+@pytest.mark.parametrize("rows", [7, 5000, 40000])
+def test_wide_rms_norm_backward_matches_liger_and_float32(rows):
+    from liger_kernel.ops.rms_norm import LigerRMSNormFunction
+
+    torch.manual_seed(0)
+    x = torch.randn(rows, 896, device="cuda", dtype=torch.bfloat16)
+    w = (1 + 0.1 * torch.randn(896, device="cuda")).to(torch.bfloat16)
+    dy = torch.randn_like(x)
+
+    def grads(fn):
+        xi, wi = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y = fn.apply(xi, wi, 1e-6, 0.0, "llama", True, None)
+        y.backward(dy.clone())
+        return y.detach(), xi.grad.float(), wi.grad.float()
+
+    xf, wf = x.float().requires_grad_(), w.float().requires_grad_()
+    (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-6) * wf).backward(dy.float())
+    y_liger, dx_liger, dw_liger = grads(LigerRMSNormFunction)
+    y_wide, dx_wide, dw_wide = grads(kernels._wide_rms_norm_function())
+    assert torch.equal(y_wide, y_liger)  # the forward is Liger's
+    assert torch.equal(dx_wide, dx_liger)  # the same per-row arithmetic
+    assert torch.allclose(dx_wide, xf.grad, rtol=2e-2, atol=2e-2)
+    error_wide = (dw_wide - wf.grad).abs().max().item()
+    error_liger = (dw_liger - wf.grad).abs().max().item()
+    scale = wf.grad.abs().max().item()
+    assert error_wide <= 0.01 * scale  # weight gradient of bf16 products, partial sums in float32
+    assert error_wide <= 2 * error_liger + 1e-6 * scale
+
+
+@pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
+def test_apply_liger_gives_every_rms_norm_the_wide_backward(model):
+    patched = copy.deepcopy(model)
+    kernels.apply_liger(patched)
+    norms = [m for m in patched.modules() if type(m).__name__.endswith("RMSNorm")]
+    assert len(norms) == 2 * patched.config.num_hidden_layers + 1
+    assert all(m.forward.__func__ is kernels._wide_rms_norm_forward for m in norms)

@@ -206,10 +206,11 @@ def distil_train(
 def _measure(marks: dict[str, Any], model, examples, name: str) -> Measure:
     t0, tok0, ex0 = marks["start"]
     t1, tok1, ex1, peak_gib = marks["end"]
-    # FLOPs of the packed rows: attention is per example, so count per example lengths
-    mean_len = sum(len(e["input_ids"]) for e in examples) / len(examples)
+    # FLOPs of the packed rows: attention is per example, so count per example lengths (the
+    # timed steps' examples are a sample of these: their expected FLOPs; the square of the mean
+    # length would undercount attention, as the peers' runs count each example's own length)
     n_examples = ex1 - ex0
-    flops = train_flops(model, [int(mean_len)] * n_examples)
+    flops = train_flops(model, [len(e["input_ids"]) for e in examples]) * n_examples / len(examples)
     return Measure(name, t1 - t0, n_examples, tok1 - tok0, flops=flops, peak_gib=peak_gib, profile=marks.get("profile"))
 
 

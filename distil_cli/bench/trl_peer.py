@@ -13,12 +13,15 @@ Needs ``pip install 'distil-cli[bench]'`` (trl).
 
 from __future__ import annotations
 
+import logging
 import time
 
 import torch
 
 from distil_cli.bench.common import Measure, peak, reset_peak, sync, train_flops
 from distil_cli.train.kernels import register_varlen, varlen_supported
+
+log = logging.getLogger(__name__)
 
 
 def trl_train(model, tokenizer, examples, steps: int, tokens_per_batch: int, workdir, flags: frozenset[str]) -> Measure:
@@ -35,12 +38,13 @@ def trl_train(model, tokenizer, examples, steps: int, tokens_per_batch: int, wor
     batch = max(1, round(tokens_per_batch / mean))
     marks: dict[str, tuple] = {}
     last = steps + 2
+    collated: list[list[int]] = []  # the lengths of each batch's examples, as TRL's collator got them
 
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step in (2, last):
                 sync()
-                marks[state.global_step] = (time.perf_counter(), state.num_input_tokens_seen, peak())
+                marks[state.global_step] = (time.perf_counter(), state.num_input_tokens_seen, peak(), len(collated))
                 if state.global_step == 2:
                     reset_peak()
 
@@ -56,13 +60,23 @@ def trl_train(model, tokenizer, examples, steps: int, tokens_per_batch: int, wor
         processing_class=tokenizer,
         callbacks=[Clock()],
     )
+    collate = trainer.data_collator
+
+    def counting_collator(features):
+        collated.append([len(f["input_ids"]) for f in features])
+        return collate(features)
+
+    trainer.data_collator = counting_collator
     trainer.train()
-    (t0, tok0, _), (t1, tok1, peak_gib) = marks[2], marks[last]
-    examples_done = steps * batch
-    flops = train_flops(model, [int(mean)] * examples_done)
+    (t0, tok0, _, b0), (t1, tok1, peak_gib, b1) = marks[2], marks[last]
+    # what the timed steps trained on, from the batches themselves (a loader that collates one
+    # batch ahead shifts both marks alike); the trainer's token counter is kept as a cross-check
+    lengths = [n for batch_lengths in collated[b0:b1] for n in batch_lengths]
+    if sum(lengths) != tok1 - tok0:
+        log.info("TRL counted %d input tokens, its collator got %d", tok1 - tok0, sum(lengths))
     extra = "".join(f", {f}" for f in sorted(flags))
     name = f"TRL SFTTrainer [{attention}, padding-free, batch {batch} (~{tokens_per_batch} tokens){extra}]"
-    return Measure(name, t1 - t0, examples_done, int(tok1 - tok0), flops=flops, peak_gib=peak_gib)
+    return Measure(name, t1 - t0, len(lengths), sum(lengths), flops=train_flops(model, lengths), peak_gib=peak_gib)
 
 
 def _config(workdir, batch: int, max_steps: int, flags: frozenset[str]):
