@@ -27,12 +27,18 @@ LABELS = {
     ("cqa_tiny_next", "distill-a0.3"): "CQA 3% (292), 6 epochs, alpha 0.3",
     ("cqa_tiny_more", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 4-6",
     ("cqa_tiny_more", "distill-a0.3"): "CQA 3% (292), 6 epochs, seeds 4-6, alpha 0.3",
-    ("pooled_3pct", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 1-6 pooled",
-    ("pooled_3pct", "distill-a0.3"): "CQA 3% (292), 6 epochs, seeds 1-6 pooled, alpha 0.3",
+    ("pooled_cqa_tiny", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 1-6 pooled",
+    ("pooled_cqa_tiny", "distill-a0.3"): "CQA 3% (292), 6 epochs, seeds 1-6 pooled, alpha 0.3",
+    ("cqa_tiny_lr", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 1-3, bf16 default",
+    ("cqa_tiny_seeds_a", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 4-9, bf16 default",
+    ("cqa_tiny_seeds_b", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 10-15, bf16 default",
+    ("pooled_cqa_tiny_15seeds", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 1-15 pooled, bf16 default",
     ("cqa_tiny_ablate", "distill-a0.5"): "CQA 3% (289, other subsets), 6 epochs",
     ("cqa_low", "distill-a0.5"): "CQA 12.5% (1,218), 3 epochs",
     ("cqa_low_e6", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs",
     ("cqa_low_a03", "distill-a0.3"): "CQA 12.5% (1,218), 6 epochs, alpha 0.3",
+    ("cqa_low_alpha", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, bf16 default",
+    ("cqa_low_alpha", "distill-a0.3"): "CQA 12.5% (1,218), 6 epochs, bf16 default, alpha 0.3",
     ("cqa_quarter", "distill-a0.5"): "CQA 25% (2,435), 3 epochs",
     ("cqa_full", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 2 seeds",
     ("svamp", "distill-a0.5"): "SVAMP 100% (789), 3 epochs",
@@ -60,7 +66,8 @@ def rows(folder: Path) -> list[tuple[tuple[str, str], float, float, float, tuple
             found.append(((name, match.group(2)), diff, low, high, seeds))
     for path in sorted(folder.glob("*_pooled_*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
-        key = ("pooled_3pct" if data["fraction"] == 0.03 else f"pooled_{data['fraction']}", data["arm"])
+        name = path.stem.split("_pooled_", 1)[1].removesuffix("_" + data["arm"].removeprefix("distill-"))
+        key = (f"pooled_{name}", data["arm"])
         if key in LABELS:
             pooled, spread = data["pooled"], data["across_seeds"]
             found.append((key, pooled["diff"], *pooled["ci"], tuple(spread["ci"]) if spread else None))
@@ -90,7 +97,7 @@ def main(folder: str, out: str) -> None:
         "and across seeds (light bar below; t interval over the per-seed differences)",
         fontsize=9,
     )
-    ax.set_title("SmolLM2-135M students, PaLM rationales (one H200, 2026-11-29)", fontsize=10)
+    ax.set_title("SmolLM2-135M students, PaLM rationales (H200 GPUs, 2026-11-29)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 

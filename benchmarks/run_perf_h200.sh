@@ -28,7 +28,7 @@ for part in ${PARTS:-tests infer e2e train05 train15}; do
              --variant varlen,65536,0,liger+flce+bf16 --variant trl,32768,0,liger --variant trl,32768,0,liger+bf16 \
              --out "$R/bf16.json" ;;
     wide) python3 benchmarks/rms_norm_backward.py "$R/rms_norm_backward.json"
-          d bench train --shape qwen0.5b --steps 20 --records 96 --no-baseline --profile 2 \
+          d bench train --shape qwen0.5b --steps 20 --records 96 --no-baseline --profile 1 \
              --variant varlen,32768,0,liger+flce+bf16 --variant varlen,32768,0,liger+flce \
              --variant varlen,49152,0,liger+flce+ckpt+bf16 --variant trl,32768,0,liger --variant trl,32768,0,liger+bf16 \
              --out "$R/wide.json" ;;

@@ -92,7 +92,9 @@ def test_auto_precision_is_bf16_master_weights_only_on_a_bf16_gpu_for_full_fine_
     assert config.with_precision(TrainSettings()).precision == "mixed"  # CPU: float32
 
 
-def test_several_parameters_match_float32_adamw_and_one_without_a_gradient_is_left_alone():
+@pytest.mark.parametrize("chunk", [MasterAdamW.CHUNK_ELEMENTS, 1, 20])
+def test_several_parameters_match_float32_adamw_and_one_without_a_gradient_is_left_alone(chunk, monkeypatch):
+    monkeypatch.setattr(MasterAdamW, "CHUNK_ELEMENTS", chunk)  # one chunk, one per parameter, two
     generator = torch.Generator().manual_seed(1)
     shapes = [(6, 3), (5,), (2, 2, 2)]
     start = [torch.randn(s, generator=generator) for s in shapes]
@@ -108,6 +110,8 @@ def test_several_parameters_match_float32_adamw_and_one_without_a_gradient_is_le
             p.grad, q.grad = grad, grad.float()
         opt.step(), ref_opt.step()
         opt.zero_grad(), ref_opt.zero_grad()
+    assert len(opt.param_groups) == 1 and len(opt.param_groups[0]["params"]) == 3  # groups as they were
+    assert all(m.grad is None for m in opt.param_groups[0]["params"])  # float32 gradients freed
     for master, p, q in zip(opt.param_groups[0]["params"], low, ref):
         assert torch.equal(master, q.detach())
         assert p.shape == q.shape and torch.equal(p.detach(), q.detach().to(torch.bfloat16))

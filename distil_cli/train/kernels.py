@@ -257,12 +257,12 @@ def apply_liger(model) -> None:
 
 
 # Liger's RMSNorm backward runs one program per SM, each walking ~n_rows / SMs rows one after
-# another: for hidden sizes over 256 (its row kernel) the walk is latency-bound, 0.2 ms for
-# 32k x 896 on an H200 where reading dY and X and writing dX takes ~0.04 ms (profiled: 10 ms of
-# a 209 ms Qwen2.5-0.5B step). The same kernel launched with this many programs per SM (each
-# walking fewer rows, their weight-gradient partial sums added afterwards in float32) keeps
-# enough rows in flight to run at memory speed.
-RMS_NORM_PROGRAMS_PER_SM = 16
+# another: for hidden sizes over 256 (its row kernel) the walk is latency-bound: 0.29 ms for
+# 32k x 896 bf16 on an H200, where reading dY and X and writing dX takes 0.04 ms (49 calls, 10
+# of the 209 ms of a Qwen2.5-0.5B step). The same kernel launched with 8 programs per SM (each
+# walking fewer rows; their weight-gradient partial sums are added afterwards in float32) takes
+# 0.12 ms; 4, 16 and 32 per SM measured 0.15, 0.12, 0.12 (benchmarks/rms_norm_backward.py).
+RMS_NORM_PROGRAMS_PER_SM = 8
 
 
 def _wide_rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:

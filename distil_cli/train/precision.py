@@ -18,8 +18,12 @@ class MasterAdamW(torch.optim.AdamW):
     """AdamW over float32 copies of low-precision parameters (float32 parameters are used as they are).
 
     ``step``: the model's gradients are copied into the copies' gradients, AdamW updates the
-    copies, the copies are written back to the model's parameters (rounded once).
+    copies, the copies are written back to the model's parameters (rounded once), a chunk of
+    about ``CHUNK_ELEMENTS`` elements at a time, so the float32 gradients never exist for the
+    whole model at once (they would add 4 bytes a parameter to the peak: 6 GB for 1.5B).
     """
+
+    CHUNK_ELEMENTS = 2**27  # 128M elements: 512 MB of float32 gradients at a time
 
     def __init__(self, params, **kwargs):
         groups = list(params)
@@ -43,18 +47,46 @@ class MasterAdamW(torch.optim.AdamW):
 
     @torch.no_grad()
     def step(self, closure=None):
-        pairs = list(self._pairs())
-        with_grad = [(m, p) for m, p in pairs if p.grad is not None]
-        for master, param in pairs:
-            master.grad = torch.empty_like(master) if param.grad is not None else None
-        if with_grad:
-            torch._foreach_copy_([m.grad for m, _ in with_grad], [p.grad for _, p in with_grad])
-        loss = super().step(closure)
-        if with_grad:
-            torch._foreach_copy_([p for _, p in with_grad], [m for m, _ in with_grad])
-        for master, _ in pairs:
-            master.grad = None  # the float32 gradients live only during the step
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        groups = self.param_groups
+        try:
+            for group, model_params in zip(groups, self._model_params):
+                for chunk in self._chunks(group["params"], model_params):
+                    self._step_chunk(group, chunk)
+        finally:
+            self.param_groups = groups
         return loss
+
+    def _chunks(self, masters, model_params):
+        """Runs of (master, parameter) pairs of about ``CHUNK_ELEMENTS`` elements, with a gradient."""
+        chunk, size = [], 0
+        for master, param in zip(masters, model_params):
+            if param.grad is None:
+                continue
+            chunk.append((master, param))
+            size += master.numel()
+            if size >= self.CHUNK_ELEMENTS:
+                yield chunk
+                chunk, size = [], 0
+        if chunk:
+            yield chunk
+
+    def _step_chunk(self, group, chunk):
+        """AdamW on one chunk: float32 gradients only for its copies, then rounded back to the model."""
+        copies = [(m, p) for m, p in chunk if m is not p]
+        for master, param in copies:
+            master.grad = torch.empty_like(master)
+        if copies:
+            torch._foreach_copy_([m.grad for m, _ in copies], [p.grad for _, p in copies])
+        self.param_groups = [{**group, "params": [m for m, _ in chunk]}]
+        super().step()
+        if copies:
+            torch._foreach_copy_([p for _, p in copies], [m for m, _ in copies])
+        for master, _ in copies:
+            master.grad = None  # the float32 gradients live only during their chunk's update
 
     def zero_grad(self, set_to_none: bool = True):
         super().zero_grad(set_to_none)
