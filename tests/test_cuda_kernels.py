@@ -248,6 +248,7 @@ def test_wide_rms_norm_backward_matches_liger_and_float32(rows):
 
 @pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
 def test_apply_liger_gives_every_rms_norm_the_wide_backward(model):
+    assert kernels.wide_rms_norm_ready()  # the installed Liger's kernel takes the arguments passed
     patched = copy.deepcopy(model)
     kernels.apply_liger(patched)
     norms = [m for m in patched.modules() if type(m).__name__.endswith("RMSNorm")]

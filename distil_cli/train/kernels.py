@@ -251,6 +251,9 @@ def apply_liger(model) -> None:
     from liger_kernel.transformers.rms_norm import LigerRMSNorm
 
     _apply_liger_kernel_to_instance(model=model, cross_entropy=False, fused_linear_cross_entropy=False)
+    if not wide_rms_norm_ready():
+        log.info("Liger's own RMSNorm backward kept: its kernel's arguments are not liger-kernel 0.8.5's")
+        return
     for module in model.modules():
         if getattr(module.forward, "__func__", None) is LigerRMSNorm.forward:
             module.forward = _wide_rms_norm_forward.__get__(module)
@@ -263,6 +266,23 @@ def apply_liger(model) -> None:
 # walking fewer rows; their weight-gradient partial sums are added afterwards in float32) takes
 # 0.12 ms; 4, 16 and 32 per SM measured 0.15, 0.12, 0.12 (benchmarks/rms_norm_backward.py).
 RMS_NORM_PROGRAMS_PER_SM = 8
+
+
+_WIDE_KERNEL_ARGS = (
+    "dY_ptr", "dY_row_stride", "dX_ptr", "dX_row_stride", "X_ptr", "X_row_stride", "X_dtype", "W_ptr",
+    "W_row_stride", "RSTD_ptr", "RSTD_row_stride", "dW_ptr", "dW_row_stride", "n_rows", "n_cols", "offset",
+    "rows_per_program", "casting_mode", "elementwise_affine", "BLOCK_SIZE", "COMPUTE_DW",
+)  # fmt: skip
+
+
+@functools.cache
+def wide_rms_norm_ready() -> bool:
+    """Whether the installed Liger's RMSNorm backward kernel takes the arguments the wide launch passes."""
+    try:
+        from liger_kernel.ops.rms_norm import _rms_norm_backward_kernel, torch_to_triton_dtype  # noqa: F401
+    except ImportError:
+        return False
+    return tuple(getattr(_rms_norm_backward_kernel, "arg_names", ())) == _WIDE_KERNEL_ARGS
 
 
 def _wide_rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -279,7 +299,7 @@ def _wide_rms_norm_function():
     class WideRMSNormFunction(LigerRMSNormFunction):
         @staticmethod
         def backward(ctx, dY):
-            if not ctx.elementwise_affine or not dY.is_cuda:
+            if not ctx.elementwise_affine or not dY.is_cuda or dY.numel() == 0:
                 return LigerRMSNormFunction.backward(ctx, dY)
             X, W, RSTD = ctx.saved_tensors
             dX, dW = wide_rms_norm_backward(

@@ -77,7 +77,7 @@ class MasterAdamW(torch.optim.AdamW):
     def _step_chunk(self, group, chunk):
         """AdamW on one chunk: float32 gradients only for its copies, then rounded back to the model."""
         copies = [(m, p) for m, p in chunk if m is not p]
-        for master, param in copies:
+        for master, _ in copies:
             master.grad = torch.empty_like(master)
         if copies:
             torch._foreach_copy_([m.grad for m, _ in copies], [p.grad for _, p in copies])
