@@ -229,3 +229,44 @@ def test_verdict_reads_both_intervals(pooled, seeds, expected):
 
     pair = {"pooled": {"ci": pooled}, "across_seeds": {"ci": seeds} if seeds else None}
     assert verdict(pair).startswith(expected)
+
+
+def test_shards_split_the_grid_by_seed_and_the_last_one_writes_the_results(tmp_path):
+    _data(tmp_path)
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    plan = run_cli("experiment", spec, "--out", out, "--plan", "--shard", "2/2")
+    assert plan.exit_code == 0 and "4 runs on 4 test records: 0 done" in plan.output
+    first = run_cli("experiment", spec, "--out", out, "--shard", "1/2")
+    assert first.exit_code == 0, first.output
+    assert "Shard 1/2 is done; 4 run(s) of the other shards are not yet" in first.output
+    assert not (out / "results.json").exists()  # half a grid: no tables yet
+    ran = sorted(str(p.relative_to(out / "runs")) for p in (out / "runs").glob("*/*/*.jsonl"))
+    assert ran == [
+        "f0.5/s1/distill-a0.5.jsonl",
+        "f0.5/s1/standard.jsonl",
+        "f1/s1/distill-a0.5.jsonl",
+        "f1/s1/standard.jsonl",
+    ]
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["f0.5-s1", "f1-s1"]  # only its own subsets
+    second = run_cli("experiment", spec, "--out", out, "--shard", "2/2")
+    assert second.exit_code == 0, second.output
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["runs"]) == 8 and [s["seed"] for s in results["pairs"][0]["per_seed"]] == [1, 2]
+    whole = run_cli("experiment", spec, "--out", out)  # the same grid in one process: nothing left to run
+    assert whole.exit_code == 0 and whole.output.count("done before") == 8
+
+
+def test_a_run_held_by_another_process_is_never_touched(tmp_path):
+    from distil_cli.data.guard import OutputLock
+
+    _data(tmp_path)
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    busy = out / "runs" / "f0.5" / "s1" / "standard"
+    busy.mkdir(parents=True)
+    (busy / "marker").write_text("another process is training here")
+    with OutputLock(busy.with_name("standard.cell")):
+        result = run_cli("experiment", spec, "--out", out)
+    assert result.exit_code == 1 and "is in use by another distil process" in result.output
+    assert (busy / "marker").read_text() == "another process is training here"  # not cleared
+    bad = run_cli("experiment", spec, "--out", out, "--shard", "3/2")
+    assert bad.exit_code == 1 and "--shard '3/2': give K/N with 1 <= K <= N" in bad.output

@@ -23,6 +23,16 @@ def experiment(
             "--plan", help="Print the runs the spec makes and which are done, then exit (nothing is written)."
         ),
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="K/N",
+            help="Run only the K-th of N shares of the grid (its (fraction, seed) pairs dealt out in turn), e.g. "
+            "one process per GPU: CUDA_VISIBLE_DEVICES=0 ... --shard 1/2 & CUDA_VISIBLE_DEVICES=1 ... --shard 2/2. "
+            "The last shard to finish writes the results.",
+        ),
+    ] = None,
 ) -> None:
     """Does distilling help on this data? Train arms x seeds x data fractions, infer and score each on the
     test split, and write results.md / results.json / results.png with paired differences and 95% CIs.
@@ -36,10 +46,11 @@ def experiment(
     for arm in plan.all_arms():  # names, baseline and every arm's settings checked before anything runs
         plan.train_settings(loaded.train, arm, plan.seeds[0])
     plan.infer_settings(loaded.infer)
+    parts = grid.parse_shard(shard)
     if show_plan:
-        _print_plan(plan, out, loaded.train)
+        _print_plan(plan, out, loaded.train, parts)
         return
-    with OutputLock(out):
+    with OutputLock(out if parts is None else out / f"shard-{parts[0]}-of-{parts[1]}"):
         if score_only:
             cells = grid.plan(plan, out)
         else:
@@ -50,14 +61,32 @@ def experiment(
                 loaded.infer,
                 loaded.models.cache_dir,
                 say=lambda line: err_console.print(line),
+                shard=parts,
             )
+        if parts is not None and not _all_done(plan, cells, parts):
+            return
         summary = results.summarise(cells, plan, loaded.score)
         paths = results.write(summary, out)
     out_console.print(results.markdown(summary), highlight=False)
     err_console.print("Wrote " + ", ".join(str(p) for p in paths), highlight=False)
 
 
-def _print_plan(plan, out: Path, train_base) -> None:
+def _all_done(plan, cells, parts: tuple[int, int]) -> bool:
+    """After a shard: whether every run of the grid is done (then this shard writes the results)."""
+    from distil_cli.experiment import grid
+
+    test_ids = {r["id"] for r in grid.read_split(plan, plan.test_split)}
+    pending = sum(grid.cell_state(cell, test_ids) != "done" for cell in cells)
+    if pending:
+        err_console.print(
+            f"Shard {parts[0]}/{parts[1]} is done; {pending} run(s) of the other shards are not yet: the last shard "
+            "to finish writes the results (or run the same command without --shard once they are done).",
+            highlight=False,
+        )
+    return not pending
+
+
+def _print_plan(plan, out: Path, train_base, parts: tuple[int, int] | None = None) -> None:
     """The grid as a table: fraction, seed, arm, training / valid records, epochs, and what is done under OUT."""
     from rich.table import Table
 
@@ -69,7 +98,7 @@ def _print_plan(plan, out: Path, train_base) -> None:
     pool = grid.pool_size(plan, len(train))
     table = Table("fraction", "seed", "arm", "train records", "valid", "epochs", "state")
     states = []
-    for cell in grid.plan(plan, out):
+    for cell in grid.shard_cells(grid.plan(plan, out), parts):
         state = grid.cell_state(cell, test_ids)
         states.append(state)
         records = grid.subset_size(pool, cell.fraction)

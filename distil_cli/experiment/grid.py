@@ -8,7 +8,10 @@ Layout under OUT:
     results.json  results.md  results.png     (experiment.results)
 
 A rerun skips what is done: runs with a final/ model are not trained again and predictions
-resume where they stopped; a run cut off while training starts again.
+resume where they stopped; a run cut off while training starts again. ``--shard K/N`` runs the
+K-th of N shares of the grid (one process per GPU): the (fraction, seed) pairs are dealt out in
+turn, so the arms of a pair, which share its subset, stay in one process; each run folder is
+locked while it runs, so two processes never train the same run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import gc
 import json
 import logging
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from distil_cli.data.files import done_ids, dump_jsonl_line, read_jsonl, sha256_file
-from distil_cli.data.guard import remove_stale_temporaries, temporary_name
+from distil_cli.data.guard import OutputLock, remove_stale_temporaries, temporary_name
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.experiment.spec import Arm, ExperimentSpec
 from distil_cli.settings import InferSettings, TrainSettings
@@ -63,6 +67,26 @@ def plan(spec: ExperimentSpec, out: Path) -> list[Cell]:
     return cells
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"K/N"`` -> (K, N) with 1 <= K <= N; None for None."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise ConfigError(f"--shard {text!r}: give K/N with 1 <= K <= N, e.g. --shard 1/2 and --shard 2/2 on two GPUs")
+    return int(match[1]), int(match[2])
+
+
+def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
+    """The cells of shard K of N: the K-th, (K+N)-th, ... (fraction, seed) pair of the plan, all its arms."""
+    if shard is None:
+        return cells
+    k, n = shard
+    pairs = list(dict.fromkeys((c.fraction, c.seed) for c in cells))
+    mine = {pair for index, pair in enumerate(pairs) if index % n == k - 1}
+    return [c for c in cells if (c.fraction, c.seed) in mine]
+
+
 def _data_dir(out: Path, fraction: float, seed: int) -> Path:
     return out / "data" / f"f{fraction:g}-s{seed}"
 
@@ -74,14 +98,19 @@ def read_split(spec: ExperimentSpec, name: str) -> list[dict[str, Any]]:
     return read_jsonl(path)
 
 
-def write_subsets(spec: ExperimentSpec, out: Path, train: list[dict[str, Any]]) -> None:
+def write_subsets(
+    spec: ExperimentSpec, out: Path, train: list[dict[str, Any]], pairs: set[tuple[float, int]] | None = None
+) -> None:
     """data/f<fraction>-s<seed>/: a seeded subset of train.jsonl (the same for every arm of that seed).
 
     With ``valid`` > 0, that many records of train.jsonl are first held out per seed (the same for
-    every fraction) as each subset's valid.jsonl, and the subset is drawn from the rest."""
+    every fraction) as each subset's valid.jsonl, and the subset is drawn from the rest.
+    ``pairs``: only these (fraction, seed) subsets (a shard's)."""
     pool_size(spec, len(train))
     for fraction in spec.fractions:
         for seed in spec.seeds:
+            if pairs is not None and (fraction, seed) not in pairs:
+                continue
             folder = _data_dir(out, fraction, seed)
             if (folder / "manifest.json").is_file():
                 made = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("totals", {})
@@ -174,14 +203,20 @@ def run_grid(
     infer_base: InferSettings,
     cache_dir: Path,
     say: Callable[[str], None] = print,
+    shard: tuple[int, int] | None = None,
 ) -> list[Cell]:
-    """Every cell of the grid, in order (sequentially: one GPU); skips what is done."""
+    """Every cell of the grid (``shard``: of that shard), in order, one after another; skips what is
+    done. Returns the whole grid's cells."""
     train, test = read_split(spec, "train"), read_split(spec, spec.test_split)
     cells = plan(spec, out)
-    write_subsets(spec, out, train)
-    for index, cell in enumerate(cells, start=1):
+    mine = shard_cells(cells, shard)
+    write_subsets(spec, out, train, {(c.fraction, c.seed) for c in mine})
+    for index, cell in enumerate(mine, start=1):
         started = time.perf_counter()
-        say(f"[{index}/{len(cells)}] {cell.label}: running")
-        what = run_cell(cell, spec, train_base, infer_base, test, cache_dir)
-        say(f"[{index}/{len(cells)}] {cell.label}: {what} in {time.perf_counter() - started:.0f} s")
+        say(f"[{index}/{len(mine)}] {cell.label}: running")
+        # the cell's own lock (train and infer lock the run folder and the predictions themselves,
+        # but a second process must not even clear a run another one is training)
+        with OutputLock(cell.run_dir.with_name(f"{cell.arm.name}.cell"), "--out or --shard"):
+            what = run_cell(cell, spec, train_base, infer_base, test, cache_dir)
+        say(f"[{index}/{len(mine)}] {cell.label}: {what} in {time.perf_counter() - started:.0f} s")
     return cells
