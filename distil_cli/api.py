@@ -115,8 +115,13 @@ def score(
     return out
 
 
-def experiment(spec: str | Path, out: str | Path, config: str | Path | None = None) -> dict[str, Any]:
-    """Run (or resume) an experiment grid and return its results (also written to OUT/results.*)."""
+def experiment(
+    spec: str | Path, out: str | Path, config: str | Path | None = None, shard: str | None = None
+) -> dict[str, Any]:
+    """Run (or resume) an experiment grid and return its results (also written to OUT/results.*).
+
+    ``shard="K/N"``: only that share of the grid (as ``--shard``); until every share is done it
+    returns ``{"pending": runs not done}`` and writes no results."""
     from distil_cli.data.guard import OutputLock
     from distil_cli.experiment import grid, results
     from distil_cli.experiment.spec import load_spec
@@ -124,8 +129,13 @@ def experiment(spec: str | Path, out: str | Path, config: str | Path | None = No
     settings = load_settings(Path(config) if config else None).settings
     plan = load_spec(Path(spec))
     plan.all_arms()
-    with OutputLock(Path(out)):
-        cells = grid.run_grid(plan, Path(out), settings.train, settings.infer, settings.models.cache_dir)
+    parts = grid.parse_shard(shard)
+    out = Path(out)
+    with OutputLock(out if parts is None else out / f"shard-{parts[0]}-of-{parts[1]}"):
+        cells = grid.run_grid(plan, out, settings.train, settings.infer, settings.models.cache_dir, shard=parts)
+        pending = grid.pending_runs(plan, cells) if parts is not None else 0
+        if pending:
+            return {"pending": pending}
         summary = results.summarise(cells, plan, settings.score)
-        results.write(summary, Path(out))
+        results.write(summary, out)
     return summary

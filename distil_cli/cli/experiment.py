@@ -75,8 +75,7 @@ def _all_done(plan, cells, parts: tuple[int, int]) -> bool:
     """After a shard: whether every run of the grid is done (then this shard writes the results)."""
     from distil_cli.experiment import grid
 
-    test_ids = {r["id"] for r in grid.read_split(plan, plan.test_split)}
-    pending = sum(grid.cell_state(cell, test_ids) != "done" for cell in cells)
+    pending = grid.pending_runs(plan, cells)
     if pending:
         err_console.print(
             f"Shard {parts[0]}/{parts[1]} is done; {pending} run(s) of the other shards are not yet: the last shard "

@@ -164,6 +164,12 @@ def cell_state(cell: Cell, test_ids: set[str]) -> str:
     return "done" if done_ids(cell.predictions) >= test_ids else "trained"
 
 
+def pending_runs(spec: ExperimentSpec, cells: list[Cell]) -> int:
+    """How many of these cells are not done (trained and every test record predicted)."""
+    test_ids = {r["id"] for r in read_split(spec, spec.test_split)}
+    return sum(cell_state(cell, test_ids) != "done" for cell in cells)
+
+
 def run_cell(
     cell: Cell, spec: ExperimentSpec, train_base: TrainSettings, infer_base: InferSettings, test, cache_dir: Path
 ) -> str:
