@@ -131,7 +131,7 @@ def experiment(
     plan.all_arms()
     parts = grid.parse_shard(shard)
     out = Path(out)
-    with OutputLock(out if parts is None else out / f"shard-{parts[0]}-of-{parts[1]}"):
+    with OutputLock(grid.lock_target(out, parts)):
         cells = grid.run_grid(plan, out, settings.train, settings.infer, settings.models.cache_dir, shard=parts)
         pending = grid.pending_runs(plan, cells) if parts is not None else 0
         if pending:

@@ -50,7 +50,7 @@ def experiment(
     if show_plan:
         _print_plan(plan, out, loaded.train, parts)
         return
-    with OutputLock(out if parts is None else out / f"shard-{parts[0]}-of-{parts[1]}"):
+    with OutputLock(grid.lock_target(out, parts)):
         if score_only:
             cells = grid.plan(plan, out)
         else:

@@ -77,6 +77,11 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
+def lock_target(out: Path, shard: tuple[int, int] | None) -> Path:
+    """What a process locks for the whole command: OUT, or one shard of it (shards run side by side)."""
+    return out if shard is None else out / f"shard-{shard[0]}-of-{shard[1]}"
+
+
 def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
     """The cells of shard K of N: the K-th, (K+N)-th, ... (fraction, seed) pair of the plan, all its arms."""
     if shard is None:
