@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -90,6 +91,26 @@ def test_auto_precision_is_bf16_master_weights_only_on_a_bf16_gpu_for_full_fine_
         TrainSettings(precision="bf16", trainer_args={"optim": "adafactor"})
     monkeypatch.setattr(config, "bf16_supported", lambda: False)
     assert config.with_precision(TrainSettings()).precision == "mixed"  # CPU: float32
+
+
+def test_auto_keeps_the_precision_of_the_run_it_resumes(monkeypatch, tmp_path):
+    from distil_cli.train import config
+    from distil_cli.train.resume import RunDir, precision_of_run
+
+    monkeypatch.setattr(config, "bf16_supported", lambda: True)
+    assert config.with_precision(TrainSettings(), resumed="mixed").precision == "mixed"  # not switched to bf16
+    assert config.with_precision(TrainSettings(), resumed="bf16").precision == "bf16"
+    assert config.with_precision(TrainSettings(precision="bf16"), resumed="mixed").precision == "bf16"  # asked
+    run = tmp_path / "run"
+    assert precision_of_run(RunDir.inspect(run)) is None  # nothing to resume: auto decides
+    run.mkdir()
+    record = {"settings": {"model": "default", "precision": "bf16"}, "model_source": "m", "formatter": "chatml"}
+    record |= {"instructions": {}, "max_input_tokens": 8}
+    (run / "run.json").write_text(json.dumps(record))
+    assert precision_of_run(RunDir.inspect(run)) == "bf16"
+    del record["settings"]["precision"]  # a run.json from before distil recorded its precision
+    (run / "run.json").write_text(json.dumps(record))
+    assert precision_of_run(RunDir.inspect(run)) == "mixed"
 
 
 @pytest.mark.parametrize("chunk", [MasterAdamW.CHUNK_ELEMENTS, 1, 20])

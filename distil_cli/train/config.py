@@ -151,12 +151,15 @@ def with_epochs(cfg: TrainSettings, records: int) -> TrainSettings:
     return cfg.model_copy(update={"epochs": epochs})
 
 
-def with_precision(cfg: TrainSettings) -> TrainSettings:
+def with_precision(cfg: TrainSettings, resumed: str | None = None) -> TrainSettings:
     """``cfg`` with ``precision`` made concrete (run.json records it): ``auto`` is bf16 master weights on
     a GPU with bf16 for full fine-tuning (docs/benchmarks.md: 1.2x the tokens/s of mixed precision for the
-    Qwen2.5-0.5B shape; docs/method.md: the same accuracy on CQA) with torch's AdamW, else mixed."""
+    Qwen2.5-0.5B shape; docs/method.md: the same accuracy on CQA) with torch's AdamW, else mixed.
+    ``resumed``: the precision of the run being resumed, which ``auto`` keeps."""
     if cfg.precision != "auto":
         return cfg
+    if resumed is not None:
+        return cfg.model_copy(update={"precision": resumed})
     bf16 = bf16_supported() and not cfg.lora and cfg.master_weights_optimizer()
     return cfg.model_copy(update={"precision": "bf16" if bf16 else "mixed"})
 

@@ -132,6 +132,15 @@ def choose_checkpoint(state: RunDir) -> Path:
     return chosen
 
 
+def precision_of_run(state: RunDir) -> str | None:
+    """The precision the run in RUN_DIR trained in: its run.json's, ``mixed`` for a run.json written
+    before distil recorded it (those runs trained in mixed precision), None without a run.json."""
+    path = state.path / FILE_NAME
+    if not path.is_file():
+        return None
+    return RunRecord.read(path).settings.get("precision", "mixed")
+
+
 def check_same_run(state: RunDir, settings: dict[str, Any], facts: dict[str, Any]) -> None:
     """A resume keeps the settings and facts (model, data) that give the run its meaning."""
     path = state.path / FILE_NAME

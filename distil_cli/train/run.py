@@ -26,7 +26,14 @@ from distil_cli.train.card import model_card
 from distil_cli.train.config import trackers, with_epochs, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
 from distil_cli.train.kernels import VARLEN
-from distil_cli.train.resume import RunDir, check_same_run, choose_checkpoint, clear_for_fresh_start, step_of
+from distil_cli.train.resume import (
+    RunDir,
+    check_same_run,
+    choose_checkpoint,
+    clear_for_fresh_start,
+    precision_of_run,
+    step_of,
+)
 
 log = logging.getLogger(__name__)
 FEW_EVAL_RECORDS = 300  # below this, the best checkpoint by eval ROUGE is mostly noise (docs/method.md)
@@ -341,7 +348,8 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
     if not resume and state.holds_a_run:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     inputs = load_inputs(data_dir, cfg, cache_dir)
-    cfg = with_precision(with_epochs(cfg, len(inputs.records)))  # recorded in run.json as they became
+    resumed = precision_of_run(state) if resume else None  # auto keeps a resumed run's precision
+    cfg = with_precision(with_epochs(cfg, len(inputs.records)), resumed)  # recorded in run.json as they became
     started = time.perf_counter()
     model, kernels = load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR
     record = _run_record(data_dir, inputs, cfg, None, started)
