@@ -272,3 +272,20 @@ def test_a_run_held_by_another_process_is_never_touched(tmp_path):
     assert (busy / "marker").read_text() == "another process is training here"  # not cleared
     bad = run_cli("experiment", spec, "--out", out, "--shard", "3/2")
     assert bad.exit_code == 1 and "--shard '3/2': give K/N with 1 <= K <= N" in bad.output
+
+
+def test_a_verdict_without_an_across_seeds_answer_says_how_many_seeds_would_give_one():
+    from distil_cli.evaluate.runs import across_seeds, seeds_to_resolve
+    from distil_cli.experiment.results import verdict
+
+    spread = across_seeds([1.2, 1.1, -0.3])  # mean 0.67, sd 0.84: the t interval includes 0
+    need = seeds_to_resolve(spread)
+    # the smallest n whose t interval at this mean and spread clears 0: 9 (t_8 = 2.306), not 8 (t_7 = 2.365)
+    assert spread["sd"] == pytest.approx(0.8386, abs=1e-4) and need == 9
+    pair = {"pooled": {"ci": [0.1, 1.3]}, "across_seeds": spread}
+    assert verdict(pair).endswith("about 9 seeds would put the across-seeds interval clear of 0")
+    assert seeds_to_resolve(across_seeds([0.6, 0.7, 0.8])) is None  # already clear of 0
+    tiny = across_seeds([0.05, -0.06, 0.02])  # mean 0.003, sd 0.056
+    assert verdict({"pooled": {"ci": [-1.0, 1.0]}, "across_seeds": tiny}).endswith(
+        "even 100 seeds would not separate it from 0"
+    )

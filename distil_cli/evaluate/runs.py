@@ -229,9 +229,27 @@ def across_seeds(per_seed: list[float]) -> dict[str, Any] | None:
     k = len(per_seed)
     if k < 2:
         return None
-    mean = fmean(per_seed)
-    half = t975(k - 1) * stdev(per_seed) / k**0.5
-    return {"diff": round(mean, 4), "ci": [round(mean - half, 4), round(mean + half, 4)], "seeds": k}
+    mean, spread = fmean(per_seed), stdev(per_seed)
+    half = t975(k - 1) * spread / k**0.5
+    return {
+        "diff": round(mean, 4),
+        "ci": [round(mean - half, 4), round(mean + half, 4)],
+        "seeds": k,
+        "sd": round(spread, 4),
+    }
+
+
+def seeds_to_resolve(spread: dict[str, Any] | None, most: int = 100) -> int | None:
+    """How many seeds would put the across-seeds t interval clear of 0 if the per-seed mean and
+    spread stayed as measured (a planning figure, not a promise); None when the interval already
+    excludes 0 or nothing is known; ``most + 1`` for "more than ``most``"."""
+    if not spread or "sd" not in spread or spread["ci"][0] > 0 or spread["ci"][1] < 0 or not spread["diff"]:
+        return None
+    mean, sd = abs(spread["diff"]), spread["sd"]
+    for n in range(max(spread["seeds"], 2), most + 1):
+        if t975(n - 1) * sd / n**0.5 < mean:
+            return n
+    return most + 1
 
 
 def summarise(run: Run, resamples: int, seed: int) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from distil_cli.errors import DistilError
 from distil_cli.evaluate.metrics import get_metrics
-from distil_cli.evaluate.runs import across_seeds, bootstrap_means, load_run, paired_stats
+from distil_cli.evaluate.runs import across_seeds, bootstrap_means, load_run, paired_stats, seeds_to_resolve
 from distil_cli.experiment.grid import Cell
 from distil_cli.experiment.spec import ExperimentSpec
 from distil_cli.run_record import FILE_NAME, RunRecord
@@ -132,13 +132,27 @@ def verdict(pair: dict[str, Any]) -> str:
     if high < 0 and seeds_high < 0:
         return "worse: the pooled and the across-seeds intervals are below 0"
     if low > 0:
-        return "better on these runs (pooled interval above 0), not yet across seeds: more seeds would tell"
+        return "better on these runs (pooled interval above 0), not yet across seeds: more seeds would tell" + _seeds(
+            spread
+        )
     if high < 0:
-        return "worse on these runs (pooled interval below 0), not yet across seeds: more seeds would tell"
+        return "worse on these runs (pooled interval below 0), not yet across seeds: more seeds would tell" + _seeds(
+            spread
+        )
     if seeds_low > 0 or seeds_high < 0:
         sign = "ahead" if seeds_low > 0 else "behind"
         return f"consistently {sign} across seeds, but the pooled interval includes 0: within noise on these records"
-    return "no difference beyond noise: both intervals include 0"
+    return "no difference beyond noise: both intervals include 0" + _seeds(spread)
+
+
+def _seeds(spread: dict[str, Any] | None) -> str:
+    """How many seeds the across-seeds interval would need, said after a verdict that lacks them."""
+    need = seeds_to_resolve(spread)
+    if need is None:
+        return ""
+    if need > 100:
+        return "; at this mean and spread even 100 seeds would not separate it from 0"
+    return f"; at this mean and spread about {need} seeds would put the across-seeds interval clear of 0"
 
 
 def markdown(results: dict[str, Any]) -> str:
