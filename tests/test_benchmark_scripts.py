@@ -1,0 +1,65 @@
+"""The scripts behind docs/method.md's pooled numbers and forest plot, against `distil experiment`'s own tables."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from test_experiment import _data, _spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("exp")
+    _data(root)
+    out = root / "out"
+    result = run_cli("experiment", _spec(root), "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_pooling_seeds_kept_in_two_folders_gives_the_experiments_own_comparison(experiment, tmp_path):
+    for seed, folder in ((1, "first"), (2, "second")):  # each seed's predictions in its own experiment folder
+        target = tmp_path / folder / "runs" / "f0.5" / f"s{seed}"
+        target.mkdir(parents=True)
+        for arm in ("standard", "distill-a0.5"):
+            shutil.copy(experiment / "runs" / "f0.5" / f"s{seed}" / f"{arm}.jsonl", target)
+    args = [tmp_path / "first", tmp_path / "second", "--fraction", "0.5", "--arm", "distill-a0.5", "--resamples", "200"]
+    done = subprocess.run(
+        [sys.executable, ROOT / "benchmarks" / "pool_seeds.py", *args], capture_output=True, text=True, check=True
+    )
+    pooled = json.loads(done.stdout)
+    (own,) = [p for p in json.loads((experiment / "results.json").read_text())["pairs"] if p["fraction"] == 0.5]
+    assert pooled["seeds"] == ["first/s1", "second/s2"] and pooled["n_test"] == 4
+    assert [s["diff"] for s in pooled["per_seed"]] == [s["diff"] for s in own["per_seed"]]
+    assert pooled["pooled"]["diff"] == own["pooled"]["diff"]
+    assert pooled["across_seeds"] == own["across_seeds"]  # from the same per-seed differences
+
+
+def test_the_forest_plot_reads_the_experiments_markdown(experiment, tmp_path):
+    forest = _script("method_forest")
+    shutil.copy(experiment / "results.md", tmp_path / "2026-01-01_cqa_tiny_next.md")  # a name the plot labels
+    rows = [r for r in forest.rows(tmp_path) if r[0] == ("cqa_tiny_next", "distill-a0.5")]
+    pairs = json.loads((experiment / "results.json").read_text())["pairs"]  # fractions 0.5 and 1, in order
+    assert len(rows) == len(pairs) == 2
+    for (_, diff, low, high, seeds), own in zip(rows, pairs):
+        assert diff == pytest.approx(own["pooled"]["diff"], abs=0.006)  # the markdown shows two decimals
+        assert [low, high] == pytest.approx(own["pooled"]["ci"], abs=0.006)
+        assert list(seeds) == pytest.approx(own["across_seeds"]["ci"], abs=0.02)  # from the rounded seeds
+    forest.main(str(tmp_path), str(tmp_path / "forest.png"))
+    assert (tmp_path / "forest.png").read_bytes()[:4] == b"\x89PNG"
