@@ -250,6 +250,7 @@ def test_shards_split_the_grid_by_seed_and_the_last_one_writes_the_results(tmp_p
     assert sorted(p.name for p in (out / "data").iterdir()) == ["f0.5-s1", "f1-s1"]  # only its own subsets
     from distil_cli import api
 
+    assert api.experiment(spec, out, shard="1/2") == {"pending": 4}  # its share done, nothing retrained
     summary = api.experiment(spec, out, shard="2/2")  # the other share, from Python this time
     results = json.loads((out / "results.json").read_text())
     assert summary["pairs"][0]["per_seed"] == results["pairs"][0]["per_seed"]

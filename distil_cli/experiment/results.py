@@ -131,12 +131,9 @@ def verdict(pair: dict[str, Any]) -> str:
         return "better: the pooled and the across-seeds intervals are above 0"
     if high < 0 and seeds_high < 0:
         return "worse: the pooled and the across-seeds intervals are below 0"
-    if low > 0:
-        return "better on these runs (pooled interval above 0), not yet across seeds: more seeds would tell" + _seeds(
-            spread
-        )
-    if high < 0:
-        return "worse on these runs (pooled interval below 0), not yet across seeds: more seeds would tell" + _seeds(
+    if low > 0 or high < 0:
+        word, side = ("better", "above") if low > 0 else ("worse", "below")
+        return f"{word} on these runs (pooled interval {side} 0), not yet across seeds: more seeds would tell" + _seeds(
             spread
         )
     if seeds_low > 0 or seeds_high < 0:
