@@ -254,3 +254,70 @@ def test_apply_liger_gives_every_rms_norm_the_wide_backward(model):
     norms = [m for m in patched.modules() if type(m).__name__.endswith("RMSNorm")]
     assert len(norms) == 2 * patched.config.num_hidden_layers + 1
     assert all(m.forward.__func__ is kernels._wide_rms_norm_forward for m in norms)
+
+
+class _NoHostSync:
+    """Raise on any operation that makes the host wait for the GPU (torch's sync debug mode)."""
+
+    def __enter__(self):
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+
+    def __exit__(self, *exc):
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
+@pytest.mark.parametrize("rows", [1, 900, 5000])
+def test_linear_ce_sum_equals_liger_and_never_waits_for_the_gpu(rows):
+    from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
+
+    from distil_cli.train import linear_ce
+
+    assert linear_ce.sync_free_ready()  # the installed Liger's kernel takes the arguments passed
+    torch.manual_seed(0)
+    hidden = torch.randn(rows, 256, device="cuda", dtype=torch.bfloat16)
+    weight = (0.05 * torch.randn(32000, 256, device="cuda")).to(torch.bfloat16)
+    targets = torch.randint(0, 32000, (rows,), device="cuda")
+    mem_const, size = linear_ce.chunk_plan(rows, 256, 32000, 2048)
+    assert size == {1: 1, 900: 1024, 5000: 2048}[rows] and (rows < 2048 or -(-rows // size) == 3)
+
+    def run(fn):
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        loss = fn(h, w)
+        (0.37 * loss).backward()  # an upstream gradient other than 1, as the task weights give
+        return loss.detach(), h.grad, w.grad
+
+    def liger(h, w):
+        return liger_fused_linear_cross_entropy(h, w, targets, reduction="sum", chunk_mem_const=mem_const)
+
+    expected = run(liger)
+    with _NoHostSync():
+        got = run(lambda h, w: linear_ce.linear_ce_sum(h, w, targets))
+    for a, b in zip(got, expected):
+        assert torch.equal(a, b)  # the same kernels over the same chunks
+    exact = torch.nn.functional.cross_entropy(hidden.float() @ weight.float().T, targets, reduction="sum")
+    assert got[0].item() == pytest.approx(exact.item(), rel=1e-2)
+    with pytest.raises(RuntimeError, match="synchroniz"), _NoHostSync():
+        run(liger)  # what the sync-free path avoids (and proof that the check catches a sync)
+
+
+@pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
+def test_a_packed_training_step_never_waits_for_the_gpu(model, tmp_path):
+    """Pinned batch copied asynchronously, varlen attention, Liger kernels, fused loss, backward: no host sync."""
+    patched = copy.deepcopy(model)
+    patched.set_attn_implementation(kernels.register_varlen())
+    kernels.apply_liger(patched)
+    args = DistilTrainingArguments(output_dir=str(tmp_path), report_to=[], alpha=0.3, fused_ce=True, bf16=True)
+    trainer = DistilTrainer(model=patched, args=args, train_dataset=[], data_collator=Collator(0))
+    batch = PackingCollator(None, 0, varlen=True)(_examples())
+    pinned = torch.utils.data._utils.pin_memory.pin_memory(batch)
+    assert pinned["input_ids"].is_pinned() and pinned["loss_index"].flat_index.is_pinned()
+    from accelerate.utils import send_to_device
+
+    with _NoHostSync():
+        inputs = send_to_device(pinned, "cuda", non_blocking=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = trainer.compute_loss(patched, inputs)
+        loss.backward()
+    assert torch.isfinite(loss) and patched.get_output_embeddings().weight.grad is not None

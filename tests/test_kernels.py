@@ -18,7 +18,7 @@ from conftest import tiny_model_and_tokenizer
 
 from distil_cli.errors import ConfigError
 from distil_cli.prompts import choose_formatter
-from distil_cli.train import kernels
+from distil_cli.train import kernels, linear_ce
 from distil_cli.train.batching import Collator, LossCounts, PackingCollator, sequence_lengths
 from distil_cli.train.config import DistilTrainingArguments
 from distil_cli.train.examples import IGNORE, build_examples
@@ -193,7 +193,7 @@ def test_fused_ce_path_equals_logits_path(setup, tmp_path, monkeypatch):
     def exact(hidden, weight, targets, chunk_rows=2048):
         return F.cross_entropy(hidden.float() @ weight.float().T, targets, reduction="sum")
 
-    monkeypatch.setattr(kernels, "fused_linear_ce_sum", exact)
+    monkeypatch.setattr(linear_ce, "linear_ce_sum", exact)
     trainer = _trainer(model, tmp_path, fused_ce=True)
     batch = PackingCollator(300, pad_token_id=0)(examples)
     loss = trainer.compute_loss(model, batch)

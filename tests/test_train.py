@@ -499,6 +499,7 @@ def test_trainer_args_pass_through_and_are_checked(tmp_path, data_dir, tiny):
     assert result.exit_code == 0, result.output
     args = torch.load(out / "checkpoint-1" / "training_args.bin", weights_only=False)
     assert args.max_grad_norm == 0.25 and getattr(args.lr_scheduler_type, "value", None) == "linear"
+    assert args.accelerator_config.non_blocking  # batches go to the GPU asynchronously (pinned by the loader)
     for arg, message in (
         ("max_grad_nrom=1", "is not a TrainingArguments field; did you mean max_grad_norm"),
         ("learning_rate=1", "distil sets it from --lr"),

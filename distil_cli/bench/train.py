@@ -158,9 +158,12 @@ def distil_train(
 
     ``flags``: liger (Liger's RMSNorm/SwiGLU/RoPE kernels), flce (Liger's fused linear
     cross-entropy for the loss), ckpt (gradient checkpointing), compile (``torch_compile``),
-    bf16 (``--precision bf16``: bf16 weights, float32 master weights in the optimizer).
+    bf16 (``--precision bf16``: bf16 weights, float32 master weights in the optimizer);
+    blocking (batches copied to the GPU synchronously) and ligerce (Liger's own fused linear
+    cross-entropy, with its host syncs): distil as it was before the syncs were removed.
     ``profile``: 3 more steps under the torch profiler after the timed ones.
     """
+    from distil_cli.train import linear_ce
     from distil_cli.train.batching import Collator
     from distil_cli.train.config import batch_plan, training_arguments
     from distil_cli.train.kernels import liger_supported, resolve_kernels
@@ -185,6 +188,7 @@ def distil_train(
         pack_row_tokens=row_tokens,
         fused_ce="flce" in flags,
         torch_compile="compile" in flags,
+        accelerator_config={"non_blocking": "blocking" not in flags},
         logging_steps=10**6,
         save_strategy="no",
         disable_tqdm=True,
@@ -196,7 +200,11 @@ def distil_train(
     trainer.batch_sampler = sampler
     clock.trainer = trainer
     reset_peak()
-    trainer.train()
+    linear_ce.SYNC_FREE = "ligerce" not in flags
+    try:
+        trainer.train()
+    finally:
+        linear_ce.SYNC_FREE = True
     sync()
     extra = "".join(f", {f}" for f in sorted(flags))
     name = f"distil train [{model.config._attn_implementation}, {tokens_per_batch} tokens/batch, "
@@ -214,7 +222,7 @@ def _measure(marks: dict[str, Any], model, examples, name: str) -> Measure:
     return Measure(name, t1 - t0, n_examples, tok1 - tok0, flops=flops, peak_gib=peak_gib, profile=marks.get("profile"))
 
 
-FLAGS = {"liger", "flce", "ckpt", "compile", "bf16"}
+FLAGS = {"liger", "flce", "ckpt", "compile", "bf16", "blocking", "ligerce"}
 
 
 def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:

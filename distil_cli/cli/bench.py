@@ -29,8 +29,10 @@ def bench_train(
             help="distil configuration ATTN,TOKENS_PER_BATCH,ROW_TOKENS[,FLAGS] (repeatable; ROW_TOKENS 0 = one "
             "row; ATTN sdpa, varlen, flex_attention, ..., or trl (TRL's SFTTrainer, padding-free); FLAGS joined "
             "by +: liger, ckpt (gradient "
-            "checkpointing), compile, flce (Liger's fused linear cross-entropy), bf16 (bf16 weights: distil keeps "
-            "float32 master weights, TRL trains them in bf16)), e.g. varlen,16384,0,liger+bf16"
+            "checkpointing), compile, flce (fused linear cross-entropy), bf16 (bf16 weights: distil keeps "
+            "float32 master weights, TRL trains them in bf16), and for distil's comparisons with its earlier host "
+            "syncs: blocking (batches copied to the GPU synchronously), ligerce (Liger's own fused linear "
+            "cross-entropy, which reads values back to the host)), e.g. varlen,16384,0,liger+bf16"
         ),
     ] = None,
     baseline: Annotated[

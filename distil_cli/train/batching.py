@@ -61,6 +61,11 @@ class LossIndex:
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
         return LossIndex(move(self.keep), move(self.flat_index), move(self.flat_target), self.n_pred)
 
+    def pin_memory(self) -> LossIndex:
+        """Page-locked copies (the DataLoader pins batch values that have this), so ``.to`` can be asynchronous."""
+        pin = lambda t: t.pin_memory()  # noqa: E731
+        return LossIndex(pin(self.keep), pin(self.flat_index), pin(self.flat_target), self.n_pred)
+
 
 def _counts(labels: torch.Tensor, task: torch.Tensor, tokens: int, examples: int) -> LossCounts:
     summary, rationale = task_masks(labels, task)

@@ -230,6 +230,9 @@ def training_arguments(
         report_to=trackers(cfg.report_to),
         remove_unused_columns=False,  # the collators need id/task columns the model does not take
         dataloader_num_workers=0,
+        # batches are pinned and copied to the GPU asynchronously: a blocking copy waits for the GPU
+        # to finish the previous step, which then idles while the next batch is collated (profiled)
+        accelerator_config={"non_blocking": True},
         disable_tqdm=False,
     )
     if cfg.gradient_checkpointing:  # only when asked: transformers 5.24 warns on the field's (renamed) name

@@ -7,7 +7,8 @@
   (generation, evaluation) the call goes to transformers' SDPA with the usual mask.
 * Liger kernels (``liger-kernel``, Triton): RMSNorm, SwiGLU, RoPE patched into the model, and
   a fused linear cross-entropy so the logits of the supervised positions are never
-  materialised. Used only on CUDA, for model types Liger patches, when Triton imports.
+  materialised (``train.linear_ce``: Liger's cross-entropy kernel without its host syncs).
+  Used only on CUDA, for model types Liger patches, when Triton imports.
 
 Everything here falls back cleanly: on the CPU, none of it is used.
 """
@@ -349,25 +350,3 @@ def resolve_kernels(requested: str, model) -> str:
         return "none"
     apply_liger(model)
     return "liger"
-
-
-def fused_linear_ce_sum(
-    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int = 2048
-) -> torch.Tensor:
-    """Sum of cross-entropies of ``hidden @ weight.T`` against ``targets`` without the logits (Liger).
-
-    Liger sizes its chunks so the transient logits stay as small as the input (64 rows for a
-    152k vocabulary and hidden size 896: many tiny matmuls and weight-gradient passes);
-    ``chunk_rows`` asks for chunks of about that many rows instead.
-    """
-    from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
-
-    rows, width = hidden.shape
-    if rows == 0:
-        return hidden.sum() * 0.0 + weight.sum() * 0.0
-    chunks = -(-rows // chunk_rows)
-    mem_const = max(1, -(-weight.shape[0] // (width * chunks)))
-    # no float32 accum_dtype: its weight-gradient products run as float32 SIMT GEMMs (no tensor
-    # cores; 50 ms a step for Qwen2.5-0.5B on an H200, profiled); with ~2048-row chunks only a
-    # few partial products are summed in the weight's (autocast) dtype.
-    return liger_fused_linear_cross_entropy(hidden, weight, targets, reduction="sum", chunk_mem_const=mem_const)

@@ -9,8 +9,8 @@ supervised tokens. ``standard`` training is ``alpha = 1`` on summary examples on
 The front door is ``parts_from_sums`` (pure: per-task loss sums and token counts in, the
 objective out); ``multitask_loss`` is the same from logits. The trainer computes the
 per-task sums without materialising more logits than needed: ``supervised_token_losses``
-(logits only where a token is supervised) or ``fused_supervised_sums`` (Liger's fused
-linear cross-entropy, no logits at all).
+(logits only where a token is supervised) or ``fused_supervised_sums`` (fused linear
+cross-entropy on Liger's kernel, no logits at all: ``train.linear_ce``).
 
 Gradient accumulation: pass ``counts``, the per-task supervised tokens of the whole
 accumulation window (and all ranks); summing the returned ``loss`` over the window's
@@ -170,7 +170,7 @@ def supervised_token_losses(model, inputs: dict, labels: torch.Tensor, positions
 
 
 def fused_supervised_sums(model, inputs: dict, index, dtype: torch.dtype | None = None) -> tuple[list, Any]:
-    """Per-task sums of token losses with Liger's fused linear cross-entropy (no logits at all).
+    """Per-task sums of token losses by fused linear cross-entropy (no logits at all, no host sync).
 
     ``index`` is the collator's ``LossIndex``. The decoder's final hidden states are taken
     with a forward hook (so DDP and peft wrappers still run their forward); the model's own
@@ -180,7 +180,7 @@ def fused_supervised_sums(model, inputs: dict, index, dtype: torch.dtype | None 
     """
     from accelerate.utils import extract_model_from_parallel
 
-    from distil_cli.train.kernels import fused_linear_ce_sum
+    from distil_cli.train.linear_ce import linear_ce_sum
 
     base = extract_model_from_parallel(model)  # DDP, torch.compile
     if hasattr(base, "get_base_model"):  # peft
@@ -204,7 +204,7 @@ def fused_supervised_sums(model, inputs: dict, index, dtype: torch.dtype | None 
     rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index.flat_index)
     split, targets = index.n_pred, index.flat_target
     sums = [
-        fused_linear_ce_sum(rows[:split], weight, targets[:split]),
-        fused_linear_ce_sum(rows[split:], weight, targets[split:]),
+        linear_ce_sum(rows[:split], weight, targets[:split]),
+        linear_ce_sum(rows[split:], weight, targets[split:]),
     ]
     return sums, outputs

@@ -138,7 +138,11 @@ class DistilTrainer(Trainer):
         pad = getattr(self.processing_class, "pad_token_id", None) or 0
         varlen = getattr(self.model.config, "_attn_implementation", None) == VARLEN
         collator = PackingCollator(self.args.pack_row_tokens, pad, varlen=varlen)
-        loader = DataLoader(self.train_dataset, batch_sampler=self.batch_sampler, collate_fn=collator, num_workers=0)
+        # pinned batches, moved with non_blocking (training_arguments): no host sync at a step's start
+        pin = self.args.dataloader_pin_memory and torch.cuda.is_available()
+        loader = DataLoader(
+            self.train_dataset, batch_sampler=self.batch_sampler, collate_fn=collator, num_workers=0, pin_memory=pin
+        )
         return self.accelerator.prepare(loader)
 
     def _get_num_items_in_batch(self, batch_samples, device):
