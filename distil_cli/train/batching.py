@@ -11,8 +11,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Sampler
 
@@ -138,23 +140,24 @@ class PackingCollator:
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         rows = self._rows(features)
         width = max(sum(len(f["input_ids"]) for f in row) for row in rows)
-        out: dict[str, list[list[int]]] = {name: [] for name in ("input_ids", "position_ids", "labels", "task")}
-        for row in rows:
-            ids, labels, positions, tasks = [], [], [], []
-            for f in row:
-                n = len(f["input_ids"])
-                ids.extend(f["input_ids"])
-                labels.extend(f["labels"])
-                positions.extend(range(n))
-                tasks.extend([f["task"]] * n)
-            pad = width - len(ids)
-            ids.extend([self.pad_token_id] * pad)
-            labels.extend([IGNORE] * pad)
-            positions.extend(range(pad))
-            tasks.extend([-1] * pad)
-            for name, values in zip(out, (ids, positions, labels, tasks)):
-                out[name].append(values)
-        batch: dict[str, Any] = {name: torch.tensor(values, dtype=torch.long) for name, values in out.items()}
+        # numpy arrays filled row by row (converting 32k-token Python lists with torch.tensor took
+        # 7 of the collator's 9 ms a step, host time the GPU waited for in small-batch runs)
+        shape = (len(rows), width)
+        ids = np.full(shape, self.pad_token_id, dtype=np.int64)
+        labels = np.full(shape, IGNORE, dtype=np.int64)
+        positions = np.empty(shape, dtype=np.int64)
+        tasks = np.full(shape, -1, dtype=np.int64)
+        for r, row in enumerate(rows):
+            lengths = [len(f["input_ids"]) for f in row]
+            used = sum(lengths)
+            ids[r, :used] = list(chain.from_iterable(f["input_ids"] for f in row))
+            labels[r, :used] = list(chain.from_iterable(f["labels"] for f in row))
+            starts = np.repeat(np.cumsum([0] + lengths[:-1]), lengths)
+            positions[r, :used] = np.arange(used) - starts
+            positions[r, used:] = np.arange(width - used)  # row padding: one more sequence of its own
+            tasks[r, :used] = np.repeat([f["task"] for f in row], lengths)
+        arrays = {"input_ids": ids, "position_ids": positions, "labels": labels, "task": tasks}
+        batch: dict[str, Any] = {name: torch.from_numpy(a) for name, a in arrays.items()}
         index = loss_index(batch["labels"], batch["task"], features)
         batch["loss_index"] = index
         n_pred = index.n_pred
