@@ -32,10 +32,10 @@ for part in ${PARTS:-tests infer e2e train05 train15}; do
              --variant varlen,32768,0,liger+flce+bf16 --variant varlen,32768,0,liger+flce \
              --variant varlen,49152,0,liger+flce+ckpt+bf16 --variant trl,32768,0,liger --variant trl,32768,0,liger+bf16 \
              --out "$R/wide.json" ;;
-    syncs) d bench train --shape qwen0.5b --steps 20 --records 96 --no-baseline --profile 1 \
-             --variant varlen,32768,0,liger+flce+bf16 --variant varlen,32768,0,liger+flce+bf16+blocking+ligerce \
-             --variant varlen,32768,0,liger+flce+bf16+blocking --variant varlen,32768,0,liger+flce+bf16+ligerce \
-             --variant varlen,32768,0,liger+flce+bf16 --variant trl,32768,0,liger --out "$R/syncs.json" ;;
+    syncs) D=varlen,32768,0,liger+flce+bf16; O=$D+blocking+ligerce  # today's default, with the old syncs
+           d bench train --shape qwen0.5b --steps 30 --records 96 --no-baseline --profile 1 \
+             --variant $D --variant $O --variant $D --variant $O --variant $D --variant trl,32768,0,liger \
+             --out "$R/syncs.json" ;;
     train15b) d bench train --shape qwen1.5b --steps 10 --records 96 --no-baseline \
              --variant varlen,32768,0,liger+flce+ckpt+bf16 --variant varlen,32768,0,liger+flce+bf16 \
              --variant trl,32768,0,liger+ckpt --variant trl,32768,0,liger+ckpt+bf16 --out "$R/train15b.json" ;;
