@@ -10,8 +10,8 @@ per task). Each one empties the GPU's queue, and the step's launches then race t
 tokens only (no ignore index) and it sums, so neither value is needed: ``linear_ce_sum`` runs
 the same Triton kernel (Liger's ``liger_cross_entropy_kernel``) and the same matmuls over the
 same chunks with nothing read back, and scales the stored gradients by the upstream gradient
-on the device. Where the installed Liger's kernel takes other arguments, Liger's own function
-is used (same results, with its syncs).
+on the device (Liger's ``element_mul_kernel``, as Liger's backward does). Where the installed
+Liger's kernels take other arguments, Liger's own function is used (same results, with its syncs).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ _CE_KERNEL_ARGS = (
     "HAS_SOFTCAPPING",
     "HAS_GRADIENTS",
 )  # fmt: skip  (liger-kernel 0.8.5)
+_MUL_KERNEL_ARGS = ("X_ptr", "X_stride", "grad_output_ptr", "n_cols", "BLOCK_SIZE", "X_col_stride")
 SYNC_FREE = True  # False: always Liger's own function (``distil bench train``'s ligerce flag compares)
 MAX_BLOCK = 32768  # Liger's MAX_FUSED_SIZE on CUDA: columns one program reads at a time
 
@@ -62,9 +63,13 @@ def sync_free_ready() -> bool:
     """Whether the installed Liger's cross-entropy kernel takes the arguments ``linear_ce_sum`` passes."""
     try:
         from liger_kernel.ops.cross_entropy import liger_cross_entropy_kernel
+        from liger_kernel.ops.utils import element_mul_kernel
     except ImportError:
         return False
-    ready = tuple(getattr(liger_cross_entropy_kernel, "arg_names", ())) == _CE_KERNEL_ARGS
+    ready = (
+        tuple(getattr(liger_cross_entropy_kernel, "arg_names", ())) == _CE_KERNEL_ARGS
+        and tuple(getattr(element_mul_kernel, "arg_names", ())) == _MUL_KERNEL_ARGS
+    )
     if not ready:
         log.info("Liger's own fused linear cross-entropy used: its kernel's arguments are not liger-kernel 0.8.5's")
     return ready
@@ -141,11 +146,23 @@ class _LinearCESum(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
+        from liger_kernel.ops.utils import element_mul_kernel
+
+        # in place, by Liger's kernel: the product in float32, rounded once (torch's bf16 mul_ by a
+        # float32 0-dim tensor would round the factor to bf16 first, up to 0.4% off)
         grad_hidden, grad_weight = ctx.saved_tensors
-        scale = grad.to(torch.float32)
-        return (
-            None if grad_hidden is None else grad_hidden.mul_(scale),
-            None if grad_weight is None else grad_weight.mul_(scale),
-            None,
-            None,
-        )
+        scale = grad.contiguous()
+        for stored in (grad_hidden, grad_weight):
+            if stored is not None:
+                rows, cols = stored.shape
+                block = min(MAX_BLOCK, 1 << (cols - 1).bit_length())
+                element_mul_kernel[(rows,)](
+                    stored,
+                    stored.stride(-2),
+                    scale,
+                    cols,
+                    BLOCK_SIZE=block,
+                    X_col_stride=stored.stride(-1),
+                    num_warps=32,
+                )
+        return grad_hidden, grad_weight, None, None
