@@ -196,9 +196,11 @@ def test_across_seeds_is_a_t_interval_over_the_per_seed_differences():
 
 
 def test_extra_comparisons_pair_any_two_arms(tmp_path):
-    """``comparisons``: ablation arms against each other (here the two objectives at 1 step, swapped)."""
+    """``comparisons``: ablation arms against each other (here the two objectives at 1 step, swapped);
+    a pair listed twice, or one the table has anyway (an arm against the baseline), is reported once."""
     _data(tmp_path)
-    spec = _spec(tmp_path, 'comparisons = [["standard", "distill-a0.5"]]\n')
+    twice = '["standard", "distill-a0.5"], ["distill-a0.5", "standard"], ["standard", "distill-a0.5"]'
+    spec = _spec(tmp_path, f"comparisons = [{twice}]\n")
     spec.write_text(spec.read_text().replace("seeds = [1, 2]", "seeds = [1]").replace("[0.5, 1.0]", "[1.0]"))
     out = tmp_path / "out"
     result = run_cli("experiment", spec, "--out", out)
@@ -208,7 +210,7 @@ def test_extra_comparisons_pair_any_two_arms(tmp_path):
     assert pairs[1]["pooled"]["diff"] == pytest.approx(-pairs[0]["pooled"]["diff"], abs=1e-4)
     assert pairs[0]["across_seeds"] is None  # one seed
     assert "| 1 | standard - distill-a0.5 |" in (out / "results.md").read_text()
-    spec.write_text(spec.read_text().replace('["standard", "distill-a0.5"]', '["standard", "nope"]'))
+    spec.write_text(spec.read_text().replace(twice, '["standard", "nope"]'))
     bad = run_cli("experiment", spec, "--out", tmp_path / "o2")
     assert bad.exit_code == 1 and "comparison ['standard', 'nope']: arm 'nope' is not among the arms" in bad.output
 

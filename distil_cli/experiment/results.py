@@ -85,7 +85,9 @@ def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[s
             arms_rows.append({**row, **facts.get((fraction, arm), {})})
             if arm != spec.baseline:
                 pairs.append(_pair(values, ids, spec, fraction, arm, spec.baseline))
-        pairs += [_pair(values, ids, spec, fraction, arm, base) for arm, base in spec.comparisons]
+        default = {(arm, spec.baseline) for arm in arms if arm != spec.baseline}
+        extra = [(a, b) for a, b in dict.fromkeys(tuple(c) for c in spec.comparisons) if (a, b) not in default]
+        pairs += [_pair(values, ids, spec, fraction, arm, base) for arm, base in extra]  # each pair once
     return {"metric": key, "n_test": len(ids), "seeds": spec.seeds, "runs": runs, "arms": arms_rows, "pairs": pairs}
 
 
