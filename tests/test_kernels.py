@@ -63,6 +63,7 @@ def test_sequence_lengths_start_where_positions_restart():
     assert out["cu_seq_lens_q"].tolist() == [0, 3, 5, 6, 10, 12]
     assert out["cu_seq_lens_q"].dtype == torch.int32
     assert out["max_length_q"] == 4 and out["max_length_k"] == 4
+    assert out["attention_mask"].shape == (1, 1, 0, 0)  # passed through by transformers, read by nothing
 
 
 def test_loss_index_points_at_every_supervised_token(setup):

@@ -159,11 +159,12 @@ def distil_train(
     ``flags``: liger (Liger's RMSNorm/SwiGLU/RoPE kernels), flce (Liger's fused linear
     cross-entropy for the loss), ckpt (gradient checkpointing), compile (``torch_compile``),
     bf16 (``--precision bf16``: bf16 weights, float32 master weights in the optimizer);
-    blocking (batches copied to the GPU synchronously) and ligerce (Liger's own fused linear
-    cross-entropy, with its host syncs): distil as it was before the syncs were removed.
+    blocking (batches copied to the GPU synchronously), ligerce (Liger's own fused linear
+    cross-entropy, with its host syncs) and maskcheck (no placeholder mask: transformers checks
+    the position ids on the host): distil as it was before the syncs were removed.
     ``profile``: 3 more steps under the torch profiler after the timed ones.
     """
-    from distil_cli.train import linear_ce
+    from distil_cli.train import batching, linear_ce
     from distil_cli.train.batching import Collator
     from distil_cli.train.config import batch_plan, training_arguments
     from distil_cli.train.kernels import liger_supported, resolve_kernels
@@ -201,10 +202,11 @@ def distil_train(
     clock.trainer = trainer
     reset_peak()
     linear_ce.SYNC_FREE = "ligerce" not in flags
+    batching.SKIP_MASK_CHECK = "maskcheck" not in flags
     try:
         trainer.train()
     finally:
-        linear_ce.SYNC_FREE = True
+        linear_ce.SYNC_FREE = batching.SKIP_MASK_CHECK = True
     sync()
     extra = "".join(f", {f}" for f in sorted(flags))
     name = f"distil train [{model.config._attn_implementation}, {tokens_per_batch} tokens/batch, "
@@ -222,7 +224,7 @@ def _measure(marks: dict[str, Any], model, examples, name: str) -> Measure:
     return Measure(name, t1 - t0, n_examples, tok1 - tok0, flops=flops, peak_gib=peak_gib, profile=marks.get("profile"))
 
 
-FLAGS = {"liger", "flce", "ckpt", "compile", "bf16", "blocking", "ligerce"}
+FLAGS = {"liger", "flce", "ckpt", "compile", "bf16", "blocking", "ligerce", "maskcheck"}
 
 
 def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:

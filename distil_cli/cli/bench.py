@@ -32,7 +32,8 @@ def bench_train(
             "checkpointing), compile, flce (fused linear cross-entropy), bf16 (bf16 weights: distil keeps "
             "float32 master weights, TRL trains them in bf16), and for distil's comparisons with its earlier host "
             "syncs: blocking (batches copied to the GPU synchronously), ligerce (Liger's own fused linear "
-            "cross-entropy, which reads values back to the host)), e.g. varlen,16384,0,liger+bf16"
+            "cross-entropy, which reads values back to the host), maskcheck (transformers' packed-sequence check "
+            "on the host)), e.g. varlen,16384,0,liger+bf16"
         ),
     ] = None,
     baseline: Annotated[

@@ -188,13 +188,24 @@ def loss_index(labels: torch.Tensor, task: torch.Tensor, features: list[dict[str
     )
 
 
+SKIP_MASK_CHECK = True  # False: no placeholder mask (``distil bench train``'s maskcheck flag compares)
+
+
 def sequence_lengths(position_ids: torch.Tensor) -> dict[str, Any]:
     """Cumulative sequence lengths of packed rows (flattened) for varlen attention: starts where positions are 0."""
     flat = position_ids.reshape(-1)
     starts = (flat == 0).nonzero().squeeze(-1)
     cu = torch.cat([starts, torch.tensor([flat.numel()])]).to(torch.int32)
     longest = int((cu[1:] - cu[:-1]).max())
-    return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
+    out = {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
+    if SKIP_MASK_CHECK:
+        # Without a mask, transformers' mask preparation reads the position ids back on the host to
+        # detect packed sequences (find_packed_sequence_indices: a GPU sync every forward, the
+        # step's last one). A 4D mask is passed through unread, and varlen attention ignores it
+        # (the lengths above say where sequences are). It is empty, so an attention that did read
+        # it would fail instead of attending across examples.
+        out["attention_mask"] = torch.zeros((1, 1, 0, 0), dtype=torch.bool)
+    return out
 
 
 def record_groups(examples: Sequence[dict[str, Any]], pair: bool = True) -> list[list[int]]:
