@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 ROW = re.compile(
-    r"\|\s*([\d.]+)\s*\|\s*(distill-a0\.\d+) - standard\s*\|\s*([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]"
+    r"\|\s*([\d.]+)\s*\|\s*(distill-[a-z\d.]+) - (standard(?:-[a-z\d.]+)?)\s*\|"
+    r"\s*([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]"
 )
 SEED = re.compile(r"([+-][\d.]+) \[[+-][\d.]+, [+-][\d.]+\]")
 # (experiment file name after its date, arm) -> label, in plot order (top first)
@@ -33,6 +34,9 @@ LABELS = {
     ("cqa_tiny_seeds_a", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 4-9, bf16 default",
     ("cqa_tiny_seeds_b", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 10-15, bf16 default",
     ("pooled_cqa_tiny_15seeds", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 1-15 pooled, bf16 default",
+    ("cqa_tiny_seeds_c", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 16-23, bf16 default",
+    ("pooled_cqa_tiny_23seeds", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 1-23 pooled, bf16 default",
+    ("cqa_tiny_e10", "distill-e10 - standard-e10"): "CQA 3% (292), 10 epochs both, seeds 1-6",
     ("cqa_tiny_ablate", "distill-a0.5"): "CQA 3% (289, other subsets), 6 epochs",
     ("cqa_low", "distill-a0.5"): "CQA 12.5% (1,218), 3 epochs",
     ("cqa_low_e6", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs",
@@ -56,14 +60,16 @@ def rows(folder: Path) -> list[tuple[tuple[str, str], float, float, float, tuple
     for path in sorted(folder.glob("*.md")):
         name, text = path.stem.split("_", 1)[1], path.read_text(encoding="utf-8")
         for match in ROW.finditer(text):
-            if (name, match.group(2)) not in LABELS:
+            arm, base = match.group(2), match.group(3)
+            key = (name, arm if base == "standard" else f"{arm} - {base}")  # other baselines: named in full
+            if key not in LABELS:
                 continue
             line = text[match.start() :].splitlines()[0]
             per_seed = [float(d) for d in SEED.findall(line.rsplit("|", 2)[-2])]
             spread = across_seeds(per_seed)
             seeds = tuple(spread["ci"]) if spread else None
-            diff, low, high = (float(match.group(i)) for i in (3, 4, 5))
-            found.append(((name, match.group(2)), diff, low, high, seeds))
+            diff, low, high = (float(match.group(i)) for i in (4, 5, 6))
+            found.append((key, diff, low, high, seeds))
     for path in sorted(folder.glob("*_pooled_*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         name = path.stem.split("_pooled_", 1)[1].removesuffix("_" + data["arm"].removeprefix("distill-"))

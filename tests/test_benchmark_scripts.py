@@ -63,3 +63,19 @@ def test_the_forest_plot_reads_the_experiments_markdown(experiment, tmp_path):
         assert list(seeds) == pytest.approx(own["across_seeds"]["ci"], abs=0.02)  # from the rounded seeds
     forest.main(str(tmp_path), str(tmp_path / "forest.png"))
     assert (tmp_path / "forest.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_forest_plot_names_a_comparison_with_another_baseline_in_full(tmp_path):
+    """An ablation pair such as distill-e10 - standard-e10 is labelled by the whole pair; the same file's
+    distill-e10 - standard (other epochs) is not plotted."""
+    forest = _script("method_forest")
+    seeds = "+0.74 [-1.23, +2.70]; -0.20 [-2.38, +2.13]"
+    (tmp_path / "2026-01-01_cqa_tiny_e10.md").write_text(
+        f"| 0.03 | distill-e10 - standard | +0.27 [-0.56, +1.13] | 0.578 | +0.27 [-0.44, +0.98] | {seeds} |\n"
+        f"| 0.03 | distill-e10 - standard-e10 | -0.14 [-1.02, +0.74] | 0.794 | -0.14 [-1.52, +1.24] | {seeds} |\n",
+        encoding="utf-8",
+    )
+    rows = forest.rows(tmp_path)
+    assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        (("cqa_tiny_e10", "distill-e10 - standard-e10"), -0.14, -1.02, 0.74)
+    ]
