@@ -156,8 +156,8 @@ def distil_train(
 ) -> Measure:
     """distil's DistilTrainer on the same examples, with the arguments ``distil train`` builds.
 
-    ``flags``: liger (Liger's RMSNorm/SwiGLU/RoPE kernels), flce (Liger's fused linear
-    cross-entropy for the loss), ckpt (gradient checkpointing), compile (``torch_compile``),
+    ``flags``: liger (Liger's RMSNorm/SwiGLU/RoPE kernels), flce (fused linear cross-entropy
+    for the loss, ``train.linear_ce``), ckpt (gradient checkpointing), compile (``torch_compile``),
     bf16 (``--precision bf16``: bf16 weights, float32 master weights in the optimizer);
     blocking (batches copied to the GPU synchronously), ligerce (Liger's own fused linear
     cross-entropy, with its host syncs) and maskcheck (no placeholder mask: transformers checks

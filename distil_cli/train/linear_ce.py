@@ -52,7 +52,7 @@ _CE_KERNEL_ARGS = (
     "HAS_WEIGHT",
     "HAS_SOFTCAPPING",
     "HAS_GRADIENTS",
-)  # fmt: skip  (liger-kernel 0.8.5)
+)  # liger-kernel 0.8.5's
 _MUL_KERNEL_ARGS = ("X_ptr", "X_stride", "grad_output_ptr", "n_cols", "BLOCK_SIZE", "X_col_stride")
 SYNC_FREE = True  # False: always Liger's own function (``distil bench train``'s ligerce flag compares)
 MAX_BLOCK = 32768  # Liger's MAX_FUSED_SIZE on CUDA: columns one program reads at a time
