@@ -9,6 +9,7 @@ logits only where supervised, bf16, fused AdamW, and the variant's kernels.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -158,13 +159,10 @@ def distil_train(
 
     ``flags``: liger (Liger's RMSNorm/SwiGLU/RoPE kernels), flce (fused linear cross-entropy
     for the loss, ``train.linear_ce``), ckpt (gradient checkpointing), compile (``torch_compile``),
-    bf16 (``--precision bf16``: bf16 weights, float32 master weights in the optimizer);
-    blocking (batches copied to the GPU synchronously), ligerce (Liger's own fused linear
-    cross-entropy, with its host syncs) and maskcheck (no placeholder mask: transformers checks
-    the position ids on the host): distil as it was before the syncs were removed.
+    bf16 (``--precision bf16``: bf16 weights, float32 master weights in the optimizer), and the
+    host syncs distil removed, put back: blocking, ligerce, maskcheck (:func:`_earlier_syncs`).
     ``profile``: 3 more steps under the torch profiler after the timed ones.
     """
-    from distil_cli.train import batching, linear_ce
     from distil_cli.train.batching import Collator
     from distil_cli.train.config import batch_plan, training_arguments
     from distil_cli.train.kernels import liger_supported, resolve_kernels
@@ -177,14 +175,13 @@ def distil_train(
     clock = _Clock(steps + 2, profile)
     cfg = _bench_settings(tokens_per_batch, clock.last + (3 if profile else 0), flags)
     sampler, per_epoch = batch_plan(cfg, examples)
-    kernels = "liger" if "liger" in flags else "none"
     args = training_arguments(
         workdir,
         cfg,
         examples,
         per_epoch,
         has_eval=False,
-        kernels=kernels,
+        kernels="liger" if "liger" in flags else "none",
         # timing only: the variant's own rows and loss path, no logging, saving or progress bar
         pack_row_tokens=row_tokens,
         fused_ce="flce" in flags,
@@ -201,16 +198,28 @@ def distil_train(
     trainer.batch_sampler = sampler
     clock.trainer = trainer
     reset_peak()
-    linear_ce.SYNC_FREE = "ligerce" not in flags
-    batching.SKIP_MASK_CHECK = "maskcheck" not in flags
-    try:
+    with _earlier_syncs(flags):
         trainer.train()
-    finally:
-        linear_ce.SYNC_FREE = batching.SKIP_MASK_CHECK = True
     sync()
     extra = "".join(f", {f}" for f in sorted(flags))
     name = f"distil train [{model.config._attn_implementation}, {tokens_per_batch} tokens/batch, "
     return _measure(clock.marks, model, examples, name + f"rows {row_tokens or 'one'}{extra}]")
+
+
+@contextlib.contextmanager
+def _earlier_syncs(flags: frozenset[str]):
+    """For one run, distil as it was before its host syncs were removed (each a bench flag):
+    ligerce (Liger's own fused linear cross-entropy, which reads values back to the host) and
+    maskcheck (no placeholder mask: transformers checks the position ids on the host); blocking
+    (synchronous batch copies) is an argument of the Trainer instead."""
+    from distil_cli.train import batching, linear_ce
+
+    linear_ce.SYNC_FREE = "ligerce" not in flags
+    batching.SKIP_MASK_CHECK = "maskcheck" not in flags
+    try:
+        yield
+    finally:
+        linear_ce.SYNC_FREE = batching.SKIP_MASK_CHECK = True
 
 
 def _measure(marks: dict[str, Any], model, examples, name: str) -> Measure:
