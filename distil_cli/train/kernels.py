@@ -276,6 +276,12 @@ _WIDE_KERNEL_ARGS = (
 )  # fmt: skip
 
 
+def takes_arguments(kernel, names: tuple[str, ...]) -> bool:
+    """Whether a Triton kernel of an installed library takes exactly these arguments (distil launches
+    some of Liger's kernels itself; another Liger version's kernel may differ)."""
+    return tuple(getattr(kernel, "arg_names", ())) == names
+
+
 @functools.cache
 def wide_rms_norm_ready() -> bool:
     """Whether the installed Liger's RMSNorm backward kernel takes the arguments the wide launch passes."""
@@ -283,7 +289,7 @@ def wide_rms_norm_ready() -> bool:
         from liger_kernel.ops.rms_norm import _rms_norm_backward_kernel, torch_to_triton_dtype  # noqa: F401
     except ImportError:
         return False
-    return tuple(getattr(_rms_norm_backward_kernel, "arg_names", ())) == _WIDE_KERNEL_ARGS
+    return takes_arguments(_rms_norm_backward_kernel, _WIDE_KERNEL_ARGS)
 
 
 def _wide_rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:

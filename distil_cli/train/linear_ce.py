@@ -66,9 +66,10 @@ def sync_free_ready() -> bool:
         from liger_kernel.ops.utils import element_mul_kernel
     except ImportError:
         return False
-    ready = (
-        tuple(getattr(liger_cross_entropy_kernel, "arg_names", ())) == _CE_KERNEL_ARGS
-        and tuple(getattr(element_mul_kernel, "arg_names", ())) == _MUL_KERNEL_ARGS
+    from distil_cli.train.kernels import takes_arguments
+
+    ready = takes_arguments(liger_cross_entropy_kernel, _CE_KERNEL_ARGS) and takes_arguments(
+        element_mul_kernel, _MUL_KERNEL_ARGS
     )
     if not ready:
         log.info("Liger's own fused linear cross-entropy used: its kernel's arguments are not liger-kernel 0.8.5's")
@@ -85,8 +86,13 @@ def chunk_plan(rows: int, width: int, vocab: int, chunk_rows: int) -> tuple[int,
     chunks = -(-rows // chunk_rows)
     mem_const = max(1, -(-vocab // (width * chunks)))
     inc_factor = -(-vocab // (mem_const * width))
-    size = 1 << max(0, (-(-rows // inc_factor) - 1).bit_length())  # next power of two
+    size = _power_of_two_at_least(-(-rows // inc_factor))
     return mem_const, max(1, min(size, rows))
+
+
+def _power_of_two_at_least(n: int) -> int:
+    """Triton's ``next_power_of_2`` (1 for 1), without importing Triton on the CPU path."""
+    return 1 << max(0, (n - 1).bit_length())
 
 
 def linear_ce_sum(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int = 2048):
@@ -121,7 +127,7 @@ class _LinearCESum(torch.autograd.Function):
         losses = torch.zeros(rows, dtype=torch.float32, device=hidden.device)
         logits = torch.empty((size, vocab), dtype=hidden.dtype, device=hidden.device)
         targets = targets.contiguous()
-        block = min(MAX_BLOCK, 1 << (vocab - 1).bit_length())
+        block = min(MAX_BLOCK, _power_of_two_at_least(vocab))
         for start in range(0, rows, size):
             end = min(start + size, rows)
             part, x = logits[: end - start], hidden[start:end]
@@ -155,7 +161,7 @@ class _LinearCESum(torch.autograd.Function):
         for stored in (grad_hidden, grad_weight):
             if stored is not None:
                 rows, cols = stored.shape
-                block = min(MAX_BLOCK, 1 << (cols - 1).bit_length())
+                block = min(MAX_BLOCK, _power_of_two_at_least(cols))
                 element_mul_kernel[(rows,)](
                     stored,
                     stored.stride(-2),
