@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# 2026-11-29, sixth session, on nvidia-h200-x2 (the host-sync benchmark ran before: PARTS=syncs):
-# the 3% seed grid and the 10-epoch grid, shared by two processes (--shard), GPU 0 running the
-# CUDA tests first.
+# 2026-11-30, seventh session, on nvidia-h200-x2: SVAMP with 12 seeds, CQA 12.5% with six new seeds
+# and CQA 100% with today's defaults, each grid shared by four processes (--shard K/4), two per GPU
+# (a 135M student with 16 records a step leaves most of an H200 idle: two runs side by side).
 set -u
 cd "$(dirname "$0")/.."
 EXP=${EXP:-/root/exp}
-export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1 R=$EXP/perf
-NAMES="cqa_tiny_seeds_c cqa_tiny_e10"
-CUDA_VISIBLE_DEVICES=1 SHARD=2/2 NAMES=$NAMES bash benchmarks/run_method_h200.sh > "$EXP/gpu1.log" 2>&1 &
-CUDA_VISIBLE_DEVICES=0 PARTS="tests" bash benchmarks/run_perf_h200.sh
-CUDA_VISIBLE_DEVICES=0 SHARD=1/2 NAMES=$NAMES bash benchmarks/run_method_h200.sh > "$EXP/gpu0.log" 2>&1
+export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
+NAMES=${NAMES:-"svamp_seeds cqa_low_seeds cqa_full_today"}
+for k in 1 2 3 4; do
+  CUDA_VISIBLE_DEVICES=$(( (k + 1) % 2 )) SHARD=$k/4 NAMES=$NAMES bash benchmarks/run_method_h200.sh > "$EXP/proc$k.log" 2>&1 &
+done
 wait
 echo session-done
