@@ -574,3 +574,41 @@ def test_default_epochs_follow_the_training_set_size():
     assert with_epochs(TrainSettings(), 2000).epochs == 6
     assert with_epochs(TrainSettings(), 2001).epochs == 3
     assert with_epochs(TrainSettings(epochs=1.5), 100).epochs == 1.5  # what the user set wins
+
+
+def test_one_process_never_splits_batches_over_gpus(tmp_path, caplog, monkeypatch):
+    """One process on a host with several GPUs trains on one, and says so.
+
+    transformers wraps the model in nn.DataParallel there, which splits every tensor argument
+    along its first dimension: on an H200 x2 the packed batch's logits_to_keep came out halved
+    (a crash in the loss) and its varlen sequence lengths too (wrong attention).
+    """
+    from conftest import tiny_model_and_tokenizer
+    from transformers import Trainer, TrainingArguments
+    from transformers.training_args import ParallelMode
+
+    from distil_cli.train import config
+    from distil_cli.train.trainer import DistilTrainer
+
+    model, _ = tiny_model_and_tokenizer()
+    plain = TrainingArguments(output_dir=str(tmp_path / "plain"), report_to=[], use_cpu=True)
+    ours = config.DistilTrainingArguments(output_dir=str(tmp_path / "ours"), report_to=[], use_cpu=True)
+    for args in (plain, ours):
+        assert args.n_gpu == 0  # (sets the devices up)
+        args._n_gpu = 2  # what transformers' device set-up finds on a host with two GPUs, without torchrun
+    assert isinstance(Trainer(model=model, args=plain)._wrap_model(model), torch.nn.DataParallel)  # the hazard
+    assert DistilTrainer(model=model, args=ours)._wrap_model(model) is model
+    assert ours.n_gpu == 1 and ours.parallel_mode == ParallelMode.NOT_PARALLEL
+    assert ours.train_batch_size == ours.per_device_train_batch_size  # not multiplied by the GPUs
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with caplog.at_level("WARNING", logger="distil_cli.train.config"):
+        config.warn_several_gpus()
+    assert "2 GPUs are visible to this one process: it trains on the first only" in caplog.text
+    assert "torchrun --nproc_per_node 2" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun each process has its own GPU: nothing to say
+    with caplog.at_level("WARNING", logger="distil_cli.train.config"):
+        config.warn_several_gpus()
+    assert caplog.text == ""

@@ -57,6 +57,14 @@ class DistilTrainingArguments(TrainingArguments):
         if self.fused_ce is None:
             self.fused_ce = self.kernels == "liger"
 
+    @property
+    def n_gpu(self) -> int:
+        """GPUs this process drives: at most one. transformers wraps the model in ``nn.DataParallel``
+        when one process sees several GPUs, which splits every tensor argument along its first
+        dimension: the packed batch's sequence lengths and ``logits_to_keep`` were cut in half and
+        training crashed or attended wrongly. Several GPUs are one process each (torchrun: DDP)."""
+        return min(super().n_gpu, 1)
+
 
 # TrainingArguments fields that distil sets from its own settings: pass-through would make two ways
 OWNED = {
@@ -103,6 +111,17 @@ def trackers(report_to: str) -> list[str]:
 
 def world_size_from_env() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def warn_several_gpus() -> None:
+    """Say so when one process sees several GPUs: it trains on the first (``DistilTrainingArguments.n_gpu``)."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > 1 and world_size_from_env() == 1:
+        log.warning(
+            "%d GPUs are visible to this one process: it trains on the first only (choose one with "
+            "CUDA_VISIBLE_DEVICES; for data parallel launch `torchrun --nproc_per_node %d -m distil_cli train ...`)",
+            gpus, gpus,
+        )  # fmt: skip
 
 
 def bf16_supported() -> bool:
@@ -186,6 +205,7 @@ def training_arguments(
             "--gradient-checkpointing to bound memory) trains several times faster (docs/benchmarks.md)",
             budget,
         )
+    warn_several_gpus()
     epochs = cfg.epochs if cfg.epochs is not None else DEFAULT_EPOCHS  # run_training made it concrete
     total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * epochs))
     eval_steps = cfg.eval_steps or steps_per_epoch
