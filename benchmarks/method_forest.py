@@ -1,12 +1,15 @@
 """Forest plot of distill - standard (pooled paired difference, 95% CI) over the method experiments.
 
-    python benchmarks/method_forest.py benchmarks/results/method docs/img/method_forest.png
+    python benchmarks/method_forest.py benchmarks/results/method docs/img/method_forest.png \
+        [docs/img/method_defaults.png]
 
 Reads the labelled "distill-aX - standard" rows of every results markdown (``distil experiment``'s
 results.md) in the folder, keyed by the file name after its date and the arm, and the pooled
 comparisons written by ``benchmarks/pool_seeds.py``. Each experiment gets two
 intervals: the pooled one (test records resampled, seeds fixed) and, below it in a lighter
 shade, the t interval over its per-seed differences (``distil_cli.evaluate.runs.across_seeds``).
+The optional third path gets the same plot for the evidence of today's defaults only, one row per
+data size (``DEFAULTS``).
 """
 
 from __future__ import annotations
@@ -43,9 +46,23 @@ LABELS = {
     ("cqa_low_a03", "distill-a0.3"): "CQA 12.5% (1,218), 6 epochs, alpha 0.3",
     ("cqa_low_alpha", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, bf16 default",
     ("cqa_low_alpha", "distill-a0.3"): "CQA 12.5% (1,218), 6 epochs, bf16 default, alpha 0.3",
+    ("cqa_low_seeds", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, seeds 4-9, bf16 default",
+    ("cqa_low_seeds_b", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, seeds 10-15, bf16 default",
+    ("pooled_cqa_low_15seeds", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, seeds 1-15 pooled, bf16 default",
     ("cqa_quarter", "distill-a0.5"): "CQA 25% (2,435), 3 epochs",
+    ("cqa_quarter_today", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, bf16 default",
     ("cqa_full", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 2 seeds",
+    ("cqa_full_today", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 3 seeds, bf16 default",
     ("svamp", "distill-a0.5"): "SVAMP 100% (789), 3 epochs",
+    ("svamp_seeds", "distill-a0.5"): "SVAMP 100% (789), 6 epochs, 12 seeds, bf16 default",
+}
+# The evidence for today's defaults, one row per data size (the third output's rows)
+DEFAULTS = {
+    ("pooled_cqa_tiny_23seeds", "distill-a0.5"): "CQA 3% (292 records), 23 seeds",
+    ("pooled_cqa_low_15seeds", "distill-a0.5"): "CQA 12.5% (1,218), 15 seeds",
+    ("cqa_quarter_today", "distill-a0.5"): "CQA 25% (2,435), 3 seeds",
+    ("cqa_full_today", "distill-a0.5"): "CQA 100% (9,741), 3 seeds",
+    ("svamp_seeds", "distill-a0.5"): "SVAMP 100% (789), 12 seeds",
 }
 
 
@@ -81,13 +98,21 @@ def rows(folder: Path) -> list[tuple[tuple[str, str], float, float, float, tuple
     return sorted(found, key=lambda r: order.index(r[0]))
 
 
-def main(folder: str, out: str) -> None:
+def main(folder: str, out: str, defaults_out: str | None = None) -> None:
+    data = rows(Path(folder))
+    plot(data, LABELS, out, "SmolLM2-135M students, PaLM rationales (H200 GPUs, 2026-11-29/30)")
+    if defaults_out:
+        today = [r for r in data if r[0] in DEFAULTS]
+        title = "distil's defaults: distill (alpha 0.5) - standard by training-set size (SmolLM2-135M, PaLM rationales)"
+        plot(today, DEFAULTS, defaults_out, title)
+
+
+def plot(data, labels: dict, out: str, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = rows(Path(folder))
     fig, ax = plt.subplots(figsize=(11, 0.5 * len(data) + 1.8))
     for y, (_, diff, low, high, seeds) in enumerate(reversed(data)):
         color = "tab:green" if low > 0 else ("tab:red" if high < 0 else "tab:gray")
@@ -97,16 +122,16 @@ def main(folder: str, out: str) -> None:
             ax.errorbar(diff, y - 0.18, xerr=[[diff - seeds[0]], [seeds[1] - diff]], fmt="none", color=shade,
                         alpha=0.45, capsize=2, linewidth=3)  # fmt: skip
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(range(len(data)), [LABELS[r[0]] for r in reversed(data)])
+    ax.set_yticks(range(len(data)), [labels[r[0]] for r in reversed(data)])
     ax.set_xlabel(
         "distill - standard (x100; alpha 0.5 unless said), 95% CIs: pooled (dot; test records resampled)\n"
         "and across seeds (light bar below; t interval over the per-seed differences)",
         fontsize=9,
     )
-    ax.set_title("SmolLM2-135M students, PaLM rationales (H200 GPUs, 2026-11-29)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

@@ -61,8 +61,12 @@ def test_the_forest_plot_reads_the_experiments_markdown(experiment, tmp_path):
         assert diff == pytest.approx(own["pooled"]["diff"], abs=0.006)  # the markdown shows two decimals
         assert [low, high] == pytest.approx(own["pooled"]["ci"], abs=0.006)
         assert list(seeds) == pytest.approx(own["across_seeds"]["ci"], abs=0.02)  # from the rounded seeds
-    forest.main(str(tmp_path), str(tmp_path / "forest.png"))
+    shutil.copy(experiment / "results.md", tmp_path / "2026-01-02_cqa_full_today.md")  # one of today's defaults
+    today = [r[0] for r in forest.rows(tmp_path) if r[0] in forest.DEFAULTS]
+    assert today == [("cqa_full_today", "distill-a0.5")] * 2  # the defaults plot takes it, not cqa_tiny_next
+    forest.main(str(tmp_path), str(tmp_path / "forest.png"), str(tmp_path / "defaults.png"))
     assert (tmp_path / "forest.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "defaults.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_forest_plot_names_a_comparison_with_another_baseline_in_full(tmp_path):
