@@ -29,7 +29,8 @@ def experiment(
             "--shard",
             metavar="K/N",
             help="Run only the K-th of N shares of the grid (its (fraction, seed) pairs dealt out in turn), e.g. "
-            "one process per GPU: CUDA_VISIBLE_DEVICES=0 ... --shard 1/2 & CUDA_VISIBLE_DEVICES=1 ... --shard 2/2. "
+            "one process per GPU: CUDA_VISIBLE_DEVICES=0 ... --shard 1/2 & CUDA_VISIBLE_DEVICES=1 ... --shard 2/2 "
+            "(a small student leaves a GPU mostly idle: two processes per GPU ran twice the runs per minute). "
             "The last shard to finish writes the results.",
         ),
     ] = None,
