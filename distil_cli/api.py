@@ -16,10 +16,14 @@ environment < these), the same validation, and raise the same ``DistilError``s.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+from distil_cli.errors import ConfigError
 from distil_cli.settings import LoadedSettings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 def _settings(section: str, config: str | Path | None, options: dict[str, Any]) -> LoadedSettings:
@@ -116,23 +120,30 @@ def score(
 
 
 def experiment(
-    spec: str | Path, out: str | Path, config: str | Path | None = None, shard: str | None = None
+    spec: str | Path, out: str | Path, config: str | Path | None = None, shard: str | None = None, jobs: int = 1
 ) -> dict[str, Any]:
     """Run (or resume) an experiment grid and return its results (also written to OUT/results.*).
 
     ``shard="K/N"``: only that share of the grid (as ``--shard``); until every share is done it
-    returns ``{"pending": runs not done}`` and writes no results."""
+    returns ``{"pending": runs not done}`` and writes no results. ``jobs=N``: the N shards as N
+    processes side by side, dealt over the visible GPUs (as ``--jobs``)."""
     from distil_cli.data.guard import OutputLock
     from distil_cli.experiment import grid, results
+    from distil_cli.experiment import jobs as shards
     from distil_cli.experiment.spec import load_spec
 
     settings = load_settings(Path(config) if config else None).settings
     plan = load_spec(Path(spec))
     plan.all_arms()
     parts = grid.parse_shard(shard)
+    if jobs > 1 and parts is not None:
+        raise ConfigError("jobs=N runs the N shards itself: leave out shard")
     out = Path(out)
     with OutputLock(grid.lock_target(out, parts)):
-        cells = grid.run_grid(plan, out, settings.train, settings.infer, settings.models.cache_dir, shard=parts)
+        if jobs > 1:
+            cells = shards.run(Path(spec), out, plan, Path(config) if config else None, jobs, say=log.info)
+        else:
+            cells = grid.run_grid(plan, out, settings.train, settings.infer, settings.models.cache_dir, shard=parts)
         pending = grid.pending_runs(plan, cells) if parts is not None else 0
         if pending:
             return {"pending": pending}

@@ -292,3 +292,53 @@ def test_a_verdict_without_an_across_seeds_answer_says_how_many_seeds_would_give
     assert verdict({"pooled": {"ci": [-1.0, 1.0]}, "across_seeds": tiny}).endswith(
         "even 100 seeds would not separate it from 0"
     )
+
+
+def test_jobs_run_the_shards_as_processes_and_match_one_process(tmp_path):
+    """--jobs 2: two `--shard K/2` processes side by side, each with its log; the same predictions and
+    comparisons as the whole grid in one process."""
+    _data(tmp_path)
+    spec = _spec(tmp_path)
+    one = run_cli("experiment", spec, "--out", tmp_path / "one")
+    assert one.exit_code == 0, one.output
+    out = tmp_path / "two"
+    two = run_cli("experiment", spec, "--out", out, "--jobs", "2")
+    assert two.exit_code == 0, two.output
+    assert "2 processes: 1/2 on the CPU, 2/2 on the CPU" in two.output and "[8/8] runs done" in two.output
+    logs = [(out / "logs" / f"shard-{k}-of-2.log").read_text() for k in (1, 2)]
+    assert all("[4/4]" in log for log in logs)  # each shard ran its 4 runs
+    assert any("Wrote " in log for log in logs)  # the last to finish (or both, finishing together) wrote tables
+    assert not list(out.glob(".results.*"))  # written through temporary files, none left
+    predictions = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one" / "runs").glob("*/*/*.jsonl"))
+    assert len(predictions) == 8
+    for path in predictions:
+        assert (out / path).read_text() == (tmp_path / "one" / path).read_text(), path
+    pairs = [json.loads((d / "results.json").read_text())["pairs"] for d in (tmp_path / "one", out)]
+    assert pairs[0] == pairs[1]
+
+
+def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
+    from distil_cli.data.guard import OutputLock
+
+    _data(tmp_path)
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    busy = out / "runs" / "f0.5" / "s1" / "standard"
+    busy.mkdir(parents=True)
+    with OutputLock(busy.with_name("standard.cell")):  # shard 1's first run is held by "another process"
+        result = run_cli("experiment", spec, "--out", out, "--jobs", "2")
+    assert result.exit_code == 1
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("error: shard 1/2 failed with exit code 1: ") and "is in use by another distil" in line
+    assert str(out / "logs" / "shard-1-of-2.log") in result.output and "rerun the same command" in result.output
+    assert not (out / "results.json").exists()
+    assert (out / "runs" / "f0.5" / "s2" / "standard.jsonl").exists()  # shard 2 ran; its runs are kept
+    both = run_cli("experiment", spec, "--out", out, "--jobs", "2", "--shard", "1/2")
+    assert both.exit_code == 1 and "--jobs N runs the N shards itself" in both.output
+    from distil_cli import api
+    from distil_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="jobs=N runs the N shards itself"):
+        api.experiment(spec, out, jobs=2, shard="1/2")
+    summary = api.experiment(spec, out, jobs=2)  # the lock is gone: the rerun resumes, from Python this time
+    assert len(summary["runs"]) == 8 and (out / "results.json").exists()
+    assert "done before" in (out / "logs" / "shard-2-of-2.log").read_text()  # shard 2 had finished: not rerun

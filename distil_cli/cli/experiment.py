@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from distil_cli.cli.common import err_console, out_console, settings_for
+from distil_cli.errors import ConfigError
 
 
 def experiment(
@@ -30,16 +31,28 @@ def experiment(
             metavar="K/N",
             help="Run only the K-th of N shares of the grid (its (fraction, seed) pairs dealt out in turn), e.g. "
             "one process per GPU: CUDA_VISIBLE_DEVICES=0 ... --shard 1/2 & CUDA_VISIBLE_DEVICES=1 ... --shard 2/2 "
-            "(a small student leaves a GPU mostly idle: two processes per GPU ran twice the runs per minute). "
-            "The last shard to finish writes the results.",
+            "(--jobs N does this in one command). The last shard to finish writes the results.",
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            metavar="N",
+            help="Run the grid as N processes side by side (--shard 1/N ... N/N), dealt over the visible GPUs "
+            "in turn: N = 2 x the GPUs runs two per GPU (twice the runs per minute for a 135M student on an "
+            "H200). Each writes OUT/logs/shard-K-of-N.log; the tables are written when all are done.",
+        ),
+    ] = 1,
 ) -> None:
     """Does distilling help on this data? Train arms x seeds x data fractions, infer and score each on the
     test split, and write results.md / results.json / results.png with paired differences and 95% CIs.
     Resumable: a rerun skips finished runs."""
     from distil_cli.data.guard import OutputLock
     from distil_cli.experiment import grid, results
+    from distil_cli.experiment import jobs as shards
     from distil_cli.experiment.spec import load_spec
 
     loaded = settings_for(ctx).settings
@@ -48,12 +61,17 @@ def experiment(
         plan.train_settings(loaded.train, arm, plan.seeds[0])
     plan.infer_settings(loaded.infer)
     parts = grid.parse_shard(shard)
+    if jobs > 1 and (parts is not None or score_only):
+        raise ConfigError("--jobs N runs the N shards itself: leave out --shard and --score-only")
     if show_plan:
         _print_plan(plan, out, loaded.train, parts)
         return
     with OutputLock(grid.lock_target(out, parts)):
         if score_only:
             cells = grid.plan(plan, out)
+        elif jobs > 1:
+            config = (ctx.find_root().obj or {}).get("config")
+            cells = shards.run(spec, out, plan, config, jobs, say=lambda line: err_console.print(line, highlight=False))
         else:
             cells = grid.run_grid(
                 plan,

@@ -193,7 +193,7 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
+def plot(results: dict[str, Any], path) -> None:
     """Metric vs training fraction, one line per arm (mean over seeds), 95% CI bands."""
     import matplotlib
 
@@ -213,13 +213,21 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel(f"{key} (mean over seeds, 95% CI)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
 def write(results: dict[str, Any], out: Path) -> list[Path]:
+    """results.json / .md / .png, each through a temporary file and a rename (shards finishing at the
+    same moment both write them: a reader never sees a torn file)."""
+    import io
+
+    from distil_cli.data.files import write_atomic
+
     paths = [out / "results.json", out / "results.md", out / "results.png"]
-    paths[0].write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    paths[1].write_text(markdown(results), encoding="utf-8")
-    plot(results, paths[2])
+    write_atomic(paths[0], json.dumps(results, indent=2) + "\n")
+    write_atomic(paths[1], markdown(results))
+    image = io.BytesIO()
+    plot(results, image)
+    write_atomic(paths[2], image.getvalue())
     return paths

@@ -1,0 +1,149 @@
+"""``distil experiment --jobs N``: the grid's N shards as N processes side by side, dealt over the GPUs.
+
+Each process is ``distil experiment SPEC --out OUT --shard K/N`` (its own log under ``OUT/logs/``),
+pinned to one visible GPU in turn (``CUDA_VISIBLE_DEVICES``), so N = 2 x the GPUs runs two
+processes per GPU: a small student leaves most of a GPU idle, and two side by side ran twice the
+runs per minute on an H200 (docs/method.md, Cost). On a CPU the processes share the cores
+(``OMP_NUM_THREADS`` split between them). The caller writes the tables once every shard is done.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from distil_cli.errors import ConfigError, DistilError
+
+POLL_SECONDS = 2.0
+
+
+def run(spec_path: Path, out: Path, spec, config: Path | None, jobs: int, say: Callable[[str], None] = print) -> list:
+    """The whole grid as ``jobs`` shard processes; says where each runs and the runs done as they finish.
+    Returns the grid's cells (all done) for the tables; a failed shard raises after the others finish."""
+    from distil_cli.experiment import grid
+
+    total = len(grid.plan(spec, out))
+    started = start(spec_path, out, config, jobs)
+    where = ", ".join(f"{j.shard}/{jobs} on " + (f"GPU {j.gpu}" if j.gpu is not None else "the CPU") for j in started)
+    say(f"{jobs} processes: {where}; logs in {out / 'logs'}")
+    shown = [-1]
+
+    def progress() -> None:
+        done = total - grid.pending_runs(spec, grid.plan(spec, out))
+        if done != shown[0]:
+            shown[0] = done
+            say(f"[{done}/{total}] runs done")
+
+    wait(started, progress)
+    return grid.plan(spec, out)
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (none on a CPU)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [d.strip() for d in listed.split(",") if d.strip()]
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+@dataclass
+class Job:
+    shard: int
+    gpu: str | None
+    log: Path
+    process: subprocess.Popen
+    stream: IO[bytes]
+
+
+def command(spec: Path, out: Path, config: Path | None, shard: int, jobs: int) -> list[str]:
+    """The command line of one shard process (the same interpreter and settings file)."""
+    head = [sys.executable, "-m", "distil_cli"] + (["--config", str(config)] if config else [])
+    return head + ["experiment", str(spec), "--out", str(out), "--shard", f"{shard}/{jobs}"]
+
+
+def _environment(gpu: str | None, jobs: int) -> dict[str, str]:
+    env = dict(os.environ, TQDM_DISABLE="1", PYTHONUNBUFFERED="1")
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    else:
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    return env
+
+
+def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
+    """Start the N shard processes, shard K on the K-th visible GPU in turn."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: give 1 or more processes")
+    gpus = visible_gpus()
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    started: list[Job] = []
+    try:
+        for shard in range(1, jobs + 1):
+            gpu = gpus[(shard - 1) % len(gpus)] if gpus else None
+            log = logs / f"shard-{shard}-of-{jobs}.log"
+            stream = open(log, "wb")  # noqa: SIM115 (closed in finish / stop)
+            process = subprocess.Popen(
+                command(spec, out, config, shard, jobs),
+                env=_environment(gpu, jobs),
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+            started.append(Job(shard, gpu, log, process, stream))
+    except BaseException:
+        stop(started)
+        raise
+    return started
+
+
+def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
+    """Wait for every process, calling ``progress`` every few seconds; on any interruption stop them all."""
+    try:
+        while any(job.process.poll() is None for job in jobs):
+            progress()
+            time.sleep(POLL_SECONDS)
+        progress()
+    except BaseException:
+        stop(jobs)
+        raise
+    for job in jobs:
+        job.stream.close()
+    failed = [job for job in jobs if job.process.returncode != 0]
+    if failed:
+        job = failed[0]
+        others = f" (and {len(failed) - 1} more shard(s))" if len(failed) > 1 else ""
+        raise DistilError(
+            f"shard {job.shard}/{len(jobs)} failed with exit code {job.process.returncode}{others}: "
+            f"{last_line(job.log)} (whole log: {job.log}); the runs that finished are kept, rerun the same "
+            "command to resume"
+        )
+
+
+def stop(jobs: list[Job], grace: float = 30.0) -> None:
+    """Terminate the processes still running (SIGTERM, then SIGKILL after ``grace`` seconds)."""
+    for job in jobs:
+        if job.process.poll() is None:
+            job.process.terminate()
+    deadline = time.monotonic() + grace
+    for job in jobs:
+        try:
+            job.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            job.process.kill()
+            job.process.wait()
+        job.stream.close()
+
+
+def last_line(log: Path) -> str:
+    """The last non-empty line of a log (a failed shard's one-line error), or a note that it is empty."""
+    lines = [x.strip() for x in log.read_text(encoding="utf-8", errors="replace").splitlines() if x.strip()]
+    return lines[-1].removeprefix("error: ") if lines else "its log is empty"
