@@ -10,6 +10,18 @@ import typer
 from distil_cli.cli.common import err_console, out_console, settings_for
 from distil_cli.errors import ConfigError
 
+SHARD_HELP = (
+    "Run only the K-th of N shares of the grid (its (fraction, seed) pairs dealt out in turn), e.g. "
+    "one process per GPU: CUDA_VISIBLE_DEVICES=0 ... --shard 1/2 & CUDA_VISIBLE_DEVICES=1 ... --shard 2/2 "
+    "(--jobs N does this in one command). The last shard to finish writes the results."
+)
+PLAN_HELP = "Print the runs the spec makes and which are done, then exit (nothing is written)."
+JOBS_HELP = (
+    "Run the grid as N processes side by side (--shard 1/N ... N/N), dealt over the visible GPUs "
+    "in turn: N = 2 x the GPUs runs two per GPU (twice the runs per minute for a 135M student on an "
+    "H200). Each writes OUT/logs/shard-K-of-N.log; the tables are written when all are done."
+)
+
 
 def experiment(
     ctx: typer.Context,
@@ -18,20 +30,13 @@ def experiment(
     score_only: Annotated[
         bool, typer.Option("--score-only", help="Only (re)write the results from the predictions already there.")
     ] = False,
-    show_plan: Annotated[
-        bool,
-        typer.Option(
-            "--plan", help="Print the runs the spec makes and which are done, then exit (nothing is written)."
-        ),
-    ] = False,
+    show_plan: Annotated[bool, typer.Option("--plan", help=PLAN_HELP)] = False,
     shard: Annotated[
         str | None,
         typer.Option(
             "--shard",
             metavar="K/N",
-            help="Run only the K-th of N shares of the grid (its (fraction, seed) pairs dealt out in turn), e.g. "
-            "one process per GPU: CUDA_VISIBLE_DEVICES=0 ... --shard 1/2 & CUDA_VISIBLE_DEVICES=1 ... --shard 2/2 "
-            "(--jobs N does this in one command). The last shard to finish writes the results.",
+            help=SHARD_HELP,
         ),
     ] = None,
     jobs: Annotated[
@@ -41,9 +46,7 @@ def experiment(
             "-j",
             min=1,
             metavar="N",
-            help="Run the grid as N processes side by side (--shard 1/N ... N/N), dealt over the visible GPUs "
-            "in turn: N = 2 x the GPUs runs two per GPU (twice the runs per minute for a 135M student on an "
-            "H200). Each writes OUT/logs/shard-K-of-N.log; the tables are written when all are done.",
+            help=JOBS_HELP,
         ),
     ] = 1,
 ) -> None:
@@ -52,7 +55,6 @@ def experiment(
     Resumable: a rerun skips finished runs."""
     from distil_cli.data.guard import OutputLock
     from distil_cli.experiment import grid, results
-    from distil_cli.experiment import jobs as shards
     from distil_cli.experiment.spec import load_spec
 
     loaded = settings_for(ctx).settings
@@ -69,25 +71,28 @@ def experiment(
     with OutputLock(grid.lock_target(out, parts)):
         if score_only:
             cells = grid.plan(plan, out)
-        elif jobs > 1:
-            config = (ctx.find_root().obj or {}).get("config")
-            cells = shards.run(spec, out, plan, config, jobs, say=lambda line: err_console.print(line, highlight=False))
         else:
-            cells = grid.run_grid(
-                plan,
-                out,
-                loaded.train,
-                loaded.infer,
-                loaded.models.cache_dir,
-                say=lambda line: err_console.print(line),
-                shard=parts,
-            )
+            config = (ctx.find_root().obj or {}).get("config")
+            cells = _run(spec, out, plan, loaded, config, parts, jobs)
         if parts is not None and not _all_done(plan, cells, parts):
             return
         summary = results.summarise(cells, plan, loaded.score)
         paths = results.write(summary, out)
     out_console.print(results.markdown(summary), highlight=False)
     err_console.print("Wrote " + ", ".join(str(p) for p in paths), highlight=False)
+
+
+def _run(spec: Path, out: Path, plan, loaded, config: Path | None, parts, jobs: int) -> list:
+    """The grid's runs: in this process (all, or the shard ``parts``), or as ``jobs`` shard processes."""
+    from distil_cli.experiment import grid
+    from distil_cli.experiment import jobs as shards
+
+    say = lambda line: err_console.print(line, highlight=False)  # noqa: E731
+    if jobs > 1:
+        return shards.run(spec, out, plan, config, jobs, say=say)
+    return grid.run_grid(
+        plan, out, loaded.train, loaded.infer, loaded.models.cache_dir, say=say, shard=parts
+    )  # fmt: skip
 
 
 def _all_done(plan, cells, parts: tuple[int, int]) -> bool:
