@@ -136,8 +136,10 @@ def experiment(
     plan = load_spec(Path(spec))
     plan.all_arms()
     parts = grid.parse_shard(shard)
-    if jobs > 1 and parts is not None:
-        raise ConfigError("jobs=N runs the N shards itself: leave out shard")
+    if jobs < 1 or (jobs > 1 and parts is not None):
+        raise ConfigError(
+            f"jobs={jobs}: give 1 or more processes" if jobs < 1 else "jobs=N runs the N shards itself: leave out shard"
+        )
     out = Path(out)
     with OutputLock(grid.lock_target(out, parts)):
         if jobs > 1:

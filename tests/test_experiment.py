@@ -339,6 +339,8 @@ def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
 
     with pytest.raises(ConfigError, match="jobs=N runs the N shards itself"):
         api.experiment(spec, out, jobs=2, shard="1/2")
+    with pytest.raises(ConfigError, match="jobs=0: give 1 or more processes"):
+        api.experiment(spec, out, jobs=0)
     summary = api.experiment(spec, out, jobs=2)  # the lock is gone: the rerun resumes, from Python this time
     assert len(summary["runs"]) == 8 and (out / "results.json").exists()
     assert "done before" in (out / "logs" / "shard-2-of-2.log").read_text()  # shard 2 had finished: not rerun
