@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from distil_cli.errors import ConfigError, DistilError
+from distil_cli.errors import DistilError
 
 POLL_SECONDS = 2.0
 
@@ -79,9 +79,7 @@ def _environment(gpu: str | None, jobs: int) -> dict[str, str]:
 
 
 def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
-    """Start the N shard processes, shard K on the K-th visible GPU in turn."""
-    if jobs < 1:
-        raise ConfigError(f"--jobs {jobs}: give 1 or more processes")
+    """Start the N shard processes, shard K on the K-th visible GPU in turn (``jobs`` checked by the caller)."""
     gpus = visible_gpus()
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -90,7 +88,7 @@ def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
         for shard in range(1, jobs + 1):
             gpu = gpus[(shard - 1) % len(gpus)] if gpus else None
             log = logs / f"shard-{shard}-of-{jobs}.log"
-            stream = open(log, "wb")  # noqa: SIM115 (closed in finish / stop)
+            stream = open(log, "wb")  # noqa: SIM115 (closed in wait / stop)
             process = subprocess.Popen(
                 command(spec, out, config, shard, jobs),
                 env=_environment(gpu, jobs),

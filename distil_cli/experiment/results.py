@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 from statistics import fmean
-from typing import Any
+from typing import IO, Any
 
 from distil_cli.errors import DistilError
 from distil_cli.evaluate.metrics import get_metrics
@@ -193,8 +193,8 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict[str, Any], path) -> None:
-    """Metric vs training fraction, one line per arm (mean over seeds), 95% CI bands."""
+def plot(results: dict[str, Any], path: Path | IO[bytes]) -> None:
+    """Metric vs training fraction, one line per arm (mean over seeds), 95% CI bands, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
