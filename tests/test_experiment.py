@@ -344,3 +344,33 @@ def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
     summary = api.experiment(spec, out, jobs=2)  # the lock is gone: the rerun resumes, from Python this time
     assert len(summary["runs"]) == 8 and (out / "results.json").exists()
     assert "done before" in (out / "logs" / "shard-2-of-2.log").read_text()  # shard 2 had finished: not rerun
+
+
+def test_jobs_stop_when_their_parent_is_terminated(tmp_path):
+    """SIGTERM to the --jobs process alone (a scheduler's) stops its shard processes too."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _data(tmp_path)
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "distil_cli", "experiment", str(spec), "--out", str(out), "--jobs", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    children_file = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    children: list[int] = []
+    deadline = time.monotonic() + 120
+    while len(children) < 2 and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.2)
+        children = [int(p) for p in children_file.read_text().split()] if children_file.exists() else []
+    assert len(children) == 2, parent.communicate()[0]
+    parent.send_signal(signal.SIGTERM)
+    output = parent.communicate(timeout=60)[0].decode()
+    assert parent.returncode == 128 + signal.SIGTERM, output
+    for pid in children:  # stopped and reaped by the parent
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not (out / "results.json").exists()

@@ -10,8 +10,10 @@ runs per minute on an H200 (docs/method.md, Cost). On a CPU the processes share 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +106,9 @@ def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
 
 
 def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
-    """Wait for every process, calling ``progress`` every few seconds; on any interruption stop them all."""
+    """Wait for every process, calling ``progress`` every few seconds; on any interruption (Ctrl-C, or
+    SIGTERM to this process alone, e.g. a scheduler's) stop them all."""
+    previous = _raise_on_sigterm()
     try:
         while any(job.process.poll() is None for job in jobs):
             progress()
@@ -113,6 +117,9 @@ def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
     except BaseException:
         stop(jobs)
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     for job in jobs:
         job.stream.close()
     failed = [job for job in jobs if job.process.returncode != 0]
@@ -124,6 +131,17 @@ def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
             f"{last_line(job.log)} (whole log: {job.log}); the runs that finished are kept, rerun the same "
             "command to resume"
         )
+
+
+def _raise_on_sigterm():
+    """Make SIGTERM raise SystemExit while the shards run (main thread only); returns the handler it replaced."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, terminate)
 
 
 def stop(jobs: list[Job], grace: float = 30.0) -> None:
