@@ -4,6 +4,9 @@
 # (a 135M student with 16 records a step leaves most of an H200 idle: two runs side by side).
 set -u
 cd "$(dirname "$0")/.."
+# Run from a copy: every device call re-syncs the working tree, and a process starting while it does
+# failed with "No module named distil_cli.__main__" (seventh session, one shard lost its first grid).
+rm -rf /root/repo && mkdir -p /root/repo && cp -r distil_cli benchmarks /root/repo/ && cd /root/repo
 EXP=${EXP:-/root/exp}
 export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
 NAMES=${NAMES:-"svamp_seeds cqa_low_seeds cqa_full_today"}
