@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# 2026-11-30, seventh session, on nvidia-h200-x2: SVAMP with 12 seeds, CQA 12.5% with six new seeds
-# and CQA 100% with today's defaults, each grid shared by four processes (--shard K/4), two per GPU
-# (a 135M student with 16 records a step leaves most of an H200 idle: two runs side by side).
+# Method grids on an nvidia-h200-x2, each as four processes (`distil experiment --jobs 4`: two per GPU;
+# a 135M student with 16 records a step leaves most of an H200 idle). Started in the background by a
+# device call; each grid resumes if started again. Expects the specs and data in $EXP.
+# Seventh session (2026-11-30) ran NAMES="svamp_seeds cqa_low_seeds cqa_full_today" and then
+# "cqa_low_seeds_b cqa_quarter_today" as four `--shard K/4` processes by hand (what --jobs 4 does),
+# and cqa_tiny_jobs with --jobs 4. The default NAMES are the grids prepared for the next session.
 set -u
 cd "$(dirname "$0")/.."
 # Run from a copy: every device call re-syncs the working tree, and a process starting while it does
@@ -9,9 +12,9 @@ cd "$(dirname "$0")/.."
 rm -rf /root/repo && mkdir -p /root/repo && cp -r distil_cli benchmarks /root/repo/ && cd /root/repo
 EXP=${EXP:-/root/exp}
 export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
-NAMES=${NAMES:-"svamp_seeds cqa_low_seeds cqa_full_today"}
-for k in 1 2 3 4; do
-  CUDA_VISIBLE_DEVICES=$(( (k + 1) % 2 )) SHARD=$k/4 NAMES=$NAMES bash benchmarks/run_method_h200.sh > "$EXP/proc$k.log" 2>&1 &
+for name in ${NAMES:-cqa_quarter_seeds cqa_low_instructions}; do
+  start=$(date +%s)
+  python3 -m distil_cli experiment "$EXP/$name.toml" --out "$EXP/$name" --jobs "${JOBS:-4}" > "$EXP/$name.log" 2>&1
+  echo "$name exit $? in $(( $(date +%s) - start )) s"
 done
-wait
 echo session-done
