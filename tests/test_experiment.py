@@ -347,7 +347,8 @@ def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
 
 
 def test_jobs_stop_when_their_parent_is_terminated(tmp_path):
-    """SIGTERM to the --jobs process alone (a scheduler's) stops its shard processes too."""
+    """SIGTERM to the --jobs process alone (a scheduler's) stops its shard processes too. (--jobs 9 on a
+    grid of 4 (fraction, seed) pairs starts 4: a fifth would have nothing to do.)"""
     import os
     import signal
     import subprocess
@@ -357,19 +358,21 @@ def test_jobs_stop_when_their_parent_is_terminated(tmp_path):
     _data(tmp_path)
     spec, out = _spec(tmp_path), tmp_path / "out"
     parent = subprocess.Popen(
-        [sys.executable, "-m", "distil_cli", "experiment", str(spec), "--out", str(out), "--jobs", "2"],
+        [sys.executable, "-m", "distil_cli", "experiment", str(spec), "--out", str(out), "--jobs", "9"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     children_file = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
     children: list[int] = []
     deadline = time.monotonic() + 120
-    while len(children) < 2 and time.monotonic() < deadline and parent.poll() is None:
+    while len(children) < 4 and time.monotonic() < deadline and parent.poll() is None:
         time.sleep(0.2)
         children = [int(p) for p in children_file.read_text().split()] if children_file.exists() else []
-    assert len(children) == 2, parent.communicate()[0]
+    assert len(children) == 4, parent.communicate()[0]
     parent.send_signal(signal.SIGTERM)
     output = parent.communicate(timeout=60)[0].decode()
     assert parent.returncode == 128 + signal.SIGTERM, output
+    assert "--jobs 9: the grid has 4 (fraction, seed) pair(s), so 4 process(es)" in output
+    assert "4 processes: 1/4 on the CPU, 2/4 on the CPU, 3/4 on the CPU, 4/4 on the CPU" in output
     for pid in children:  # stopped and reaped by the parent
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

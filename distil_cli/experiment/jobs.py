@@ -30,7 +30,11 @@ def run(spec_path: Path, out: Path, spec, config: Path | None, jobs: int, say: C
     Returns the grid's cells (all done) for the tables; a failed shard raises after the others finish."""
     from distil_cli.experiment import grid
 
-    total = len(grid.plan(spec, out))
+    cells = grid.plan(spec, out)
+    total, pairs = len(cells), len({(c.fraction, c.seed) for c in cells})
+    if jobs > pairs:  # a shard is a set of (fraction, seed) pairs: more processes would have nothing to do
+        say(f"--jobs {jobs}: the grid has {pairs} (fraction, seed) pair(s), so {pairs} process(es)")
+        jobs = pairs
     started = start(spec_path, out, config, jobs)
     where = ", ".join(f"{j.shard}/{jobs} on " + (f"GPU {j.gpu}" if j.gpu is not None else "the CPU") for j in started)
     say(f"{jobs} processes: {where}; logs in {out / 'logs'}")
