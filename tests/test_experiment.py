@@ -377,3 +377,22 @@ def test_jobs_stop_when_their_parent_is_terminated(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert not (out / "results.json").exists()
+
+
+def test_a_job_gets_the_settings_file_and_its_own_gpu(monkeypatch, tmp_path):
+    """Each shard process is started with the parent's --config and pinned to one visible GPU in turn."""
+    import sys
+
+    from distil_cli.experiment import jobs
+
+    cmd = jobs.command(Path("spec.toml"), Path("out"), Path("my.toml"), 2, 4)
+    assert cmd == [sys.executable, "-m", "distil_cli", "--config", "my.toml", "experiment", "spec.toml", "--out", "out",
+                   "--shard", "2/4"]  # fmt: skip
+    assert "--config" not in jobs.command(Path("spec.toml"), Path("out"), None, 1, 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert jobs.visible_gpus() == ["3", "5"]
+    assert jobs._environment("5", 4)["CUDA_VISIBLE_DEVICES"] == "5"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU: the shards share the cores
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert jobs.visible_gpus() == [] and jobs._environment(None, 4)["OMP_NUM_THREADS"] == "2"
