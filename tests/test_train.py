@@ -603,12 +603,14 @@ def test_one_process_never_splits_batches_over_gpus(tmp_path, caplog, monkeypatc
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    with caplog.at_level("WARNING", logger="distil_cli.train.config"):
-        config.warn_several_gpus()
-    assert "2 GPUs are visible to this one process: it trains on the first only" in caplog.text
-    assert "torchrun --nproc_per_node 2" in caplog.text
-    caplog.clear()
+    monkeypatch.setattr(config, "_SAID_GPUS", [])
     monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun each process has its own GPU: nothing to say
     with caplog.at_level("WARNING", logger="distil_cli.train.config"):
         config.warn_several_gpus()
     assert caplog.text == ""
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with caplog.at_level("WARNING", logger="distil_cli.train.config"):
+        for _ in range(3):  # an experiment trains many runs in one process: said once
+            config.warn_several_gpus()
+    assert caplog.text.count("2 GPUs are visible to this one process: it trains on the first only") == 1
+    assert "torchrun --nproc_per_node 2" in caplog.text

@@ -113,10 +113,14 @@ def world_size_from_env() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+_SAID_GPUS: list[int] = []  # said once per process (an experiment trains many runs in one)
+
+
 def warn_several_gpus() -> None:
-    """Say so when one process sees several GPUs: it trains on the first (``DistilTrainingArguments.n_gpu``)."""
+    """Say so (once) when one process sees several GPUs: it trains on the first (``DistilTrainingArguments.n_gpu``)."""
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if gpus > 1 and world_size_from_env() == 1:
+    if gpus > 1 and world_size_from_env() == 1 and not _SAID_GPUS:
+        _SAID_GPUS.append(gpus)
         log.warning(
             "%d GPUs are visible to this one process: it trains on the first only (choose one with "
             "CUDA_VISIBLE_DEVICES; for data parallel launch `torchrun --nproc_per_node %d -m distil_cli train ...`)",
