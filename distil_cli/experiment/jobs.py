@@ -32,22 +32,24 @@ def run(spec_path: Path, out: Path, spec, config: Path | None, jobs: int, say: C
 
     cells = grid.plan(spec, out)
     total, pairs = len(cells), len({(c.fraction, c.seed) for c in cells})
+    test_ids = {r["id"] for r in grid.read_split(spec, spec.test_split)}  # read once, not at every poll
     if jobs > pairs:  # a shard is a set of (fraction, seed) pairs: more processes would have nothing to do
         say(f"--jobs {jobs}: the grid has {pairs} (fraction, seed) pair(s), so {pairs} process(es)")
         jobs = pairs
     started = start(spec_path, out, config, jobs)
     where = ", ".join(f"{j.shard}/{jobs} on " + (f"GPU {j.gpu}" if j.gpu is not None else "the CPU") for j in started)
     say(f"{jobs} processes: {where}; logs in {out / 'logs'}")
+    done: set[int] = set()  # a run once done stays done: only the others are looked at again
     shown = [-1]
 
     def progress() -> None:
-        done = total - grid.pending_runs(spec, grid.plan(spec, out))
-        if done != shown[0]:
-            shown[0] = done
-            say(f"[{done}/{total}] runs done")
+        done.update(i for i, c in enumerate(cells) if i not in done and grid.cell_state(c, test_ids) == "done")
+        if len(done) != shown[0]:
+            shown[0] = len(done)
+            say(f"[{len(done)}/{total}] runs done")
 
     wait(started, progress)
-    return grid.plan(spec, out)
+    return cells
 
 
 def visible_gpus() -> list[str]:
