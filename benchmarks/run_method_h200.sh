@@ -7,8 +7,9 @@ EXP=${EXP:-/root/exp}
 export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
 for name in ${NAMES-cqa_low svamp cqa_quarter cqa_full}; do
   start=$(date +%s)
-  # SHARD=K/N: this process's share of each grid (one process per GPU, same --out folder)
-  python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$name" ${SHARD:+--shard "$SHARD"} \
+  # SHARD=K/N: this process's share of each grid (one process per GPU, same --out folder);
+  # JOBS=N: the grid as N processes dealt over the visible GPUs (distil experiment --jobs)
+  python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$name" ${SHARD:+--shard "$SHARD"} ${JOBS:+--jobs "$JOBS"} \
     > "$EXP/$name${SHARD:+.${SHARD%/*}}.log" 2>&1
   echo "$name exit $? in $(( $(date +%s) - start )) s"
 done

@@ -10,11 +10,5 @@ cd "$(dirname "$0")/.."
 # Run from a copy: every device call re-syncs the working tree, and a process starting while it does
 # failed with "No module named distil_cli.__main__" (seventh session, one shard lost its first grid).
 rm -rf /root/repo && mkdir -p /root/repo && cp -r distil_cli benchmarks /root/repo/ && cd /root/repo
-EXP=${EXP:-/root/exp}
-export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
-for name in ${NAMES:-cqa_quarter_seeds cqa_low_instructions}; do
-  start=$(date +%s)
-  python3 -m distil_cli experiment "$EXP/$name.toml" --out "$EXP/$name" --jobs "${JOBS:-4}" > "$EXP/$name.log" 2>&1
-  echo "$name exit $? in $(( $(date +%s) - start )) s"
-done
+JOBS=${JOBS:-4} NAMES=${NAMES:-"cqa_quarter_seeds cqa_low_instructions"} bash benchmarks/run_method_h200.sh
 echo session-done
