@@ -8,8 +8,8 @@ results.md) in the folder, keyed by the file name after its date and the arm, an
 comparisons written by ``benchmarks/pool_seeds.py``. Each experiment gets two
 intervals: the pooled one (test records resampled, seeds fixed) and, below it in a lighter
 shade, the t interval over its per-seed differences (``distil_cli.evaluate.runs.across_seeds``).
-The optional third path gets the same plot for the evidence of today's defaults only, one row per
-data size (``DEFAULTS``).
+The optional third path gets the same plot for the evidence of today's defaults only, by data
+size (``DEFAULTS``; at 3% and 12.5% one row per instruction pair).
 """
 
 from __future__ import annotations
@@ -40,6 +40,10 @@ LABELS = {
     ("cqa_tiny_seeds_c", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 16-23, bf16 default",
     ("pooled_cqa_tiny_23seeds", "distill-a0.5"): "CQA 3% (292), 6 epochs, seeds 1-23 pooled, bf16 default",
     ("cqa_tiny_e10", "distill-e10 - standard-e10"): "CQA 3% (292), 10 epochs both, seeds 1-6",
+    ("cqa_tiny_instructions", "distill-prefix - standard-prefix"): "CQA 3% (292), 6 epochs, seeds 1-12, bare prefixes",
+    ("cqa_tiny_instructions", "distill-verbs - standard-verbs"): "CQA 3% (292), 6 epochs, seeds 1-12, one-verb pair",
+    ("cqa_tiny_verbs_more", "distill-verbs - standard-verbs"): "CQA 3% (292), 6 epochs, seeds 13-36, one-verb pair",
+    ("pooled_cqa_tiny_36seeds", "distill-verbs"): "CQA 3% (292), 6 epochs, seeds 1-36 pooled, one-verb pair",
     ("cqa_tiny_ablate", "distill-a0.5"): "CQA 3% (289, other subsets), 6 epochs",
     ("cqa_low", "distill-a0.5"): "CQA 12.5% (1,218), 3 epochs",
     ("cqa_low_e6", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs",
@@ -49,18 +53,25 @@ LABELS = {
     ("cqa_low_seeds", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, seeds 4-9, bf16 default",
     ("cqa_low_seeds_b", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, seeds 10-15, bf16 default",
     ("pooled_cqa_low_15seeds", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, seeds 1-15 pooled, bf16 default",
+    ("cqa_low_instructions", "distill-verbs - standard-verbs"): "CQA 12.5% (1,218), 6 epochs, seeds 4-9, one-verb pair",
     ("cqa_quarter", "distill-a0.5"): "CQA 25% (2,435), 3 epochs",
     ("cqa_quarter_today", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, bf16 default",
+    ("cqa_quarter_seeds", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 4-9, bf16 default",
+    ("cqa_quarter_seeds_b", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 10-15, bf16 default",
+    ("pooled_cqa_quarter_15seeds", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 1-15 pooled, bf16 default",
     ("cqa_full", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 2 seeds",
     ("cqa_full_today", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 3 seeds, bf16 default",
     ("svamp", "distill-a0.5"): "SVAMP 100% (789), 3 epochs",
     ("svamp_seeds", "distill-a0.5"): "SVAMP 100% (789), 6 epochs, 12 seeds, bf16 default",
 }
-# The evidence for today's defaults, one row per data size (the third output's rows)
+# The evidence for today's defaults, by data size (the third output's rows); at 3% and 12.5% both
+# instruction pairs: the one-verb pair (the default since the eighth session) and the previous one
 DEFAULTS = {
-    ("pooled_cqa_tiny_23seeds", "distill-a0.5"): "CQA 3% (292 records), 23 seeds",
-    ("pooled_cqa_low_15seeds", "distill-a0.5"): "CQA 12.5% (1,218), 15 seeds",
-    ("cqa_quarter_today", "distill-a0.5"): "CQA 25% (2,435), 3 seeds",
+    ("pooled_cqa_tiny_23seeds", "distill-a0.5"): "CQA 3% (292 records), 23 seeds, previous pair",
+    ("pooled_cqa_tiny_36seeds", "distill-verbs"): "CQA 3% (292 records), 36 seeds, one-verb pair",
+    ("pooled_cqa_low_15seeds", "distill-a0.5"): "CQA 12.5% (1,218), 15 seeds, previous pair",
+    ("cqa_low_instructions", "distill-verbs - standard-verbs"): "CQA 12.5% (1,218), 6 seeds, one-verb pair",
+    ("pooled_cqa_quarter_15seeds", "distill-a0.5"): "CQA 25% (2,435), 15 seeds",
     ("cqa_full_today", "distill-a0.5"): "CQA 100% (9,741), 3 seeds",
     ("svamp_seeds", "distill-a0.5"): "SVAMP 100% (789), 12 seeds",
 }
@@ -103,7 +114,10 @@ def main(folder: str, out: str, defaults_out: str | None = None) -> None:
     plot(data, LABELS, out, "SmolLM2-135M students, PaLM rationales (H200 GPUs, 2026-11-29/30)")
     if defaults_out:
         today = [r for r in data if r[0] in DEFAULTS]
-        title = "distil's defaults: distill (alpha 0.5) - standard by training-set size (SmolLM2-135M, PaLM rationales)"
+        title = (
+            "distil's defaults: distill (alpha 0.5) - standard by training-set size (SmolLM2-135M, PaLM rationales;\n"
+            "25% and up with the previous instruction pair, which CQA does not tell apart from the one-verb pair)"
+        )
         plot(today, DEFAULTS, defaults_out, title)
 
 

@@ -42,21 +42,24 @@ class Task(IntEnum):
 SUMMARY = Task.SUMMARY
 RATIONALE = Task.RATIONALE
 
-# The student's task prefixes: short, task-agnostic (any input -> output task) and parallel
-# (the same words but the one that names the task), as the paper's "[label]" / "[rationale]".
-# docs/method.md has the measurement against the earlier clinical pair, kept as CLINICAL_INSTRUCTIONS.
+# The student's task prefixes: short, task-agnostic (any input -> output task) and parallel in the
+# form the method issue found to help on clinical data: the same noun, one verb each (as the paper's
+# "[label]" / "[rationale]" differ only in the task's name). docs/method.md has the measurements:
+# on CQA this pair and the previous one ("Write the output / the rationale for the text below.", the
+# same verb, one noun each) are within noise of each other; the earlier clinical pair is kept as
+# CLINICAL_INSTRUCTIONS.
 DEFAULT_INSTRUCTIONS: dict[Task, dict[str, str]] = {
     SUMMARY: {
-        "en": "Write the output for the text below.",
-        "es": "Escribe la salida para el texto siguiente.",
-        "fr": "Écris la sortie pour le texte ci-dessous.",
-        "pt": "Escreva a saída para o texto abaixo.",
+        "en": "Respond to the text below.",
+        "es": "Responde al texto siguiente.",
+        "fr": "Réponds au texte ci-dessous.",
+        "pt": "Responda ao texto abaixo.",
     },
     RATIONALE: {
-        "en": "Write the rationale for the text below.",
-        "es": "Escribe la justificación para el texto siguiente.",
-        "fr": "Écris la justification pour le texte ci-dessous.",
-        "pt": "Escreva a justificativa para o texto abaixo.",
+        "en": "Explain the text below.",
+        "es": "Explica el texto siguiente.",
+        "fr": "Explique le texte ci-dessous.",
+        "pt": "Explique o texto abaixo.",
     },
 }
 # The earlier defaults: descriptive, clinical and not parallel. The teacher is still asked with

@@ -61,7 +61,7 @@ QWEN3 = (
 )
 
 TOKENS = ["<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-INSTRUCTION, TEXT, ANSWER = "Write the output for the text below.", "Fièvre à 39 °C.\nToux.", "Pneumonie probable."
+INSTRUCTION, TEXT, ANSWER = "Respond to the text below.", "Fièvre à 39 °C.\nToux.", "Pneumonie probable."
 
 
 def _supervised(tokenizer, formatter):

@@ -125,7 +125,7 @@ def test_build_examples_pairs_and_missing_rationale(tokenizer):
     standard = build_examples(records, tokenizer, formatter, "standard", 256, 64)
     assert [(e["id"], e["task"]) for e in standard.examples] == [("a", 0), ("b", 0)]
     prompt = tokenizer.decode(standard.examples[1]["input_ids"])
-    assert "Écris la sortie pour le texte ci-dessous." in prompt  # French instruction for a French record
+    assert "Réponds au texte ci-dessous." in prompt  # French instruction for a French record
 
 
 def _train_args(data_dir, out, model, model_type, steps=3, extra=()):
@@ -177,7 +177,7 @@ def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, mode
     assert run["settings"]["objective"] == model_type and run["global_steps"] == 3
     assert run["settings"]["epochs"] == 6  # the default for a small training set, recorded as a number
     assert run["formatter"] == "chat-template" and run["data_manifest_sha256"]
-    assert run["instructions"]["summary"]["es"].startswith("Escribe la salida")
+    assert run["instructions"]["summary"]["es"] == "Responde al texto siguiente."
     predictions = (out / "eval_predictions" / "step-3.jsonl").read_text().splitlines()
     assert len(predictions) == 4
     model = AutoModelForCausalLM.from_pretrained(out / "final")
