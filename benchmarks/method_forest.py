@@ -59,6 +59,7 @@ LABELS = {
     ("cqa_quarter_seeds", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 4-9, bf16 default",
     ("cqa_quarter_seeds_b", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 10-15, bf16 default",
     ("pooled_cqa_quarter_15seeds", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 1-15 pooled, bf16 default",
+    ("cqa_quarter_verbs", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 1-6, one-verb pair",
     ("cqa_full", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 2 seeds",
     ("cqa_full_today", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 3 seeds, bf16 default",
     ("svamp", "distill-a0.5"): "SVAMP 100% (789), 3 epochs",
@@ -71,7 +72,8 @@ DEFAULTS = {
     ("pooled_cqa_tiny_36seeds", "distill-verbs"): "CQA 3% (292 records), 36 seeds, one-verb pair",
     ("pooled_cqa_low_15seeds", "distill-a0.5"): "CQA 12.5% (1,218), 15 seeds, previous pair",
     ("cqa_low_instructions", "distill-verbs - standard-verbs"): "CQA 12.5% (1,218), 6 seeds, one-verb pair",
-    ("pooled_cqa_quarter_15seeds", "distill-a0.5"): "CQA 25% (2,435), 15 seeds",
+    ("pooled_cqa_quarter_15seeds", "distill-a0.5"): "CQA 25% (2,435), 15 seeds, previous pair",
+    ("cqa_quarter_verbs", "distill-a0.5"): "CQA 25% (2,435), 6 seeds, one-verb pair",
     ("cqa_full_today", "distill-a0.5"): "CQA 100% (9,741), 3 seeds",
     ("svamp_seeds", "distill-a0.5"): "SVAMP 100% (789), 12 seeds",
 }
@@ -116,7 +118,7 @@ def main(folder: str, out: str, defaults_out: str | None = None) -> None:
         today = [r for r in data if r[0] in DEFAULTS]
         title = (
             "distil's defaults: distill (alpha 0.5) - standard by training-set size (SmolLM2-135M, PaLM rationales;\n"
-            "25% and up with the previous instruction pair, which CQA does not tell apart from the one-verb pair)"
+            "100% and SVAMP with the previous instruction pair, which CQA does not tell apart from the one-verb pair)"
         )
         plot(today, DEFAULTS, defaults_out, title)
 
