@@ -68,6 +68,8 @@ def test_help_lists_the_allowed_values_of_choice_options():
     text = " ".join(run_cli("train", "--help", env={"COLUMNS": "200"}).output.split())
     for choices in ("One of: standard, distill", "One of: last, best", "none, tensorboard, wandb, mlflow"):
         assert choices in text
+    # the default instruction pair is named, as it is in prompts.DEFAULT_INSTRUCTIONS
+    assert "(default: 'Respond to the text below.'" in text and "(default: 'Explain the text below.'" in text
 
 
 def test_json_output_for_plugins_models_config_and_env(tmp_path):

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from distil_cli.prompts import DEFAULT_INSTRUCTIONS, RATIONALE, SUMMARY
+
 FORMATTERS = "chat-template, chatml, or a plugin's: gemma, llama3, mistral, phi3, ...; see `distil plugins`"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "distil" / "models"
 
@@ -231,10 +233,14 @@ class TrainSettings(Section):
         "(a [train.trainer_args] table; --trainer-arg KEY=VALUE).",
     )
     summary_instruction: str | None = Field(
-        None, description="Summary (output) task instruction for every language (default: the built-in pair)."
+        None,
+        description="Summary (output) task instruction for every language (default: "
+        f"'{DEFAULT_INSTRUCTIONS[SUMMARY]['en']}' and its es/fr/pt translations; docs/method.md).",
     )
     rationale_instruction: str | None = Field(
-        None, description="Rationale task instruction for every language (default: the built-in pair)."
+        None,
+        description="Rationale task instruction for every language (default: "
+        f"'{DEFAULT_INSTRUCTIONS[RATIONALE]['en']}' and its es/fr/pt translations).",
     )
     summary_instructions: dict[str, str] = Field(
         default_factory=dict, description="Per-language summary instruction overrides (win over summary_instruction)."
