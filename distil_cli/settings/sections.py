@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from distil_cli.prompts import DEFAULT_INSTRUCTIONS, RATIONALE, SUMMARY
 
 FORMATTERS = "chat-template, chatml, or a plugin's: gemma, llama3, mistral, phi3, ...; see `distil plugins`"
+# the built-in instruction pair as --help shows it: the English text, and the other languages it has
+_OTHER_LANGUAGES = "/".join(lang for lang in DEFAULT_INSTRUCTIONS[SUMMARY] if lang != "en")
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "distil" / "models"
 
 
@@ -235,12 +237,12 @@ class TrainSettings(Section):
     summary_instruction: str | None = Field(
         None,
         description="Summary (output) task instruction for every language (default: "
-        f"'{DEFAULT_INSTRUCTIONS[SUMMARY]['en']}' and its es/fr/pt translations; docs/method.md).",
+        f"'{DEFAULT_INSTRUCTIONS[SUMMARY]['en']}' and its {_OTHER_LANGUAGES} translations; docs/method.md).",
     )
     rationale_instruction: str | None = Field(
         None,
         description="Rationale task instruction for every language (default: "
-        f"'{DEFAULT_INSTRUCTIONS[RATIONALE]['en']}' and its es/fr/pt translations).",
+        f"'{DEFAULT_INSTRUCTIONS[RATIONALE]['en']}' and its {_OTHER_LANGUAGES} translations).",
     )
     summary_instructions: dict[str, str] = Field(
         default_factory=dict, description="Per-language summary instruction overrides (win over summary_instruction)."
