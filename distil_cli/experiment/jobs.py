@@ -4,7 +4,8 @@ Each process is ``distil experiment SPEC --out OUT --shard K/N`` (its own log un
 pinned to one visible GPU in turn (``CUDA_VISIBLE_DEVICES``), so N = 2 or 3 x the GPUs runs two
 or three processes per GPU: a small student leaves most of a GPU idle, and on an H200 two side by
 side ran twice the runs per minute of one, three about 1.5 times that again (docs/method.md, Cost).
-On a CPU the processes share the cores (``OMP_NUM_THREADS`` split between them). The caller writes the tables once every shard is done.
+On a CPU the processes share the cores (``OMP_NUM_THREADS`` split between them). The caller writes
+the tables once every shard is done.
 """
 
 from __future__ import annotations
