@@ -9,7 +9,7 @@ comparisons written by ``benchmarks/pool_seeds.py``. Each experiment gets two
 intervals: the pooled one (test records resampled, seeds fixed) and, below it in a lighter
 shade, the t interval over its per-seed differences (``distil_cli.evaluate.runs.across_seeds``).
 The optional third path gets the same plot for the evidence of today's defaults only, by data
-size (``DEFAULTS``; at 3% and 12.5% one row per instruction pair).
+size (``DEFAULTS``).
 """
 
 from __future__ import annotations
@@ -54,28 +54,34 @@ LABELS = {
     ("cqa_low_seeds_b", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, seeds 10-15, bf16 default",
     ("pooled_cqa_low_15seeds", "distill-a0.5"): "CQA 12.5% (1,218), 6 epochs, seeds 1-15 pooled, bf16 default",
     ("cqa_low_instructions", "distill-verbs - standard-verbs"): "CQA 12.5% (1,218), 6 epochs, seeds 4-9, one-verb pair",
+    ("cqa_low_verbs_more", "distill-verbs - standard-verbs"): "CQA 12.5% (1,218), 6 epochs, seeds 1-3,10-15, one-verb",
+    ("cqa_low_verbs_c", "distill-verbs - standard-verbs"): "CQA 12.5% (1,218), 6 epochs, seeds 16-21, one-verb pair",
+    ("cqa_low_verbs_d", "distill-verbs - standard-verbs"): "CQA 12.5% (1,218), 6 epochs, seeds 22-27, one-verb pair",
+    ("cqa_low_verbs_e", "distill-verbs - standard-verbs"): "CQA 12.5% (1,218), 6 epochs, seeds 28-33, one-verb pair",
+    ("pooled_cqa_low_33seeds", "distill-verbs"): "CQA 12.5% (1,218), 6 epochs, seeds 1-33 pooled, one-verb pair",
     ("cqa_quarter", "distill-a0.5"): "CQA 25% (2,435), 3 epochs",
     ("cqa_quarter_today", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, bf16 default",
     ("cqa_quarter_seeds", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 4-9, bf16 default",
     ("cqa_quarter_seeds_b", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 10-15, bf16 default",
     ("pooled_cqa_quarter_15seeds", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 1-15 pooled, bf16 default",
     ("cqa_quarter_verbs", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 1-6, one-verb pair",
+    ("cqa_quarter_verbs_b", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 7-15, one-verb pair",
+    ("pooled_cqa_quarter_verbs_15seeds", "distill-a0.5"): "CQA 25% (2,435), 3 epochs, seeds 1-15 pooled, one-verb pair",
     ("cqa_full", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 2 seeds",
     ("cqa_full_today", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 3 seeds, bf16 default",
+    ("cqa_full_verbs", "distill-a0.5"): "CQA 100% (9,741), 3 epochs, 3 seeds, one-verb pair",
     ("svamp", "distill-a0.5"): "SVAMP 100% (789), 3 epochs",
     ("svamp_seeds", "distill-a0.5"): "SVAMP 100% (789), 6 epochs, 12 seeds, bf16 default",
+    ("svamp_verbs", "distill-a0.5"): "SVAMP 100% (789), 6 epochs, 12 seeds, one-verb pair",
 }
-# The evidence for today's defaults, by data size (the third output's rows); at 3% and 12.5% both
-# instruction pairs: the one-verb pair (the default since the eighth session) and the previous one
+# The evidence for today's defaults (the one-verb instruction pair since the eighth session), by
+# data size: the third output's rows
 DEFAULTS = {
-    ("pooled_cqa_tiny_23seeds", "distill-a0.5"): "CQA 3% (292 records), 23 seeds, previous pair",
-    ("pooled_cqa_tiny_36seeds", "distill-verbs"): "CQA 3% (292 records), 36 seeds, one-verb pair",
-    ("pooled_cqa_low_15seeds", "distill-a0.5"): "CQA 12.5% (1,218), 15 seeds, previous pair",
-    ("cqa_low_instructions", "distill-verbs - standard-verbs"): "CQA 12.5% (1,218), 6 seeds, one-verb pair",
-    ("pooled_cqa_quarter_15seeds", "distill-a0.5"): "CQA 25% (2,435), 15 seeds, previous pair",
-    ("cqa_quarter_verbs", "distill-a0.5"): "CQA 25% (2,435), 6 seeds, one-verb pair",
-    ("cqa_full_today", "distill-a0.5"): "CQA 100% (9,741), 3 seeds",
-    ("svamp_seeds", "distill-a0.5"): "SVAMP 100% (789), 12 seeds",
+    ("pooled_cqa_tiny_36seeds", "distill-verbs"): "CQA 3% (292 records), 36 seeds",
+    ("pooled_cqa_low_33seeds", "distill-verbs"): "CQA 12.5% (1,218), 33 seeds",
+    ("pooled_cqa_quarter_verbs_15seeds", "distill-a0.5"): "CQA 25% (2,435), 15 seeds",
+    ("cqa_full_verbs", "distill-a0.5"): "CQA 100% (9,741), 3 seeds",
+    ("svamp_verbs", "distill-a0.5"): "SVAMP 100% (789), 12 seeds",
 }
 
 
@@ -116,10 +122,7 @@ def main(folder: str, out: str, defaults_out: str | None = None) -> None:
     plot(data, LABELS, out, "SmolLM2-135M students, PaLM rationales (H200 GPUs, 2026-11-29/30)")
     if defaults_out:
         today = [r for r in data if r[0] in DEFAULTS]
-        title = (
-            "distil's defaults: distill (alpha 0.5) - standard by training-set size (SmolLM2-135M, PaLM rationales;\n"
-            "100% and SVAMP with the previous instruction pair, which CQA does not tell apart from the one-verb pair)"
-        )
+        title = "distil's defaults: distill (alpha 0.5) - standard by training-set size (SmolLM2-135M, PaLM rationales)"
         plot(today, DEFAULTS, defaults_out, title)
 
 

@@ -2,12 +2,16 @@
 spec and 4-6 of another on the same data, fraction and test split).
 
     python benchmarks/pool_seeds.py EXP_DIR [EXP_DIR ...] --fraction 0.03 --arm distill-a0.5 \
-        --baseline standard [--metric exact]
+        --baseline standard [--metric exact] [--baseline-dirs OTHER_DIR ...]
 
 Reads every EXP_DIR/runs/f<fraction>/s<seed>/<arm>.jsonl that has a matching baseline file (the
 predictions `distil experiment` writes; no models needed) and prints the paired difference pooled
 over all those seeds (bootstrap over test records, as in the experiment tables), the across-seeds
 t interval, the per-seed differences and the verdict, with `distil experiment`'s own function.
+
+``--baseline-dirs``: the baseline of each seed is read from these folders instead (the same
+fraction and seed number, so the same training subset), which compares runs of two experiments
+arm by arm, e.g. the same arm trained with two instruction pairs kept in separate folders.
 """
 
 from __future__ import annotations
@@ -29,6 +33,16 @@ def _scores(path: Path, metric) -> dict[str, float]:
     return {i: s[metric.primary] for i, s in run.scores.items()}
 
 
+def _baselines(folders: list[Path], fraction: str, name: str) -> dict[str, Path]:
+    """s<seed> -> the baseline predictions of that seed in the first of ``folders`` that has them."""
+    found: dict[str, Path] = {}
+    for folder in folders:
+        for seed_dir in sorted((folder / "runs" / f"f{fraction}").glob("s*")):
+            if (seed_dir / f"{name}.jsonl").is_file():
+                found.setdefault(seed_dir.name, seed_dir / f"{name}.jsonl")
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", type=Path)
@@ -37,13 +51,16 @@ def main() -> None:
     parser.add_argument("--baseline", default="standard")
     parser.add_argument("--metric", default="exact")
     parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--baseline-dirs", nargs="+", type=Path, default=None)
     args = parser.parse_args()
     metric = get_metrics([args.metric], ScoreSettings())[0]
+    baselines = _baselines(args.baseline_dirs, args.fraction, args.baseline) if args.baseline_dirs else None
     rows, seeds = [], []
     for folder in args.dirs:
         for seed_dir in sorted((folder / "runs" / f"f{args.fraction}").glob("s*")):
-            arm, base = seed_dir / f"{args.arm}.jsonl", seed_dir / f"{args.baseline}.jsonl"
-            if not (arm.is_file() and base.is_file()):
+            arm = seed_dir / f"{args.arm}.jsonl"
+            base = seed_dir / f"{args.baseline}.jsonl" if baselines is None else baselines.get(seed_dir.name)
+            if base is None or not (arm.is_file() and base.is_file()):
                 continue
             a, b = _scores(arm, metric), _scores(base, metric)
             ids = sorted(b)

@@ -51,6 +51,35 @@ def test_pooling_seeds_kept_in_two_folders_gives_the_experiments_own_comparison(
     assert pooled["across_seeds"] == own["across_seeds"]  # from the same per-seed differences
 
 
+def test_pooling_against_baselines_kept_in_other_folders_pairs_them_seed_by_seed(experiment, tmp_path):
+    """--baseline-dirs: the arm from one experiment, the baseline of the same seed from another (as when
+    one arm was trained with two instruction pairs in two experiments); the arm's own folder is ignored."""
+    for seed in (1, 2):
+        source = experiment / "runs" / "f0.5" / f"s{seed}"
+        for folder, arm in (("arms", "distill-a0.5"), ("bases", "standard")):
+            target = tmp_path / folder / "runs" / "f0.5" / f"s{seed}"
+            target.mkdir(parents=True)
+            shutil.copy(source / f"{arm}.jsonl", target)
+        shutil.copy(source / "distill-a0.5.jsonl", tmp_path / "arms" / "runs" / "f0.5" / f"s{seed}" / "standard.jsonl")
+
+    def pool(*args):
+        done = subprocess.run(
+            [sys.executable, ROOT / "benchmarks" / "pool_seeds.py", tmp_path / "arms", "--fraction", "0.5",
+             "--resamples", "200", *args], capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return json.loads(done.stdout)
+
+    (own,) = [p for p in json.loads((experiment / "results.json").read_text())["pairs"] if p["fraction"] == 0.5]
+    across = pool("--arm", "distill-a0.5", "--baseline-dirs", tmp_path / "bases")
+    assert across["seeds"] == ["arms/s1", "arms/s2"]
+    assert [s["diff"] for s in across["per_seed"]] == [s["diff"] for s in own["per_seed"]]
+    assert across["pooled"]["diff"] == own["pooled"]["diff"]
+    # without --baseline-dirs the arm's folder's "standard" (here a copy of distill) is the baseline
+    assert pool("--arm", "distill-a0.5")["pooled"]["diff"] == 0
+    # the same arm name on both sides: arms' "standard" (distill's predictions) against bases' standard
+    assert pool("--arm", "standard", "--baseline-dirs", tmp_path / "bases")["pooled"]["diff"] == own["pooled"]["diff"]
+
+
 def test_the_forest_plot_reads_the_experiments_markdown(experiment, tmp_path):
     forest = _script("method_forest")
     shutil.copy(experiment / "results.md", tmp_path / "2026-01-01_cqa_tiny_next.md")  # a name the plot labels
@@ -61,9 +90,9 @@ def test_the_forest_plot_reads_the_experiments_markdown(experiment, tmp_path):
         assert diff == pytest.approx(own["pooled"]["diff"], abs=0.006)  # the markdown shows two decimals
         assert [low, high] == pytest.approx(own["pooled"]["ci"], abs=0.006)
         assert list(seeds) == pytest.approx(own["across_seeds"]["ci"], abs=0.02)  # from the rounded seeds
-    shutil.copy(experiment / "results.md", tmp_path / "2026-01-02_cqa_full_today.md")  # one of today's defaults
+    shutil.copy(experiment / "results.md", tmp_path / "2026-01-02_cqa_full_verbs.md")  # one of today's defaults
     today = [r[0] for r in forest.rows(tmp_path) if r[0] in forest.DEFAULTS]
-    assert today == [("cqa_full_today", "distill-a0.5")] * 2  # the defaults plot takes it, not cqa_tiny_next
+    assert today == [("cqa_full_verbs", "distill-a0.5")] * 2  # the defaults plot takes it, not cqa_tiny_next
     forest.main(str(tmp_path), str(tmp_path / "forest.png"), str(tmp_path / "defaults.png"))
     assert (tmp_path / "forest.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "defaults.png").read_bytes()[:4] == b"\x89PNG"
