@@ -10,8 +10,9 @@ over all those seeds (bootstrap over test records, as in the experiment tables),
 t interval, the per-seed differences and the verdict, with `distil experiment`'s own function.
 
 ``--baseline-dirs``: the baseline of each seed is read from these folders instead (the same
-fraction and seed number, so the same training subset), which compares runs of two experiments
-arm by arm, e.g. the same arm trained with two instruction pairs kept in separate folders.
+fraction and seed number: the same training subset when both specs name the same data and
+``valid``), which compares runs of two experiments arm by arm, e.g. the same arm trained with two
+instruction pairs kept in separate folders.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def main() -> None:
     parser.add_argument("--baseline", default="standard")
     parser.add_argument("--metric", default="exact")
     parser.add_argument("--resamples", type=int, default=2000)
-    parser.add_argument("--baseline-dirs", nargs="+", type=Path, default=None)
+    parser.add_argument(
+        "--baseline-dirs", nargs="+", type=Path, default=None, help="read each seed's baseline from these folders"
+    )
     args = parser.parse_args()
     metric = get_metrics([args.metric], ScoreSettings())[0]
     baselines = _baselines(args.baseline_dirs, args.fraction, args.baseline) if args.baseline_dirs else None
