@@ -34,11 +34,19 @@ def _scores(path: Path, metric) -> dict[str, float]:
     return {i: s[metric.primary] for i, s in run.scores.items()}
 
 
+def _seed_dirs(folder: Path, fraction: str) -> list[Path]:
+    """The s<seed> folders of one experiment folder at ``fraction``; a one-line exit when it has none."""
+    runs = folder / "runs" / f"f{fraction}"
+    if not runs.is_dir():
+        raise SystemExit(f"{folder}: no {runs.relative_to(folder)} folder: give `distil experiment --out` folders")
+    return sorted(runs.glob("s*"))
+
+
 def _baselines(folders: list[Path], fraction: str, name: str) -> dict[str, Path]:
     """s<seed> -> the baseline predictions of that seed in the first of ``folders`` that has them."""
     found: dict[str, Path] = {}
     for folder in folders:
-        for seed_dir in sorted((folder / "runs" / f"f{fraction}").glob("s*")):
+        for seed_dir in _seed_dirs(folder, fraction):
             if (seed_dir / f"{name}.jsonl").is_file():
                 found.setdefault(seed_dir.name, seed_dir / f"{name}.jsonl")
     return found
@@ -60,7 +68,7 @@ def main() -> None:
     baselines = _baselines(args.baseline_dirs, args.fraction, args.baseline) if args.baseline_dirs else None
     rows, seeds = [], []
     for folder in args.dirs:
-        for seed_dir in sorted((folder / "runs" / f"f{args.fraction}").glob("s*")):
+        for seed_dir in _seed_dirs(folder, args.fraction):
             arm = seed_dir / f"{args.arm}.jsonl"
             base = seed_dir / f"{args.baseline}.jsonl" if baselines is None else baselines.get(seed_dir.name)
             if base is None or not (arm.is_file() and base.is_file()):
@@ -72,7 +80,8 @@ def main() -> None:
             rows.append((ids, np.array([a[i] - b[i] for i in ids])))
             seeds.append(f"{folder.name}/{seed_dir.name}")
     if not rows:
-        raise SystemExit(f"no seed has both {args.arm} and {args.baseline} at fraction {args.fraction}")
+        where = f" (baseline from {', '.join(map(str, args.baseline_dirs))})" if args.baseline_dirs else ""
+        raise SystemExit(f"no seed has both {args.arm} and {args.baseline}{where} at fraction {args.fraction}")
     diffs = np.stack([r[1] for r in rows])
     out = {
         "arm": args.arm,

@@ -78,6 +78,16 @@ def test_pooling_against_baselines_kept_in_other_folders_pairs_them_seed_by_seed
     assert pool("--arm", "distill-a0.5")["pooled"]["diff"] == 0
     # the same arm name on both sides: arms' "standard" (distill's predictions) against bases' standard
     assert pool("--arm", "standard", "--baseline-dirs", tmp_path / "bases")["pooled"]["diff"] == own["pooled"]["diff"]
+    # bad input: one line naming the folder, or what was looked for and where
+    script, arms, bases = ROOT / "benchmarks" / "pool_seeds.py", tmp_path / "arms", tmp_path / "bases"
+    args = ["--fraction", "0.25", "--arm", "x"]  # a fraction the folder does not have
+    wrong = subprocess.run([sys.executable, script, arms, *args], capture_output=True, text=True)
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == f"{arms}: no runs/f0.25 folder: give `distil experiment --out` folders"
+    args = ["--fraction", "0.5", "--arm", "distill-a0.5", "--baseline", "nope", "--baseline-dirs", bases]
+    missing = subprocess.run([sys.executable, script, arms, *args], capture_output=True, text=True)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"no seed has both distill-a0.5 and nope (baseline from {bases}) at fraction 0.5"
 
 
 def test_the_forest_plot_reads_the_experiments_markdown(experiment, tmp_path):
