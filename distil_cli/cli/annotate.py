@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 
-from distil_cli.cli.common import err_console, flags_of, opt, out_console, settings_for
+from distil_cli.cli.common import err_console, out_console, settings_for
+from distil_cli.cli.options import settings_flags
 
 
-def annotate(  # one parameter per flag: a flat list, longer than a function should be otherwise
+@settings_flags("annotate")
+def annotate(
     ctx: typer.Context,
     data: Annotated[
         Path, typer.Argument(help="A prepared split .jsonl, or a prepared folder (its --splits are annotated).")
@@ -19,33 +21,10 @@ def annotate(  # one parameter per flag: a flat list, longer than a function sho
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output .jsonl (for a split) or folder (for a prepared folder).")
     ],
-    backend: Annotated[Optional[str], opt("annotate", "backend")] = None,
-    base_url: Annotated[Optional[str], opt("annotate", "base_url")] = None,
-    model: Annotated[Optional[str], opt("annotate", "model")] = None,
-    api_key_env: Annotated[Optional[str], opt("annotate", "api_key_env")] = None,
-    header: Annotated[
-        Optional[list[str]], typer.Option("--header", help="Extra HTTP header 'Name: value' (repeatable).")
-    ] = None,
-    concurrency: Annotated[Optional[int], opt("annotate", "concurrency")] = None,
-    rate_limit: Annotated[Optional[float], opt("annotate", "rate_limit")] = None,
-    max_retries: Annotated[Optional[int], opt("annotate", "max_retries")] = None,
-    temperature: Annotated[Optional[float], opt("annotate", "temperature")] = None,
-    max_tokens: Annotated[Optional[int], opt("annotate", "max_tokens")] = None,
-    timeout: Annotated[Optional[float], opt("annotate", "timeout")] = None,
-    template: Annotated[Optional[str], opt("annotate", "template")] = None,
-    system_prompt: Annotated[Optional[str], opt("annotate", "system_prompt")] = None,
-    min_grounding: Annotated[Optional[float], opt("annotate", "min_grounding")] = None,
-    batch_size: Annotated[Optional[int], opt("annotate", "batch_size")] = None,
-    formatter: Annotated[Optional[str], opt("annotate", "formatter")] = None,
-    splits: Annotated[Optional[str], opt("annotate", "splits")] = None,
-    max_flagged: Annotated[Optional[float], opt("annotate", "max_flagged")] = None,
-    format: Annotated[Optional[str], opt("annotate", "format")] = None,
+    flags: dict[str, Any] | None = None,
 ) -> None:
     """Ask a teacher for a rationale per record: concurrent, retried, resumable (a rerun skips done records)."""
-    flags = flags_of(locals(), "data", "out", "header")
-    if header:
-        flags["headers"] = dict(_parse_header(h) for h in header)
-    loaded = settings_for(ctx, "annotate", **flags)
+    loaded = settings_for(ctx, "annotate", **(flags or {}))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from distil_cli.reports import annotate_summary
@@ -74,10 +53,3 @@ def annotate(  # one parameter per flag: a flat list, longer than a function sho
     err_console.print(annotate_summary(stats))
     out_console.print(str(out), highlight=False)
     check_failures(stats, loaded.settings.annotate.max_flagged)
-
-
-def _parse_header(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition(":")
-    if not sep or not name.strip():
-        raise typer.BadParameter(f"expected 'Name: value', got {text!r}", param_hint="--header")
-    return name.strip(), value.strip()

