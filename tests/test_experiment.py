@@ -80,6 +80,15 @@ def test_grid_runs_scores_and_resumes(tmp_path):
     assert [s["diff"] for s in pair["per_seed"]][:2] == per_seed  # the first two seeds' runs were kept
 
 
+def test_seed_ranges_expand_in_order():
+    from distil_cli.experiment.spec import ExperimentSpec
+
+    assert ExperimentSpec(data="d", seeds="16-19").seeds == [16, 17, 18, 19]
+    assert ExperimentSpec(data="d", seeds=["1-3", 7, "9"]).seeds == [1, 2, 3, 7, 9]
+    with pytest.raises(ValueError, match=r"seeds \[2\] are listed twice"):
+        ExperimentSpec(data="d", seeds=["1-3", 2])
+
+
 def test_spec_errors_are_one_line(tmp_path):
     _data(tmp_path)
     bad = _spec(tmp_path, 'baseline = "nope"\n')
@@ -91,6 +100,9 @@ def test_spec_errors_are_one_line(tmp_path):
     bad.write_text('data = "data"\n[[arms]]\nname = "a b"\n')
     result = run_cli("experiment", bad, "--out", tmp_path / "o")
     assert result.exit_code == 1 and "use letters, digits" in result.output
+    bad.write_text('data = "data"\nseeds = "5-3"\n')
+    result = run_cli("experiment", bad, "--out", tmp_path / "o")
+    assert result.exit_code == 1 and "seed range '5-3': write N or FIRST-LAST" in result.output
     missing = run_cli("experiment", tmp_path / "nope.toml", "--out", tmp_path / "o")
     assert missing.exit_code == 1 and "experiment spec" in missing.output and "does not exist" in missing.output
     assert not (tmp_path / "o").exists()

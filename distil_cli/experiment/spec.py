@@ -2,7 +2,7 @@
 
     data = "data/cqa"                 # a prepared folder: train.jsonl and the test split
     metric = "exact"                  # any `distil score` metric; its headline value is compared
-    seeds = [1, 2, 3]
+    seeds = "1-12"                    # or a list: [1, 2, 3], ["1-6", 20]
     fractions = [0.125, 0.25, 1.0]    # share of train.jsonl each run trains on (same records for every arm)
     valid = 100                       # optional: records of train.jsonl held out per seed as every run's
                                       # valid.jsonl (evaluation during training, --select best); 0 = none
@@ -64,6 +64,32 @@ class ExperimentSpec(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     infer: dict[str, Any] = Field(default_factory=dict)
     arms: list[Arm] = Field(default_factory=list)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_ranges(cls, value: Any) -> Any:
+        """``"16-33"``, ``"1-3, 7"`` or a list mixing numbers and such ranges: one seed per number."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list):
+            return value
+        seeds: list[Any] = []
+        for item in items:
+            if isinstance(item, str):
+                match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+))?\s*", item)
+                if not match or (match[2] is not None and int(match[2]) < int(match[1])):
+                    raise ValueError(f"seed range {item.strip()!r}: write N or FIRST-LAST with FIRST <= LAST")
+                seeds += range(int(match[1]), int(match[2] or match[1]) + 1)
+            else:
+                seeds.append(item)
+        return seeds
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        repeated = sorted({s for s in value if value.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seeds {repeated} are listed twice")
+        return value
 
     @field_validator("fractions")
     @classmethod

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The student-size grids of docs/method.md ("Student size") on one GPU through the device tool:
+# Gemma 3 270M pulled from its GGUF (assembled at /root/m/gemma.gguf by the calls before, see
+# ../shared/device.md), its prompt check, then NAMES one after another, each `distil experiment
+# --jobs $JOBS` (resumable: a later call continues a grid cut off by DEADLINE seconds).
+# Results (results.json/.md/.png and the predictions) are copied to $OUT/NAME.
+set -u
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
+EXP=${EXP:-/root/exp}
+OUT=${OUT:-size-out}
+DEADLINE=${DEADLINE:-560}
+mkdir -p "$EXP" "$OUT"
+cp benchmarks/experiments/size_*.toml "$EXP/" && cp -r benchmarks/experiments/data "$EXP/"
+if [ ! -f ~/.cache/distil/models/gemma-3-270m/distil-model.json ]; then
+  python3 -m distil_cli models pull gemma3-270m --gguf /root/m/gemma.gguf 2>&1 | grep -v "it/s" | tail -3
+  python3 -m pytest -q -p no:cacheprovider plugins/distil-gemma 2>&1 | tail -2
+fi
+for name in ${NAMES:-size_cqa3_gemma3_270m size_svamp_gemma3_270m size_cqa12_gemma3_270m}; do
+  left=$(( DEADLINE - ($(date +%s) - start) ))
+  [ "$left" -gt 30 ] || { echo "$name: no time left"; continue; }
+  t0=$(date +%s)
+  timeout "$left" python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$name" --jobs "${JOBS:-6}" \
+    > "$EXP/$name.log" 2>&1
+  echo "$name exit $? in $(( $(date +%s) - t0 )) s; runs done: $(ls "$EXP/$name"/runs/*/*/*.jsonl 2>/dev/null | wc -l)"
+  mkdir -p "$OUT/$name" && cp "$EXP/$name"/results.* "$OUT/$name/" 2>/dev/null
+  tail -3 "$EXP/$name.log"
+  (cd "$EXP/$name" && tar czf "$OUT/$name/predictions.tar.gz" runs/*/*/*.jsonl 2>/dev/null)
+done
+nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
