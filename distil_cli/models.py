@@ -36,9 +36,18 @@ def tiny_dir(cache_dir: Path) -> Path:
 
     Built from a config (no download) with a fixed seed, so it is the same everywhere.
     """
+    from distil_cli.data.guard import OutputLock
+
     target = Path(cache_dir).expanduser() / TINY_NAME
     if (target / MARKER).is_file():
         return target
+    with OutputLock(target, wait=True):  # another process building it: wait, then use its folder
+        if (target / MARKER).is_file():
+            return target
+        return _build_tiny(cache_dir, target)
+
+
+def _build_tiny(cache_dir: Path, target: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 

@@ -192,10 +192,20 @@ def _assemble(pieces: list[Path], target: Path) -> str:
 
 def pull(cache_dir: Path, gguf: Path | None = None, force: bool = False, entry: Pullable | str = DEFAULT) -> Path:
     """Install a pullable model into the cache (once) and return its folder."""
+    from distil_cli.data.guard import OutputLock
+
     entry = entry_for(entry) if isinstance(entry, str) else entry
     target = model_dir(cache_dir, entry)
     if is_pulled(cache_dir, entry) and not force:
         return target
+    # another process pulling the same model: wait for it, then use its folder
+    with OutputLock(target, wait=True):
+        if is_pulled(cache_dir, entry) and not force:
+            return target
+        return _pull_locked(entry, target, gguf)
+
+
+def _pull_locked(entry: Pullable, target: Path, gguf: Path | None) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
         work = Path(tmp)

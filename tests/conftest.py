@@ -5,10 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
+# No network in tests: the hub libraries read these when first imported (a hub id then fails at
+# once instead of after the library's connection retries).
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+# One terminal width for every test, whether pytest runs in a terminal, a pipe or a worker process
+# (tests of narrow terminals pass their own COLUMNS).
+os.environ["COLUMNS"] = "120"
 
-from distil_cli.cli import app
+import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from distil_cli.cli import app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "multiclinsum_sample"

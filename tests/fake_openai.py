@@ -12,6 +12,10 @@ Behaviour is chosen by markers in the user message:
   EMPTY     answer an empty completion
   COPY      answer the text after 'Reference:' in the prompt
   SLOW      sleep 0.3 s before answering
+  RAHUGE<n> answer 429 with Retry-After: inf for the first n requests of that record
+  RADATE<n> answer 429 with Retry-After as an HTTP date 1 s ahead for the first n requests
+  LORIS     send the headers, then one byte of the body every 0.5 s, for ever (a slow-loris server)
+  ENDLESS   send a chunked body that never ends, as fast as the client reads
 Otherwise it answers "Key facts: <first 6 words of the input>".
 Requests with a wrong bearer token get 401 when the server was given a key.
 """
@@ -64,6 +68,17 @@ class FakeOpenAI:
                     match = re.search(marker + r"(\d+)", content)
                     if match and n <= int(match.group(1)):
                         return self._send(code, {"error": {"message": "try later"}}, {"Retry-After": "0"})
+                match = re.search(r"RAHUGE(\d+)", content)
+                if match and n <= int(match.group(1)):
+                    return self._send(429, {"error": {"message": "later"}}, {"Retry-After": "inf"})
+                match = re.search(r"RADATE(\d+)", content)
+                if match and n <= int(match.group(1)):
+                    from email.utils import formatdate
+
+                    when = formatdate(time.time() + 1.5, usegmt=True)
+                    return self._send(429, {"error": {"message": "later"}}, {"Retry-After": when})
+                if "LORIS" in content or "ENDLESS" in content:
+                    return self._trickle("LORIS" in content)
                 fault = self._reply_fault(content, n)
                 if fault is not None:
                     return fault
@@ -97,6 +112,26 @@ class FakeOpenAI:
                 with server.lock:
                     server.answered[content] += 1
                 return self._send(200, body)
+
+            def _trickle(self, slow: bool) -> bool:
+                """Headers at once, then a body that never completes (until the client hangs up)."""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if slow:
+                    self.send_header("Content-Length", "1000000")
+                else:
+                    self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    while True:
+                        if slow:
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                            time.sleep(0.5)
+                        else:
+                            self.wfile.write(b"400\r\n" + b" " * 1024 + b"\r\n")
+                except OSError:  # the client gave up
+                    return True
 
             def _reply_fault(self, content: str, n: int):
                 """Status 200 with a body that is not a completion (the reply-shape faults)."""

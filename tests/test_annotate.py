@@ -398,3 +398,49 @@ def test_annotated_folder_also_as_a_hugging_face_datasetdict(tmp_path):
     loaded = datasets.load_from_disk(str(out / "hf"))
     assert sorted(loaded) == ["test", "train"] and loaded["train"].num_rows == 2
     assert loaded["train"][0]["rationale"].startswith("Key facts") and json.loads(loaded["train"][0]["annotation"])
+
+
+def test_a_huge_retry_after_is_capped_and_an_http_date_is_honoured(tmp_path):
+    data = _split(tmp_path / "s.jsonl", ["RAHUGE1 fever", "RADATE1 cough"])
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        started = time.monotonic()
+        result = run_cli(*_args(server, data, out, "--max-backoff", "2", "--timeout", "5"))
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.output
+    assert {r["id"]: r["annotation"]["attempts"] for r in _lines(out)} == {"r0": 2, "r1": 2}
+    assert "asked to wait inf s before retrying; waiting 2 s (the backoff cap)" in result.output
+    assert 0.9 < elapsed < 30  # the date (1.5 s ahead) was waited for; inf was not
+
+
+@pytest.mark.parametrize("fault", ["LORIS", "ENDLESS"])
+def test_timeout_bounds_the_whole_request_of_a_trickling_server(tmp_path, fault):
+    data = _split(tmp_path / "s.jsonl", [f"{fault} fever", "plain text"])
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        started = time.monotonic()
+        result = run_cli(*_args(server, data, out, "--timeout", "1", "--max-retries", "0"))
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 3, result.output
+    assert elapsed < 20 and [r["id"] for r in _lines(out)] == ["r1"]
+    failed = _lines(tmp_path / "ann.failed.jsonl")
+    assert failed[0]["id"] == "r0" and "timeout (no complete reply in 1 s)" in failed[0]["error"]
+
+
+def test_credentials_in_the_base_url_never_leak(tmp_path):
+    import base64
+
+    data = _split(tmp_path / "s.jsonl", ["BAD400 text"])
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        url = server.url.replace("http://", "http://alice:pa55word-xyz@")
+        args = ["annotate", data, "--out", out, "--base-url", url, "--model", "teacher", "--max-retries", 0]
+        result = run_cli(*args)
+        echoed = server.headers[-1].get("authorization", "")
+    assert result.exit_code == 3, result.output
+    basic = base64.b64encode(b"alice:pa55word-xyz").decode()
+    failed = (tmp_path / "ann.failed.jsonl").read_text()
+    assert "HTTP 400" in failed and "**********" in failed
+    for secret in ("pa55word-xyz", basic):
+        assert secret not in failed and secret not in result.output
+    assert echoed == f"Basic {basic}"  # the server got the credential, and echoed it in its 400

@@ -38,11 +38,30 @@ def _spec(root: Path, extra: str = "") -> Path:
     return spec
 
 
-def test_grid_runs_scores_and_resumes(tmp_path):
-    _data(tmp_path)
-    spec, out = _spec(tmp_path), tmp_path / "out"
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """The 2 x 2 x 2 grid of ``_spec`` trained once in one process: (spec, out folder, output).
+
+    Tests that go on from a finished grid work on a copy (``_copy``)."""
+    root = tmp_path_factory.mktemp("grid")
+    _data(root)
+    spec, out = _spec(root), root / "out"
     result = run_cli("experiment", spec, "--out", out)
     assert result.exit_code == 0, result.output
+    return spec, out, result.output
+
+
+def _copy(grid, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(grid[1], to)
+    return to
+
+
+def test_grid_runs_scores_and_resumes(grid, tmp_path):
+    spec, finished, output = grid
+    assert output.count("trained") == 8
+    out = _copy(grid, tmp_path / "out")
     results = json.loads((out / "results.json").read_text())
     assert results["metric"] == "exact_match" and results["n_test"] == 4
     assert len(results["runs"]) == 8  # 2 fractions x 2 seeds x 2 arms
@@ -72,7 +91,9 @@ def test_grid_runs_scores_and_resumes(tmp_path):
     assert run("standard")["settings"]["seed"] == 1 and run("distill-a0.5")["settings"]["alpha"] == 0.5
     again = run_cli("experiment", spec, "--out", out)
     assert again.exit_code == 0 and again.output.count("done before") == 8  # nothing trained or inferred again
-    spec.write_text(spec.read_text().replace("seeds = [1, 2]", "seeds = [1, 2, 3]"))  # more seeds, same --out
+    spec = tmp_path / "spec.toml"  # more seeds, same --out
+    spec.write_text(grid[0].read_text().replace("seeds = [1, 2]", "seeds = [1, 2, 3]"))
+    (tmp_path / "data").symlink_to(grid[0].parent / "data")
     more = run_cli("experiment", spec, "--out", out)
     assert more.exit_code == 0 and more.output.count("done before") == 8 and more.output.count("trained") == 4
     pair = json.loads((out / "results.json").read_text())["pairs"][0]
@@ -164,15 +185,14 @@ def test_a_held_out_valid_split_serves_select_best(tmp_path):
     assert again.exit_code == 1 and "leaves no training records" in again.output
 
 
-def test_plan_lists_the_runs_and_their_state_without_writing(tmp_path):
-    _data(tmp_path)
-    spec, out = _spec(tmp_path), tmp_path / "out"
+def test_plan_lists_the_runs_and_their_state_without_writing(grid, tmp_path):
+    spec, out = grid[0], tmp_path / "out"
     before = run_cli("experiment", spec, "--out", out, "--plan")
     assert before.exit_code == 0, before.output
     assert "8 runs on 4 test records: 0 done, 0 trained (predictions to finish), 8 to run" in before.output
     assert "distill-a0.5" in before.output and "max_steps 1" in before.output
     assert not out.exists()  # nothing written, not even the lock
-    assert run_cli("experiment", spec, "--out", out).exit_code == 0
+    _copy(grid, out)  # the grid once run
     after = run_cli("experiment", spec, "--out", out, "--plan")
     assert "8 runs on 4 test records: 8 done, 0 trained (predictions to finish), 0 to run" in after.output
     (out / "runs" / "f0.5" / "s1" / "standard.jsonl").unlink()  # predictions lost: the run is only trained
@@ -306,13 +326,10 @@ def test_a_verdict_without_an_across_seeds_answer_says_how_many_seeds_would_give
     )
 
 
-def test_jobs_run_the_shards_as_processes_and_match_one_process(tmp_path):
+def test_jobs_run_the_shards_as_processes_and_match_one_process(grid, tmp_path):
     """--jobs 2: two `--shard K/2` processes side by side, each with its log; the same predictions and
     comparisons as the whole grid in one process."""
-    _data(tmp_path)
-    spec = _spec(tmp_path)
-    one = run_cli("experiment", spec, "--out", tmp_path / "one")
-    assert one.exit_code == 0, one.output
+    spec, one = grid[0], grid[1]
     out = tmp_path / "two"
     two = run_cli("experiment", spec, "--out", out, "--jobs", "2")
     assert two.exit_code == 0, two.output
@@ -321,11 +338,11 @@ def test_jobs_run_the_shards_as_processes_and_match_one_process(tmp_path):
     assert all("[4/4]" in log for log in logs)  # each shard ran its 4 runs
     assert any("Wrote " in log for log in logs)  # the last to finish (or both, finishing together) wrote tables
     assert not list(out.glob(".results.*"))  # written through temporary files, none left
-    predictions = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one" / "runs").glob("*/*/*.jsonl"))
+    predictions = sorted(p.relative_to(one) for p in (one / "runs").glob("*/*/*.jsonl"))
     assert len(predictions) == 8
     for path in predictions:
-        assert (out / path).read_text() == (tmp_path / "one" / path).read_text(), path
-    pairs = [json.loads((d / "results.json").read_text())["pairs"] for d in (tmp_path / "one", out)]
+        assert (out / path).read_text() == (one / path).read_text(), path
+    pairs = [json.loads((d / "results.json").read_text())["pairs"] for d in (one, out)]
     assert pairs[0] == pairs[1]
 
 

@@ -72,10 +72,18 @@ def test_references_from_prepared_data_and_errors(tmp_path):
     refs = tmp_path / "data"
     refs.mkdir()
     _write(refs / "test.jsonl", [{"id": k, "lang": v[0], "input": "x", "output": v[1]} for k, v in REFS.items()])
+    _write(refs / "train.jsonl", [{"id": "tr-1", "lang": "en", "input": "x", "output": "y"}])  # another split
     path = _preds(tmp_path, "noref", {"en-1": "The patient had fever.", "fr-1": ""}, with_reference=False)
+    partial = run_cli("score", path, "--references", refs)
+    assert partial.exit_code == 1
+    assert "2 reference(s) without a prediction: en-2, es-1; finish the predictions" in partial.output
+    assert "--allow-missing" in partial.output and "tr-1" not in partial.output  # train.jsonl is not scored
+    as_json = run_cli("score", path, "--references", refs, "--allow-missing", "--format", "json")
+    assert json.loads(as_json.stdout)["missing"] == {"noref": ["en-2", "es-1"]}
     # a narrow terminal: the note stays one line however long its path (it wrapped at 80 columns once)
-    result = run_cli("score", path, "--references", refs, "--format", "csv", env={"COLUMNS": "40"})
+    result = run_cli("score", path, "--references", refs, "--format", "csv", "--allow-missing", env={"COLUMNS": "40"})
     assert result.exit_code == 0, result.output
+    assert "2 reference(s) without a prediction: en-2, es-1 (not scored)" in result.output
     assert any(line.startswith("run,lang,n,rouge1") for line in result.output.splitlines())
     assert "1 empty prediction(s) scored as 0" in result.output
     fr = next(line for line in result.output.splitlines() if line.startswith("noref,fr,"))

@@ -11,6 +11,7 @@ import typer
 
 from distil_cli.cli.common import err_console, out_console, settings_for
 from distil_cli.cli.options import settings_flags
+from distil_cli.errors import DataError
 
 
 @settings_flags("score")
@@ -55,9 +56,14 @@ def score(
     for run in runs:
         if run.empty:
             err_console.print(f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False)
+        if run.missing:
+            message = f"{run.path}: {len(run.missing)} reference(s) without a prediction: {stats.few(run.missing)}"
+            if not cfg.allow_missing:
+                raise DataError(f"{message}; finish the predictions (rerun `distil infer`) or pass --allow-missing")
+            err_console.print(f"note: {message} (not scored)", highlight=False)
     for note in stats.small_groups(rows if cfg.bootstrap or compare else []):
         err_console.print(f"note: {note}", highlight=False)
-    _emit_scores(cfg.format, rows, comparison, reports)
+    _emit_scores(cfg.format, rows, comparison, reports, {run.name: run.missing for run in runs if run.missing})
     if plot is not None:
         target = plot_path(plot)
         reports.plot_scores(rows, target, runs[0].primary)
@@ -71,9 +77,9 @@ def plot_path(plot: Path) -> Path:
     return plot if plot.suffix else plot.with_name(plot.name + ".png")
 
 
-def _emit_scores(fmt: str, rows: list, comparison: list, reports) -> None:
+def _emit_scores(fmt: str, rows: list, comparison: list, reports, missing: dict[str, list[str]]) -> None:
     if fmt == "json":
-        out_console.print_json(json.dumps({"scores": rows, "comparison": comparison}))
+        out_console.print_json(json.dumps({"scores": rows, "comparison": comparison, "missing": missing}))
     elif fmt == "csv":
         import csv
 

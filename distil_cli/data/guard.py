@@ -24,16 +24,21 @@ log = logging.getLogger(__name__)
 
 
 def lock_path(out: Path) -> Path:
-    """A hidden sibling of the output (file or folder): the same path whether or not the output exists yet."""
-    out = Path(out)
+    """A hidden sibling of the output (file or folder): the same path whether or not the output exists yet.
+
+    The path is resolved first (symlinks, ``..``, a relative spelling): two spellings of one output
+    take one lock."""
+    out = Path(out).expanduser().resolve()
     return out.with_name(f".{out.name}.lock")
 
 
 class OutputLock:
-    """``with OutputLock(out):`` holds an exclusive advisory lock on ``out`` (released on exit or death)."""
+    """``with OutputLock(out):`` holds an exclusive advisory lock on ``out`` (released on exit or death).
 
-    def __init__(self, out: Path, what: str = "output"):
-        self.out, self.what = Path(out), what
+    ``wait=True`` waits for a holder to finish instead of refusing (a cache both processes may fill)."""
+
+    def __init__(self, out: Path, what: str = "output", wait: bool = False):
+        self.out, self.what, self.wait = Path(out), what, wait
         self.path = lock_path(self.out)
         self.fd: int | None = None
 
@@ -46,7 +51,7 @@ class OutputLock:
         for _ in range(5):  # the holder may remove the file between our open and our lock: try again
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
                 os.close(fd)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distil_cli.data.text import normalise_text
+from distil_cli.data.text import check_lang, normalise_text
 from distil_cli.errors import DataError
 
 LANG_RE = re.compile(r"(?:^|[_\-.])(en|es|fr|pt)(?:[_\-.]|$)", re.IGNORECASE)
@@ -118,7 +118,7 @@ def _lang_or_fail(path: Path, root: Path, lang: str | None) -> str:
     found = detect_lang(path, root)
     if found is None and lang is None:
         raise DataError(f"{path}: no language in the file or folder name (_en, _es, _fr, _pt); pass --lang")
-    return (found or lang).lower()  # type: ignore[union-attr]
+    return check_lang(found or lang, f"{path}" if found else "--lang")
 
 
 def _read_text(path: Path, encoding: str, what: str) -> str:
@@ -211,20 +211,21 @@ def read_table(
     for where, row in rows if rows is not None else _rows(path, fmt, encoding):
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected an object with fields, got {type(row).__name__}")
-        record_id = _field(row, mapping["id"], where, "id", required=True)
+        record_id = _field(row, mapping["id"], where, "id", required=True, encoding=encoding)
         where = f"{where} (id {record_id})"
         if record_id in seen:
             raise DataError(f"{where}: duplicate id '{record_id}' (first at {seen[record_id]})")
         seen[record_id] = where
         record: dict[str, Any] = {"id": record_id}
-        record["lang"] = (_field(row, mapping["lang"], where, "lang") or lang or file_lang or "").lower()
-        if not record["lang"]:
+        found = (_field(row, mapping["lang"], where, "lang", encoding=encoding) or lang or file_lang or "").lower()
+        if not found:
             raise DataError(f"{where}: no language (no '{mapping['lang']}' field, none in the file name); pass --lang")
-        record["input"] = _field(row, mapping["input"], where, "input", required=True)
-        output = _field(row, mapping["output"], where, "output")
+        record["lang"] = check_lang(found, f"{where} field '{mapping['lang']}'")
+        record["input"] = _field(row, mapping["input"], where, "input", required=True, encoding=encoding)
+        output = _field(row, mapping["output"], where, "output", encoding=encoding)
         if output is not None:
             record["output"] = output
-        rationale = _field(row, mapping["rationale"], where, "rationale")
+        rationale = _field(row, mapping["rationale"], where, "rationale", encoding=encoding)
         if rationale:
             record["rationale"] = rationale
         scan.records.append(record)
@@ -240,13 +241,23 @@ def read_table(
     return scan
 
 
-def _field(row: dict, name: str, where: str, role: str, required: bool = False) -> str | None:
+def _field(row: dict, name: str, where: str, role: str, required: bool = False, encoding: str = "utf-8") -> str | None:
     value = row.get(name)
-    if value is None or (isinstance(value, float) and value != value):  # None or NaN
+    nan = isinstance(value, float) and value != value
+    if required and name in row and (value is None or nan):  # a null cell, JSON NaN: there but not text
+        raise DataError(f"{where}: field '{name}' ({role}) must be text, got {'NaN' if nan else 'null'}")
+    if value is None or nan:
         if required:
             flag = f"--{role}-field"
             raise DataError(f"{where}: missing field '{name}' ({role}); map another field with {flag}")
         return None
+    if isinstance(value, (bytes, bytearray)):  # a binary parquet column: text in --encoding
+        try:
+            value = bytes(value).decode(encoding)
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{where}: field '{name}' ({role}) is binary and not {encoding} text; give --encoding or convert it"
+            ) from None
     if isinstance(value, (dict, list)):
         raise DataError(f"{where}: field '{name}' ({role}) must be text, got {type(value).__name__}")
     text = str(value).lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").strip()

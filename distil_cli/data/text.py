@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from distil_cli.errors import DataError
+
+LANG = re.compile(r"[a-z]{2,3}([_-][a-z0-9]{2,8})*")
+
+
+def check_lang(lang: Any, where: str) -> str:
+    """A record's language: a short code (``en``, ``pt-br``, ``zh_hans``); it names folders and files.
+
+    Anything else (``../x``, ``1``, a path) is refused, so no language can lead a write outside its folder."""
+    if not isinstance(lang, str) or not LANG.fullmatch(lang.lower()):
+        raise DataError(
+            f"{where}: language {lang!r} is not a language code such as en, es, pt-br (letters; it names folders)"
+        )
+    return lang.lower()
 
 
 def normalise_text(raw: bytes, encoding: str, where: str) -> str:

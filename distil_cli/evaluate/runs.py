@@ -26,6 +26,7 @@ class Run:
     rows: list[dict[str, Any]]  # id, lang, prediction, reference
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # id -> metric -> value
     empty: int = 0
+    missing: list[str] = field(default_factory=list)  # reference ids of the predictions' files without a prediction
     keys: tuple[str, ...] = ()  # the values that get CIs and paired comparisons
     primary: str = "rouge_mean"
 
@@ -77,11 +78,24 @@ def read_references(data: Path) -> dict[str, dict[str, Any]]:
             _text_field(record, "output", where, required=False)
             _text_field(record, "lang", where, required=False)
             if record.get("output"):
-                refs[record["id"]] = record
+                refs[record["id"]] = {**record, FILE_KEY: str(path)}
     return refs
 
 
-def _few(ids) -> str:
+FILE_KEY = "_reference_file"
+
+
+def missing_predictions(rows: list[dict[str, Any]], refs: dict[str, dict[str, Any]] | None) -> list[str]:
+    """Reference ids without a prediction, in the reference files the predictions come from (a prepared
+    folder holds train and valid too: only the split the predictions cover counts)."""
+    if refs is None:
+        return []
+    predicted = {row["id"] for row in rows}
+    files = {refs[i][FILE_KEY] for i in predicted if i in refs}
+    return sorted(i for i, record in refs.items() if record[FILE_KEY] in files and i not in predicted)
+
+
+def few(ids) -> str:
     ids = sorted(ids)
     return ", ".join(ids[:5]) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
 
@@ -108,7 +122,7 @@ def attach_references(path: Path, rows: list[dict[str, Any]], refs: dict[str, di
         )
     if missing:
         where = "in --references" if refs is not None else "(no 'reference' field; pass --references DATA)"
-        raise DataError(f"{path}: no reference for {len(missing)} id(s) {where}: {_few(missing)}")
+        raise DataError(f"{path}: no reference for {len(missing)} id(s) {where}: {few(missing)}")
     return out
 
 
@@ -128,6 +142,7 @@ def load_run(
     rows = attach_references(path, read_predictions(path), refs)
     keys = tuple(k for m in metrics for k in m.keys)
     run = Run(name or Path(path).stem, Path(path), rows, keys=keys, primary=metrics[0].primary)
+    run.missing = missing_predictions(rows, refs)
     for row in rows:
         if not row["prediction"].strip():
             run.empty += 1
@@ -279,8 +294,8 @@ def compare(a: Run, b: Run, resamples: int, seed: int) -> list[dict[str, Any]]:
     if ids_a != ids_b:
         only_a, only_b = ids_a - ids_b, ids_b - ids_a
         raise DataError(
-            f"{a.path} and {b.path} cover different ids: only in the first {_few(only_a) or '-'}; "
-            f"only in the second {_few(only_b) or '-'}"
+            f"{a.path} and {b.path} cover different ids: only in the first {few(only_a) or '-'}; "
+            f"only in the second {few(only_b) or '-'}"
         )
     resamples = resamples or 1000
     out = []

@@ -18,7 +18,7 @@ from typing import Any
 from distil_cli.data.files import done_ids, read_jsonl, write_atomic
 from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.data.readers import detect_lang
-from distil_cli.data.text import normalise_text
+from distil_cli.data.text import check_lang, normalise_text
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.generate.submission import Submission
 from distil_cli.models import load_causal_lm, load_tokenizer, resolve_model
@@ -100,7 +100,10 @@ class InferResult:
 
 
 def check_ids(records: list[dict[str, Any]], submission: Submission | None) -> None:
-    """Unique ids, and unique submission file names: checked before any generation."""
+    """Unique ids, language codes, and unique submission file names: checked before any generation."""
+    for record in records:
+        if "lang" in record:
+            check_lang(record["lang"], f"record {record['id']}")
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)

@@ -16,6 +16,7 @@ from typing import Any
 
 from distil_cli.data.files import iter_jsonl
 from distil_cli.data.guard import remove_stale_temporaries, temporary_name
+from distil_cli.data.text import check_lang
 from distil_cli.errors import ConfigError, DataError
 
 SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
@@ -39,10 +40,13 @@ class Submission:
             raise ConfigError("--team and --run-id go together (the shared task's layout); give both or neither")
         if self.team is not None and not re.fullmatch(r"[A-Za-z0-9-]+", self.team):
             raise ConfigError(f"--team {self.team!r}: use letters, digits and '-' (it names folders)")
+        if self.run_id is not None and self.run_id < 1:
+            raise ConfigError(f"--run-id {self.run_id}: the shared task's run numbers start at 1")
 
     def folder(self, lang: str) -> Path:
         if self.team is None:
             return self.root
+        lang = check_lang(lang, "submission folder")  # never a path: nothing is written outside root
         return self.root / f"{self.team}_multiclinsum_{lang}_run_{self.run_id}"
 
     def path(self, record: dict[str, Any]) -> Path:

@@ -10,7 +10,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from distil_cli.prompts import DEFAULT_INSTRUCTIONS, RATIONALE, SUMMARY
 
@@ -71,6 +71,27 @@ def meta(section: type[BaseModel], name: str) -> dict[str, Any]:
 class Section(BaseModel):
     # allow_inf_nan=False: NaN and infinity are never valid settings (a NaN split ratio passed every range check)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """``batch_size: true`` is not 1: a boolean is only valid where the setting is a boolean."""
+        if isinstance(value, bool) and bool not in _leaf_types(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a {_kind(cls.model_fields[info.field_name].annotation)}, got {value}")
+        return value
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return {type(a) for a in args}
+    return set().union(*(_leaf_types(a) for a in args)) if args else {annotation}
+
+
+def _kind(annotation: Any) -> str:
+    leaves = _leaf_types(annotation) - {type(None)}
+    names = {int: "number", float: "number", str: "text", Path: "path", list: "list", dict: "table"}
+    return " or ".join(sorted({names.get(t, getattr(t, "__name__", str(t))) for t in leaves}))
 
 
 def comma_list(value: Any) -> Any:
@@ -146,6 +167,8 @@ class PrepareSettings(Section):
                 value = [float(x) for x in value.split(",")]
             except ValueError:
                 raise ValueError("expected three comma-separated numbers such as 0.8,0.1,0.1") from None
+        if isinstance(value, (list, tuple)) and len(value) != 3:
+            raise ValueError(f"needs three ratios train,valid,test such as 0.8,0.1,0.1, got {len(value)}")
         return value
 
     @field_validator("split")
@@ -196,7 +219,12 @@ class AnnotateSettings(Section):
     max_retries: int = Field(6, ge=0, le=100, description="Retries per record on 429/5xx/timeouts.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the teacher.")
     max_tokens: int = Field(1024, ge=1, description="Maximum tokens of one rationale.")
-    timeout: float = Field(120.0, gt=0, description="Seconds before a request times out.")
+    timeout: float = Field(
+        120.0, gt=0, description="Seconds a whole request may take (connection, waiting and reading the reply)."
+    )
+    max_backoff: float = Field(
+        60.0, gt=0, description="Longest wait before a retry, in seconds (also caps a server's Retry-After)."
+    )
     template: str | None = Field(None, description="Prompt template with {input} (and optionally {output}), or @FILE.")
     system_prompt: str | None = Field(None, description="Optional system prompt.")
     min_grounding: float | None = Field(None, ge=0, le=1, description="Flag rationales whose grounding score is lower.")
@@ -499,6 +527,9 @@ class ScoreSettings(Section):
         description="porter: rouge-score's English stemmer; language: Snowball stemmer of each record's language.",
     )
     bertscore_model: str | None = Field(None, description="Local model folder for BERTScore (optional).")
+    allow_missing: bool = Field(
+        False, description="Score predictions that cover only part of the references (else an error names the rest)."
+    )
 
 
 class Settings(BaseModel):

@@ -230,7 +230,7 @@ async def _one(teacher, writer: Writer, item, cfg: AnnotateSettings, limiter: Ra
                     break
                 stats.retrying += 1
                 tick()
-                await asyncio.sleep(backoff_delay(attempt - 1, exc.retry_after))
+                await asyncio.sleep(backoff_delay(attempt - 1, exc.retry_after, cap=cfg.max_backoff))
                 stats.retrying -= 1
                 continue
             except AuthError:

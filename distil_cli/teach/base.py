@@ -84,7 +84,17 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
 
-def backoff_delay(attempt: int, retry_after: float | None, base: float = 1.0, cap: float = 60.0) -> float:
-    """Exponential backoff with full jitter; a server's Retry-After wins when it is longer."""
+BACKOFF_CAP = 60.0
+
+
+def backoff_delay(attempt: int, retry_after: float | None, base: float = 1.0, cap: float = BACKOFF_CAP) -> float:
+    """Exponential backoff with full jitter; a server's Retry-After wins when it is longer, up to ``cap``.
+
+    A server asking for more (``Retry-After: 3600``, ``inf``) gets ``cap`` seconds and a warning: a run
+    never sleeps for as long as a server says."""
     jittered = random.uniform(0, min(cap, base * 2**attempt))
-    return max(jittered, retry_after or 0.0)
+    wanted = retry_after or 0.0
+    if wanted > cap:
+        log.warning("The server asked to wait %s s before retrying; waiting %g s (the backoff cap)", wanted, cap)
+        wanted = cap
+    return max(jittered, wanted)

@@ -6,6 +6,7 @@ API key comes from the settings or the environment variable they name.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from urllib.parse import urlparse
@@ -32,13 +33,40 @@ def resolve_api_key(cfg: AnnotateSettings, env: dict[str, str] | None = None) ->
 
 
 def _retry_after(response) -> float | None:
+    """Seconds a response's Retry-After asks for: a number of seconds or an HTTP date (RFC 9110)."""
     if response is None:
         return None
     value = response.headers.get("retry-after") if hasattr(response, "headers") else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+    if value is None:
         return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        import datetime as dt
+
+        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN: as if absent
+
+
+def _url_credentials(url: str) -> list[str]:
+    """The password of a URL's user info, ``user:password``, and its HTTP Basic form: secrets to scrub."""
+    import base64
+    from urllib.parse import unquote
+
+    parts = urlparse(url)
+    if not parts.password:
+        return []
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
+    basic = base64.b64encode(pair.encode()).decode()
+    return [pair, basic, unquote(parts.password), parts.password]
 
 
 class OpenAITeacher:
@@ -64,7 +92,9 @@ class OpenAITeacher:
         self.secret = api_key
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.header_values = [v for v in (headers or {}).values() if len(v) >= 8]  # short values are not secrets
+        self.timeout = timeout
+        # short header values are not secrets; a password in the URL always is
+        self.header_values = [v for v in (headers or {}).values() if len(v) >= 8] + _url_credentials(base_url)
         self.client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "not-set",
@@ -96,10 +126,15 @@ class OpenAITeacher:
     async def complete(self, messages: list[dict[str, str]]) -> Completion:
         openai = self.openai
         started = time.perf_counter()
+        request = self.client.chat.completions.create(
+            model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens
+        )
         try:
-            response = await self.client.chat.completions.create(
-                model=self.model, messages=messages, temperature=self.temperature, max_tokens=self.max_tokens
-            )
+            # --timeout bounds the whole request: the client's timeout bounds each read, which a server
+            # sending a byte a second (or an endless body) never exceeds
+            response = await asyncio.wait_for(request, self.timeout)
+        except asyncio.TimeoutError:
+            raise RetryableError(f"timeout (no complete reply in {self.timeout:g} s)") from None
         except openai.AuthenticationError:
             raise AuthError(
                 f"the server at {mask_url(self.base_url)} refused the API key (401): set ${self.api_key_env} "
