@@ -122,6 +122,8 @@ def resolve_model(name: str, cache_dir: Path) -> str:
         final = path / "final"
         if (final / "config.json").is_file() or (final / "adapter_config.json").is_file():
             return str(final)
+        if (path / "run.json").is_file() or any(path.glob("checkpoint-*")):
+            raise ModelError(_unfinished_run(path))
         if not any((path / f).is_file() for f in ("config.json", "adapter_config.json")) and not any(
             path.glob("*.gguf")
         ):
@@ -130,6 +132,19 @@ def resolve_model(name: str, cache_dir: Path) -> str:
     if not re.fullmatch(r"[\w\-][\w.\-]*(/[\w.\-]+)?", name) or name.endswith((".bin", ".safetensors", ".gguf")):
         raise ModelError(f"model {name} does not exist (give a folder, a hub id, or 'default')")
     return name
+
+
+def _unfinished_run(path: Path) -> str:
+    """Why a run folder has no model yet: still training (its lock's holder), or stopped before the end."""
+    from distil_cli.data.guard import holder_of
+
+    pid = holder_of(path)
+    if pid is not None:
+        return f"{path} has no final/ yet: it is still training (its lock is held by pid {pid}); wait for it to finish"
+    return (
+        f"{path} has no final/: its training stopped before the end; finish it with "
+        f"`distil train ... --out {path} --resume`, or give one of its checkpoint-* folders"
+    )
 
 
 def load_tokenizer(source: str, pad_token: str | None = None):

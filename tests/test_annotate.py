@@ -444,3 +444,27 @@ def test_credentials_in_the_base_url_never_leak(tmp_path):
     for secret in ("pa55word-xyz", basic):
         assert secret not in failed and secret not in result.output
     assert echoed == f"Basic {basic}"  # the server got the credential, and echoed it in its 400
+
+
+def test_placeholders_inside_a_record_are_data_and_never_leak_the_label(tmp_path):
+    rows = [{"id": "r0", "lang": "en", "input": "Fever {output} and {lang} {input}", "output": "SECRET-LABEL"}]
+    data = tmp_path / "s.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        result = run_cli(*_args(server, data, out, "--template", "Summarise: {input}"))
+        sent = list(server.calls)
+    assert result.exit_code == 0, result.output
+    assert sent == ["Summarise: Fever {output} and {lang} {input}"]  # inserted once, as it is
+    assert _lines(out)[0]["annotation"]["flags"] == []  # not label-aware: the template has no {output}
+
+
+def test_duplicate_ids_are_refused_before_any_request(tmp_path):
+    data = tmp_path / "s.jsonl"
+    rows = [{"id": "t2", "lang": "en", "input": text, "output": "o"} for text in ("First text.", "Other text.")]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with FakeOpenAI() as server:
+        result = run_cli(*_args(server, data, tmp_path / "ann.jsonl"))
+        assert not server.calls
+    assert result.exit_code == 1 and "s.jsonl:2: duplicate id 't2' (first at line 1)" in result.output
+    assert not (tmp_path / "ann.jsonl").exists()

@@ -118,3 +118,42 @@ def test_two_spellings_of_one_output_take_one_lock(tmp_path, monkeypatch):
             with pytest.raises(ConfigError, match=f"in use by another distil process \\(pid {os.getpid()}\\)"):
                 with OutputLock(second):
                     pass
+
+
+def test_infer_on_a_run_without_final_says_whether_it_is_still_training(tmp_path):
+    from distil_cli.data.guard import OutputLock
+
+    run = tmp_path / "tt"
+    (run / "checkpoint-2").mkdir(parents=True)
+    from distil_cli.run_record import RunRecord
+
+    RunRecord({}, "default", "chatml", {}, 64, status="running").write(run)  # what train writes at its start
+    data = _jsonl(tmp_path / "test.jsonl", [{"id": "t1", "lang": "en", "input": "Fever."}])
+    with OutputLock(run):
+        held = run_cli("infer", run, data, "--out", tmp_path / "p.jsonl")
+    assert held.exit_code == 1
+    assert f"{run} has no final/ yet: it is still training (its lock is held by pid {os.getpid()})" in held.output
+    stopped = run_cli("infer", run, data, "--out", tmp_path / "p.jsonl")
+    assert stopped.exit_code == 1 and "its training stopped before the end" in stopped.output
+    assert "--resume" in stopped.output and not (tmp_path / "p.jsonl").exists()
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
+    """ENOSPC from write() carries no file name: the error still says which file could not be written."""
+    import errno
+
+    from distil_cli.data import files
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.Path, "write_bytes", full)
+    with pytest.raises(OSError) as caught:
+        files.write_atomic(tmp_path / "results.json", "{}")
+    assert caught.value.filename == str(tmp_path / "results.json")
+    from distil_cli.cli.common import _os_message
+
+    assert (
+        _os_message(caught.value)
+        == f"{tmp_path / 'results.json'}: No space left on device; check the path and free space"
+    )

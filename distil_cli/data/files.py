@@ -6,6 +6,7 @@ one record at a time; a rerun reads the ids already there (``done_ids``) and ski
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -41,14 +42,21 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a prepared split; a malformed line is an error naming its number."""
+    """Records of a prepared split; a malformed line or a repeated id is an error naming its line
+    (before anything is paid for, trained or generated)."""
     if not path.is_file():
         raise DataError(f"{path} does not exist; run `distil prepare` first or check the path")
-    records = []
+    records, seen = [], {}
     for number, record in iter_jsonl(path):
         for key in ("id", "input"):
             if not isinstance(record, dict) or not isinstance(record.get(key), str) or not record[key]:
                 raise DataError(f"{path}:{number}: record has no '{key}' text; re-run `distil prepare`")
+        if record["id"] in seen:
+            raise DataError(
+                f"{path}:{number}: duplicate id '{record['id']}' (first at line {seen[record['id']]}); "
+                "ids must be unique"
+            )
+        seen[record["id"]] = number
         records.append(record)
     return records
 
@@ -122,12 +130,25 @@ def _split_objects(line: bytes) -> tuple[list[tuple[bytes, Any]], bytes]:
     return objects, text[position:].encode("utf-8")
 
 
+@contextlib.contextmanager
+def naming(path: Path | str):
+    """An OSError raised inside without a file name (``write()`` on a full disk says only "No space
+    left on device") gets ``path``, so its one-line error says which file could not be written."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write a whole file through a temporary sibling and a rename: readers see the old or the new file."""
     path = Path(path)
     tmp = path.with_name(temporary_name(path.name))
-    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    with naming(path):
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
 
 
 def done_ids(path: Path) -> set[str]:

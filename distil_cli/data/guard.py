@@ -76,6 +76,26 @@ class OutputLock:
         self.fd = None
 
 
+def holder_of(out: Path) -> int | None:
+    """The pid holding ``out``'s lock, or None when no live process holds it."""
+    path = lock_path(out)
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    else:
+        return None  # a lock file nobody holds (left by a killed process)
+    finally:
+        os.close(fd)
+
+
 def _same_file(fd: int, path: Path) -> bool:
     try:
         return os.path.samestat(os.fstat(fd), os.stat(path))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distil_cli.data.files import done_ids, read_jsonl, write_atomic
+from distil_cli.data.files import done_ids, naming, read_jsonl, write_atomic
 from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.data.readers import detect_lang
 from distil_cli.data.text import check_lang, normalise_text
@@ -279,7 +279,7 @@ def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission, pr
     if submission is not None:
         submission.root.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open(out, "a", encoding="utf-8") as fh:
+    with naming(out), open(out, "a", encoding="utf-8") as fh:
         writer = PredictionWriter(fh, todo, submission, progress)
         generate_batched(
             generator.model,

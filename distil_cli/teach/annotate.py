@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import shutil
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distil_cli.data.files import read_appended, read_jsonl
+from distil_cli.data.files import naming, read_appended, read_jsonl
 from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.errors import ConfigError, DataError, PartialFailure
 from distil_cli.prompts import CLINICAL_INSTRUCTIONS, RATIONALE, instruction_for
@@ -80,6 +81,15 @@ def load_template(template: str | None) -> str | None:
     return template
 
 
+PLACEHOLDER = re.compile(r"\{(input|output|lang)\}")
+
+
+def fill_template(template: str, values: dict[str, str]) -> str:
+    """The template's own placeholders filled in one pass: a record's text is data, inserted once, so a
+    ``{output}`` written inside an input never pulls the reference into the teacher's prompt."""
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
 def build_messages(record: dict[str, Any], template: str | None, system: str | None) -> list[dict[str, str]]:
     lang = record.get("lang", "en")
     if template is None:
@@ -87,8 +97,7 @@ def build_messages(record: dict[str, Any], template: str | None, system: str | N
     else:
         if "{output}" in template and not record.get("output"):
             raise DataError(f"record {record['id']}: the template uses {{output}} but the record has no output")
-        user = template.replace("{input}", record["input"]).replace("{output}", record.get("output", ""))
-        user = user.replace("{lang}", lang)
+        user = fill_template(template, {"input": record["input"], "output": record.get("output", ""), "lang": lang})
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": user})
     return messages
@@ -179,8 +188,9 @@ class Writer:
             "grounding": grounding,
             "flags": flags,
         }
-        self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self.fh.flush()
+        with naming(self.job.out):
+            self.fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self.fh.flush()
         stats = self.job.stats
         stats.done += 1
         stats.prompt_tokens += completion.prompt_tokens
@@ -190,7 +200,7 @@ class Writer:
         stats.grounding.append(grounding)
 
     def fail(self, record: dict, error: str, attempts: int) -> None:
-        with open(self.failed, "a", encoding="utf-8") as fh:
+        with naming(self.failed), open(self.failed, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"id": record["id"], "error": error, "attempts": attempts}, ensure_ascii=False) + "\n")
         self.job.stats.failed += 1
         if str(self.failed) not in self.job.stats.failed_files:

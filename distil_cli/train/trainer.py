@@ -20,6 +20,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
+from distil_cli.data.files import naming
 from distil_cli.errors import ConfigError
 from distil_cli.evaluate.metrics import aggregate, score_many
 from distil_cli.generate.batched import auto_batch_size, choose_engine, generate_batched
@@ -53,7 +54,7 @@ class MetricsFile(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs:
             line = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **logs}
-            with open(self.path, "a", encoding="utf-8") as fh:
+            with naming(self.path), open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(line) + "\n")
 
 
