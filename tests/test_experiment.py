@@ -408,6 +408,43 @@ def test_jobs_stop_when_their_parent_is_terminated(tmp_path):
     assert not (out / "results.json").exists()
 
 
+def test_jobs_die_with_a_parent_killed_by_sigkill(tmp_path):
+    """kill -9 of the --jobs process (no handler runs) still ends its shard processes: none outlives
+    it to race a rerun on the same runs."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    _data(tmp_path)
+    spec, out = _spec(tmp_path), tmp_path / "out"
+    spec.write_text(spec.read_text().replace("max_steps = 1", "max_steps = 100000"))  # runs that outlast the test
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "distil_cli", "experiment", str(spec), "--out", str(out), "--jobs", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    children_file = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    children: list[int] = []
+    deadline = time.monotonic() + 120
+    while len(children) < 2 and time.monotonic() < deadline and parent.poll() is None:
+        time.sleep(0.2)
+        children = [int(p) for p in children_file.read_text().split()] if children_file.exists() else []
+    assert len(children) == 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+
+    def alive(pid: int) -> bool:  # a zombie awaiting its new parent's wait() is not running
+        try:
+            return " (Z)" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0]
+        except (FileNotFoundError, IndexError):
+            return False
+
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if alive(pid)]
+
+
 def test_a_job_gets_the_settings_file_and_its_own_gpu(monkeypatch, tmp_path):
     """Each shard process is started with the parent's --config and pinned to one visible GPU in turn."""
     import sys

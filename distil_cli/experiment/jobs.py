@@ -87,6 +87,17 @@ def _environment(gpu: str | None, jobs: int) -> dict[str, str]:
     return env
 
 
+def _die_with_parent() -> None:
+    """In the shard process, before it runs: SIGTERM when the parent dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so no shard outlives a killed ``--jobs`` process and races its rerun."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's own handlers are all there is
+        pass
+
+
 def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
     """Start the N shard processes, shard K on the K-th visible GPU in turn (``jobs`` checked by the caller)."""
     gpus = visible_gpus()
@@ -104,6 +115,7 @@ def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
                 stdout=stream,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
             )
             started.append(Job(shard, gpu, log, process, stream))
     except BaseException:
