@@ -468,3 +468,14 @@ def test_duplicate_ids_are_refused_before_any_request(tmp_path):
         assert not server.calls
     assert result.exit_code == 1 and "s.jsonl:2: duplicate id 't2' (first at line 1)" in result.output
     assert not (tmp_path / "ann.jsonl").exists()
+
+
+def test_a_reply_longer_than_max_tokens_allows_is_cut_and_flagged(tmp_path):
+    data = _split(tmp_path / "s.jsonl", ["HUGE fever", "plain text"])
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        result = run_cli(*_args(server, data, out, "--max-tokens", "16", "--max-flagged", "1"))
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in _lines(out)}
+    assert len(rows["r0"]["rationale"]) <= 16 * 32 and rows["r0"]["annotation"]["flags"] == ["oversized"]
+    assert rows["r0"]["annotation"]["finish_reason"] == "oversized" and rows["r1"]["annotation"]["flags"] == []

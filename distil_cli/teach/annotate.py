@@ -196,7 +196,7 @@ class Writer:
         stats.prompt_tokens += completion.prompt_tokens
         stats.completion_tokens += completion.completion_tokens
         stats.flags.update(flags)
-        stats.unusable += bool({"empty", "truncated"} & set(flags))
+        stats.unusable += bool({"empty", "truncated", "oversized"} & set(flags))
         stats.grounding.append(grounding)
 
     def fail(self, record: dict, error: str, attempts: int) -> None:

@@ -32,6 +32,12 @@ def resolve_api_key(cfg: AnnotateSettings, env: dict[str, str] | None = None) ->
     return key
 
 
+# A token spells at most a few dozen characters: a reply longer than --max-tokens x this is cut there
+# and flagged "oversized" (a 50 MB reply is never taken as a rationale).
+CHARS_PER_TOKEN_CAP = 32
+OVERSIZED = "oversized"
+
+
 def _retry_after(response) -> float | None:
     """Seconds a response's Retry-After asks for: a number of seconds or an HTTP date (RFC 9110)."""
     if response is None:
@@ -171,9 +177,13 @@ class OpenAITeacher:
         if text is not None and not isinstance(text, str):
             raise RetryableError(f"malformed reply (content is {type(text).__name__}, not text)")
         usage = getattr(response, "usage", None)
+        text, finish_reason = (text or "").strip(), getattr(choices[0], "finish_reason", None) or "unknown"
+        limit = self.max_tokens * CHARS_PER_TOKEN_CAP
+        if len(text) > limit:  # more than --max-tokens tokens can spell: a server ignoring it, or a runaway
+            text, finish_reason = text[:limit], OVERSIZED
         return Completion(
-            text=(text or "").strip(),
-            finish_reason=getattr(choices[0], "finish_reason", None) or "unknown",
+            text=text,
+            finish_reason=finish_reason,
             prompt_tokens=_count(getattr(usage, "prompt_tokens", 0)),
             completion_tokens=_count(getattr(usage, "completion_tokens", 0)),
             latency_s=round(time.perf_counter() - started, 3),

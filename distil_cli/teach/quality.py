@@ -40,6 +40,8 @@ def quality_flags(
         flags.append("empty")
     if finish_reason == "length":
         flags.append("truncated")
+    if finish_reason == "oversized":  # longer than --max-tokens allows: cut, and not to be trusted
+        flags.append("oversized")
     if label_aware and record.get("output") and _norm(record["output"]) in _norm(rationale):
         flags.append("copies_reference")
     if min_grounding is not None and grounding < min_grounding:
