@@ -16,7 +16,7 @@ Behaviour is chosen by markers in the user message:
   RADATE<n> answer 429 with Retry-After as an HTTP date 1 s ahead for the first n requests
   LORIS     send the headers, then one byte of the body every 0.5 s, for ever (a slow-loris server)
   ENDLESS   send a chunked body that never ends, as fast as the client reads
-  HUGE      answer a 2 MB completion (whatever max_tokens says)
+  BIGREPLY  answer a 2 MB completion (whatever max_tokens says)
 Otherwise it answers "Key facts: <first 6 words of the input>".
 Requests with a wrong bearer token get 401 when the server was given a key.
 """
@@ -91,7 +91,7 @@ class FakeOpenAI:
                     time.sleep(0.3)
                 if "EMPTY" in content:
                     text = ""
-                elif "HUGE" in content:
+                elif "BIGREPLY" in content:
                     text = "word " * 400_000
                 elif "COPY" in content:
                     text = content.split("Reference:", 1)[1].strip()

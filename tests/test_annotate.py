@@ -471,7 +471,7 @@ def test_duplicate_ids_are_refused_before_any_request(tmp_path):
 
 
 def test_a_reply_longer_than_max_tokens_allows_is_cut_and_flagged(tmp_path):
-    data = _split(tmp_path / "s.jsonl", ["HUGE fever", "plain text"])
+    data = _split(tmp_path / "s.jsonl", ["BIGREPLY fever", "plain text"])
     out = tmp_path / "ann.jsonl"
     with FakeOpenAI() as server:
         result = run_cli(*_args(server, data, out, "--max-tokens", "16", "--max-flagged", "1"))
@@ -479,3 +479,24 @@ def test_a_reply_longer_than_max_tokens_allows_is_cut_and_flagged(tmp_path):
     rows = {r["id"]: r for r in _lines(out)}
     assert len(rows["r0"]["rationale"]) <= 16 * 32 and rows["r0"]["annotation"]["flags"] == ["oversized"]
     assert rows["r0"]["annotation"]["finish_reason"] == "oversized" and rows["r1"]["annotation"]["flags"] == []
+
+
+def test_a_folder_run_and_a_split_run_on_the_same_output_are_refused_both_ways(tmp_path):
+    import os
+
+    from distil_cli.data.guard import OutputLock
+
+    data = tmp_path / "d12"
+    data.mkdir()
+    _split(data / "train.jsonl", ["fever", "cough"])
+    out = tmp_path / "cc"
+    with FakeOpenAI() as server:
+        with OutputLock(out):  # a folder run on cc is working
+            split = run_cli(*_args(server, data / "train.jsonl", out / "train.jsonl"))
+        assert split.exit_code == 1 and f"in use by another distil process (pid {os.getpid()})" in split.output
+        with OutputLock(out / "train.jsonl"), OutputLock(out, shared=True):  # a split run on cc/train.jsonl
+            whole = run_cli(*_args(server, data, out))
+        assert whole.exit_code == 1 and "in use by another distil process" in whole.output
+        assert not server.calls
+        other = run_cli(*_args(server, data / "train.jsonl", tmp_path / "other" / "train.jsonl"))
+        assert other.exit_code == 0, other.output

@@ -35,10 +35,13 @@ def lock_path(out: Path) -> Path:
 class OutputLock:
     """``with OutputLock(out):`` holds an exclusive advisory lock on ``out`` (released on exit or death).
 
-    ``wait=True`` waits for a holder to finish instead of refusing (a cache both processes may fill)."""
+    ``wait=True`` waits for a holder to finish instead of refusing (a cache both processes may fill).
+    ``shared=True`` takes a shared lock: many shared holders at once, but no exclusive one (a run
+    writing one file of a folder holds the folder's lock shared, so a run over the whole folder is
+    refused while it works, and another file's run is not)."""
 
-    def __init__(self, out: Path, what: str = "output", wait: bool = False):
-        self.out, self.what, self.wait = Path(out), what, wait
+    def __init__(self, out: Path, what: str = "output", wait: bool = False, shared: bool = False):
+        self.out, self.what, self.wait, self.shared = Path(out), what, wait, shared
         self.path = lock_path(self.out)
         self.fd: int | None = None
 
@@ -51,7 +54,8 @@ class OutputLock:
         for _ in range(5):  # the holder may remove the file between our open and our lock: try again
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
+                mode = fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX
+                fcntl.flock(fd, mode | (0 if self.wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
                 os.close(fd)
@@ -70,8 +74,9 @@ class OutputLock:
     def __exit__(self, *exc) -> None:
         if self.fd is None:
             return
-        with contextlib.suppress(OSError):
-            self.path.unlink()  # before unlocking: a waiting process re-checks the path it locked
+        if not self.shared:  # another shared holder may still hold this file
+            with contextlib.suppress(OSError):
+                self.path.unlink()  # before unlocking: a waiting process re-checks the path it locked
         os.close(self.fd)
         self.fd = None
 

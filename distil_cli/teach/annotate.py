@@ -9,6 +9,7 @@ after the retries go to ``<out>.failed.jsonl`` and the exit code says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -343,7 +344,14 @@ def annotate(
     """
     data, out = Path(data), Path(out)
     check_separate(data, out)
-    with OutputLock(out):
+    # a split file's run also holds its folder's lock shared: a run over that whole folder, which
+    # writes the same file, is refused while it works (and the other way round)
+    with OutputLock(out), contextlib.ExitStack() as folder:
+        if data.is_file():
+            try:
+                folder.enter_context(OutputLock(out.resolve().parent, shared=True))
+            except PermissionError:  # its parent is not writable: a folder run could not lock it either
+                pass
         return _annotate(data, out, cfg, cache_dir, progress)
 
 
