@@ -98,25 +98,22 @@ def infer(
 
 
 def score(
-    predictions: str | Path,
+    predictions: str | Path | list[str | Path],
     references: str | Path | None = None,
     compare: str | Path | None = None,
     config: str | Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Metrics per language with bootstrap CIs, and the paired comparison with ``compare``: {"scores", "comparison"}."""
+    """Metrics per language with bootstrap CIs for one run or several, and the paired comparison of the first
+    with ``compare``: {"scores", "comparison", "missing"} (as ``distil score --format json``). ``options``
+    are score settings (``metric=["rouge", "bertscore"]``, ``bertscore_model=...``, ``allow_missing=True``)."""
     from distil_cli.evaluate import runs as stats
-    from distil_cli.evaluate.metrics import get_metrics
 
     cfg = _settings("score", config, options).settings.score
-    refs = stats.read_references(Path(references)) if references else None
-    metrics = get_metrics(cfg.metric, cfg)
-    run = stats.load_run(Path(predictions), refs, metrics=metrics)
-    out: dict[str, Any] = {"scores": stats.summarise(run, cfg.bootstrap, cfg.seed), "comparison": []}
-    if compare:
-        other = stats.load_run(Path(compare), refs, metrics=metrics)
-        out["comparison"] = stats.compare(run, other, cfg.bootstrap, cfg.seed)
-    return out
+    paths = [Path(p) for p in (predictions if isinstance(predictions, list) else [predictions])]
+    scored = stats.score_runs(paths, Path(references) if references else None, Path(compare) if compare else None, cfg)
+    missing = {run.name: run.missing for run in scored.runs if run.missing}
+    return {"scores": scored.rows, "comparison": scored.comparison, "missing": missing}
 
 
 def experiment(

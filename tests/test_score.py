@@ -161,6 +161,14 @@ def test_bertscore_with_a_local_model(tmp_path):
     result = run_cli("score", path, "--bertscore-model", folder, "--format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["scores"][0]["bertscore_f1"] == pytest.approx(100.0, abs=1e-3)
+    # a registered metric like the others: named in --metric, through the Python API too
+    from distil_cli import api
+
+    scores = api.score([path, path], metric=["bertscore"], bertscore_model=str(folder))["scores"]
+    assert [row["lang"] for row in scores] == ["all", "en", "all", "en"]  # both runs
+    assert all(row["bertscore_f1"] == pytest.approx(100.0, abs=1e-3) for row in scores)
+    none = run_cli("score", path, "--metric", "bertscore")
+    assert none.exit_code == 1 and "metric bertscore needs a local encoder folder" in none.output
 
 
 @pytest.mark.parametrize(
@@ -225,7 +233,7 @@ def test_score_with_chosen_metrics_and_unknown_metric(tmp_path):
     comparison = json.loads(result.stdout)["comparison"][0]
     assert comparison["metric"] == "exact_match" and comparison["diff"] == 50.0 and comparison["ci"][0] > 0
     result = run_cli("score", path, "--metric", "bleu")
-    assert result.exit_code == 1 and "unknown metric 'bleu'; known: equation, exact, rouge" in result.output
+    assert result.exit_code == 1 and "unknown metric 'bleu'; known: bertscore, equation, exact, rouge" in result.output
 
 
 def test_narrow_terminals_never_cut_run_or_metric_names(tmp_path):

@@ -11,7 +11,6 @@ import typer
 
 from distil_cli.cli.common import err_console, out_console, settings_for
 from distil_cli.cli.options import settings_flags
-from distil_cli.errors import DataError
 
 
 @settings_flags("score")
@@ -25,9 +24,6 @@ def score(
     compare: Annotated[
         Optional[Path], typer.Option("--compare", help="Another run: paired difference vs the first on the same ids.")
     ] = None,
-    detail: Annotated[
-        bool, typer.Option("--detail", help="Also precision and recall per ROUGE type (json/csv).")
-    ] = False,
     plot: Annotated[
         Optional[Path], typer.Option("--plot", help="Bar chart of the first metric per language and run (PNG).")
     ] = None,
@@ -37,29 +33,14 @@ def score(
     cfg = settings_for(ctx, "score", **(flags or {})).settings.score
     from distil_cli import reports
     from distil_cli.evaluate import runs as stats
-    from distil_cli.evaluate.metrics import get_metrics
 
-    metrics = get_metrics(cfg.metric, cfg, detail)
-    refs = stats.read_references(references) if references is not None else None
-    bert = None
-    if cfg.bertscore_model:
-        from distil_cli.evaluate.metrics import BertScorer
-
-        bert = BertScorer(cfg.bertscore_model)
-    names = stats.run_names([*predictions, *([compare] if compare else [])])
-    runs = [stats.load_run(p, refs, bertscorer=bert, name=names[i], metrics=metrics) for i, p in enumerate(predictions)]
-    rows = [row for run in runs for row in stats.summarise(run, cfg.bootstrap, cfg.seed)]
-    comparison = []
-    if compare is not None:
-        other = stats.load_run(compare, refs, name=names[-1], metrics=get_metrics(cfg.metric, cfg))
-        comparison = stats.compare(runs[0], other, cfg.bootstrap, cfg.seed)
+    scored = stats.score_runs(predictions, references, compare, cfg)
+    runs, rows, comparison = scored.runs, scored.rows, scored.comparison
     for run in runs:
         if run.empty:
             err_console.print(f"note: {run.path}: {run.empty} empty prediction(s) scored as 0", highlight=False)
         if run.missing:
             message = f"{run.path}: {len(run.missing)} reference(s) without a prediction: {stats.few(run.missing)}"
-            if not cfg.allow_missing:
-                raise DataError(f"{message}; finish the predictions (rerun `distil infer`) or pass --allow-missing")
             err_console.print(f"note: {message} (not scored)", highlight=False)
     for note in stats.small_groups(rows if cfg.bootstrap or compare else []):
         err_console.print(f"note: {note}", highlight=False)

@@ -195,18 +195,30 @@ class Metric:
     """A per-record metric: ``score(prediction, reference, lang)`` -> {key: value (0-100)}.
 
     ``keys`` are the values that get means, bootstrap CIs and paired comparisons; ``primary``
-    is the headline (plots, experiment tables). Metrics are registered by plugins with the
-    ``register_metrics`` hook: ``register(name, factory)``, ``factory(score_settings) -> Metric``.
+    is the headline (plots, experiment tables). A metric that is faster over many records at once
+    (a neural one) gives ``score_batch(predictions, references, langs)`` -> one dict per record,
+    used instead of ``score``. Metrics are registered by plugins with the ``register_metrics``
+    hook: ``register(name, factory)``, ``factory(score_settings) -> Metric`` (the settings of
+    ``distil score``: ``stemmer``, ``detail``, ``bertscore_model``, ...). distil's own (rouge,
+    exact, equation, bertscore) are registered the same way.
     """
 
     name: str
     keys: tuple[str, ...]
     primary: str
-    score: Callable[[str, str, str], dict[str, float]]
+    score: Callable[[str, str, str], dict[str, float]] | None = None
+    score_batch: Callable[[list[str], list[str], list[str]], list[dict[str, float]]] | None = None
+
+    def score_all(self, predictions: list[str], references: list[str], langs: list[str]) -> list[dict[str, float]]:
+        if self.score_batch is not None:
+            return self.score_batch(predictions, references, langs)
+        assert self.score is not None, f"metric {self.name} has neither score nor score_batch"
+        return [self.score(p, r, lang) for p, r, lang in zip(predictions, references, langs, strict=True)]
 
 
-def rouge_metric(cfg, detail: bool = False) -> Metric:
-    stemmer = getattr(cfg, "stemmer", "porter")
+def rouge_metric(cfg) -> Metric:
+    """ROUGE-1/2/L/Lsum F1 and their mean; with ``cfg.detail`` precision and recall too."""
+    stemmer, detail = getattr(cfg, "stemmer", "porter"), bool(getattr(cfg, "detail", False))
     return Metric(
         "rouge",
         (*ROUGE_TYPES, "rouge_mean"),
@@ -215,15 +227,37 @@ def rouge_metric(cfg, detail: bool = False) -> Metric:
     )
 
 
-def get_metrics(names: Iterable[str], cfg, detail: bool = False) -> list[Metric]:
-    """The registered metrics of these names (``rouge`` with precision/recall when ``detail``)."""
+def bertscore_metric(cfg) -> Metric:
+    """BERTScore F1 with the local encoder ``cfg.bertscore_model`` (nothing is downloaded)."""
+    from distil_cli.errors import ConfigError
+
+    if not getattr(cfg, "bertscore_model", None):
+        raise ConfigError("metric bertscore needs a local encoder folder: give --bertscore-model DIR")
+    scorer = BertScorer(cfg.bertscore_model)
+    return Metric(
+        "bertscore",
+        ("bertscore_f1",),
+        "bertscore_f1",
+        score_batch=lambda predictions, references, langs: [
+            {"bertscore_f1": value} for value in scorer.f1(predictions, references)
+        ],
+    )
+
+
+def get_metrics(names: Iterable[str], cfg) -> list[Metric]:
+    """The registered metrics of these names, built with the score settings ``cfg``.
+
+    ``cfg.bertscore_model`` adds ``bertscore`` when it is not named."""
     from distil_cli.errors import ConfigError
     from distil_cli.plugins.registry import get_registry
 
+    names = list(names)
+    if getattr(cfg, "bertscore_model", None) and "bertscore" not in names:
+        names.append("bertscore")
     factories = get_registry().metrics
     metrics = []
     for name in names:
         if name not in factories:
             raise ConfigError(f"unknown metric '{name}'; known: {', '.join(sorted(factories))} (see `distil plugins`)")
-        metrics.append(rouge_metric(cfg, detail) if name == "rouge" else factories[name](cfg))
+        metrics.append(factories[name](cfg))
     return metrics

@@ -130,30 +130,23 @@ def load_run(
     path: Path,
     refs: dict[str, dict[str, Any]] | None,
     stemmer: str = "porter",
-    detail: bool = False,
-    bertscorer=None,
     name: str | None = None,
     metrics: list[Metric] | None = None,
 ) -> Run:
     """A run scored with ``metrics`` (default: ROUGE with ``stemmer``)."""
     from types import SimpleNamespace
 
-    metrics = metrics or [rouge_metric(SimpleNamespace(stemmer=stemmer), detail)]
+    metrics = metrics or [rouge_metric(SimpleNamespace(stemmer=stemmer))]
     rows = attach_references(path, read_predictions(path), refs)
     keys = tuple(k for m in metrics for k in m.keys)
     run = Run(name or Path(path).stem, Path(path), rows, keys=keys, primary=metrics[0].primary)
     run.missing = missing_predictions(rows, refs)
-    for row in rows:
-        if not row["prediction"].strip():
-            run.empty += 1
-        values: dict[str, float] = {}
-        for metric in metrics:
-            values.update(metric.score(row["prediction"], row["reference"], row["lang"]))
-        run.scores[row["id"]] = values
-    if bertscorer is not None:
-        values = bertscorer.f1([r["prediction"] for r in rows], [r["reference"] for r in rows])
-        for row, value in zip(rows, values, strict=True):
-            run.scores[row["id"]]["bertscore_f1"] = value
+    run.empty = sum(not row["prediction"].strip() for row in rows)
+    run.scores = {row["id"]: {} for row in rows}
+    columns = ([r["prediction"] for r in rows], [r["reference"] for r in rows], [r["lang"] for r in rows])
+    for metric in metrics:
+        for row, values in zip(rows, metric.score_all(*columns), strict=True):
+            run.scores[row["id"]].update(values)
     return run
 
 
@@ -328,3 +321,35 @@ def run_names(paths: list[Path]) -> list[str]:
     if len(set(stems)) == len(stems):
         return stems
     return [f"{Path(p).parent.name}/{Path(p).stem}" for p in paths]
+
+
+@dataclass
+class Scored:
+    """What ``distil score`` (and ``api.score``) computes: the runs, their rows per language, the comparison."""
+
+    runs: list[Run]
+    rows: list[dict[str, Any]]
+    comparison: list[dict[str, Any]]
+
+
+def score_runs(predictions: list[Path], references: Path | None, compare_with: Path | None, cfg) -> Scored:
+    """Score runs with the score settings ``cfg`` (metrics, bootstrap, seed, allow_missing): one path for the
+    CLI and the Python API. References without a prediction are an error unless ``cfg.allow_missing``."""
+    from distil_cli.evaluate.metrics import get_metrics
+
+    metrics = get_metrics(cfg.metric, cfg)
+    refs = read_references(references) if references is not None else None
+    names = run_names([*predictions, *([compare_with] if compare_with else [])])
+    runs = [load_run(p, refs, name=names[i], metrics=metrics) for i, p in enumerate(predictions)]
+    for run in runs:
+        if run.missing and not cfg.allow_missing:
+            raise DataError(
+                f"{run.path}: {len(run.missing)} reference(s) without a prediction: {few(run.missing)}; "
+                "finish the predictions (rerun `distil infer`) or pass --allow-missing"
+            )
+    rows = [row for run in runs for row in summarise(run, cfg.bootstrap, cfg.seed)]
+    comparison = []
+    if compare_with is not None:
+        other = load_run(compare_with, refs, name=names[-1], metrics=metrics)
+        comparison = compare(runs[0], other, cfg.bootstrap, cfg.seed)
+    return Scored(runs, rows, comparison)

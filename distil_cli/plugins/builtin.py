@@ -62,8 +62,15 @@ def _rouge(cfg):
     return rouge_metric(cfg)
 
 
+def _bertscore(cfg):
+    from distil_cli.evaluate.metrics import bertscore_metric
+
+    return bertscore_metric(cfg)
+
+
 @hookimpl
 def register_metrics(register):
     register("rouge", _rouge)  # ROUGE-1/2/L/Lsum F1 and their mean (rouge-score, offline)
     register("exact", _answer_metric("exact"))  # answer text equality after normalisation (QA)
     register("equation", _answer_metric("equation"))  # equal arithmetic values (math word problems)
+    register("bertscore", _bertscore)  # BERTScore F1 with a local encoder (--bertscore-model)

@@ -30,4 +30,4 @@ def register_annotate_backends(register):
 @hookspec
 def register_metrics(register):
     """Register per-record metrics for ``distil score --metric``: ``register(name, factory)``;
-    ``factory(score_settings)`` returns a ``distil_cli.evaluate.metrics.Metric``."""
+    ``factory(score_settings)`` returns a ``distil_cli.Metric``."""

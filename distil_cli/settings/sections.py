@@ -517,7 +517,7 @@ class ScoreSettings(Section):
     metric: list[str] = Field(
         default_factory=lambda: ["rouge"],
         description="Metrics, comma-separated: rouge (ROUGE-1/2/L/Lsum), exact (answer text equality), "
-        "equation (equal arithmetic values), or one a plugin registers.",
+        "equation (equal arithmetic values), bertscore (with --bertscore-model), or one a plugin registers.",
     )
     bootstrap: int = Field(0, ge=0, description="Bootstrap resamples for 95% confidence intervals (0 = none).")
     seed: int = Field(42, description="Bootstrap seed.")
@@ -526,7 +526,10 @@ class ScoreSettings(Section):
         "porter",
         description="porter: rouge-score's English stemmer; language: Snowball stemmer of each record's language.",
     )
-    bertscore_model: str | None = Field(None, description="Local model folder for BERTScore (optional).")
+    bertscore_model: str | None = Field(
+        None, description="Local encoder folder for the bertscore metric (given, it adds bertscore to --metric)."
+    )
+    detail: bool = Field(False, description="ROUGE precision and recall too, per ROUGE type (json/csv).")
     allow_missing: bool = Field(
         False, description="Score predictions that cover only part of the references (else an error names the rest)."
     )
