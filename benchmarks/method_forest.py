@@ -74,7 +74,7 @@ LABELS = {
     ("svamp_seeds", "distill-a0.5"): "SVAMP 100% (789), 6 epochs, 12 seeds, bf16 default",
     ("svamp_verbs", "distill-a0.5"): "SVAMP 100% (789), 6 epochs, 12 seeds, one-verb pair",
 }
-# The evidence for today's defaults (the one-verb instruction pair since the eighth session), by
+# The evidence for today's defaults (the one-verb instruction pair since the 2026-11-30b runs), by
 # data size: the third output's rows
 DEFAULTS = {
     ("pooled_cqa_tiny_36seeds", "distill-verbs"): "CQA 3% (292 records), 36 seeds",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU session's runs in order (started in the background by a device call): the CUDA tests and
+# One device call's runs in order (started in the background by a device call): the CUDA tests and
 # generation first, then the method experiments ($NAMES), then the rest of the performance parts.
 # If the CUDA tests fail, inference falls back to transformers' generate for everything after.
 set -u

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Performance round 2 (docs/benchmarks.md) on one H200, one part after another (started in the
+# The performance runs of docs/benchmarks.md (2026-11-29) on one H200, one part after another (started in the
 # background by a device call): the CUDA tests, generation, a small job end to end, TRL peer.
 set -u
 cd "$(dirname "$0")/.."
