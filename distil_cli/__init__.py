@@ -8,8 +8,6 @@ simonw/llm::
 See docs/plugins.md. The modules under ``distil_cli`` are internal and may move.
 """
 
-__version__ = "0.1.0"
-
 from distil_cli.errors import ConfigError, DataError, DistilError, ModelError, PartialFailure  # noqa: E402
 from distil_cli.evaluate.metrics import Metric  # noqa: E402
 from distil_cli.plugins.families import TINY_SHAPE, ModelFamily, tiny_config  # noqa: E402
@@ -34,6 +32,7 @@ from distil_cli.teach.base import (  # noqa: E402
     RetryableError,
     Teacher,
 )
+from distil_cli.version import __version__  # noqa: E402
 
 __all__ = [
     "KNOWN_END_OF_TURN",

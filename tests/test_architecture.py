@@ -59,3 +59,46 @@ def test_plugin_packages_import_only_the_public_api():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("distil_cli"):
                 assert node.module == "distil_cli", f"{path}: from {node.module} import ..."
                 assert all(a.name in distil_cli.__all__ for a in node.names), path
+
+
+# The layers of the package, bottom first: a module imports only from its own layer or below (within a
+# layer, the import-circle test keeps the order). Longest matching prefix wins.
+LAYERS: list[tuple[str, ...]] = [
+    ("errors", "version", "tasks", "attention", "plugins"),  # plugins: its empty __init__ (modules below)
+    ("data.files", "data.guard", "data.text", "prompts", "run_record", "pull", "plugins.hookspecs", "plugins.families"),
+    ("settings", "data", "encoding", "plugins.registry"),
+    ("models", "evaluate", "plugins.choosing", "reports"),
+    ("generate",),
+    ("teach", "train"),
+    ("plugins.builtin", "plugins.testing"),
+    ("experiment", "bench", "api"),
+    ("cli", "__main__"),
+]
+
+
+def _layer(module: str) -> int:
+    if module == "distil_cli":
+        return len(LAYERS)  # the package root: the public facade over everything
+    rest = module.removeprefix("distil_cli.")
+    best = max(
+        (
+            (i, prefix)
+            for i, names in enumerate(LAYERS)
+            for prefix in names
+            if rest == prefix or rest.startswith(prefix + ".")
+        ),
+        key=lambda found: len(found[1]),
+        default=None,
+    )
+    assert best is not None, f"{module} is in no layer of LAYERS: place it"
+    return best[0]
+
+
+def test_imports_point_down_the_layers():
+    upward = [
+        f"{module} (layer {_layer(module)}) imports {target} (layer {_layer(target)})"
+        for module, targets in _graph().items()
+        for target in targets
+        if _layer(target) > _layer(module)
+    ]
+    assert upward == [], "\n".join(upward)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import run_cli
 
-from distil_cli import __version__
+from distil_cli.version import __version__
 
 COMMANDS = [
     "prepare",

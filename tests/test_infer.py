@@ -14,7 +14,8 @@ from distil_cli.generate.batched import generate_batched
 from distil_cli.generate.infer import prompt_spec
 from distil_cli.generate.submission import submission_name
 from distil_cli.models import load_tokenizer
-from distil_cli.prompts import choose_formatter, stop_token_ids
+from distil_cli.plugins.choosing import choose_formatter
+from distil_cli.prompts import stop_token_ids
 
 
 @pytest.fixture(scope="module")

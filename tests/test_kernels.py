@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from conftest import tiny_model_and_tokenizer
 
 from distil_cli.errors import ConfigError
-from distil_cli.prompts import choose_formatter
+from distil_cli.plugins.choosing import choose_formatter
 from distil_cli.train import kernels, linear_ce
 from distil_cli.train.batching import Collator, LossCounts, PackingCollator, sequence_lengths
 from distil_cli.train.config import DistilTrainingArguments

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import tiny_model_and_tokenizer
 
-from distil_cli.prompts import choose_formatter
+from distil_cli.plugins.choosing import choose_formatter
 from distil_cli.train.batching import Collator, PackingCollator, TokenBudgetBatchSampler
 from distil_cli.train.examples import build_examples
 from distil_cli.train.loss import losses_to_parts, multitask_loss, supervised_token_losses

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from distil_cli import family_tokenizer
-from distil_cli.prompts import ChatTemplateFormatter, choose_formatter, user_message
+from distil_cli.plugins.choosing import choose_formatter
+from distil_cli.prompts import ChatTemplateFormatter, user_message
 from distil_cli.train.examples import IGNORE, encode_example
 
 QWEN25 = (

@@ -13,7 +13,8 @@ from conftest import run_cli
 from distil_cli.data.prepare import prepare
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.models import load_tokenizer, tiny_dir
-from distil_cli.prompts import ChatMLFormatter, ChatTemplateFormatter, choose_formatter
+from distil_cli.plugins.choosing import choose_formatter
+from distil_cli.prompts import ChatMLFormatter, ChatTemplateFormatter
 from distil_cli.settings import PrepareSettings, TrainSettings
 from distil_cli.train.examples import IGNORE, build_examples, encode_example
 

@@ -123,7 +123,7 @@ class MinimalLoop:
 
         from distil_cli.data.files import read_jsonl
         from distil_cli.models import load_tokenizer
-        from distil_cli.prompts import choose_formatter
+        from distil_cli.plugins.choosing import choose_formatter
         from distil_cli.train.batching import PackingCollator
         from distil_cli.train.config import batch_plan
         from distil_cli.train.examples import build_examples

@@ -16,13 +16,13 @@ from typing import Annotated, Optional
 import typer
 from rich.logging import RichHandler
 
-from distil_cli import __version__
 from distil_cli.cli import annotate, env, experiment, infer, plot, prepare, score, train
 from distil_cli.cli.bench import bench_app
 from distil_cli.cli.common import err_console, new_app, out_console
 from distil_cli.cli.config import config_app
 from distil_cli.cli.models import models_app
 from distil_cli.cli.plugins import plugins_app
+from distil_cli.version import __version__
 
 app = new_app(
     "distil: distil a large teacher LLM into a small causal LM (distilling step-by-step).\n\n"

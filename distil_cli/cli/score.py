@@ -31,7 +31,7 @@ def score(
 ) -> None:
     """Metrics (ROUGE by default) per language and overall, bootstrap CIs, paired comparison of runs."""
     cfg = settings_for(ctx, "score", **(flags or {})).settings.score
-    from distil_cli import reports
+    import distil_cli.reports as reports
     from distil_cli.evaluate import runs as stats
 
     scored = stats.score_runs(predictions, references, compare, cfg)

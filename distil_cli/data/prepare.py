@@ -18,7 +18,6 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from distil_cli import __version__
 from distil_cli.data.files import dump_jsonl_line, sha256_file
 from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.data.hf import is_hub
@@ -26,6 +25,7 @@ from distil_cli.data.readers import SourceScan, detect_format, read_multiclinsum
 from distil_cli.data.text import crop_chars, crop_tokens
 from distil_cli.errors import DataError
 from distil_cli.settings import PrepareSettings, public_dump
+from distil_cli.version import __version__
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")

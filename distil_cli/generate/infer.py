@@ -19,13 +19,14 @@ from distil_cli.data.files import done_ids, naming, read_jsonl, write_atomic
 from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.data.readers import detect_lang
 from distil_cli.data.text import check_lang, normalise_text
+from distil_cli.encoding import encode_prompt
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.generate.submission import Submission
 from distil_cli.models import load_causal_lm, load_tokenizer, resolve_model
-from distil_cli.prompts import SUMMARY, choose_formatter, instruction_for, stop_token_ids
+from distil_cli.plugins.choosing import choose_formatter
+from distil_cli.prompts import SUMMARY, instruction_for, stop_token_ids
 from distil_cli.run_record import RunRecord, find_run_record
 from distil_cli.settings import InferSettings
-from distil_cli.train.examples import encode_prompt
 
 log = logging.getLogger(__name__)
 

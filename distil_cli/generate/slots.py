@@ -109,7 +109,7 @@ def _flash(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, used_k):
             q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, scale=scale, seqused_k=used_k
         )
         return out[0]
-    from distil_cli.train.kernels import varlen_reference  # the CPU stand-in (tests)
+    from distil_cli.attention import varlen_reference  # the CPU stand-in (tests)
 
     return varlen_reference(q, k, v, cu_q, cu_k, causal, scale, used_k)
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import pluggy
 
+import distil_cli.plugins.hookspecs as hookspecs
 from distil_cli.errors import ConfigError
-from distil_cli.plugins import hookspecs
 from distil_cli.plugins.families import ModelFamily
 
 log = logging.getLogger(__name__)

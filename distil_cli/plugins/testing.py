@@ -42,8 +42,8 @@ def check_formatter(formatter: Any, tokenizer: Any, system: str | None = None, g
     ``generation_prompt=False`` for templates without one (Mistral): the prompt is then the
     template's rendering of the conversation without the answer.
     """
+    from distil_cli.encoding import IGNORE, encode_example
     from distil_cli.prompts import user_message
-    from distil_cli.train.examples import IGNORE, encode_example
 
     instruction, text = "Résumez le cas clinique suivant.", "Patiente de 54 ans, fièvre à 39,5 °C.\nToux productive."
     answer = "Pneumonie communautaire ; guérison sous ceftriaxone."

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from distil_cli.prompts import DEFAULT_INSTRUCTIONS, RATIONALE, SUMMARY
+from distil_cli.tasks import DEFAULT_INSTRUCTIONS, RATIONALE, SUMMARY
 
 FORMATTERS = "chat-template, chatml, or a plugin's: gemma, llama3, mistral, phi3, ...; see `distil plugins`"
 # the built-in instruction pair as --help shows it: the English text, and the other languages it has

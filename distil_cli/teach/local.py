@@ -17,7 +17,7 @@ class LocalTeacher:
         from transformers import AutoModelForCausalLM
 
         from distil_cli.models import load_tokenizer
-        from distil_cli.prompts import choose_formatter
+        from distil_cli.plugins.choosing import choose_formatter
 
         self.model = model_name
         self.tokenizer = load_tokenizer(source)

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distil_cli import __version__
 from distil_cli.data.files import read_jsonl, sha256_file
 from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.models import load_tokenizer, resolve_model
-from distil_cli.prompts import Task, choose_formatter, instruction_for
+from distil_cli.plugins.choosing import choose_formatter
+from distil_cli.prompts import Task, instruction_for
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.card import model_card
@@ -34,6 +34,7 @@ from distil_cli.train.resume import (
     precision_of_run,
     step_of,
 )
+from distil_cli.version import __version__
 
 log = logging.getLogger(__name__)
 FEW_EVAL_RECORDS = 300  # below this, the best checkpoint by eval ROUGE is mostly noise (docs/method.md)

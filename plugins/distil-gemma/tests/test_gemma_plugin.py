@@ -65,8 +65,9 @@ def test_pulled_gemma3_270m_prompts_and_masks_are_exact():
     from transformers import AutoConfig
 
     from distil_cli.models import load_tokenizer
+    from distil_cli.plugins.choosing import choose_formatter
     from distil_cli.plugins.registry import get_registry
-    from distil_cli.prompts import choose_formatter, stop_token_ids
+    from distil_cli.prompts import stop_token_ids
 
     folder = _pulled_gemma3()
     tokenizer = load_tokenizer(str(folder))
