@@ -7,7 +7,7 @@ DEMO ?= demo-out
 # torch is pinned to the CPU wheel this machine has on disk (no multi-GB CUDA download).
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test test-fast lint format clean
 
 PLUGINS := $(wildcard plugins/distil-*)
 
@@ -42,6 +42,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# Unit tests only (no training runs, servers or subprocesses): about a minute on 2 cores.
+test-fast: setup
+	$(PY) -m pytest -q -m "not integration"
 
 lint: setup
 	$(VENV)/bin/ruff check .

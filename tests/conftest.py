@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -27,6 +28,17 @@ def _clean_env(monkeypatch):
     for key in list(os.environ):
         if key.startswith("DISTIL_") and key != "DISTIL_MODELS__CACHE_DIR":
             monkeypatch.delenv(key, raising=False)
+
+
+# Fixtures that train or serve for seconds: a test using one is an integration test (left out by
+# `make test-fast`), marked here so that no test has to remember it.
+HEAVY_FIXTURES = {"grid", "finished_run", "embedded_model_dir", "served_tiny"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None):
@@ -90,3 +102,47 @@ def tiny_model_and_tokenizer():
     folder = tiny_model_dir()
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     return model.eval(), load_tokenizer(str(folder))
+
+
+# --------------------------------------------------------------------------- the experiment grid
+def experiment_data(root: Path) -> Path:
+    """A CQA-like prepared folder: 12 training records with rationales, 4 test records."""
+    rows = [
+        {
+            "id": f"q{i}",
+            "lang": "en",
+            "input": f"Q: is {i} odd?\nAnswer Choices:\n(a) yes\n(b) no",
+            "output": "yes" if i % 2 else "no",
+            "rationale": f"{i} is {'odd' if i % 2 else 'even'}.",
+        }
+        for i in range(16)
+    ]
+    data = root / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:12]))
+    test = [{k: v for k, v in r.items() if k != "rationale"} for r in rows[12:]]
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
+    return data
+
+
+def experiment_spec(root: Path, extra: str = "") -> Path:
+    """A 2 x 2 x 2 grid (fractions, seeds, standard/distill) of one-step runs of the tiny model."""
+    spec = root / "spec.toml"
+    spec.write_text(
+        f'data = "data"\nmetric = "exact"\nseeds = [1, 2]\nfractions = [0.5, 1.0]\nbootstrap = 200\n{extra}'
+        f'[train]\nmodel = "{tiny_model_dir()}"\nmax_steps = 1\n[infer]\nmax_new_tokens = 3\n'
+    )
+    return spec
+
+
+@pytest.fixture(scope="session")
+def grid(tmp_path_factory):
+    """The 2 x 2 x 2 grid of ``_spec`` trained once in one process: (spec, out folder, output).
+
+    Tests that go on from a finished grid work on a copy (``_copy``)."""
+    root = tmp_path_factory.mktemp("grid")
+    experiment_data(root)
+    spec, out = experiment_spec(root), root / "out"
+    result = run_cli("experiment", spec, "--out", out)
+    assert result.exit_code == 0, result.output
+    return spec, out, result.output

@@ -63,6 +63,7 @@ def test_annotates_with_metadata_and_resumes(tmp_path):
         assert other.exit_code == 1 and "annotated with another prompt or model" in other.output
 
 
+@pytest.mark.integration
 def test_retries_429_and_5xx_then_failed_file_and_exit_code(tmp_path):
     data = _split(tmp_path / "s.jsonl", ["RL2 fever", "E5002 cough", "ALWAYS500 rash", "plain text here"])
     out = tmp_path / "ann.jsonl"
@@ -139,6 +140,7 @@ def test_folder_mode_and_torn_line(tmp_path):
         assert sorted(r["id"] for r in _lines(out / "train.jsonl")) == ["r0", "r1", "r2"]
 
 
+@pytest.mark.integration
 def test_kill_mid_run_loses_nothing_written(tmp_path):
     data = _split(tmp_path / "s.jsonl", [f"SLOW case {i}" for i in range(30)])
     out = tmp_path / "ann.jsonl"
@@ -207,6 +209,7 @@ def served_tiny():
     proc.wait(timeout=30)
 
 
+@pytest.mark.integration
 def test_real_transformers_serve(tmp_path, served_tiny):
     url, model = served_tiny
     data = _split(tmp_path / "s.jsonl", ["Paciente con fiebre.", "Paciente con tos."], lang="es")
@@ -238,6 +241,7 @@ def test_local_backend(tmp_path):
 REPLY_FAULTS = ("TRUNC", "HTML", "NOCHOICES", "ERR200")
 
 
+@pytest.mark.integration
 def test_malformed_replies_are_retried_per_record_never_the_end_of_the_run(tmp_path):
     """Truncated JSON, an HTML page, no choices, an error object, all with status 200."""
     texts = [f"{fault}2 case {i}" for i, fault in enumerate(REPLY_FAULTS)]
@@ -257,6 +261,7 @@ def test_malformed_replies_are_retried_per_record_never_the_end_of_the_run(tmp_p
     assert "no choices" in failed["r6"] and "error object" in failed["r7"]
 
 
+@pytest.mark.integration
 def test_kill_and_resume_under_reply_faults_loses_and_duplicates_nothing(tmp_path):
     faults = [*REPLY_FAULTS, "E500", "RL"]
     data = _split(tmp_path / "s.jsonl", [f"SLOW {faults[i % len(faults)]}1 case {i}" for i in range(40)])
@@ -400,6 +405,7 @@ def test_annotated_folder_also_as_a_hugging_face_datasetdict(tmp_path):
     assert loaded["train"][0]["rationale"].startswith("Key facts") and json.loads(loaded["train"][0]["annotation"])
 
 
+@pytest.mark.integration
 def test_a_huge_retry_after_is_capped_and_an_http_date_is_honoured(tmp_path):
     data = _split(tmp_path / "s.jsonl", ["RAHUGE1 fever", "RADATE1 cough"])
     out = tmp_path / "ann.jsonl"

@@ -10,6 +10,7 @@ from conftest import tiny_model_dir
 from distil_cli import ConfigError, api
 
 
+@pytest.mark.integration
 def test_prepare_train_infer_score_from_python(tmp_path):
     source = tmp_path / "corpus.csv"
     with open(source, "w", newline="", encoding="utf-8") as fh:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from conftest import run_cli
 
 
+@pytest.mark.integration
 def test_bench_train_and_infer_on_cpu(tmp_path):
     out = tmp_path / "train.json"
     result = run_cli(
@@ -77,6 +79,7 @@ def test_variant_flags_parse():
     assert parse_variant("sdpa, 8192, 2048") == ("sdpa", 8192, 2048, frozenset())
 
 
+@pytest.mark.integration
 def test_bench_e2e_times_each_phase_of_both_pipelines(tmp_path):
     import json
 
@@ -102,6 +105,7 @@ def test_bench_e2e_on_a_shape_without_tokenizer_is_a_one_line_error():
     assert result.exit_code == 1 and "--shape qwen0.5b: bench e2e needs a model with a tokenizer" in result.output
 
 
+@pytest.mark.integration
 def test_bench_train_runs_the_trl_peer_on_the_same_examples(tmp_path):
     import json
 
@@ -114,6 +118,7 @@ def test_bench_train_runs_the_trl_peer_on_the_same_examples(tmp_path):
     assert trl["useful_tokens_per_s"] > 0 and ours["useful_tokens_per_s"] > 0
 
 
+@pytest.mark.integration
 def test_bench_e2e_without_the_minimal_loop_times_distil_alone(tmp_path):
     import json
 

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
-from test_experiment import _data, _spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,16 +21,13 @@ def _script(name: str):
     return module
 
 
-@pytest.fixture(scope="module")
-def experiment(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("exp")
-    _data(root)
-    out = root / "out"
-    result = run_cli("experiment", _spec(root), "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
+@pytest.fixture
+def experiment(grid) -> Path:
+    """The finished grid of conftest (trained once per test run); these tests only read it."""
+    return grid[1]
 
 
+@pytest.mark.integration
 def test_pooling_seeds_kept_in_two_folders_gives_the_experiments_own_comparison(experiment, tmp_path):
     for seed, folder in ((1, "first"), (2, "second")):  # each seed's predictions in its own experiment folder
         target = tmp_path / folder / "runs" / "f0.5" / f"s{seed}"
@@ -51,6 +46,7 @@ def test_pooling_seeds_kept_in_two_folders_gives_the_experiments_own_comparison(
     assert pooled["across_seeds"] == own["across_seeds"]  # from the same per-seed differences
 
 
+@pytest.mark.integration
 def test_pooling_against_baselines_kept_in_other_folders_pairs_them_seed_by_seed(experiment, tmp_path):
     """--baseline-dirs: the arm from one experiment, the baseline of the same seed from another (as when
     one arm was trained with two instruction pairs in two experiments); the arm's own folder is ignored."""

@@ -7,48 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import experiment_data as _data
+from conftest import experiment_spec as _spec
 from conftest import run_cli, tiny_model_dir
-
-
-def _data(root: Path) -> Path:
-    rows = [
-        {
-            "id": f"q{i}",
-            "lang": "en",
-            "input": f"Q: is {i} odd?\nAnswer Choices:\n(a) yes\n(b) no",
-            "output": "yes" if i % 2 else "no",
-            "rationale": f"{i} is {'odd' if i % 2 else 'even'}.",
-        }
-        for i in range(16)
-    ]
-    data = root / "data"
-    data.mkdir()
-    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:12]))
-    test = [{k: v for k, v in r.items() if k != "rationale"} for r in rows[12:]]
-    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))
-    return data
-
-
-def _spec(root: Path, extra: str = "") -> Path:
-    spec = root / "spec.toml"
-    spec.write_text(
-        f'data = "data"\nmetric = "exact"\nseeds = [1, 2]\nfractions = [0.5, 1.0]\nbootstrap = 200\n{extra}'
-        f'[train]\nmodel = "{tiny_model_dir()}"\nmax_steps = 1\n[infer]\nmax_new_tokens = 3\n'
-    )
-    return spec
-
-
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    """The 2 x 2 x 2 grid of ``_spec`` trained once in one process: (spec, out folder, output).
-
-    Tests that go on from a finished grid work on a copy (``_copy``)."""
-    root = tmp_path_factory.mktemp("grid")
-    _data(root)
-    spec, out = _spec(root), root / "out"
-    result = run_cli("experiment", spec, "--out", out)
-    assert result.exit_code == 0, result.output
-    return spec, out, result.output
 
 
 def _copy(grid, to: Path) -> Path:
@@ -58,6 +19,7 @@ def _copy(grid, to: Path) -> Path:
     return to
 
 
+@pytest.mark.integration
 def test_grid_runs_scores_and_resumes(grid, tmp_path):
     spec, finished, output = grid
     assert output.count("trained") == 8
@@ -150,6 +112,7 @@ def test_reshuffled_membership_keeps_the_batch_count_and_is_seeded(pair):
             assert all(ids.count(x) == 2 for x in ids)
 
 
+@pytest.mark.integration
 def test_a_held_out_valid_split_serves_select_best(tmp_path):
     """``valid = N``: N train records per seed become every run's valid.jsonl (never trained on), so an
     arm can evaluate during training and keep its best checkpoint; the run says which became final/."""
@@ -227,6 +190,7 @@ def test_across_seeds_is_a_t_interval_over_the_per_seed_differences():
     )
 
 
+@pytest.mark.integration
 def test_extra_comparisons_pair_any_two_arms(tmp_path):
     """``comparisons``: ablation arms against each other (here the two objectives at 1 step, swapped);
     a pair listed twice, or one the table has anyway (an arm against the baseline), is reported once."""
@@ -265,6 +229,7 @@ def test_verdict_reads_both_intervals(pooled, seeds, expected):
     assert verdict(pair).startswith(expected)
 
 
+@pytest.mark.integration
 def test_shards_split_the_grid_by_seed_and_the_last_one_writes_the_results(tmp_path):
     _data(tmp_path)
     spec, out = _spec(tmp_path), tmp_path / "out"
@@ -326,6 +291,7 @@ def test_a_verdict_without_an_across_seeds_answer_says_how_many_seeds_would_give
     )
 
 
+@pytest.mark.integration
 def test_jobs_run_the_shards_as_processes_and_match_one_process(grid, tmp_path):
     """--jobs 2: two `--shard K/2` processes side by side, each with its log; the same predictions and
     comparisons as the whole grid in one process."""
@@ -346,6 +312,7 @@ def test_jobs_run_the_shards_as_processes_and_match_one_process(grid, tmp_path):
     assert pairs[0] == pairs[1]
 
 
+@pytest.mark.integration
 def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
     from distil_cli.data.guard import OutputLock
 
@@ -375,6 +342,7 @@ def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
     assert "done before" in (out / "logs" / "shard-2-of-2.log").read_text()  # shard 2 had finished: not rerun
 
 
+@pytest.mark.integration
 def test_jobs_stop_when_their_parent_is_terminated(tmp_path):
     """SIGTERM to the --jobs process alone (a scheduler's) stops its shard processes too. (--jobs 9 on a
     grid of 4 (fraction, seed) pairs starts 4: a fifth would have nothing to do.)"""
@@ -408,6 +376,7 @@ def test_jobs_stop_when_their_parent_is_terminated(tmp_path):
     assert not (out / "results.json").exists()
 
 
+@pytest.mark.integration
 def test_jobs_die_with_a_parent_killed_by_sigkill(tmp_path):
     """kill -9 of the --jobs process (no handler runs) still ends its shard processes: none outlives
     it to race a rerun on the same runs."""

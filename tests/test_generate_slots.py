@@ -53,6 +53,7 @@ def _reference(model, prompts, max_new, **options) -> list[list[int]]:
     return out
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
 @pytest.mark.parametrize("slots", [1, 4, 32])
 @pytest.mark.parametrize("decode", ["exact", "padded"])

@@ -209,6 +209,7 @@ def test_last_line_without_newline_is_repaired_before_appending(tmp_path, data, 
     assert sorted(r["id"] for r in rows) == [f"case-{i}" for i in range(5)]
 
 
+@pytest.mark.integration
 def test_resume_with_another_model_or_settings_is_refused(tmp_path, data, tiny):
     from transformers import AutoModelForCausalLM
 

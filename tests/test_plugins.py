@@ -56,6 +56,7 @@ def test_duplicate_names_name_both_plugins():
         build_registry(extra_plugins=[("dup", dup)])
 
 
+@pytest.mark.integration
 def test_broken_plugin_warns_without_crashing(tmp_path):
     site = tmp_path / "site"
     info = site / "broken_plugin-0.1.dist-info"
@@ -90,6 +91,7 @@ def gemma_tiny(tmp_path):
     return folder, data
 
 
+@pytest.mark.integration
 def test_installed_plugin_is_used_by_train_inspect(gemma_tiny):
     folder, data = gemma_tiny
     result = run_cli("train", data, "--inspect", 2, "--model", folder, env={"COLUMNS": "250"})

@@ -155,6 +155,7 @@ def _train_args(data_dir, out, model, model_type, steps=3, extra=()):
     ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("model_type", ["standard", "distill"])
 def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, model_type):
     from transformers import AutoModelForCausalLM
@@ -225,6 +226,7 @@ def test_gpu_only_speed_options_fail_in_one_line_on_cpu(tmp_path, data_dir, tiny
     assert len(result.output.strip().splitlines()) == 1 and not out.exists()  # nothing written
 
 
+@pytest.mark.integration
 def test_short_run_records_the_speed_path(tmp_path, data_dir, tiny):
     out = tmp_path / "run"
     args = _train_args(data_dir, out, tiny, "standard", steps=1, extra=("--tokens-per-batch", 512))
@@ -237,6 +239,7 @@ def test_short_run_records_the_speed_path(tmp_path, data_dir, tiny):
         assert speed["attn_implementation"] == "sdpa" and speed["pack_row_tokens"] == 4096
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("precision", ["mixed", "bf16"])
 def test_resume_after_interruption_matches_uninterrupted(tmp_path, data_dir, tiny, monkeypatch, precision):
     """bf16: the float32 master weights come back from the optimizer state, not from the rounded model."""
@@ -294,6 +297,7 @@ def test_inspect_shows_masking_without_training(tmp_path, data_dir, tiny):
     assert forced.exit_code == 0 and "formatter: chatml" in forced.output
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_short_run_on_embedded_model(tmp_path, data_dir, embedded_model_dir):
     out = tmp_path / "real"
@@ -306,6 +310,7 @@ def test_short_run_on_embedded_model(tmp_path, data_dir, embedded_model_dir):
     assert (out / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.integration
 def test_two_processes_match_one_process(tmp_path, data_dir, tiny):
     """torchrun with 2 CPU processes (gloo), batch 2 each == 1 process with batch 4 (padded batches)."""
     import subprocess
@@ -360,6 +365,7 @@ def test_two_processes_match_one_process(tmp_path, data_dir, tiny):
     assert (tmp_path / "two" / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("merge", [True, False])
 def test_lora_run_merges_into_final_unless_no_merge(tmp_path, data_dir, tiny, merge):
     out = tmp_path / "lora"
@@ -401,6 +407,7 @@ def _copy_run(finished_run, tmp_path):
     return run
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("damage", ["no-trainer-state", "cut-weights", "empty-newer"])
 def test_resume_skips_checkpoints_cut_off_while_saving(tmp_path, data_dir, tiny, finished_run, damage):
     import shutil
@@ -423,6 +430,7 @@ def test_resume_skips_checkpoints_cut_off_while_saving(tmp_path, data_dir, tiny,
     assert (run / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.integration
 def test_a_run_with_only_a_cut_off_checkpoint_restarts_cleanly(tmp_path, data_dir, tiny, finished_run):
     import shutil
 
@@ -437,6 +445,7 @@ def test_a_run_with_only_a_cut_off_checkpoint_restarts_cleanly(tmp_path, data_di
     assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3, 4]  # the dead run's lines are gone
 
 
+@pytest.mark.integration
 def test_resume_refuses_settings_that_change_the_run(tmp_path, data_dir, tiny, finished_run):
     run = _copy_run(finished_run, tmp_path)
     changed = run_cli(*_train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume", "--lr", "2e-3"]))
@@ -496,6 +505,7 @@ def test_long_rationale_is_cropped_skipped_or_an_error(tokenizer):
         build_examples(records, tokenizer, formatter, "distill", 64, 16, long_rationale="error")
 
 
+@pytest.mark.integration
 def test_trainer_args_pass_through_and_are_checked(tmp_path, data_dir, tiny):
     out = tmp_path / "run"
     extra = ["--trainer-arg", "max_grad_norm=0.25", "--trainer-arg", "lr_scheduler_type=linear"]
@@ -512,6 +522,7 @@ def test_trainer_args_pass_through_and_are_checked(tmp_path, data_dir, tiny):
         assert bad.exit_code == 1 and message in bad.output and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.integration
 def test_report_to_tensorboard_writes_event_files(tmp_path, data_dir, tiny):
     out = tmp_path / "run"
     result = run_cli(*_train_args(data_dir, out, tiny, "distill", steps=2, extra=["--report-to", "tensorboard"]))
@@ -520,6 +531,7 @@ def test_report_to_tensorboard_writes_event_files(tmp_path, data_dir, tiny):
     assert events and all(e.stat().st_size > 0 for e in events)
 
 
+@pytest.mark.integration
 def test_two_processes_match_one_process_with_packed_batches(tmp_path, data_dir, tiny):
     """The packed default under DDP (CPU gloo): 2 processes x 1 batch a step == 1 process x 2 accumulated batches.
 

@@ -57,6 +57,7 @@ def _pulled_gemma3():
     return model_dir(cache, GEMMA3_270M) if is_pulled(cache, GEMMA3_270M) else None
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(_pulled_gemma3() is None, reason="gemma3-270m not pulled (`distil models pull gemma3-270m`)")
 def test_pulled_gemma3_270m_prompts_and_masks_are_exact():
     """The real Gemma 3 tokenizer (converted from the registry GGUF): one token per turn marker, the
