@@ -103,12 +103,14 @@ def test_varlen_packed_training_loss_equals_unpacked(setup, tmp_path, monkeypatc
     original = kernels._varlen_reference
     monkeypatch.setattr(kernels, "_varlen_reference", lambda *a: calls.append(1) or original(*a))
     trainer = _trainer(varlen, tmp_path)
+    counted = []
+    trainer.on_counts = counted.append  # the hook `distil bench train` counts tokens with
     batch = PackingCollator(row_tokens, pad_token_id=0, varlen=True)(examples)
     with torch.no_grad():
         loss = trainer.compute_loss(varlen, batch)
     assert calls and len(calls) == varlen.config.num_hidden_layers  # every layer took the varlen path
     assert loss.item() == pytest.approx(reference.loss.item(), rel=1e-5)
-    assert [trainer.seen.n_pred, trainer.seen.n_expl] == [int(reference.n_pred), int(reference.n_expl)]
+    assert [(c.n_pred, c.n_expl) for c in counted] == [(int(reference.n_pred), int(reference.n_expl))]
 
 
 def test_varlen_reaches_attention_through_peft(setup, tmp_path, monkeypatch):
@@ -191,7 +193,7 @@ def test_fused_ce_path_equals_logits_path(setup, tmp_path, monkeypatch):
     model, _, examples = setup
     reference = _reference(model, examples, 0.3)
 
-    def exact(hidden, weight, targets, chunk_rows=2048):
+    def exact(hidden, weight, targets, chunk_rows=2048, sync_free=True):
         return F.cross_entropy(hidden.float() @ weight.float().T, targets, reduction="sum")
 
     monkeypatch.setattr(linear_ce, "linear_ce_sum", exact)

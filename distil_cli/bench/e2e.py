@@ -26,6 +26,7 @@ import torch
 from distil_cli.bench.common import RANDOM_SHAPES, device, env_info, sync
 from distil_cli.errors import ConfigError
 from distil_cli.settings import InferSettings, TrainSettings
+from distil_cli.train.phases import STEPS, Phases
 
 
 def synthetic_split(tokenizer, n: int, seed: int, rationale: bool) -> list[dict[str, Any]]:
@@ -53,55 +54,34 @@ def write_job(folder: Path, tokenizer, train: int, valid: int, test: int) -> Pat
     return folder
 
 
-class PhaseClock:
-    """Wall time per phase, measured by wrapping the methods that do each phase."""
+class PhaseClock(Phases):
+    """Wall time per phase (``train.phases``), the GPU synchronised at each phase's edges."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.first_step: float | None = None
 
     @contextlib.contextmanager
-    def wrap(self, owner, name: str, phase: str):
-        original = getattr(owner, name)
-        clock = self
-
-        def timed(*args, **kwargs):
-            if phase == "steps" and clock.first_step is None:
-                clock.first_step = time.perf_counter()
-            sync()
-            started = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                sync()
-                clock.seconds[phase] += time.perf_counter() - started
-
-        setattr(owner, name, timed)
+    def __call__(self, name: str):
+        if name == STEPS and self.first_step is None:
+            self.first_step = time.perf_counter()
+        sync()
+        started = time.perf_counter()
         try:
             yield
         finally:
-            setattr(owner, name, original)
+            sync()
+            self.seconds[name] += time.perf_counter() - started
 
 
 def distil_job(data: Path, work: Path, cfg: TrainSettings, infer_cfg: InferSettings, cache_dir) -> dict[str, float]:
     """``distil train`` then ``distil infer`` on the job, timed per phase."""
     from distil_cli.generate.infer import read_inputs, run_inference
     from distil_cli.train import run
-    from distil_cli.train import trainer as trainer_module
-    from distil_cli.train.trainer import DistilTrainer
 
     clock = PhaseClock()
     started = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(clock.wrap(DistilTrainer, "training_step", "steps"))
-        stack.enter_context(clock.wrap(DistilTrainer, "evaluate", "evaluation"))
-        # the parts of an evaluation (inside "evaluation"): where its time goes
-        stack.enter_context(clock.wrap(DistilTrainer, "_generate_eval_rows", "evaluation: generation"))
-        stack.enter_context(clock.wrap(DistilTrainer, "_validation_losses", "evaluation: validation loss"))
-        stack.enter_context(clock.wrap(trainer_module, "score_many", "evaluation: ROUGE"))
-        stack.enter_context(clock.wrap(DistilTrainer, "_save_checkpoint", "checkpointing"))
-        stack.enter_context(clock.wrap(run, "_save_final", "checkpointing"))
-        record = run.run_training(data, work / "run", cfg, cache_dir)
+    record = run.run_training(data, work / "run", cfg, cache_dir, phases=clock)
     trained = time.perf_counter()
     records = read_inputs(data, "test", None)
     generation_started = time.perf_counter()

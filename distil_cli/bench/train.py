@@ -9,7 +9,6 @@ logits only where supervised, bf16, fused AdamW, and the variant's kernels.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
@@ -102,7 +101,10 @@ class _Clock:
     def __init__(self, last: int, profile: bool):
         from transformers import TrainerCallback
 
-        self.last, self.profile, self.marks, self.trainer = last, profile, {}, None
+        from distil_cli.train.batching import LossCounts
+
+        self.last, self.profile, self.marks = last, profile, {}
+        self.seen = LossCounts()  # what the trainer reported through its on_counts hook
         clock = self
 
         class Callback(TrainerCallback):
@@ -111,8 +113,11 @@ class _Clock:
 
         self.callback = Callback()
 
+    def count(self, counts) -> None:
+        self.seen = self.seen + counts
+
     def step(self, global_step: int) -> None:
-        seen, marks = self.trainer.seen, self.marks
+        seen, marks = self.seen, self.marks
         if global_step == 2:
             sync()
             marks["start"] = (time.perf_counter(), seen.tokens, seen.examples)
@@ -160,7 +165,7 @@ def distil_train(
     ``flags``: liger (Liger's RMSNorm/SwiGLU/RoPE kernels), flce (fused linear cross-entropy
     for the loss, ``train.linear_ce``), ckpt (gradient checkpointing), compile (``torch_compile``),
     bf16 (``--precision bf16``: bf16 weights, float32 master weights in the optimizer), and the
-    host syncs distil removed, put back: blocking, ligerce, maskcheck (:func:`_earlier_syncs`).
+    host syncs distil removed, put back: blocking, ligerce, maskcheck (arguments of the Trainer).
     ``profile``: 3 more steps under the torch profiler after the timed ones.
     """
     from distil_cli.train.batching import Collator
@@ -186,40 +191,31 @@ def distil_train(
         pack_row_tokens=row_tokens,
         fused_ce="flce" in flags,
         torch_compile="compile" in flags,
+        # the host syncs distil removed, put back for a comparison: blocking batch copies,
+        # Liger's own fused loss (ligerce), transformers' packed-position check (maskcheck)
         accelerator_config={"non_blocking": "blocking" not in flags},
+        sync_free_ce="ligerce" not in flags,
+        mask_placeholder="maskcheck" not in flags,
         logging_steps=10**6,
         save_strategy="no",
         disable_tqdm=True,
     )
     collator = Collator(tokenizer_pad)
     trainer = DistilTrainer(
-        model=model, args=args, train_dataset=examples, data_collator=collator, callbacks=[clock.callback]
+        model=model,
+        args=args,
+        train_dataset=examples,
+        data_collator=collator,
+        callbacks=[clock.callback],
+        on_counts=clock.count,
     )
     trainer.batch_sampler = sampler
-    clock.trainer = trainer
     reset_peak()
-    with _earlier_syncs(flags):
-        trainer.train()
+    trainer.train()
     sync()
     extra = "".join(f", {f}" for f in sorted(flags))
     name = f"distil train [{model.config._attn_implementation}, {tokens_per_batch} tokens/batch, "
     return _measure(clock.marks, model, examples, name + f"rows {row_tokens or 'one'}{extra}]")
-
-
-@contextlib.contextmanager
-def _earlier_syncs(flags: frozenset[str]):
-    """For one run, distil as it was before its host syncs were removed (each a bench flag):
-    ligerce (Liger's own fused linear cross-entropy, which reads values back to the host) and
-    maskcheck (no placeholder mask: transformers checks the position ids on the host); blocking
-    (synchronous batch copies) is an argument of the Trainer instead."""
-    from distil_cli.train import batching, linear_ce
-
-    linear_ce.SYNC_FREE = "ligerce" not in flags
-    batching.SKIP_MASK_CHECK = "maskcheck" not in flags
-    try:
-        yield
-    finally:
-        linear_ce.SYNC_FREE = batching.SKIP_MASK_CHECK = True
 
 
 def _measure(marks: dict[str, Any], model, examples, name: str) -> Measure:

@@ -116,10 +116,13 @@ class PackingCollator:
     padding is one more sequence of its own (positions from 0, labels -100).
     """
 
-    def __init__(self, row_tokens: int | None = None, pad_token_id: int = 0, varlen: bool = False):
+    def __init__(
+        self, row_tokens: int | None = None, pad_token_id: int = 0, varlen: bool = False, mask_placeholder: bool = True
+    ):
         self.row_tokens = row_tokens
         self.pad_token_id = pad_token_id
         self.varlen = varlen
+        self.mask_placeholder = mask_placeholder  # see sequence_lengths
 
     def _rows(self, features: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         if not self.row_tokens:
@@ -165,7 +168,7 @@ class PackingCollator:
             n_pred, index.flat_index.numel() - n_pred, int(batch["task"].ge(0).sum()), len(features)
         )
         if self.varlen:
-            batch.update(sequence_lengths(batch["position_ids"]))
+            batch.update(sequence_lengths(batch["position_ids"], self.mask_placeholder))
         return batch
 
 
@@ -188,17 +191,14 @@ def loss_index(labels: torch.Tensor, task: torch.Tensor, features: list[dict[str
     )
 
 
-SKIP_MASK_CHECK = True  # False: no placeholder mask (``distil bench train``'s maskcheck flag compares)
-
-
-def sequence_lengths(position_ids: torch.Tensor) -> dict[str, Any]:
+def sequence_lengths(position_ids: torch.Tensor, mask_placeholder: bool = True) -> dict[str, Any]:
     """Cumulative sequence lengths of packed rows (flattened) for varlen attention: starts where positions are 0."""
     flat = position_ids.reshape(-1)
     starts = (flat == 0).nonzero().squeeze(-1)
     cu = torch.cat([starts, torch.tensor([flat.numel()])]).to(torch.int32)
     longest = int((cu[1:] - cu[:-1]).max())
     out = {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
-    if SKIP_MASK_CHECK:
+    if mask_placeholder:  # False: transformers' check, for a benchmark's comparison
         # Without a mask, transformers' mask preparation reads the position ids back on the host to
         # detect packed sequences (find_packed_sequence_indices: a GPU sync every forward, the
         # step's last one). A 4D mask is passed through unread, and varlen attention ignores it

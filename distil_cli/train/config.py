@@ -52,6 +52,15 @@ class DistilTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Liger's fused linear cross-entropy for the loss (default: when kernels is liger)."},
     )
+    # The host syncs distil removed, to put back for a benchmark comparison (`distil bench train`'s
+    # ligerce and maskcheck flags); training always runs with both True.
+    sync_free_ce: bool = field(
+        default=True, metadata={"help": "The fused loss without host syncs (False: Liger's own function)."}
+    )
+    mask_placeholder: bool = field(
+        default=True,
+        metadata={"help": "Packed varlen batches carry an empty 4D mask (False: transformers checks positions)."},
+    )
 
     def __post_init__(self):
         super().__post_init__()

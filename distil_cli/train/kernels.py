@@ -301,8 +301,11 @@ def _wide_rms_norm_function():
     return WideRMSNormFunction
 
 
-def wide_rms_norm_backward(dY, X, W, RSTD, offset, casting_mode, block_size, num_warps, in_place, needs_dw):
-    """Liger's RMSNorm backward kernel over ``RMS_NORM_PROGRAMS_PER_SM`` programs per SM."""
+def wide_rms_norm_backward(
+    dY, X, W, RSTD, offset, casting_mode, block_size, num_warps, in_place, needs_dw,
+    programs_per_sm: int = RMS_NORM_PROGRAMS_PER_SM,
+):  # fmt: skip
+    """Liger's RMSNorm backward kernel over ``programs_per_sm`` programs per SM."""
     import math
 
     from liger_kernel.ops.rms_norm import _rms_norm_backward_kernel, torch_to_triton_dtype
@@ -311,7 +314,7 @@ def wide_rms_norm_backward(dY, X, W, RSTD, offset, casting_mode, block_size, num
     dY = dY.view(-1, shape[-1])
     n_rows, n_cols = dY.shape
     sms = torch.cuda.get_device_properties(X.device).multi_processor_count
-    rows_per_program = math.ceil(n_rows / max(1, min(n_rows, sms * RMS_NORM_PROGRAMS_PER_SM)))
+    rows_per_program = math.ceil(n_rows / max(1, min(n_rows, sms * programs_per_sm)))
     programs = math.ceil(n_rows / rows_per_program)
     partial = torch.empty((programs, n_cols), dtype=torch.float32, device=W.device) if needs_dw else None
     dX = dY if in_place else torch.empty_like(dY)

@@ -54,7 +54,6 @@ _CE_KERNEL_ARGS = (
     "HAS_GRADIENTS",
 )  # liger-kernel 0.8.5's
 _MUL_KERNEL_ARGS = ("X_ptr", "X_stride", "grad_output_ptr", "n_cols", "BLOCK_SIZE", "X_col_stride")
-SYNC_FREE = True  # False: always Liger's own function (``distil bench train``'s ligerce flag compares)
 MAX_BLOCK = 32768  # Liger's MAX_FUSED_SIZE on CUDA: columns one program reads at a time
 
 
@@ -95,7 +94,9 @@ def _power_of_two_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def linear_ce_sum(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int = 2048):
+def linear_ce_sum(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_rows: int = 2048, sync_free: bool = True
+):
     """Sum over rows of ``cross_entropy(hidden @ weight.T, targets)`` (hidden [N, H], weight [V, H]).
 
     Every target must be a class index (no ignore index). Hidden states and weight share a
@@ -107,7 +108,7 @@ def linear_ce_sum(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Ten
     if rows == 0:
         return hidden.sum() * 0.0 + weight.sum() * 0.0
     mem_const, size = chunk_plan(rows, width, weight.shape[0], chunk_rows)
-    if hidden.is_cuda and SYNC_FREE and sync_free_ready():
+    if hidden.is_cuda and sync_free and sync_free_ready():
         return _LinearCESum.apply(hidden, weight, targets, size)
     from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
 

@@ -169,14 +169,17 @@ def supervised_token_losses(model, inputs: dict, labels: torch.Tensor, positions
     return token_losses(outputs.logits, labels), outputs
 
 
-def fused_supervised_sums(model, inputs: dict, index, dtype: torch.dtype | None = None) -> tuple[list, Any]:
+def fused_supervised_sums(
+    model, inputs: dict, index, dtype: torch.dtype | None = None, sync_free: bool = True
+) -> tuple[list, Any]:
     """Per-task sums of token losses by fused linear cross-entropy (no logits at all, no host sync).
 
     ``index`` is the collator's ``LossIndex``. The decoder's final hidden states are taken
     with a forward hook (so DDP and peft wrappers still run their forward); the model's own
     LM head is asked for one position only. ``dtype``: the mixed-precision dtype. The loss
     runs outside the model's autocast forward, so hidden states and weight are cast here
-    (float32 would mean float32 GEMMs).
+    (float32 would mean float32 GEMMs). ``sync_free=False``: Liger's own function (a benchmark's
+    comparison).
     """
     from accelerate.utils import extract_model_from_parallel
 
@@ -204,7 +207,7 @@ def fused_supervised_sums(model, inputs: dict, index, dtype: torch.dtype | None 
     rows = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index.flat_index)
     split, targets = index.n_pred, index.flat_target
     sums = [
-        linear_ce_sum(rows[:split], weight, targets[:split]),
-        linear_ce_sum(rows[split:], weight, targets[split:]),
+        linear_ce_sum(rows[:split], weight, targets[:split], sync_free=sync_free),
+        linear_ce_sum(rows[split:], weight, targets[split:], sync_free=sync_free),
     ]
     return sums, outputs

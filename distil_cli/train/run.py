@@ -26,6 +26,7 @@ from distil_cli.train.card import model_card
 from distil_cli.train.config import trackers, with_epochs, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
 from distil_cli.train.kernels import VARLEN
+from distil_cli.train.phases import CHECKPOINTING, NO_PHASES, Phases
 from distil_cli.train.resume import (
     RunDir,
     check_same_run,
@@ -276,10 +277,13 @@ def check_report_to(report_to: str) -> None:
             raise ConfigError(f"--report-to {name} needs the {modules[0]} package: pip install 'distil-cli[{name}]'")
 
 
-def run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool = False) -> RunRecord:
+def run_training(
+    data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool = False, phases: Phases = NO_PHASES
+) -> RunRecord:
     """Train and return the run record; RUN_DIR/final holds the best (or last) model.
 
-    One process (one launch) per RUN_DIR at a time: rank 0 holds a lock beside it.
+    One process (one launch) per RUN_DIR at a time: rank 0 holds a lock beside it. ``phases``
+    times each phase of the run (``distil bench e2e``; ``train.phases``).
     """
     data_dir, out = Path(data_dir), Path(out)
     check_separate(data_dir, out)
@@ -289,7 +293,7 @@ def run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path,
     check_trainer_args(cfg.trainer_args)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     with OutputLock(out) if rank0 else contextlib.nullcontext():
-        return _run_training(data_dir, out, cfg, cache_dir, resume)
+        return _run_training(data_dir, out, cfg, cache_dir, resume, phases)
 
 
 def _start(state: RunDir, resume: bool, inputs: TrainInputs, cfg: TrainSettings, record: RunRecord) -> Path | None:
@@ -304,7 +308,7 @@ def _start(state: RunDir, resume: bool, inputs: TrainInputs, cfg: TrainSettings,
     return checkpoint
 
 
-def _trainer(out: Path, cfg: TrainSettings, inputs: TrainInputs, model, kernels: str):
+def _trainer(out: Path, cfg: TrainSettings, inputs: TrainInputs, model, kernels: str, phases: Phases):
     """The DistilTrainer of a run: its arguments, batches, callbacks and evaluation data."""
     from distil_cli.train.batching import Collator
     from distil_cli.train.config import batch_plan, training_arguments
@@ -334,11 +338,14 @@ def _trainer(out: Path, cfg: TrainSettings, inputs: TrainInputs, model, kernels:
             cfg.instruction_overrides("summary"),
             cfg.instruction_overrides("rationale"),
         ),
+        phases=phases,
     )
     return trainer
 
 
-def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool) -> RunRecord:
+def _run_training(
+    data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool, phases: Phases
+) -> RunRecord:
     from transformers.trainer_callback import ProgressCallback
 
     from distil_cli.train.trainer import LossProgress
@@ -358,7 +365,7 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
     out.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("RANK", "0")) == 0:
         record.write(out)  # status "running": what is being trained, for a later --resume to check
-    trainer = _trainer(out, cfg, inputs, model, kernels)
+    trainer = _trainer(out, cfg, inputs, model, kernels, phases)
     trainer.remove_callback(ProgressCallback)  # replaced by one that shows the losses on the bar
     trainer.add_callback(LossProgress())
     if checkpoint is not None and finished_at(checkpoint) is not None:
@@ -369,7 +376,8 @@ def _run_training(data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path
     record.final = str(out / "final")
     if trainer.is_world_process_zero():  # only rank 0 writes files
         card = model_card(record, trainer.state.log_history, adapter=cfg.lora and not cfg.merge)
-        _save_final(trainer, inputs.tokenizer, out, cfg, card)
+        with phases(CHECKPOINTING):
+            _save_final(trainer, inputs.tokenizer, out, cfg, card)
         record.write(out)
         from distil_cli.reports import plot_curves
 

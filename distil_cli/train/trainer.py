@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,16 @@ from distil_cli.train.loss import (
     parts_from_sums,
     supervised_token_losses,
     task_token_counts,
+)
+from distil_cli.train.phases import (
+    CHECKPOINTING,
+    EVAL_GENERATION,
+    EVAL_LOSS,
+    EVAL_METRIC,
+    EVALUATION,
+    NO_PHASES,
+    STEPS,
+    Phases,
 )
 
 log = logging.getLogger(__name__)
@@ -93,9 +104,14 @@ class DistilTrainer(Trainer):
         predictions_dir: Path | None = None,
         batch_sampler: TokenBudgetBatchSampler | None = None,
         validation_examples: list[dict[str, Any]] | None = None,
+        phases: Phases = NO_PHASES,
+        on_counts: Callable[[LossCounts], None] | None = None,
         **kwargs,
     ):
+        """``phases``: timed around each phase (``train.phases``); ``on_counts``: called with the host-side
+        counts (tokens, examples) of every training batch (``distil bench train`` counts with it)."""
         super().__init__(*args, **kwargs)
+        self.phases, self.on_counts = phases, on_counts
         self.validation_examples = validation_examples or []
         self.eval_records = eval_records or []
         self._eval_prompts: list[list[int]] | None = None  # encoded once: the records do not change
@@ -108,7 +124,6 @@ class DistilTrainer(Trainer):
         # counts on the host, read only when logging, so steps never wait for the GPU.
         self._acc: torch.Tensor | None = None  # sum_pred, sum_expl
         self._since_log = LossCounts()
-        self.seen = LossCounts()  # everything trained on so far (benchmarks read it)
         self._last_log_time = time.perf_counter()
 
     def create_optimizer(self, model=None):
@@ -138,7 +153,9 @@ class DistilTrainer(Trainer):
             self.batch_sampler = TokenBudgetBatchSampler(self.train_dataset, self.args.tokens_per_batch, self.args.seed)
         pad = getattr(self.processing_class, "pad_token_id", None) or 0
         varlen = getattr(self.model.config, "_attn_implementation", None) == VARLEN
-        collator = PackingCollator(self.args.pack_row_tokens, pad, varlen=varlen)
+        collator = PackingCollator(
+            self.args.pack_row_tokens, pad, varlen=varlen, mask_placeholder=self.args.mask_placeholder
+        )
         # pinned batches, moved with non_blocking (training_arguments): no host sync at a step's start
         pin = self.args.dataloader_pin_memory and torch.cuda.is_available()
         loader = DataLoader(
@@ -162,7 +179,9 @@ class DistilTrainer(Trainer):
         counts = num_items_in_batch if torch.is_tensor(num_items_in_batch) and num_items_in_batch.numel() == 2 else None
         if index is not None and self.args.fused_ce:
             half = torch.bfloat16 if self.args.bf16 else (torch.float16 if self.args.fp16 else None)
-            sums, outputs = fused_supervised_sums(model, inputs, index.to(labels.device, non_blocking=True), half)
+            sums, outputs = fused_supervised_sums(
+                model, inputs, index.to(labels.device, non_blocking=True), half, sync_free=self.args.sync_free_ce
+            )
             parts = parts_from_sums(sums, [host.n_pred, host.n_expl], self.args.alpha, counts)
         else:
             keep = index.keep.to(labels.device, non_blocking=True) if index is not None else None
@@ -173,7 +192,8 @@ class DistilTrainer(Trainer):
             step = torch.stack([parts.sum_pred, parts.sum_expl]).to(torch.float64)
             self._acc = step if self._acc is None else self._acc + step
             self._since_log = self._since_log + host
-            self.seen = self.seen + host
+            if self.on_counts is not None:
+                self.on_counts(host)
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -195,14 +215,30 @@ class DistilTrainer(Trainer):
         super().log(logs, start_time)
 
     # ---- evaluation ---------------------------------------------------------------------
+    def training_step(self, *args, **kwargs):
+        with self.phases(STEPS):
+            return super().training_step(*args, **kwargs)
+
+    def _save_checkpoint(self, *args, **kwargs):
+        with self.phases(CHECKPOINTING):
+            return super()._save_checkpoint(*args, **kwargs)
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        with self.phases(EVALUATION):
+            return self._generated_metrics(metric_key_prefix)
+
+    def _generated_metrics(self, metric_key_prefix: str) -> dict[str, float]:
         started = time.perf_counter()
-        rows = self._generate_eval_rows()
-        scores = aggregate(
-            score_many([r["prediction"] for r in rows], [r["reference"] for r in rows], [r["lang"] for r in rows])
-        )
+        with self.phases(EVAL_GENERATION):
+            rows = self._generate_eval_rows()
+        with self.phases(EVAL_METRIC):
+            scores = aggregate(
+                score_many([r["prediction"] for r in rows], [r["reference"] for r in rows], [r["lang"] for r in rows])
+            )
         metrics = {f"{metric_key_prefix}_{k}": round(v, 4) for k, v in scores.items()}
-        metrics.update({f"{metric_key_prefix}_{k}": v for k, v in self._validation_losses().items()})
+        with self.phases(EVAL_LOSS):
+            losses = self._validation_losses()
+        metrics.update({f"{metric_key_prefix}_{k}": v for k, v in losses.items()})
         metrics[f"{metric_key_prefix}_samples"] = len(rows)
         metrics[f"{metric_key_prefix}_runtime"] = round(time.perf_counter() - started, 2)
         if self.predictions_dir is not None and self.is_world_process_zero():
