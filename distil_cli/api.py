@@ -20,7 +20,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from distil_cli.errors import ConfigError
 from distil_cli.settings import LoadedSettings, load_settings
 
 log = logging.getLogger(__name__)
@@ -124,28 +123,8 @@ def experiment(
     ``shard="K/N"``: only that share of the grid (as ``--shard``); until every share is done it
     returns ``{"pending": runs not done}`` and writes no results. ``jobs=N``: the N shards as N
     processes side by side, dealt over the visible GPUs (as ``--jobs``)."""
-    from distil_cli.data.guard import OutputLock
-    from distil_cli.experiment import grid, results
-    from distil_cli.experiment import jobs as shards
-    from distil_cli.experiment.spec import load_spec
+    from distil_cli.experiment.runner import run_experiment
 
     settings = load_settings(Path(config) if config else None).settings
-    plan = load_spec(Path(spec))
-    plan.all_arms()
-    parts = grid.parse_shard(shard)
-    if jobs < 1 or (jobs > 1 and parts is not None):
-        raise ConfigError(
-            f"jobs={jobs}: give 1 or more processes" if jobs < 1 else "jobs=N runs the N shards itself: leave out shard"
-        )
-    out = Path(out)
-    with OutputLock(grid.lock_target(out, parts)):
-        if jobs > 1:
-            cells = shards.run(Path(spec), out, plan, Path(config) if config else None, jobs, say=log.info)
-        else:
-            cells = grid.run_grid(plan, out, settings.train, settings.infer, settings.models.cache_dir, shard=parts)
-        pending = grid.pending_runs(plan, cells) if parts is not None else 0
-        if pending:
-            return {"pending": pending}
-        summary = results.summarise(cells, plan, settings.score)
-        results.write(summary, out)
-    return summary
+    outcome = run_experiment(Path(spec), Path(out), settings, Path(config) if config else None, shard, jobs)
+    return outcome.summary if outcome.summary is not None else {"pending": outcome.pending}

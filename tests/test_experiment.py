@@ -173,6 +173,12 @@ def test_a_bad_arm_setting_fails_before_any_run(tmp_path):
     result = run_cli("experiment", spec, "--out", tmp_path / "out")
     assert result.exit_code == 1 and "experiment arm 'late'" in result.output
     assert "select best needs the checkpoints" in result.output and not (tmp_path / "out").exists()
+    from distil_cli import api  # the Python API runs the same checks (one code path under both)
+    from distil_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="experiment arm 'late'"):
+        api.experiment(spec, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_across_seeds_is_a_t_interval_over_the_per_seed_differences():
@@ -329,13 +335,13 @@ def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
     assert not (out / "results.json").exists()
     assert (out / "runs" / "f0.5" / "s2" / "standard.jsonl").exists()  # shard 2 ran; its runs are kept
     both = run_cli("experiment", spec, "--out", out, "--jobs", "2", "--shard", "1/2")
-    assert both.exit_code == 1 and "--jobs N runs the N shards itself" in both.output
+    assert both.exit_code == 1 and "--jobs N (jobs=N) runs the N shards itself" in both.output
     from distil_cli import api
     from distil_cli.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="jobs=N runs the N shards itself"):
+    with pytest.raises(ConfigError, match=r"\(jobs=N\) runs the N shards itself"):
         api.experiment(spec, out, jobs=2, shard="1/2")
-    with pytest.raises(ConfigError, match="jobs=0: give 1 or more processes"):
+    with pytest.raises(ConfigError, match=r"\(jobs=0\): give 1 or more processes"):
         api.experiment(spec, out, jobs=0)
     summary = api.experiment(spec, out, jobs=2)  # the lock is gone: the rerun resumes, from Python this time
     assert len(summary["runs"]) == 8 and (out / "results.json").exists()

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from distil_cli.cli.common import err_console, out_console, settings_for
-from distil_cli.errors import ConfigError
 
 SHARD_HELP = (
     "Run only the K-th of N shares of the grid (its (fraction, seed) pairs dealt out in turn), e.g. "
@@ -54,60 +53,26 @@ def experiment(
     """Does distilling help on this data? Train arms x seeds x data fractions, infer and score each on the
     test split, and write results.md / results.json / results.png with paired differences and 95% CIs.
     Resumable: a rerun skips finished runs."""
-    from distil_cli.data.guard import OutputLock
     from distil_cli.experiment import grid, results
-    from distil_cli.experiment.spec import load_spec
+    from distil_cli.experiment.runner import checked_spec, run_experiment
 
     loaded = settings_for(ctx).settings
-    plan = load_spec(spec)
-    for arm in plan.all_arms():  # names, baseline and every arm's settings checked before anything runs
-        plan.train_settings(loaded.train, arm, plan.seeds[0])
-    plan.infer_settings(loaded.infer)
-    parts = grid.parse_shard(shard)
-    if jobs > 1 and (parts is not None or score_only):
-        raise ConfigError("--jobs N runs the N shards itself: leave out --shard and --score-only")
     if show_plan:
-        _print_plan(plan, out, loaded.train, parts)
+        _print_plan(checked_spec(spec, loaded), out, loaded.train, grid.parse_shard(shard))
         return
-    with OutputLock(grid.lock_target(out, parts)):
-        if score_only:
-            cells = grid.plan(plan, out)
-        else:
-            config = (ctx.find_root().obj or {}).get("config")
-            cells = _run(spec, out, plan, loaded, config, parts, jobs)
-        if parts is not None and not _all_done(plan, cells, parts):
-            return
-        summary = results.summarise(cells, plan, loaded.score)
-        paths = results.write(summary, out)
-    out_console.print(results.markdown(summary), highlight=False)
-    err_console.print("Wrote " + ", ".join(str(p) for p in paths), highlight=False)
-
-
-def _run(spec: Path, out: Path, plan, loaded, config: Path | None, parts, jobs: int) -> list:
-    """The grid's runs: in this process (all, or the shard ``parts``), or as ``jobs`` shard processes."""
-    from distil_cli.experiment import grid
-    from distil_cli.experiment import jobs as shards
-
+    config = (ctx.find_root().obj or {}).get("config")
     say = lambda line: err_console.print(line, highlight=False)  # noqa: E731
-    if jobs > 1:
-        return shards.run(spec, out, plan, config, jobs, say=say)
-    return grid.run_grid(
-        plan, out, loaded.train, loaded.infer, loaded.models.cache_dir, say=say, shard=parts
-    )  # fmt: skip
-
-
-def _all_done(plan, cells, parts: tuple[int, int]) -> bool:
-    """After a shard: whether every run of the grid is done (then this shard writes the results)."""
-    from distil_cli.experiment import grid
-
-    pending = grid.pending_runs(plan, cells)
-    if pending:
+    outcome = run_experiment(spec, out, loaded, config, shard, jobs, score_only, say)
+    if outcome.summary is None:
+        parts = grid.parse_shard(shard)
         err_console.print(
-            f"Shard {parts[0]}/{parts[1]} is done; {pending} run(s) of the other shards are not yet: the last shard "
-            "to finish writes the results (or run the same command without --shard once they are done).",
+            f"Shard {parts[0]}/{parts[1]} is done; {outcome.pending} run(s) of the other shards are not yet: the last "
+            "shard to finish writes the results (or run the same command without --shard once they are done).",
             highlight=False,
         )
-    return not pending
+        return
+    out_console.print(results.markdown(outcome.summary), highlight=False)
+    err_console.print("Wrote " + ", ".join(str(p) for p in outcome.paths or []), highlight=False)
 
 
 def _print_plan(plan, out: Path, train_base, parts: tuple[int, int] | None = None) -> None:
