@@ -11,4 +11,4 @@ PARTS="infer" bash benchmarks/run_perf_h200.sh
 NAMES=${NAMES_FIRST:-} bash benchmarks/run_method_h200.sh
 PARTS=${PARTS_LATER:-"e2e train05 train15"} bash benchmarks/run_perf_h200.sh
 NAMES=${NAMES_LAST:-} bash benchmarks/run_method_h200.sh
-echo session-done
+echo runs-done
