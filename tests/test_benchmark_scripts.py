@@ -118,3 +118,14 @@ def test_the_forest_plot_names_a_comparison_with_another_baseline_in_full(tmp_pa
     assert [(r[0], r[1], r[2], r[3]) for r in rows] == [
         (("cqa_tiny_e10", "distill-e10 - standard-e10"), -0.14, -1.02, 0.74)
     ]
+
+
+@pytest.mark.parametrize("spec", sorted((ROOT / "benchmarks" / "experiments").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_spec_the_docs_report_loads_with_valid_arms(spec):
+    from distil_cli.experiment.spec import load_spec
+    from distil_cli.settings import TrainSettings
+
+    plan = load_spec(spec)
+    for arm in plan.all_arms():
+        plan.train_settings(TrainSettings(), arm, plan.seeds[0])
+    assert len(set(plan.seeds)) == len(plan.seeds)
