@@ -64,6 +64,15 @@ CLINICAL_INSTRUCTIONS: dict[Task, dict[str, str]] = {
         "pt": "Extraia as informações principais do texto clínico.",
     },
 }
+# What the teacher is asked for by default (annotate without --template): task-neutral, since distil
+# serves any input -> output task; clinical data can keep CLINICAL_INSTRUCTIONS' rationale prompt
+# through --template.
+TEACHER_INSTRUCTIONS: dict[str, str] = {
+    "en": "Explain step by step the key information in the text below and what follows from it.",
+    "es": "Explica paso a paso la información clave del texto siguiente y lo que se deduce de ella.",
+    "fr": "Explique étape par étape les informations clés du texte ci-dessous et ce qui en découle.",
+    "pt": "Explique passo a passo as informações principais do texto abaixo e o que decorre delas.",
+}
 ALL_LANGUAGES = "*"  # an override key that applies to every language without its own entry
 
 

@@ -506,3 +506,31 @@ def test_a_folder_run_and_a_split_run_on_the_same_output_are_refused_both_ways(t
         assert not server.calls
         other = run_cli(*_args(server, data / "train.jsonl", tmp_path / "other" / "train.jsonl"))
         assert other.exit_code == 0, other.output
+
+
+def test_dry_run_shows_prompts_tokens_and_cost_and_sends_nothing(tmp_path):
+    data = _split(tmp_path / "s.jsonl", ["Patient had fever 39.5.", "Cough for two weeks.", "A rash."])
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        args = _args(server, data, out, "--dry-run", "--limit", "2", "--price-per-mtok", "0.15,0.60")
+        result = run_cli(*args, "--max-tokens", "100", env={"COLUMNS": "200"})
+        assert not server.calls
+    assert result.exit_code == 0, result.output
+    assert "record r0" in result.output and "record r1" in result.output and "record r2" not in result.output
+    assert "Explain step by step the key information in the text below" in result.output  # task-neutral default
+    assert "2 request(s) would be sent" in result.output and "at most 200 completion tokens" in result.output
+    # 2 x 100 completion tokens at $0.60 plus about 2 x 22 prompt tokens at $0.15, per million
+    assert "at most $0.0001 at $0.15 / $0.6 per Mtok" in result.output and "Nothing was sent." in result.output
+    assert not out.exists()
+    bad = run_cli(*_args(server, data, out, "--dry-run", "--price-per-mtok", "0.15"))
+    assert bad.exit_code == 1 and "expected two prices IN,OUT" in bad.output
+
+
+def test_limit_annotates_the_first_records_not_yet_done(tmp_path):
+    data = _split(tmp_path / "s.jsonl", [f"Record {i} text." for i in range(5)])
+    out = tmp_path / "ann.jsonl"
+    with FakeOpenAI() as server:
+        first = run_cli(*_args(server, data, out, "--limit", "2"))
+        second = run_cli(*_args(server, data, out, "--limit", "2"))
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert sorted(r["id"] for r in _lines(out)) == ["r0", "r1", "r2", "r3"]  # concurrent: any order

@@ -21,10 +21,21 @@ def annotate(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output .jsonl (for a split) or folder (for a prepared folder).")
     ],
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the first prompts a run would send, its token estimate and (with --price-per-mtok) its "
+            "cost; nothing is sent or written. With --limit N: for N records a split.",
+        ),
+    ] = False,
     flags: dict[str, Any] | None = None,
 ) -> None:
     """Ask a teacher for a rationale per record: concurrent, retried, resumable (a rerun skips done records)."""
     loaded = settings_for(ctx, "annotate", **(flags or {}))
+    if dry_run:
+        _print_dry_run(data, out, loaded.settings.annotate)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from distil_cli.reports import annotate_summary
@@ -53,3 +64,24 @@ def annotate(
     err_console.print(annotate_summary(stats))
     out_console.print(str(out), highlight=False)
     check_failures(stats, loaded.settings.annotate.max_flagged)
+
+
+def _print_dry_run(data: Path, out: Path, cfg) -> None:
+    from rich.panel import Panel
+
+    from distil_cli.teach.annotate import CHARS_PER_TOKEN, dry_run
+
+    plan = dry_run(data, out, cfg)
+    for record_id, messages in plan.prompts:
+        body = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+        out_console.print(Panel(body, title=f"record {record_id}", expand=False), markup=False, highlight=False)
+    line = (
+        f"{plan.records} request(s) would be sent: about {plan.prompt_tokens:,} prompt tokens "
+        f"(characters / {CHARS_PER_TOKEN}) and at most {plan.completion_tokens:,} completion tokens "
+        f"(--max-tokens {cfg.max_tokens} each)"
+    )
+    if plan.cost_usd is not None:
+        line += f"; at most ${plan.cost_usd:,.4f} at ${cfg.price_per_mtok[0]:g} / ${cfg.price_per_mtok[1]:g} per Mtok"
+    else:
+        line += "; --price-per-mtok IN,OUT gives the cost"
+    out_console.print(line + ". Nothing was sent.", highlight=False)

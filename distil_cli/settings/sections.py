@@ -246,6 +246,27 @@ class AnnotateSettings(Section):
         description="jsonl: the annotated splits; hf: also a Hugging Face DatasetDict (OUT/hf, or OUT.hf for a "
         "file) for push_to_hub.",
     )
+    limit: int | None = Field(
+        None, ge=1, description="Annotate at most N records of each split not yet annotated (a trial run)."
+    )
+    price_per_mtok: tuple[float, float] | None = Field(
+        None,
+        description="The teacher's price in USD per million tokens, IN,OUT (e.g. 0.15,0.60): the cost estimate "
+        "of --dry-run and the summary.",
+        json_schema_extra={"metavar": "IN,OUT"},
+    )
+
+    @field_validator("price_per_mtok", mode="before")
+    @classmethod
+    def _prices(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = [float(x) for x in value.split(",")]
+            except ValueError:
+                raise ValueError("expected two prices IN,OUT in USD per million tokens, e.g. 0.15,0.60") from None
+        if isinstance(value, (list, tuple)) and (len(value) != 2 or any(v < 0 for v in value)):
+            raise ValueError("expected two prices IN,OUT (USD per million tokens, not negative), e.g. 0.15,0.60")
+        return value
 
     @field_validator("splits", mode="before")
     @classmethod

@@ -25,8 +25,8 @@ from typing import Any
 from distil_cli.data.files import naming, read_appended, read_jsonl
 from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.errors import ConfigError, DataError, PartialFailure
-from distil_cli.prompts import CLINICAL_INSTRUCTIONS, RATIONALE, instruction_for
 from distil_cli.settings import AnnotateSettings
+from distil_cli.tasks import TEACHER_INSTRUCTIONS
 from distil_cli.teach.base import (
     AuthError,
     BatchTeacher,
@@ -94,7 +94,7 @@ def fill_template(template: str, values: dict[str, str]) -> str:
 def build_messages(record: dict[str, Any], template: str | None, system: str | None) -> list[dict[str, str]]:
     lang = record.get("lang", "en")
     if template is None:
-        user = f"{instruction_for(RATIONALE, lang, table=CLINICAL_INSTRUCTIONS)}\n\n{record['input']}"
+        user = f"{TEACHER_INSTRUCTIONS.get(lang, TEACHER_INSTRUCTIONS['en'])}\n\n{record['input']}"
     else:
         if "{output}" in template and not record.get("output"):
             raise DataError(f"record {record['id']}: the template uses {{output}} but the record has no output")
@@ -154,6 +154,9 @@ def plan(src: Path, out: Path, cfg: AnnotateSettings, backend: str, model: str, 
             stats.skipped += 1
             continue
         todo.append((record, messages, digest))
+    if cfg.limit is not None and len(todo) > cfg.limit:  # a trial: the first N not yet annotated
+        stats.total -= len(todo) - cfg.limit
+        todo = todo[: cfg.limit]
     return Job(out, todo, stats)
 
 
@@ -353,6 +356,39 @@ def annotate(
             except PermissionError:  # its parent is not writable: a folder run could not lock it either
                 pass
         return _annotate(data, out, cfg, cache_dir, progress)
+
+
+CHARS_PER_TOKEN = 4  # a rough rate for estimates without the teacher's tokenizer (English-like text)
+
+
+@dataclass
+class DryRun:
+    """What ``annotate --dry-run`` shows: the rendered prompts and an estimate of tokens and cost."""
+
+    prompts: list[tuple[str, list[dict[str, str]]]]  # (record id, messages) of the records shown
+    records: int  # records a run would send
+    prompt_tokens: int  # estimated, over all of them
+    completion_tokens: int  # at most: --max-tokens each
+    cost_usd: float | None  # with --price-per-mtok: an upper bound (completions at --max-tokens)
+
+
+def dry_run(data: Path, out: Path, cfg: AnnotateSettings, show: int = 3) -> DryRun:
+    """The requests a run would send (nothing is sent or written): its first ``show`` prompts, and the
+    estimated tokens (characters / 4 for prompts, --max-tokens per completion) and cost."""
+    model = cfg.model or ("default" if cfg.backend == "local" else DEFAULT_OPENAI_MODEL)
+    template = load_template(cfg.template)
+    jobs = plan_all(Path(data), Path(out), cfg, cfg.backend, model, template)
+    todo = [item for job in jobs for item in job.todo]
+    prompt_tokens = sum(
+        max(1, round(sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN)) for _, messages, _ in todo
+    )
+    completion_tokens = len(todo) * cfg.max_tokens
+    cost = None
+    if cfg.price_per_mtok is not None:
+        price_in, price_out = cfg.price_per_mtok
+        cost = (prompt_tokens * price_in + completion_tokens * price_out) / 1e6
+    shown = [(record["id"], messages) for record, messages, _ in todo[:show]]
+    return DryRun(shown, len(todo), prompt_tokens, completion_tokens, cost)
 
 
 def _annotate(data: Path, out: Path, cfg: AnnotateSettings, cache_dir: Path, progress) -> Stats:
