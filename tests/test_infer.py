@@ -284,3 +284,38 @@ def test_shared_task_layout_per_language_with_zips(tmp_path, data, tiny):
         assert sorted(archive.namelist()) == [f"TeamX_multiclinsum_en_run_2/case-{i}_sum.txt" for i in (0, 4)]
     bad = run_cli(*args, "--team", "TeamX")
     assert bad.exit_code == 1 and "--team and --run-id go together" in bad.output
+
+
+def test_one_prompt_is_answered_as_the_run_was_trained(tmp_path, tiny, monkeypatch):
+    """infer RUN --prompt: the run's formatter and instructions (summary, and rationale with --rationale)."""
+    from distil_cli.generate import infer as infer_module
+    from distil_cli.run_record import RunRecord
+    from distil_cli.settings import InferSettings
+
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    for f in Path(tiny).iterdir():
+        (run / "final" / f.name).write_bytes(f.read_bytes())
+    instructions = {"summary": {"*": "Give the diagnosis."}, "rationale": {"*": "List the findings."}}
+    RunRecord({}, str(tiny), "chatml", instructions, 64).write(run)
+    found = infer_module.answer(str(run), "Fever and cough.", InferSettings(max_new_tokens=3), tmp_path, rationale=True)
+    assert found["prompt"].startswith("<|im_start|>user\nGive the diagnosis.\n\nFever and cough.<|im_end|>")
+    assert set(found) == {"summary", "rationale", "prompt"}
+    seen = []
+    from distil_cli.generate import batched
+
+    original = batched.generate_batched
+
+    def spy(model, tokenizer, prompts, *args, **kwargs):
+        seen.extend(tokenizer.decode(p) for p in prompts)
+        return original(model, tokenizer, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(batched, "generate_batched", spy)
+    result = run_cli("infer", run, "--prompt", "Fever and cough.", "--rationale", "--max-new-tokens", "3")
+    assert result.exit_code == 0, result.output
+    assert "rationale" in result.output and len(seen) == 2
+    assert "Give the diagnosis.\n\nFever and cough." in seen[0] and "List the findings.\n\nFever and cough." in seen[1]
+    both = run_cli("infer", run, tmp_path / "d.jsonl", "--prompt", "x")
+    assert both.exit_code != 0 and "either --prompt TEXT or DATA" in both.output
+    neither = run_cli("infer", run)
+    assert neither.exit_code != 0 and "give DATA and --out" in neither.output

@@ -18,10 +18,24 @@ def infer(
         str, typer.Argument(help="A `distil train` run folder (uses final/), a model folder, a hub id, or 'default'.")
     ],
     data: Annotated[
-        Path,
+        Optional[Path],
         typer.Argument(help="A prepared split .jsonl, a prepared folder (see --split), or a folder of .txt files."),
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions .jsonl (appended per batch; a rerun resumes).")],
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Predictions .jsonl (appended per batch; a rerun resumes).")
+    ] = None,
+    prompt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--prompt",
+            "-p",
+            help="Try the model on one input text instead of DATA: prompted as it was trained (the run's "
+            "formatter and instructions), the answer printed.",
+        ),
+    ] = None,
+    rationale: Annotated[
+        bool, typer.Option("--rationale", help="With --prompt: the rationale task's answer too.")
+    ] = False,
     submission_dir: Annotated[
         Optional[Path], typer.Option("--submission-dir", help="Also write DIR/<case_id>_sum.txt (MultiClinSum layout).")
     ] = None,
@@ -31,12 +45,19 @@ def infer(
     ] = None,
     run_id: Annotated[Optional[int], typer.Option(help="The shared task's run number (with --team).")] = None,
     lang: Annotated[
-        Optional[str], typer.Option("--lang", help="Language of .txt inputs whose names carry none.")
+        Optional[str], typer.Option("--lang", help="Language of .txt inputs whose names carry none (and of --prompt).")
     ] = None,
     flags: dict[str, Any] | None = None,
 ) -> None:
     """Generate summaries: on a GPU packed prefill + slot KV cache + flash decoding, bf16; resumable."""
     loaded = settings_for(ctx, "infer", **(flags or {}))
+    if prompt is not None:
+        if data is not None or out is not None:
+            raise typer.BadParameter("give either --prompt TEXT or DATA with --out, not both", param_hint="--prompt")
+        _answer(model, prompt, loaded, lang or "en", rationale)
+        return
+    if data is None or out is None:
+        raise typer.BadParameter("give DATA and --out PREDICTIONS.jsonl (or --prompt TEXT)", param_hint="DATA")
     from distil_cli.generate.infer import read_inputs, run_inference
     from distil_cli.generate.submission import Submission
 
@@ -56,3 +77,14 @@ def infer(
         highlight=False,
     )
     out_console.print(str(result.out), highlight=False)
+
+
+def _answer(model: str, text: str, loaded, lang: str, rationale: bool) -> None:
+    from rich.panel import Panel
+
+    from distil_cli.generate.infer import answer
+
+    found = answer(model, text, loaded.settings.infer, loaded.settings.models.cache_dir, lang, rationale)
+    out_console.print(found["summary"], highlight=False, markup=False)
+    if rationale:
+        err_console.print(Panel(found["rationale"], title="rationale", expand=False), highlight=False, markup=False)

@@ -24,7 +24,7 @@ from distil_cli.errors import ConfigError, DataError
 from distil_cli.generate.submission import Submission
 from distil_cli.models import load_causal_lm, load_tokenizer, resolve_model
 from distil_cli.plugins.choosing import choose_formatter
-from distil_cli.prompts import SUMMARY, instruction_for, stop_token_ids
+from distil_cli.prompts import RATIONALE, SUMMARY, instruction_for, stop_token_ids
 from distil_cli.run_record import RunRecord, find_run_record
 from distil_cli.settings import InferSettings
 
@@ -37,6 +37,7 @@ class PromptSpec:
 
     formatter: str | None = None
     summary_instructions: dict[str, str] = field(default_factory=dict)
+    rationale_instructions: dict[str, str] = field(default_factory=dict)
     max_input_tokens: int = 2048
     source: str = "defaults"
 
@@ -49,6 +50,7 @@ def prompt_spec(model_arg: str, formatter_flag: str | None) -> PromptSpec:
         spec = PromptSpec(
             formatter=record.formatter,
             summary_instructions=record.summary_instructions(),
+            rationale_instructions=dict(record.instructions.get("rationale", {})),
             max_input_tokens=int(record.max_input_tokens),
             source=str(path),
         )
@@ -300,3 +302,40 @@ def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission, pr
         submission.zip_folders()
     seconds = time.perf_counter() - started
     return InferResult(writer.written, len(finished), cropped, writer.tokens, seconds, out)
+
+
+def answer(
+    model_arg: str, text: str, cfg: InferSettings, cache_dir: Path, lang: str = "en", rationale: bool = False
+) -> dict[str, Any]:
+    """One input through the model, prompted as it was trained (its run's formatter and instructions):
+    {"summary": ..., "rationale": ... (with ``rationale``), "prompt": the summary prompt as text}."""
+    from distil_cli.generate.batched import generate_batched
+
+    if not text.strip():
+        raise DataError("--prompt is empty: give the input text")
+    lang = check_lang(lang, "--lang")
+    generator = Generator.load(model_arg, cfg, cache_dir)
+    limit = generator.prompt_limit(cfg.max_new_tokens)
+    tasks = [(SUMMARY, generator.spec.summary_instructions)]
+    if rationale:
+        tasks.append((RATIONALE, generator.spec.rationale_instructions))
+    prompts = [
+        encode_prompt(generator.tokenizer, generator.formatter, instruction_for(task, lang, overrides), text, limit,
+                      "--prompt")[0]
+        for task, overrides in tasks
+    ]  # fmt: skip
+    outputs = generate_batched(
+        generator.model,
+        generator.tokenizer,
+        prompts,
+        stop_token_ids(generator.tokenizer, generator.formatter),
+        cfg.max_new_tokens,
+        batch_size=len(prompts),
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        repetition_penalty=cfg.repetition_penalty,
+        cache_implementation=cfg.cache,
+    )
+    found = {task.key: generated.text for (task, _), generated in zip(tasks, outputs, strict=True)}
+    found["prompt"] = generator.tokenizer.decode(prompts[0])
+    return found
