@@ -157,3 +157,21 @@ def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
         _os_message(caught.value)
         == f"{tmp_path / 'results.json'}: No space left on device; check the path and free space"
     )
+
+
+def test_rows_without_ids_are_numbered_and_said_once(tmp_path):
+    rows = [{"lang": "en", "input": f"Case {i}.", "output": f"Out {i}."} for i in range(10)]
+    _jsonl(tmp_path / "cases.jsonl", rows)
+    result = run_cli("prepare", tmp_path / "cases.jsonl", "--out", tmp_path / "out", env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert result.output.count("has no 'id' field: each record's id is its row number") == 1
+    ids = {
+        json.loads(line)["id"] for f in ("train", "valid", "test") for line in (tmp_path / "out" / f"{f}.jsonl").open()
+    }
+    assert ids == {f"cases-{i}" for i in range(1, 11)}
+    mixed = rows[:3] + [{"id": "x", "lang": "en", "input": "A.", "output": "B."}]
+    _jsonl(tmp_path / "mixed.jsonl", mixed)
+    result = run_cli("prepare", tmp_path / "mixed.jsonl", "--out", tmp_path / "o2")
+    assert (
+        result.exit_code == 1 and "mixed.jsonl:4" in result.output and "give every row an id or none" in result.output
+    )

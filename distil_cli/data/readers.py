@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from typing import Any
 
 from distil_cli.data.text import check_lang, normalise_text
 from distil_cli.errors import DataError
+
+log = logging.getLogger(__name__)
 
 LANG_RE = re.compile(r"(?:^|[_\-.])(en|es|fr|pt)(?:[_\-.]|$)", re.IGNORECASE)
 TABLE_SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -208,10 +211,26 @@ def read_table(
     scan = SourceScan(format=fmt, files=[path] if files is None else files)
     file_lang = detect_lang(path, path.parent) if fmt != "hf" else None
     seen: dict[str, str] = {}
-    for where, row in rows if rows is not None else _rows(path, fmt, encoding):
+    numbered = None  # rows without an id field: the row number is the id (decided by the first row)
+    for number, (where, row) in enumerate(rows if rows is not None else _rows(path, fmt, encoding), start=1):
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected an object with fields, got {type(row).__name__}")
-        record_id = _field(row, mapping["id"], where, "id", required=True, encoding=encoding)
+        if numbered is None:
+            numbered = mapping["id"] not in row
+            if numbered:
+                log.warning(
+                    "%s has no '%s' field: each record's id is its row number (%s-1, %s-2, ...); map one with "
+                    "--id-field to keep your own",
+                    path, mapping["id"], path.stem, path.stem,
+                )  # fmt: skip
+        if numbered:
+            if mapping["id"] in row:
+                raise DataError(
+                    f"{where}: has an '{mapping['id']}' field but the first row has none; give every row an id or none"
+                )
+            record_id = f"{path.stem}-{number}"
+        else:
+            record_id = _field(row, mapping["id"], where, "id", required=True, encoding=encoding)
         where = f"{where} (id {record_id})"
         if record_id in seen:
             raise DataError(f"{where}: duplicate id '{record_id}' (first at {seen[record_id]})")
