@@ -630,3 +630,17 @@ def test_one_process_never_splits_batches_over_gpus(tmp_path, caplog, monkeypatc
             config.warn_several_gpus()
     assert caplog.text.count("2 GPUs are visible to this one process: it trains on the first only") == 1
     assert "torchrun --nproc_per_node 2" in caplog.text
+
+
+@pytest.mark.integration
+def test_select_best_by_the_tasks_own_metric(tmp_path, data_dir, tiny):
+    out = tmp_path / "run"
+    extra = ["--select", "best", "--select-metric", "exact"]
+    result = run_cli(*_train_args(data_dir, out, tiny, "distill", steps=4, extra=extra))
+    assert result.exit_code == 0, result.output
+    evals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if "eval_exact_match" in x]
+    assert len(evals) == 2 and all(0 <= e["eval_exact_match"] <= 100 for e in evals)
+    selected = json.loads((out / "run.json").read_text())["selected"]
+    assert selected["rule"] == "best" and "highest eval exact_match" in selected["why"]
+    unknown = run_cli(*_train_args(data_dir, tmp_path / "x", tiny, "distill", extra=["--select-metric", "bleu"]))
+    assert unknown.exit_code == 1 and "unknown metric 'bleu'" in unknown.output and not (tmp_path / "x").exists()

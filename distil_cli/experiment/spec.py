@@ -127,7 +127,8 @@ class ExperimentSpec(BaseModel):
 
     def train_settings(self, base: TrainSettings, arm: Arm, seed: int) -> TrainSettings:
         """The run's train settings: the command's (file, env) < the spec's [train] < the arm's, with its seed."""
-        values = {**base.model_dump(), "save_checkpoints": False, **self.train, **arm.train, "seed": seed}
+        own = {"select_metric": self.metric}  # --select best (an arm's choice) reads the experiment's metric
+        values = {**base.model_dump(), "save_checkpoints": False, **own, **self.train, **arm.train, "seed": seed}
         try:
             return TrainSettings.model_validate(values)
         except ValidationError as exc:

@@ -384,10 +384,17 @@ class TrainSettings(Section):
     )
     select: Literal["last", "best"] = setting(
         "last",
-        description="Which checkpoint becomes final/: the last, or the best by evaluation ROUGE (noisy on a "
-        "small valid set: docs/method.md).",
+        description="Which checkpoint becomes final/: the last, or the best by --select-metric on the evaluation "
+        "records (noisy on a small valid set: docs/method.md).",
         resume=MATCH,
         sets=("load_best_model_at_end",),
+    )
+    select_metric: str = setting(
+        "rouge",
+        description="Metric of the evaluations that --select best reads: rouge, exact, equation or one a plugin "
+        "registers (`distil plugins`); evaluations log it too.",
+        resume=MATCH,
+        sets=("metric_for_best_model",),
     )
     save_checkpoints: bool = setting(
         True, description="Save a checkpoint at each evaluation (for --resume, --select best).", resume=MAY_CHANGE

@@ -54,6 +54,9 @@ class DistilTrainingArguments(TrainingArguments):
     )
     # The host syncs distil removed, to put back for a benchmark comparison (`distil bench train`'s
     # ligerce and maskcheck flags); training always runs with both True.
+    select_metric: str = field(
+        default="rouge", metadata={"help": "The registered metric evaluations compute (and --select best reads)."}
+    )
     sync_free_ce: bool = field(
         default=True, metadata={"help": "The fused loss without host syncs (False: Liger's own function)."}
     )
@@ -193,6 +196,14 @@ def with_precision(cfg: TrainSettings, resumed: str | None = None) -> TrainSetti
     return cfg.model_copy(update={"precision": "bf16" if bf16 else "mixed"})
 
 
+def selection_key(metric: str) -> str:
+    """The evaluation key --select best reads: the metric's headline value (rouge: rouge_mean)."""
+    from distil_cli.evaluate.metrics import get_metrics
+    from distil_cli.settings import ScoreSettings
+
+    return get_metrics([metric], ScoreSettings())[0].primary
+
+
 def training_arguments(
     out: Path,
     cfg: TrainSettings,
@@ -255,7 +266,8 @@ def training_arguments(
         save_steps=eval_steps,  # a checkpoint for every evaluation, so the best one can become final/
         save_total_limit=2,
         load_best_model_at_end=has_eval and cfg.select == "best",
-        metric_for_best_model="rouge_mean" if has_eval else None,
+        metric_for_best_model=selection_key(cfg.select_metric) if has_eval else None,
+        select_metric=cfg.select_metric,
         greater_is_better=True,
         report_to=trackers(cfg.report_to),
         remove_unused_columns=False,  # the collators need id/task columns the model does not take

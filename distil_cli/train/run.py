@@ -185,7 +185,7 @@ def _selected(cfg: TrainSettings, trainer, has_eval: bool) -> dict[str, Any]:
         return {
             "rule": "best",
             "checkpoint": trainer.state.best_model_checkpoint,
-            "why": f"highest eval rouge_mean ({trainer.state.best_metric})",
+            "why": f"highest eval {trainer.args.metric_for_best_model} ({trainer.state.best_metric})",
         }
     why = "--select last (default)" if cfg.select == "last" else "--select best without evaluation records"
     return {"rule": "last", "checkpoint": f"step {trainer.state.global_step}", "why": why}
@@ -291,6 +291,9 @@ def run_training(
     from distil_cli.train.config import check_trainer_args
 
     check_trainer_args(cfg.trainer_args)
+    from distil_cli.train.config import selection_key
+
+    selection_key(cfg.select_metric)  # an unknown metric is an error before anything is created
     rank0 = int(os.environ.get("RANK", "0")) == 0
     with OutputLock(out) if rank0 else contextlib.nullcontext():
         return _run_training(data_dir, out, cfg, cache_dir, resume, phases)

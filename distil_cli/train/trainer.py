@@ -92,6 +92,16 @@ class EvaluateAtEnd(TrainerCallback):
         return control
 
 
+def selection_scores(name: str, predictions: list[str], references: list[str], langs: list[str]) -> dict[str, float]:
+    """The means of a registered metric's values over the evaluation records."""
+    from distil_cli.evaluate.metrics import get_metrics
+    from distil_cli.settings import ScoreSettings
+
+    metric = get_metrics([name], ScoreSettings())[0]
+    values = metric.score_all(predictions, references, langs)
+    return {key: sum(v[key] for v in values) / len(values) for key in metric.keys}
+
+
 class DistilTrainer(Trainer):
     """Trainer with the multitask loss, per-task logging and generation-based evaluation."""
 
@@ -231,10 +241,11 @@ class DistilTrainer(Trainer):
         started = time.perf_counter()
         with self.phases(EVAL_GENERATION):
             rows = self._generate_eval_rows()
+        columns = ([r["prediction"] for r in rows], [r["reference"] for r in rows], [r["lang"] for r in rows])
         with self.phases(EVAL_METRIC):
-            scores = aggregate(
-                score_many([r["prediction"] for r in rows], [r["reference"] for r in rows], [r["lang"] for r in rows])
-            )
+            scores = aggregate(score_many(*columns))
+            if self.args.select_metric != "rouge" and rows:  # the task's own metric, for --select best
+                scores.update(selection_scores(self.args.select_metric, *columns))
         metrics = {f"{metric_key_prefix}_{k}": round(v, 4) for k, v in scores.items()}
         with self.phases(EVAL_LOSS):
             losses = self._validation_losses()
