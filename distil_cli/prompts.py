@@ -130,6 +130,31 @@ class ChatTemplateFormatter:
         return Formatted(prompt, answer + self.end_of_turn)
 
 
+@dataclass(frozen=True)
+class WithSystem:
+    """A formatter whose every prompt carries one system prompt (``train.system_prompt``; run.json keeps it
+    so that ``distil infer`` prompts the same way)."""
+
+    inner: PromptFormatter
+    system: str
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def end_of_turn(self) -> str:
+        return self.inner.end_of_turn
+
+    def format(self, instruction: str, text: str, answer: str | None = None, system: str | None = None) -> Formatted:
+        return self.inner.format(instruction, text, answer=answer, system=self.system if system is None else system)
+
+
+def with_system(formatter: PromptFormatter, system: str | None) -> PromptFormatter:
+    """``formatter`` with ``system`` in every prompt (``None``: as it is)."""
+    return formatter if system is None else WithSystem(formatter, system)
+
+
 def stop_token_ids(tokenizer, formatter: PromptFormatter) -> list[int]:
     """Token ids that end generation: the formatter's end-of-turn and the tokenizer's eos."""
     ids = []

@@ -26,6 +26,7 @@ class RunRecord:
     instructions: dict[str, dict[str, str]]  # task key ("summary", "rationale") -> lang -> instruction
     max_input_tokens: int
     family: str | None = None
+    system_prompt: str | None = None  # in every prompt of the run (None: the chat template's default)
     data_dir: str = ""
     data_manifest_sha256: str | None = None
     examples: int = 0

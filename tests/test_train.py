@@ -644,3 +644,19 @@ def test_select_best_by_the_tasks_own_metric(tmp_path, data_dir, tiny):
     assert selected["rule"] == "best" and "highest eval exact_match" in selected["why"]
     unknown = run_cli(*_train_args(data_dir, tmp_path / "x", tiny, "distill", extra=["--select-metric", "bleu"]))
     assert unknown.exit_code == 1 and "unknown metric 'bleu'" in unknown.output and not (tmp_path / "x").exists()
+
+
+@pytest.mark.integration
+def test_a_system_prompt_is_trained_with_and_reused_by_infer(tmp_path, data_dir, tiny):
+    from distil_cli.generate.infer import answer
+    from distil_cli.settings import InferSettings
+
+    out = tmp_path / "run"
+    extra = ["--system-prompt", "Be terse.", "--formatter", "chatml"]
+    result = run_cli(*_train_args(data_dir, out, tiny, "standard", steps=1, extra=extra))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["system_prompt"] == "Be terse."
+    shown = run_cli("train", data_dir, "--model", tiny, "--inspect", 1, *extra, env={"COLUMNS": "200"})
+    assert "<|im_start|>system" in shown.output and "Be terse.<|im_end|>" in shown.output  # (in a panel)
+    found = answer(str(out), "Fever.", InferSettings(max_new_tokens=2), tmp_path)
+    assert found["prompt"].startswith("<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\n")

@@ -24,7 +24,7 @@ from distil_cli.errors import ConfigError, DataError
 from distil_cli.generate.submission import Submission
 from distil_cli.models import load_causal_lm, load_tokenizer, resolve_model
 from distil_cli.plugins.choosing import choose_formatter
-from distil_cli.prompts import RATIONALE, SUMMARY, instruction_for, stop_token_ids
+from distil_cli.prompts import RATIONALE, SUMMARY, instruction_for, stop_token_ids, with_system
 from distil_cli.run_record import RunRecord, find_run_record
 from distil_cli.settings import InferSettings
 
@@ -38,6 +38,7 @@ class PromptSpec:
     formatter: str | None = None
     summary_instructions: dict[str, str] = field(default_factory=dict)
     rationale_instructions: dict[str, str] = field(default_factory=dict)
+    system_prompt: str | None = None
     max_input_tokens: int = 2048
     source: str = "defaults"
 
@@ -51,6 +52,7 @@ def prompt_spec(model_arg: str, formatter_flag: str | None) -> PromptSpec:
             formatter=record.formatter,
             summary_instructions=record.summary_instructions(),
             rationale_instructions=dict(record.instructions.get("rationale", {})),
+            system_prompt=record.system_prompt,
             max_input_tokens=int(record.max_input_tokens),
             source=str(path),
         )
@@ -132,7 +134,7 @@ class Generator:
         spec = prompt_spec(model_arg, cfg.formatter)
         source = resolve_model(model_arg, cache_dir)
         tokenizer = load_tokenizer(source)
-        formatter = choose_formatter(tokenizer, spec.formatter)
+        formatter = with_system(choose_formatter(tokenizer, spec.formatter), spec.system_prompt)
         model = load_causal_lm(source, torch.bfloat16 if torch.cuda.is_available() else torch.float32)
         if torch.cuda.is_available():
             model = model.to("cuda")
@@ -211,6 +213,7 @@ def output_identity(generator: Generator, cfg: InferSettings, limit: int) -> dic
         "model_fingerprint": model_fingerprint(generator.source),
         "formatter": generator.formatter.name,
         "summary_instructions": generator.spec.summary_instructions,
+        **({"system_prompt": generator.spec.system_prompt} if generator.spec.system_prompt is not None else {}),
         "max_prompt_tokens": limit,
         "max_new_tokens": cfg.max_new_tokens,
         "temperature": cfg.temperature,

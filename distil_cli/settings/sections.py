@@ -429,6 +429,12 @@ class TrainSettings(Section):
         description=f"Prompt formatter ({FORMATTERS}; default: the tokenizer's template, else the family's).",
         resume=MATCH,
     )
+    system_prompt: str | None = setting(
+        None,
+        description="System prompt of every training prompt (and of `distil infer` with the run); default: the "
+        "chat template's own, if any; '' for none.",
+        resume=MATCH,
+    )
     report_to: str = setting(
         "none",
         description="Experiment trackers, comma-separated: none, tensorboard, wandb, mlflow, trackio, comet_ml, "

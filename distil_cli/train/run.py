@@ -19,7 +19,7 @@ from distil_cli.data.guard import OutputLock, check_separate, remove_stale_tempo
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.models import load_tokenizer, resolve_model
 from distil_cli.plugins.choosing import choose_formatter
-from distil_cli.prompts import Task, instruction_for
+from distil_cli.prompts import Task, instruction_for, with_system
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.card import model_card
@@ -80,7 +80,7 @@ def load_inputs(data_dir: Path, cfg: TrainSettings, cache_dir: Path) -> TrainInp
     model_source = resolve_model(cfg.model, cache_dir)
     family = detect_family(model_source, cfg.model)
     tokenizer = load_tokenizer(model_source, family.pad_token if family else None)
-    formatter = choose_formatter(tokenizer, cfg.formatter, family)
+    formatter = with_system(choose_formatter(tokenizer, cfg.formatter, family), cfg.system_prompt)
     examples = build_examples(
         records,
         tokenizer,
@@ -221,6 +221,7 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
         data_manifest_sha256=sha256_file(manifest) if manifest.is_file() else None,
         model_source=inputs.model_source,
         formatter=inputs.formatter.name,
+        system_prompt=cfg.system_prompt,
         family=inputs.family.name if inputs.family else None,
         instructions={
             t.key: {**overrides[t], **{lang: instruction_for(t, lang, overrides[t]) for lang in langs}} for t in Task
