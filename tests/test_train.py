@@ -660,3 +660,26 @@ def test_a_system_prompt_is_trained_with_and_reused_by_infer(tmp_path, data_dir,
     assert "<|im_start|>system" in shown.output and "Be terse.<|im_end|>" in shown.output  # (in a panel)
     found = answer(str(out), "Fever.", InferSettings(max_new_tokens=2), tmp_path)
     assert found["prompt"].startswith("<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\n")
+
+
+@pytest.mark.integration
+def test_a_recipe_file_alone_reproduces_a_run(tmp_path, data_dir, tiny):
+    """config export RUN_DIR writes the run's settings (data and out included) as YAML; `train --config` with it
+    and a new --out trains the same run (HF's --output_dir spelling works too)."""
+    first = tmp_path / "first"
+    result = run_cli(*_train_args(data_dir, first, tiny, "distill", steps=2))
+    assert result.exit_code == 0, result.output
+    exported = run_cli("config", "export", first)
+    assert exported.exit_code == 0, exported.output
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(exported.stdout)
+    second = tmp_path / "second"
+    again = run_cli("--config", recipe, "train", "--output_dir", second)
+    assert again.exit_code == 0, again.output
+    a, b = (json.loads((d / "run.json").read_text()) for d in (first, second))
+    assert {k: v for k, v in a["settings"].items() if k != "out"} == {
+        k: v for k, v in b["settings"].items() if k != "out"
+    }
+    assert a["data_manifest_sha256"] == b["data_manifest_sha256"] and a["global_steps"] == b["global_steps"] == 2
+    no_data = run_cli("train", "--out", tmp_path / "x")
+    assert no_data.exit_code != 0 and "give the prepared folder DATA" in no_data.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -10,7 +11,7 @@ from rich.table import Table
 from distil_cli.cli.common import JSON_FLAG, new_app, out_console, print_json, settings_for
 from distil_cli.settings import effective_rows
 
-config_app = new_app("Inspect the effective settings.")
+config_app = new_app("Inspect the effective settings; export a run as a recipe file.")
 
 
 @config_app.command("show")
@@ -32,3 +33,24 @@ def config_show(
     for key, value, source in effective_rows(loaded, section):
         table.add_row(key, value, source)
     out_console.print(table)
+
+
+@config_app.command("export")
+def config_export(
+    run_dir: Annotated[Path, typer.Argument(help="A `distil train` run folder (its run.json).")],
+) -> None:
+    """Print a run's settings as a recipe file (YAML): `distil train --config recipe.yaml` trains it again
+    (with `--out` for a new run folder)."""
+    import yaml
+
+    from distil_cli.run_record import FILE_NAME, RunRecord
+
+    record = RunRecord.read(Path(run_dir) / FILE_NAME)
+    settings = dict(record.settings)
+    settings["data"] = settings.get("data") or record.data_dir
+    settings["out"] = settings.get("out") or str(Path(run_dir))
+    recipe = {"train": {k: v for k, v in settings.items() if v is not None}}
+    header = f"# recipe of {run_dir} (distil {record.version}); `distil train --config FILE --out NEW_RUN_DIR`\n"
+    out_console.print(
+        header + yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True), markup=False, highlight=False
+    )

@@ -15,9 +15,12 @@ from distil_cli.cli.options import settings_flags
 @settings_flags("train")
 def train(
     ctx: typer.Context,
-    data_dir: Annotated[Path, typer.Argument(help="Prepared folder (train.jsonl, valid.jsonl from `distil prepare`).")],
-    out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Run folder RUN_DIR (required unless --inspect).")
+    data_dir: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="Prepared folder (train.jsonl, valid.jsonl from `distil prepare`); default: the config file's "
+            "train.data."
+        ),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR from its last checkpoint.")] = False,
     inspect: Annotated[
@@ -29,8 +32,14 @@ def train(
     flags: dict[str, Any] | None = None,
 ) -> None:
     """Fine-tune a causal LM: standard (summary only) or distill (summary + rationale, alpha-weighted)."""
-    loaded = settings_for(ctx, "train", **(flags or {}))
+    flags = dict(flags or {})
+    if data_dir is not None:
+        flags["data"] = data_dir
+    loaded = settings_for(ctx, "train", **flags)
     cfg, cache = loaded.settings.train, loaded.settings.models.cache_dir
+    if cfg.data is None:
+        raise typer.BadParameter("give the prepared folder DATA (or train.data in --config)", param_hint="DATA")
+    data_dir, out = cfg.data, cfg.out
     if inspect is not None:
         from distil_cli.reports import print_inspection
         from distil_cli.train.run import load_inputs

@@ -280,6 +280,20 @@ class AnnotateSettings(Section):
 
 
 class TrainSettings(Section):
+    # a recipe file holds everything a run needs: where its data is and where it goes, too
+    data: Path | None = setting(
+        None,
+        description="Prepared folder to train on (the DATA argument; a recipe file's 'data').",
+        resume=MAY_CHANGE,  # a moved folder is the same data: the resume check compares its manifest
+        cli=False,
+    )
+    out: Path | None = setting(
+        None,
+        description="Run folder RUN_DIR (required unless --inspect).",
+        resume=MAY_CHANGE,
+        flags=("--out", "-o"),
+        hf="output_dir",
+    )
     model: str = setting(
         "default", description="Student model: 'default' (embedded SmolLM2-135M), a folder or a hub id.", resume=MATCH
     )
