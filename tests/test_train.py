@@ -459,6 +459,12 @@ def test_resume_refuses_settings_that_change_the_run(tmp_path, data_dir, tiny, f
     assert other.exit_code == 1 and "trainer_args: {} -> {'max_grad_norm': 0.5}" in other.output
     harmless = _train_args(data_dir, run, tiny, "distill", steps=4, extra=["--resume", "--max-new-tokens", "4"])
     assert run_cli(*harmless).exit_code == 0
+    alone = run_cli("train", "--out", run, "--resume")  # without retyping: data and settings from run.json
+    assert alone.exit_code == 0, alone.output
+    settings = json.loads((run / "run.json").read_text())["settings"]
+    assert settings["lr"] == 0.001 and settings["alpha"] == 0.7 and settings["max_steps"] == 4
+    still_checked = run_cli("train", "--out", run, "--resume", "--alpha", "0.2")
+    assert still_checked.exit_code == 1 and "alpha: 0.7 -> 0.2" in still_checked.output
 
 
 def test_missing_tracker_and_held_run_dir_fail_before_anything_is_created(tmp_path, data_dir, tiny):

@@ -35,6 +35,8 @@ def train(
     flags = dict(flags or {})
     if data_dir is not None:
         flags["data"] = data_dir
+    if resume and flags.get("out") is not None:
+        flags = {**_run_settings(Path(flags["out"])), **flags}  # resume without retyping: the run's own settings
     loaded = settings_for(ctx, "train", **flags)
     cfg, cache = loaded.settings.train, loaded.settings.models.cache_dir
     if cfg.data is None:
@@ -59,3 +61,19 @@ def train(
         highlight=False,
     )
     out_console.print(record.final, highlight=False)
+
+
+def _run_settings(run_dir: Path) -> dict[str, Any]:
+    """The train settings a run recorded (run.json), as the layer under this command's flags when it is
+    resumed; flags given on the command line still win, and the resume check compares them."""
+    from distil_cli.run_record import FILE_NAME, RunRecord
+    from distil_cli.settings import TrainSettings
+
+    path = run_dir / FILE_NAME
+    if not path.is_file():
+        return {}
+    record = RunRecord.read(path)
+    found = {k: v for k, v in record.settings.items() if k in TrainSettings.model_fields and v is not None}
+    found.setdefault("data", record.data_dir or None)
+    found.pop("out", None)
+    return {k: v for k, v in found.items() if v is not None}
