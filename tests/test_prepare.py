@@ -396,3 +396,34 @@ def test_every_atomic_writer_names_its_temporary_by_pid_and_clears_dead_ones(tmp
     save_as_dataset([data / "test.jsonl"], dest)
     assert (dest / "dataset_dict.json").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".hf.")]
+
+
+def test_a_datasetdicts_own_splits_are_kept_unless_resplit(tmp_path):
+    import datasets
+
+    rows = _dataset_rows(20)
+    parts = {
+        "train": datasets.Dataset.from_list(rows[:12]),
+        "dev": datasets.Dataset.from_list(rows[12:16]),
+        "test": datasets.Dataset.from_list(rows[16:]),
+    }
+    source = tmp_path / "dd"
+    datasets.DatasetDict(parts).save_to_disk(str(source))
+    args = ["--id-field", "doc", "--input-field", "text", "--output-field", "sum", "--lang-field", "l"]
+    result = run_cli("prepare", source, "--out", tmp_path / "kept", *args)
+    assert result.exit_code == 0, result.output
+    kept = {name: sorted(r["id"] for r in split) for name, split in _read(tmp_path / "kept").items()}
+    assert kept["test"] == sorted(f"d{i}" for i in range(16, 20))  # the source's test stays test
+    assert kept["valid"] == sorted(f"d{i}" for i in range(12, 16))  # dev -> valid
+    assert json.loads((tmp_path / "kept" / "manifest.json").read_text())["splits_from"] == "source"
+    assert "Kept the source's own splits" in " ".join(result.output.split())
+    again = run_cli("prepare", source, "--out", tmp_path / "pooled", *args, "--resplit")
+    pooled = {name: {r["id"] for r in split} for name, split in _read(tmp_path / "pooled").items()}
+    assert again.exit_code == 0 and pooled["test"] != set(kept["test"])  # drawn again from all 20
+    assert json.loads((tmp_path / "pooled" / "manifest.json").read_text())["splits_from"] == "distil"
+    no_valid = tmp_path / "nv"
+    datasets.DatasetDict({"train": parts["train"], "test": parts["test"]}).save_to_disk(str(no_valid))
+    carved = run_cli("prepare", no_valid, "--out", tmp_path / "carved", *args)
+    splits = _read(tmp_path / "carved")
+    assert carved.exit_code == 0 and len(splits["test"]) == 4 and len(splits["train"]) + len(splits["valid"]) == 12
+    assert len(splits["valid"]) >= 1  # carved from train (--split's valid share)

@@ -63,9 +63,45 @@ def read_source(source: Path, cfg: PrepareSettings) -> SourceScan:
     if fmt == "hf":
         from distil_cli.data.hf import hf_files, hf_rows
 
-        rows = hf_rows(source, cfg.hf_config, cfg.hf_split)
-        return read_table(source, fmt, mapping, cfg.encoding, cfg.lang, rows, hf_files(source))
+        names: list[str] = []
+
+        def tagged():  # each row's split in the source (hf_rows names it: "SOURCE[split index]")
+            for where, row in hf_rows(source, cfg.hf_config, cfg.hf_split):
+                names.append(where.rsplit("[", 1)[-1].split(" ", 1)[0])
+                yield where, row
+
+        scan = read_table(source, fmt, mapping, cfg.encoding, cfg.lang, tagged(), hf_files(source))
+        scan.source_splits = names
+        return scan
     return read_table(source, fmt, mapping, cfg.encoding, cfg.lang)
+
+
+SOURCE_SPLIT_NAMES = {"train": "train", "validation": "valid", "valid": "valid", "dev": "valid", "test": "test"}
+
+
+def source_splits(scan: SourceScan, cfg) -> dict[str, list[dict[str, Any]]] | None:
+    """The source's own splits (validation/dev -> valid), or None when it has none to keep (one split, or
+    --resplit). A source without a validation split gets one carved from its train split (--split's
+    valid share of train + valid, seeded)."""
+    names = set(scan.source_splits)
+    if cfg.resplit or len(names) < 2:
+        return None
+    unknown = sorted(names - set(SOURCE_SPLIT_NAMES))
+    if unknown:
+        raise DataError(
+            f"the source's splits {unknown} are none of train, validation (dev), test: keep one with --hf-split "
+            "or pool them all with --resplit"
+        )
+    splits: dict[str, list[dict[str, Any]]] = {name: [] for name in SPLITS}
+    for record, name in zip(scan.records, scan.source_splits, strict=True):
+        splits[SOURCE_SPLIT_NAMES[name]].append(record)
+    if not splits["valid"] and splits["train"]:
+        share = cfg.split[1] / max(cfg.split[0] + cfg.split[1], 1e-9)
+        carved = split_records(splits["train"], (1 - share, share, 0.0), cfg.seed)
+        splits["train"], splits["valid"] = carved["train"], carved["valid"]
+    for name in SPLITS:
+        splits[name].sort(key=lambda r: (r["lang"], natural_key(r["id"])))
+    return splits
 
 
 def split_records(
@@ -185,6 +221,9 @@ def _manifest(
         "format": scan.format,
         "settings": public_dump(cfg),
         "tokenizer": tokenizer_name,
+        "splits_from": "source"
+        if scan.source_splits and len(set(scan.source_splits)) > 1 and not cfg.resplit
+        else "distil",
         "counts": _counts(splits),
         "totals": {name: len(records) for name, records in splits.items()},
         "cropped": cropped,
@@ -237,7 +276,15 @@ def prepare(
             raise DataError("token cropping needs a tokenizer loader")
         tokenizer = load_tokenizer(tokenizer_name)
     cropped = apply_cropping(scan.records, cfg, tokenizer)
-    splits = split_records(scan.records, cfg.split, cfg.seed)
+    kept = source_splits(scan, cfg)
+    splits = kept if kept is not None else split_records(scan.records, cfg.split, cfg.seed)
+    if kept is not None:
+        log.info(
+            "Kept the source's own splits (%s); --resplit pools and splits again",
+            ", ".join(sorted(set(scan.source_splits))),
+        )
+    elif len(set(scan.source_splits)) > 1:
+        log.info("Pooled the source's splits and split them again by --split (--resplit)")
     count_tokens = None
     if tokenizer is not None:
         count_tokens = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731

@@ -35,6 +35,7 @@ class SourceScan:
     skipped_missing: list[str] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)
     format: str = ""
+    source_splits: list[str] = field(default_factory=list)  # each record's split in the source, when it has them
 
 
 def detect_lang(path: Path, root: Path) -> str | None:

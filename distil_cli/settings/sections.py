@@ -128,6 +128,11 @@ class PrepareSettings(Section):
         (0.8, 0.1, 0.1), description="Train,valid,test ratios; must sum to 1, e.g. 0.8,0.1,0.1."
     )
     seed: int = Field(42, description="Seed of the split shuffle (same seed + input = byte-identical splits).")
+    resplit: bool = Field(
+        False,
+        description="Pool a source that has its own splits (a DatasetDict's train/validation/test) and split it "
+        "again by --split; by default its splits are kept.",
+    )
     format: Literal["auto", "multiclinsum", "json", "jsonl", "csv", "parquet", "hf"] = Field(
         "auto",
         description="Source format; auto picks by folder layout or file suffix (hf: a Hugging Face dataset "
