@@ -176,3 +176,37 @@ def test_rows_without_ids_are_numbered_and_said_once(tmp_path):
     assert (
         result.exit_code == 1 and "mixed.jsonl:4" in result.output and "give every row an id or none" in result.output
     )
+
+
+def test_trl_prompt_completion_and_messages_records_are_read(tmp_path):
+    pc = [{"id": f"p{i}", "lang": "en", "prompt": f"Case {i}: fever.", "completion": f"Fever {i}."} for i in range(10)]
+    _jsonl(tmp_path / "pc.jsonl", pc)
+    result = run_cli("prepare", tmp_path / "pc.jsonl", "--out", tmp_path / "o1")
+    assert result.exit_code == 0, result.output
+    records = {
+        r["id"]: r for f in ("train", "valid", "test") for r in map(json.loads, (tmp_path / "o1" / f"{f}.jsonl").open())
+    }
+    assert records["p3"]["input"] == "Case 3: fever." and records["p3"]["output"] == "Fever 3."
+    chats = [
+        {
+            "id": f"m{i}",
+            "lang": "en",
+            "messages": [
+                {"role": "user", "content": f"Summarise: case {i}."},
+                {"role": "assistant", "content": f"Summary {i}."},
+            ],
+        }
+        for i in range(10)
+    ]
+    chats[0]["messages"].insert(0, {"role": "system", "content": "Be brief."})
+    _jsonl(tmp_path / "chat.jsonl", chats)
+    result = run_cli("prepare", tmp_path / "chat.jsonl", "--out", tmp_path / "o2")
+    assert result.exit_code == 0, result.output
+    records = {
+        r["id"]: r for f in ("train", "valid", "test") for r in map(json.loads, (tmp_path / "o2" / f"{f}.jsonl").open())
+    }
+    assert records["m4"]["input"] == "Summarise: case 4." and records["m4"]["output"] == "Summary 4."
+    assert records["m0"]["input"] == "System: Be brief.\n\nUser: Summarise: case 0."
+    _jsonl(tmp_path / "bad.jsonl", [{"id": "x", "lang": "en", "messages": [{"role": "user"}]}])
+    bad = run_cli("prepare", tmp_path / "bad.jsonl", "--out", tmp_path / "o3")
+    assert bad.exit_code == 1 and "bad.jsonl:1" in bad.output and "a message must be" in bad.output

@@ -213,9 +213,11 @@ def read_table(
     file_lang = detect_lang(path, path.parent) if fmt != "hf" else None
     seen: dict[str, str] = {}
     numbered = None  # rows without an id field: the row number is the id (decided by the first row)
+    said: set[str] = set()
     for number, (where, row) in enumerate(rows if rows is not None else _rows(path, fmt, encoding), start=1):
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected an object with fields, got {type(row).__name__}")
+        row = _from_trl_form(row, mapping, where, path, said)
         if numbered is None:
             numbered = mapping["id"] not in row
             if numbered:
@@ -259,6 +261,45 @@ def read_table(
             "map it with --output-field or fix the record"
         )
     return scan
+
+
+def _text_of(turns: list, where: str) -> str:
+    """A conversation's turns as the input text: one user turn is its content; more are a transcript."""
+    for turn in turns:
+        if not isinstance(turn, dict) or not isinstance(turn.get("content"), str) or "role" not in turn:
+            raise DataError(f"{where}: a message must be {{'role': ..., 'content': text}}, got {str(turn)[:80]}")
+    if len(turns) == 1:
+        return turns[0]["content"]
+    return "\n\n".join(f"{t['role'].capitalize()}: {t['content']}" for t in turns)
+
+
+def _from_trl_form(row: dict, mapping: dict[str, str], where: str, path: Path, said: set[str]) -> dict:
+    """TRL's dataset forms as distil's fields, when the row has no input field: prompt-completion
+    (``prompt`` -> input, ``completion`` -> output; either may be a list of messages) and chat
+    ``messages`` (the last assistant turn is the output, the turns before it the input; a system
+    turn is part of the input's transcript)."""
+    if mapping["input"] in row:
+        return row
+    if "prompt" in row and ("completion" in row or mapping["output"] not in row):
+        prompt, completion = row["prompt"], row.get("completion")
+        form = "prompt-completion"
+        converted = {
+            mapping["input"]: _text_of(prompt, where) if isinstance(prompt, list) else prompt,
+            mapping["output"]: _text_of(completion, where) if isinstance(completion, list) else completion,
+        }
+    elif isinstance(row.get("messages"), list) and row["messages"]:
+        turns = row["messages"]
+        form = "messages"
+        if turns[-1].get("role") == "assistant" if isinstance(turns[-1], dict) else False:
+            converted = {mapping["input"]: _text_of(turns[:-1], where), mapping["output"]: turns[-1].get("content")}
+        else:
+            converted = {mapping["input"]: _text_of(turns, where)}  # no answer: an unlabelled (test) record
+    else:
+        return row
+    if form not in said:
+        said.add(form)
+        log.info("%s: records in TRL's %s form, read as input and output", path, form)
+    return {**{k: v for k, v in row.items() if k not in ("prompt", "completion", "messages")}, **converted}
 
 
 def _field(row: dict, name: str, where: str, role: str, required: bool = False, encoding: str = "utf-8") -> str | None:
