@@ -478,6 +478,9 @@ def test_missing_tracker_and_held_run_dir_fail_before_anything_is_created(tmp_pa
         result = run_cli(*_train_args(data_dir, out, tiny, "distill", extra=["--report-to", "wandb"]))
         assert result.exit_code == 1 and "pip install 'distil-cli[wandb]'" in result.output
         assert not out.exists()
+    if importlib.util.find_spec("comet_ml") is None:  # no distil extra for it: the package's own name
+        result = run_cli(*_train_args(data_dir, out, tiny, "distill", extra=["--report-to", "comet_ml"]))
+        assert result.exit_code == 1 and "pip install comet-ml" in result.output and "distil-cli[" not in result.output
     unknown = run_cli(*_train_args(data_dir, out, tiny, "distill", extra=["--report-to", "tensorbord"]))
     assert unknown.exit_code == 1 and "not a tracker transformers knows" in unknown.output and not out.exists()
     with OutputLock(out):

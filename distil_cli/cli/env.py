@@ -13,7 +13,7 @@ from distil_cli.cli.common import JSON_FLAG, out_console, print_json, settings_f
 
 PACKAGES = (
     "distil-cli", "torch", "transformers", "peft", "accelerate", "liger-kernel", "triton", "openai", "pydantic",
-    "typer", "rich", "rouge-score", "nltk", "pyarrow", "matplotlib", "pluggy",
+    "typer", "rich", "rouge-score", "nltk", "pyarrow", "matplotlib", "pluggy", "datasets", "huggingface-hub",
 )  # fmt: skip
 
 

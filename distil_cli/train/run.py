@@ -265,6 +265,23 @@ def _finish_from(trainer, checkpoint: Path) -> None:
     trainer.state = state
 
 
+def install_hint(tracker: str) -> str:
+    """What to pip install for a tracker: distil's extra where it declares one, else the package itself."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        extras = set(metadata("distil-cli").get_all("Provides-Extra") or [])
+    except PackageNotFoundError:
+        extras = set()
+    if tracker in extras:
+        return f"'distil-cli[{tracker}]'"
+    return TRACKER_PACKAGES.get(tracker, tracker.replace("_", "-"))
+
+
+# trackers whose pip package differs from the --report-to name (no distil extra for them)
+TRACKER_PACKAGES = {"comet_ml": "comet-ml", "dvclive": "dvclive", "swanlab": "swanlab", "clearml": "clearml"}
+
+
 def check_report_to(report_to: str) -> None:
     """Every tracker is a transformers integration whose package is installed: checked before anything is created."""
     from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
@@ -275,7 +292,7 @@ def check_report_to(report_to: str) -> None:
             raise ConfigError(f"--report-to {name}: not a tracker transformers knows; known: none, {known}")
         modules = TRACKER_MODULES.get(name, (name,))
         if not any(importlib.util.find_spec(module) for module in modules):
-            raise ConfigError(f"--report-to {name} needs the {modules[0]} package: pip install 'distil-cli[{name}]'")
+            raise ConfigError(f"--report-to {name} needs the {modules[0]} package: pip install {install_hint(name)}")
 
 
 def run_training(
