@@ -437,3 +437,24 @@ def test_a_job_gets_the_settings_file_and_its_own_gpu(monkeypatch, tmp_path):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert jobs.visible_gpus() == [] and jobs._environment(None, 4)["OMP_NUM_THREADS"] == "2"
+
+
+def test_the_spec_examples_of_the_docs_load(tmp_path):
+    """docs/experiments.md's examples and the spec module's docstring example are valid specs."""
+    from distil_cli.experiment import spec as spec_module
+    from distil_cli.experiment.spec import load_spec
+    from distil_cli.settings import TrainSettings
+
+    root = Path(__file__).resolve().parents[1]
+    blocks = re.findall(r"```toml\n(.*?)```", (root / "docs" / "experiments.md").read_text(), flags=re.S)
+    docstring = spec_module.__doc__.split("\n\n", 1)[1].split("\n\nArms:")[0]
+    code = [line for line in docstring.splitlines() if line.startswith("    ")]  # the indented example
+    example = "\n".join(line.split("  #")[0].rstrip()[4:] for line in code)
+    assert len(blocks) == 2
+    for i, text in enumerate([*blocks, example]):
+        path = tmp_path / f"spec{i}.toml"
+        path.write_text(text)
+        plan = load_spec(path)
+        for arm in plan.all_arms():
+            plan.train_settings(TrainSettings(), arm, plan.seeds[0])
+    assert load_spec(tmp_path / "spec1.toml").seeds == [1, 2, 3, 7]

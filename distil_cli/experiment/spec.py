@@ -14,8 +14,9 @@
     max_new_tokens = 32
     [[arms]]                          # more arms: ablations with their own train settings
     name = "distill-clinical"
-    objective = "distill"
-    summary_instruction = "Summarize the following clinical case report."
+    train = { objective = "distill", summary_instruction = "Summarize the following clinical case report." }
+
+docs/experiments.md describes every field, with examples that tests load.
 
 Arms: ``standard`` and ``distill-a<alpha>`` from ``objectives`` x ``alphas``, plus ``[[arms]]``.
 Every arm is compared with ``baseline`` (default ``standard``), paired on the test records;
