@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 from rich.logging import RichHandler
 
-from distil_cli.cli import annotate, env, experiment, infer, plot, prepare, score, train
+from distil_cli.cli import annotate, env, experiment, infer, plot, prepare, push, score, train
 from distil_cli.cli.bench import bench_app
 from distil_cli.cli.common import err_console, new_app, out_console
 from distil_cli.cli.config import config_app
@@ -37,6 +37,7 @@ COMMANDS = (
     score.score,
     experiment.experiment,
     plot.plot,
+    push.push,
     env.env,
 )
 for command in COMMANDS:

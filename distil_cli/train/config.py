@@ -102,6 +102,11 @@ def check_trainer_args(values: dict[str, Any]) -> None:
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
     taken = owned()
     for name in values:
+        if name == "push_to_hub" or name.startswith("hub_"):
+            raise ConfigError(
+                f"train.trainer_args.{name}: distil uploads a finished run with `distil push RUN_DIR --repo "
+                "OWNER/NAME` (final/ and its model card), not from inside training"
+            )
         if name in taken:
             own = taken[name]
             raise ConfigError(
