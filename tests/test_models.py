@@ -203,5 +203,12 @@ def test_model_card_names_the_licence_of_a_pulled_base(tmp_path):
     assert "derivative of gemma-3-270m, whose licence applies: Gemma Terms of Use" in card
     (base / MARKER).write_text(json.dumps({**marker, "licence": "Apache-2.0"}))
     assert "license: apache-2.0\n" in model_card(record, [])
+    assert "base_model: google/gemma-3-270m" in card  # the pulled model's hub id (from the table)
     plain = RunRecord(settings={}, model_source=str(tmp_path), formatter="chatml", instructions={}, max_input_tokens=8)
     assert "license" not in model_card(plain, []).split("---")[1]
+    clinical = RunRecord(
+        settings={}, model_source="Qwen/Qwen2.5-0.5B", formatter="chatml", max_input_tokens=8,
+        instructions={"summary": {"en": "Summarize the following clinical case report."}},
+    )  # fmt: skip
+    text = model_card(clinical, [])
+    assert "Not a medical device" in text and "base_model: Qwen/Qwen2.5-0.5B" in text

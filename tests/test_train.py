@@ -185,7 +185,12 @@ def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, mode
     model = AutoModelForCausalLM.from_pretrained(out / "final")
     assert model.config.vocab_size == len(load_tokenizer(str(out / "final")))
     card = (out / "final" / "README.md").read_text()
-    assert "Not a medical device" in card and run["data_manifest_sha256"] in card and "Objective: " + model_type in card
+    assert "## Limitations" in card and run["data_manifest_sha256"] in card and "Objective: " + model_type in card
+    assert (
+        "Not a medical device" not in card
+    )  # the clinical caveat is for clinical data (multiclinsum, clinical prompts)
+    assert "pipeline_tag: text-generation" in card and "- distilling-step-by-step" in card and "hsieh2023" in card
+    assert str(tmp_path) not in card and "<|im_start|>user" in card  # no local path; the exact prompt
     assert "eval_rouge_mean" in card and (out / "final" / "model.safetensors").is_file()
     assert run["selected"]["rule"] == "last" and run["selected"]["checkpoint"] == "step 3"
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"

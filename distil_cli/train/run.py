@@ -222,6 +222,9 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
         model_source=inputs.model_source,
         formatter=inputs.formatter.name,
         system_prompt=cfg.system_prompt,
+        prompt_template=inputs.formatter.format(
+            instruction_for(Task.SUMMARY, langs[0] if langs else "en", overrides[Task.SUMMARY]), "{input}"
+        ).prompt,
         family=inputs.family.name if inputs.family else None,
         instructions={
             t.key: {**overrides[t], **{lang: instruction_for(t, lang, overrides[t]) for lang in langs}} for t in Task
