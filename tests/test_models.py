@@ -124,6 +124,7 @@ def test_pull_assembles_pieces_checks_sha_and_records_the_licence(tmp_path, monk
         "name": "Fake Terms",
         "url": "https://example.invalid/terms",
         "model": "fake-1m",
+        "hub_id": "",
     }
     assert pull_module.pull(tmp_path / "cache", entry=entry) == folder and len(converted) == 1  # once
 

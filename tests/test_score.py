@@ -139,6 +139,18 @@ def test_markdown_several_runs_and_plot(tmp_path):
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_compare_with_plot_draws_both_runs(tmp_path, monkeypatch):
+    from distil_cli import reports
+
+    drawn = []
+    monkeypatch.setattr(reports, "plot_scores", lambda rows, path, metric: drawn.extend(rows))
+    a = _preds(tmp_path, "a", {k: v[1] for k, v in REFS.items()})
+    b = _preds(tmp_path, "b", {k: "fever" for k in REFS})
+    result = run_cli("score", a, "--compare", b, "--plot", tmp_path / "c.png")
+    assert result.exit_code == 0, result.output
+    assert {row["run"] for row in drawn} == {"a", "b"}
+
+
 def test_bertscore_needs_local_model(tmp_path):
     path = _preds(tmp_path, "run", {"en-1": "x"})
     result = run_cli("score", path, "--bertscore-model", tmp_path / "nope")

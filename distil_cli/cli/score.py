@@ -47,7 +47,7 @@ def score(
     _emit_scores(cfg.format, rows, comparison, reports, {run.name: run.missing for run in runs if run.missing})
     if plot is not None:
         target = plot_path(plot)
-        reports.plot_scores(rows, target, runs[0].primary)
+        reports.plot_scores(rows + scored.other_rows, target, runs[0].primary)  # --compare's run drawn too
         err_console.print(f"Wrote {target}", highlight=False)
 
 

@@ -330,6 +330,7 @@ class Scored:
     runs: list[Run]
     rows: list[dict[str, Any]]
     comparison: list[dict[str, Any]]
+    other_rows: list[dict[str, Any]] = field(default_factory=list)  # the --compare run's rows (for plots)
 
 
 def score_runs(predictions: list[Path], references: Path | None, compare_with: Path | None, cfg) -> Scored:
@@ -348,8 +349,9 @@ def score_runs(predictions: list[Path], references: Path | None, compare_with: P
                 "finish the predictions (rerun `distil infer`) or pass --allow-missing"
             )
     rows = [row for run in runs for row in summarise(run, cfg.bootstrap, cfg.seed)]
-    comparison = []
+    comparison, other_rows = [], []
     if compare_with is not None:
         other = load_run(compare_with, refs, name=names[-1], metrics=metrics)
         comparison = compare(runs[0], other, cfg.bootstrap, cfg.seed)
-    return Scored(runs, rows, comparison)
+        other_rows = summarise(other, 0, cfg.seed)
+    return Scored(runs, rows, comparison, other_rows)
