@@ -45,7 +45,9 @@ def print_inspection(console, inputs, count: int) -> None:
             f"{example['id']} [{task}] tokens: {len(example['input_ids'])} total, "
             f"{len(prompt_ids)} prompt (masked), {len(target_ids)} supervised"
         )
-        console.print(Panel(text, title=Text(title), title_align="left"))
+        # wrapped, never cropped: the console keeps data lines whole (soft_wrap), which would cut a
+        # long example at the panel's edge, supervised end included
+        console.print(Panel(text, title=Text(title), title_align="left"), soft_wrap=False)
 
 
 def _cell(row: dict[str, Any], metric: str) -> str:

@@ -302,6 +302,27 @@ def test_inspect_shows_masking_without_training(tmp_path, data_dir, tiny):
     assert forced.exit_code == 0 and "formatter: chatml" in forced.output
 
 
+def test_inspect_wraps_a_long_example_and_keeps_its_supervised_end(tmp_path, tiny):
+    import io
+
+    from rich.console import Console
+
+    from distil_cli.reports import print_inspection
+    from distil_cli.settings import TrainSettings
+    from distil_cli.train.run import load_inputs
+
+    data = tmp_path / "data"
+    data.mkdir()
+    row = {"id": "long", "lang": "en", "input": "word " * 80, "output": "the supervised end is here " * 6}
+    (data / "train.jsonl").write_text(json.dumps({**row, "rationale": "r"}) + "\n")
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=60, soft_wrap=True, emoji=False, markup=False)  # as the CLI's
+    print_inspection(console, load_inputs(data, TrainSettings(model=str(tiny)), tmp_path), 1)
+    lines = buffer.getvalue().splitlines()
+    assert all(len(line) <= 60 for line in lines[1:])  # wrapped to the panel
+    assert "<|im_end|>" in lines[-2] and "end is here" in lines[-3]  # the supervised end, not cut off
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_short_run_on_embedded_model(tmp_path, data_dir, embedded_model_dir):
