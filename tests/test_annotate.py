@@ -185,6 +185,11 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def served_tiny():
     """`transformers serve` (a real OpenAI-compatible server) with the tiny model on 127.0.0.1."""
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:  # `make setup` installs them (the serving extra); say so instead of waiting a minute
+        pytest.skip(f"transformers serve needs {', '.join(missing)}: pip install 'distil-cli[serving]'")
     model = tiny_model_dir()
     port = _free_port()
     exe = Path(sys.executable).with_name("transformers")
