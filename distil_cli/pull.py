@@ -110,17 +110,22 @@ def is_pulled(cache_dir: Path, entry: Pullable = DEFAULT) -> bool:
 
 
 def licence_of(model_folder: str | Path) -> dict[str, str] | None:
-    """The licence a pulled model's marker records ({"name", "url", "model"}), None for other folders."""
+    """The licence of a pulled model's folder ({"name", "url", "model", "hub_id"}), None for other folders.
+
+    From its marker; a folder pulled before markers kept the licence gets its table entry's."""
     try:
         marker = json.loads((Path(model_folder) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if "licence" not in marker:
+    entry = find(str(marker.get("name", "")))
+    if "licence" not in marker and entry is None:
         return None
-    found = {"name": marker["licence"], "url": marker.get("licence_url", ""), "model": marker.get("name", "")}
-    entry = find(marker.get("name", ""))  # folders pulled before the marker kept the hub id
-    found["hub_id"] = marker.get("hub_id") or (entry.hub_id if entry else None) or ""
-    return found
+    return {
+        "name": marker.get("licence") or entry.licence,  # type: ignore[union-attr]
+        "url": marker.get("licence_url") or (entry.licence_url if entry else ""),
+        "model": marker.get("name", ""),
+        "hub_id": marker.get("hub_id") or (entry.hub_id if entry else None) or "",
+    }
 
 
 def _installed(piece: str) -> Path | None:
