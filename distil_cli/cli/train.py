@@ -29,6 +29,16 @@ def train(
             "--inspect", help="Print N formatted training examples with the supervised part highlighted; no training."
         ),
     ] = None,
+    gpus: Annotated[
+        Optional[int],
+        typer.Option(
+            "--gpus",
+            min=1,
+            metavar="N",
+            help="Train on N GPUs: starts N processes with torchrun (data parallel); on a machine without GPUs, "
+            "N CPU processes (gloo).",
+        ),
+    ] = None,
     flags: dict[str, Any] | None = None,
 ) -> None:
     """Fine-tune a causal LM: standard (summary only) or distill (summary + rationale, alpha-weighted)."""
@@ -42,6 +52,8 @@ def train(
     if cfg.data is None:
         raise typer.BadParameter("give the prepared folder DATA (or train.data in --config)", param_hint="DATA")
     data_dir, out = cfg.data, cfg.out
+    if gpus is not None and gpus > 1 and inspect is None and "RANK" not in os.environ:
+        raise typer.Exit(_launch(loaded.settings, gpus, resume))
     if inspect is not None:
         from distil_cli.reports import print_inspection
         from distil_cli.train.run import load_inputs
@@ -77,3 +89,29 @@ def _run_settings(run_dir: Path) -> dict[str, Any]:
     found.setdefault("data", record.data_dir or None)
     found.pop("out", None)
     return {k: v for k, v in found.items() if v is not None}
+
+
+def _launch(settings, processes: int, resume: bool) -> int:
+    """Run this training as ``processes`` torchrun processes: the effective settings go to them as a recipe
+    file (so every layer the user gave, file, environment and flags, reaches each process unchanged)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import yaml
+
+    from distil_cli.settings.loader import public_dump
+
+    if settings.train.out is None:
+        raise typer.BadParameter("--out RUN_DIR is required", param_hint="--out")
+    recipe = {"train": public_dump(settings.train), "models": public_dump(settings.models)}
+    with tempfile.TemporaryDirectory(prefix="distil-launch-") as tmp:
+        path = Path(tmp) / "recipe.yaml"
+        path.write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        cmd = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            "-m", "distil_cli", "--config", str(path), "train", *(["--resume"] if resume else []),
+        ]  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
+        err_console.print(f"Starting {processes} processes with torchrun", highlight=False)
+        return subprocess.run(cmd, env=env).returncode
