@@ -63,18 +63,26 @@ def _clinical(record: RunRecord, manifest: dict[str, Any]) -> bool:
     return "clinic" in texts or "multiclinsum" in texts
 
 
+def _evaluation_key(metric: str) -> str:
+    """The logged key of the metric's headline value (what --select best reads)."""
+    from distil_cli.errors import ConfigError
+    from distil_cli.train.config import selection_key
+
+    try:
+        return "eval_" + selection_key(metric)
+    except ConfigError:  # a plugin's metric no longer installed: the card goes without its model-index
+        return "eval_rouge_mean"
+
+
 def _card_data(record: RunRecord, manifest: dict[str, Any], last_eval: dict[str, Any], adapter: bool):
     from huggingface_hub import EvalResult, ModelCardData
 
     licence = licence_of(record.model_source)
     base = _hub_id(record.model_source) or (licence or {}).get("hub_id") or None
     languages = sorted(lang for lang in manifest.get("counts", {}).get("train", {}) if lang != "*")
-    metric = record.settings.get("select_metric") or "rouge"
-    key = next((k for k in last_eval if k.startswith("eval_") and metric.split("_")[0] in k), None)
-    if metric == "rouge":
-        key = "eval_rouge_mean" if "eval_rouge_mean" in last_eval else key
+    key = _evaluation_key(record.settings.get("select_metric") or "rouge")
     results = None
-    if key is not None:
+    if key in last_eval:
         results = [
             EvalResult(
                 task_type="text-generation",
