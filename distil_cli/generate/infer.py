@@ -147,6 +147,24 @@ class Generator:
             raise ConfigError(f"--max-new-tokens {max_new_tokens} leaves no room in the model's context of {context}")
         return limit
 
+    def generate(self, prompts: list[list[int]], cfg: InferSettings, batch_size: int, on_batch=None) -> list:
+        """The prompts' answers with the settings of ``cfg`` (sampling, length, cache), stopping at end-of-turn."""
+        from distil_cli.generate.batched import generate_batched
+
+        return generate_batched(
+            self.model,
+            self.tokenizer,
+            prompts,
+            stop_token_ids(self.tokenizer, self.formatter),
+            cfg.max_new_tokens,
+            batch_size=batch_size,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            repetition_penalty=cfg.repetition_penalty,
+            on_batch=on_batch,
+            cache_implementation=cfg.cache,
+        )
+
     def encode(self, records: list[dict[str, Any]], limit: int) -> tuple[list[list[int]], int]:
         """(prompt token ids per record, how many inputs were cropped to fit ``limit``)."""
         prompts, cropped = [], 0
@@ -268,7 +286,7 @@ def run_inference(
 
 
 def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission, progress) -> InferResult:
-    from distil_cli.generate.batched import auto_batch_size, choose_engine, generate_batched
+    from distil_cli.generate.batched import auto_batch_size, choose_engine
 
     finished = done_ids(out)
     todo = [r for r in records if r["id"] not in finished]
@@ -287,19 +305,7 @@ def _run_inference(model_arg, records, out: Path, cfg, cache_dir, submission, pr
     started = time.perf_counter()
     with naming(out), open(out, "a", encoding="utf-8") as fh:
         writer = PredictionWriter(fh, todo, submission, progress)
-        generate_batched(
-            generator.model,
-            generator.tokenizer,
-            prompts,
-            stop_token_ids(generator.tokenizer, generator.formatter),
-            cfg.max_new_tokens,
-            batch_size=batch_size,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            repetition_penalty=cfg.repetition_penalty,
-            on_batch=writer,
-            cache_implementation=cfg.cache,
-        )
+        generator.generate(prompts, cfg, batch_size, on_batch=writer)
     if submission is not None:
         submission.fill(out)
         submission.zip_folders()
@@ -312,8 +318,6 @@ def answer(
 ) -> dict[str, Any]:
     """One input through the model, prompted as it was trained (its run's formatter and instructions):
     {"summary": ..., "rationale": ... (with ``rationale``), "prompt": the summary prompt as text}."""
-    from distil_cli.generate.batched import generate_batched
-
     if not text.strip():
         raise DataError("--prompt is empty: give the input text")
     lang = check_lang(lang, "--lang")
@@ -327,18 +331,7 @@ def answer(
                       "--prompt")[0]
         for task, overrides in tasks
     ]  # fmt: skip
-    outputs = generate_batched(
-        generator.model,
-        generator.tokenizer,
-        prompts,
-        stop_token_ids(generator.tokenizer, generator.formatter),
-        cfg.max_new_tokens,
-        batch_size=len(prompts),
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        repetition_penalty=cfg.repetition_penalty,
-        cache_implementation=cfg.cache,
-    )
+    outputs = generator.generate(prompts, cfg, batch_size=len(prompts))
     found = {task.key: generated.text for (task, _), generated in zip(tasks, outputs, strict=True)}
     found["prompt"] = generator.tokenizer.decode(prompts[0])
     return found
