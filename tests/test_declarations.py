@@ -13,7 +13,7 @@ import typer.main
 from distil_cli.cli import app
 from distil_cli.cli.options import flag_names
 from distil_cli.settings import SECTIONS, TrainSettings
-from distil_cli.settings.sections import MATCH, MAY_CHANGE, meta
+from distil_cli.settings.fields import MATCH, MAY_CHANGE, meta
 from distil_cli.train.config import owned
 from distil_cli.train.resume import MEANING, resume_rules
 
@@ -76,7 +76,7 @@ def test_the_training_arguments_distil_sets_come_from_the_fields():
 def test_a_train_field_without_a_resume_rule_is_refused():
     from pydantic import create_model
 
-    from distil_cli.settings.sections import setting
+    from distil_cli.settings.fields import setting
 
     knob = create_model("Knob", __base__=TrainSettings, extra_knob=(int, setting(1, description="A knob.")))
     with pytest.raises(TypeError, match=r"\['extra_knob'\] declare no resume rule"):

@@ -25,7 +25,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from distil_cli.settings import SECTIONS, field_help
-from distil_cli.settings.sections import meta
+from distil_cli.settings.fields import meta
 
 _PLAIN = (bool, int, float, str, Path)
 

@@ -21,7 +21,7 @@ from transformers import TrainingArguments
 
 from distil_cli.errors import ConfigError
 from distil_cli.settings import TrainSettings
-from distil_cli.settings.sections import meta
+from distil_cli.settings.fields import meta
 from distil_cli.train.batching import TokenBudgetBatchSampler, record_groups
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 from distil_cli.errors import ConfigError
 from distil_cli.run_record import FILE_NAME, RunRecord
 from distil_cli.settings import ALIASES, TrainSettings
-from distil_cli.settings.sections import MATCH, MAY_CHANGE, meta
+from distil_cli.settings.fields import MATCH, MAY_CHANGE, meta
 
 log = logging.getLogger(__name__)
 
