@@ -9,6 +9,7 @@ translates, and says why where the translation is not a copy.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -121,6 +122,36 @@ def check_trainer_args(values: dict[str, Any]) -> None:
 def trackers(report_to: str) -> list[str]:
     """``--report-to`` as transformers' list: comma-separated names, ``none`` for none."""
     return [t.strip() for t in report_to.split(",") if t.strip() not in ("", "none")]
+
+
+# The Python module each tracker needs (where it differs from the tracker's name).
+TRACKER_MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "azure_ml": ("azureml",), "kubeflow": ("kfp",)}
+
+
+def install_hint(tracker: str) -> str:
+    """What to pip install for a tracker: distil's extra where it declares one, else the package itself."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        extras = set(metadata("distil-cli").get_all("Provides-Extra") or [])
+    except PackageNotFoundError:
+        extras = set()
+    if tracker in extras:
+        return f"'distil-cli[{tracker}]'"
+    return tracker.replace("_", "-")  # the package of its name (comet_ml: comet-ml)
+
+
+def check_report_to(report_to: str) -> None:
+    """Every tracker is a transformers integration whose package is installed: checked before anything is created."""
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    for name in trackers(report_to):
+        if name not in INTEGRATION_TO_CALLBACK:
+            known = ", ".join(sorted(INTEGRATION_TO_CALLBACK))
+            raise ConfigError(f"--report-to {name}: not a tracker transformers knows; known: none, {known}")
+        modules = TRACKER_MODULES.get(name, (name,))
+        if not any(importlib.util.find_spec(module) for module in modules):
+            raise ConfigError(f"--report-to {name} needs the {modules[0]} package: pip install {install_hint(name)}")
 
 
 def world_size_from_env() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from distil_cli.prompts import Task, instruction_for, with_system
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.card import model_card
-from distil_cli.train.config import trackers, with_epochs, with_precision
+from distil_cli.train.config import with_epochs, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
 from distil_cli.train.kernels import VARLEN
 from distil_cli.train.phases import CHECKPOINTING, NO_PHASES, Phases
@@ -243,10 +242,6 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
     )
 
 
-# The Python module each tracker needs (where it differs from the tracker's name) and its pip extra.
-TRACKER_MODULES = {"tensorboard": ("tensorboard", "tensorboardX"), "azure_ml": ("azureml",), "kubeflow": ("kfp",)}
-
-
 def finished_at(checkpoint: Path):
     """The checkpoint's trainer state when it is the last step of its run, else None."""
     from transformers import TrainerState
@@ -268,36 +263,6 @@ def _finish_from(trainer, checkpoint: Path) -> None:
     trainer.state = state
 
 
-def install_hint(tracker: str) -> str:
-    """What to pip install for a tracker: distil's extra where it declares one, else the package itself."""
-    from importlib.metadata import PackageNotFoundError, metadata
-
-    try:
-        extras = set(metadata("distil-cli").get_all("Provides-Extra") or [])
-    except PackageNotFoundError:
-        extras = set()
-    if tracker in extras:
-        return f"'distil-cli[{tracker}]'"
-    return TRACKER_PACKAGES.get(tracker, tracker.replace("_", "-"))
-
-
-# trackers whose pip package differs from the --report-to name (no distil extra for them)
-TRACKER_PACKAGES = {"comet_ml": "comet-ml", "dvclive": "dvclive", "swanlab": "swanlab", "clearml": "clearml"}
-
-
-def check_report_to(report_to: str) -> None:
-    """Every tracker is a transformers integration whose package is installed: checked before anything is created."""
-    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
-
-    for name in trackers(report_to):
-        if name not in INTEGRATION_TO_CALLBACK:
-            known = ", ".join(sorted(INTEGRATION_TO_CALLBACK))
-            raise ConfigError(f"--report-to {name}: not a tracker transformers knows; known: none, {known}")
-        modules = TRACKER_MODULES.get(name, (name,))
-        if not any(importlib.util.find_spec(module) for module in modules):
-            raise ConfigError(f"--report-to {name} needs the {modules[0]} package: pip install {install_hint(name)}")
-
-
 def run_training(
     data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool = False, phases: Phases = NO_PHASES
 ) -> RunRecord:
@@ -308,12 +273,10 @@ def run_training(
     """
     data_dir, out = Path(data_dir), Path(out)
     check_separate(data_dir, out)
+    from distil_cli.train.config import check_report_to, check_trainer_args, selection_key
+
     check_report_to(cfg.report_to)
-    from distil_cli.train.config import check_trainer_args
-
     check_trainer_args(cfg.trainer_args)
-    from distil_cli.train.config import selection_key
-
     selection_key(cfg.select_metric)  # an unknown metric is an error before anything is created
     rank0 = int(os.environ.get("RANK", "0")) == 0
     with OutputLock(out) if rank0 else contextlib.nullcontext():
