@@ -69,7 +69,7 @@ def annotate(
 def _print_dry_run(data: Path, out: Path, cfg) -> None:
     from rich.panel import Panel
 
-    from distil_cli.teach.annotate import CHARS_PER_TOKEN, dry_run
+    from distil_cli.teach.dry_run import CHARS_PER_TOKEN, dry_run
 
     plan = dry_run(data, out, cfg)
     for record_id, messages in plan.prompts:

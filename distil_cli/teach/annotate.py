@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
-import re
 import shutil
 import time
 from collections import Counter
@@ -26,7 +24,6 @@ from distil_cli.data.files import naming, read_appended, read_jsonl
 from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.errors import ConfigError, DataError, PartialFailure
 from distil_cli.settings import AnnotateSettings
-from distil_cli.tasks import TEACHER_INSTRUCTIONS
 from distil_cli.teach.base import (
     AuthError,
     BatchTeacher,
@@ -37,6 +34,7 @@ from distil_cli.teach.base import (
     backoff_delay,
 )
 from distil_cli.teach.openai_api import DEFAULT_OPENAI_MODEL
+from distil_cli.teach.prompts import build_messages, generation_key, load_template, prompt_hash
 from distil_cli.teach.quality import grounding_score, quality_flags
 
 log = logging.getLogger(__name__)
@@ -64,56 +62,6 @@ class Stats:
         self.flags.update(other.flags)
         self.grounding.extend(other.grounding)
         self.failed_files.extend(other.failed_files)
-
-
-# --------------------------------------------------------------------------- prompts and quality
-
-
-def load_template(template: str | None) -> str | None:
-    if template is None:
-        return None
-    if template.startswith("@"):
-        path = Path(template[1:]).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"template file {path} does not exist")
-        template = path.read_text(encoding="utf-8")
-    if "{input}" not in template:
-        raise ConfigError("the annotate template must contain {input}")
-    return template
-
-
-PLACEHOLDER = re.compile(r"\{(input|output|lang)\}")
-
-
-def fill_template(template: str, values: dict[str, str]) -> str:
-    """The template's own placeholders filled in one pass: a record's text is data, inserted once, so a
-    ``{output}`` written inside an input never pulls the reference into the teacher's prompt."""
-    return PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
-
-
-def build_messages(record: dict[str, Any], template: str | None, system: str | None) -> list[dict[str, str]]:
-    lang = record.get("lang", "en")
-    if template is None:
-        user = f"{TEACHER_INSTRUCTIONS.get(lang, TEACHER_INSTRUCTIONS['en'])}\n\n{record['input']}"
-    else:
-        if "{output}" in template and not record.get("output"):
-            raise DataError(f"record {record['id']}: the template uses {{output}} but the record has no output")
-        user = fill_template(template, {"input": record["input"], "output": record.get("output", ""), "lang": lang})
-    messages = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": user})
-    return messages
-
-
-def prompt_hash(
-    messages: list[dict[str, str]], backend: str, model: str, generation: dict[str, Any] | None = None
-) -> str:
-    """What decides a rationale: the messages, the teacher and its generation settings (a resume must match)."""
-    blob = {"messages": messages, "backend": backend, "model": model, "generation": generation or {}}
-    return hashlib.sha256(json.dumps(blob, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
-
-
-def generation_key(cfg: AnnotateSettings) -> dict[str, Any]:
-    return {"max_tokens": cfg.max_tokens, "temperature": cfg.temperature}
 
 
 # --------------------------------------------------------------------------- resume bookkeeping
@@ -358,43 +306,15 @@ def annotate(
         return _annotate(data, out, cfg, cache_dir, progress)
 
 
-CHARS_PER_TOKEN = 4  # a rough rate for estimates without the teacher's tokenizer (English-like text)
-
-
-@dataclass
-class DryRun:
-    """What ``annotate --dry-run`` shows: the rendered prompts and an estimate of tokens and cost."""
-
-    prompts: list[tuple[str, list[dict[str, str]]]]  # (record id, messages) of the records shown
-    records: int  # records a run would send
-    prompt_tokens: int  # estimated, over all of them
-    completion_tokens: int  # at most: --max-tokens each
-    cost_usd: float | None  # with --price-per-mtok: an upper bound (completions at --max-tokens)
-
-
-def dry_run(data: Path, out: Path, cfg: AnnotateSettings, show: int = 3) -> DryRun:
-    """The requests a run would send (nothing is sent or written): its first ``show`` prompts, and the
-    estimated tokens (characters / 4 for prompts, --max-tokens per completion) and cost."""
+def planned(data: Path, out: Path, cfg: AnnotateSettings) -> tuple[str | None, list[Job]]:
+    """(the template, read once: it decides every prompt and hash; the jobs of a run)."""
     model = cfg.model or ("default" if cfg.backend == "local" else DEFAULT_OPENAI_MODEL)
     template = load_template(cfg.template)
-    jobs = plan_all(Path(data), Path(out), cfg, cfg.backend, model, template)
-    todo = [item for job in jobs for item in job.todo]
-    prompt_tokens = sum(
-        max(1, round(sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN)) for _, messages, _ in todo
-    )
-    completion_tokens = len(todo) * cfg.max_tokens
-    cost = None
-    if cfg.price_per_mtok is not None:
-        price_in, price_out = cfg.price_per_mtok
-        cost = (prompt_tokens * price_in + completion_tokens * price_out) / 1e6
-    shown = [(record["id"], messages) for record, messages, _ in todo[:show]]
-    return DryRun(shown, len(todo), prompt_tokens, completion_tokens, cost)
+    return template, plan_all(Path(data), Path(out), cfg, cfg.backend, model, template)
 
 
 def _annotate(data: Path, out: Path, cfg: AnnotateSettings, cache_dir: Path, progress) -> Stats:
-    model = cfg.model or ("default" if cfg.backend == "local" else DEFAULT_OPENAI_MODEL)
-    template = load_template(cfg.template)  # read once: it decides every prompt and hash
-    jobs = plan_all(data, out, cfg, cfg.backend, model, template)
+    template, jobs = planned(data, out, cfg)
     total = Stats(total=sum(j.stats.total for j in jobs), skipped=sum(j.stats.skipped for j in jobs))
     tick = _progress_tick(jobs, total, progress)
     label_aware = template is not None and "{output}" in template
