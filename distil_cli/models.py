@@ -15,18 +15,11 @@ import tempfile
 from pathlib import Path
 
 from distil_cli.errors import ModelError
-from distil_cli.pull import DEFAULT, MARKER, PULLABLE, find, is_pulled, model_dir, pull
+from distil_cli.pull import MARKER, PULLABLE, find, is_pulled, model_dir, pull
 
 __all__ = ["MARKER", "PULLABLE", "is_pulled", "pull", "resolve_model", "load_tokenizer", "load_causal_lm"]
 
 log = logging.getLogger(__name__)
-
-EMBEDDED_NAME = DEFAULT.name
-
-
-def embedded_dir(cache_dir: Path) -> Path:
-    return model_dir(cache_dir, DEFAULT)
-
 
 TINY_NAME = "tiny-smollm2"
 

@@ -76,6 +76,11 @@ class RunRecord:
         except TypeError as exc:
             raise ConfigError(f"{path}: incomplete run record ({exc})") from None
 
+    def recipe(self) -> dict[str, Any]:
+        """The train settings the run recorded with its data folder, None left out: a recipe's ``train``."""
+        found = {**self.settings, "data": self.settings.get("data") or self.data_dir or None}
+        return {k: v for k, v in found.items() if v is not None}
+
     def summary_instructions(self) -> dict[str, str]:
         """lang -> the summary instruction the model was trained with."""
         return dict(self.instructions.get("summary", {}))

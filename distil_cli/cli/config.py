@@ -46,10 +46,7 @@ def config_export(
     from distil_cli.run_record import FILE_NAME, RunRecord
 
     record = RunRecord.read(Path(run_dir) / FILE_NAME)
-    settings = dict(record.settings)
-    settings["data"] = settings.get("data") or record.data_dir
-    settings["out"] = settings.get("out") or str(Path(run_dir))
-    recipe = {"train": {k: v for k, v in settings.items() if v is not None}}
+    recipe = {"train": {**record.recipe(), "out": record.settings.get("out") or str(Path(run_dir))}}
     header = f"# recipe of {run_dir} (distil {record.version}); `distil train --config FILE --out NEW_RUN_DIR`\n"
     out_console.print(
         header + yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True), markup=False, highlight=False

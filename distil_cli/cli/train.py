@@ -84,11 +84,8 @@ def _run_settings(run_dir: Path) -> dict[str, Any]:
     path = run_dir / FILE_NAME
     if not path.is_file():
         return {}
-    record = RunRecord.read(path)
-    found = {k: v for k, v in record.settings.items() if k in TrainSettings.model_fields and v is not None}
-    found.setdefault("data", record.data_dir or None)
-    found.pop("out", None)
-    return {k: v for k, v in found.items() if v is not None}
+    recipe = RunRecord.read(path).recipe()
+    return {k: v for k, v in recipe.items() if k in TrainSettings.model_fields and k != "out"}
 
 
 def _launch(settings, processes: int, resume: bool) -> int:
