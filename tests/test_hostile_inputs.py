@@ -11,6 +11,13 @@ import pytest
 from conftest import run_cli, tiny_model_dir
 
 
+def _prepared(folder) -> dict:
+    """id -> record over the three splits of a prepared folder."""
+    return {
+        r["id"]: r for split in ("train", "valid", "test") for r in map(json.loads, (folder / f"{split}.jsonl").open())
+    }
+
+
 def _jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -73,9 +80,7 @@ def test_binary_parquet_columns_are_decoded_or_refused(tmp_path):
     pq.write_table(table, tmp_path / "bin.parquet")
     result = run_cli("prepare", tmp_path / "bin.parquet", "--out", tmp_path / "out", "--lang", "en")
     assert result.exit_code == 0, result.output
-    records = [
-        json.loads(line) for f in ("train", "valid", "test") for line in (tmp_path / "out" / f"{f}.jsonl").open()
-    ]
+    records = list(_prepared(tmp_path / "out").values())
     assert sorted(r["input"] for r in records) == sorted(r.decode() for r in rows)
     bad = pa.table({"id": ["r0", "r1"], "input": pa.array([b"\xff\xfe", b"ok"], pa.binary()), "output": ["a", "b"]})
     pq.write_table(bad, tmp_path / "bad.parquet")
@@ -166,9 +171,7 @@ def test_rows_without_ids_are_numbered_and_said_once(tmp_path):
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())  # the log line may wrap
     assert said.count("has no 'id' field: each record's id is its row number") == 1
-    ids = {
-        json.loads(line)["id"] for f in ("train", "valid", "test") for line in (tmp_path / "out" / f"{f}.jsonl").open()
-    }
+    ids = set(_prepared(tmp_path / "out"))
     assert ids == {f"cases-{i}" for i in range(1, 11)}
     mixed = rows[:3] + [{"id": "x", "lang": "en", "input": "A.", "output": "B."}]
     _jsonl(tmp_path / "mixed.jsonl", mixed)
@@ -183,9 +186,7 @@ def test_trl_prompt_completion_and_messages_records_are_read(tmp_path):
     _jsonl(tmp_path / "pc.jsonl", pc)
     result = run_cli("prepare", tmp_path / "pc.jsonl", "--out", tmp_path / "o1")
     assert result.exit_code == 0, result.output
-    records = {
-        r["id"]: r for f in ("train", "valid", "test") for r in map(json.loads, (tmp_path / "o1" / f"{f}.jsonl").open())
-    }
+    records = _prepared(tmp_path / "o1")
     assert records["p3"]["input"] == "Case 3: fever." and records["p3"]["output"] == "Fever 3."
     chats = [
         {
@@ -202,9 +203,7 @@ def test_trl_prompt_completion_and_messages_records_are_read(tmp_path):
     _jsonl(tmp_path / "chat.jsonl", chats)
     result = run_cli("prepare", tmp_path / "chat.jsonl", "--out", tmp_path / "o2")
     assert result.exit_code == 0, result.output
-    records = {
-        r["id"]: r for f in ("train", "valid", "test") for r in map(json.loads, (tmp_path / "o2" / f"{f}.jsonl").open())
-    }
+    records = _prepared(tmp_path / "o2")
     assert records["m4"]["input"] == "Summarise: case 4." and records["m4"]["output"] == "Summary 4."
     assert records["m0"]["input"] == "System: Be brief.\n\nUser: Summarise: case 0."
     _jsonl(tmp_path / "bad.jsonl", [{"id": "x", "lang": "en", "messages": [{"role": "user"}]}])
