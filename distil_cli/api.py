@@ -57,13 +57,20 @@ def annotate(data: str | Path, out: str | Path, config: str | Path | None = None
 
 
 def train(
-    data_dir: str | Path, out: str | Path, config: str | Path | None = None, resume: bool = False, **options: Any
+    data_dir: str | Path,
+    out: str | Path,
+    config: str | Path | None = None,
+    resume: bool = False,
+    extend_steps: int | None = None,
+    **options: Any,
 ):
-    """Fine-tune a student; returns its ``RunRecord`` (RUN_DIR/run.json); the model is in RUN_DIR/final."""
+    """Fine-tune a student; returns its ``RunRecord`` (RUN_DIR/run.json); the model is in RUN_DIR/final.
+    ``extend_steps`` (with ``resume``): train that many steps past the length the run planned."""
     from distil_cli.train.run import run_training
 
     loaded = _settings("train", config, options)
-    return run_training(Path(data_dir), Path(out), loaded.settings.train, loaded.settings.models.cache_dir, resume)
+    cache = loaded.settings.models.cache_dir
+    return run_training(Path(data_dir), Path(out), loaded.settings.train, cache, resume, extend_steps=extend_steps)
 
 
 def infer(

@@ -40,6 +40,8 @@ class RunRecord:
     selected: dict[str, Any] = field(default_factory=dict)  # which checkpoint became final/ and why
     train_seconds: float = 0.0
     final: str = ""
+    # each resume that made the run longer: planned_steps -> steps, resumed_at_step, changed (the settings)
+    extensions: list[dict[str, Any]] = field(default_factory=list)
     status: str = "done"  # "running" while training (written at the start), "done" at the end
     tool: str = "distil"
     version: str = ""  # distil's version

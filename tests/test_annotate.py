@@ -539,3 +539,34 @@ def test_limit_annotates_the_first_records_not_yet_done(tmp_path):
         second = run_cli(*_args(server, data, out, "--limit", "2"))
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     assert sorted(r["id"] for r in _lines(out)) == ["r0", "r1", "r2", "r3"]  # concurrent: any order
+
+
+def test_push_to_hub_offline_keeps_the_annotations_and_plans_a_dataset_with_its_card(tmp_path):
+    import pyarrow.parquet as pq
+
+    from distil_cli.push import plan_dataset
+
+    folder = tmp_path / "prepared"
+    folder.mkdir()
+    _split(folder / "train.jsonl", [f"Patient {i} had fever 39.5 and cough." for i in range(3)], lang="es")
+    _split(folder / "valid.jsonl", ["Patient 9 had a rash."], lang="es")
+    out = tmp_path / "annotated"
+    bad = run_cli("annotate", folder, "--out", out, "--push-to-hub", "no-owner", "--base-url", "http://127.0.0.1:9")
+    assert bad.exit_code == 1 and "--push-to-hub 'no-owner': give OWNER/NAME" in bad.output and not out.exists()
+    with FakeOpenAI() as server:
+        args = _args(server, folder, out, "--splits", "train,valid", "--push-to-hub", "alice/cases")
+        result = run_cli(*args, env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 1 and "offline" in result.output and "the annotations are kept in" in result.output
+    assert len(_lines(out / "train.jsonl")) == 3 and len(_lines(out / "valid.jsonl")) == 1  # nothing lost
+    staging = tmp_path / "staging"
+    upload = plan_dataset(out, "alice/cases", staging)
+    assert upload.repo_type == "dataset" and [name for name, _ in upload.files] == [
+        "README.md", "data/train.parquet", "data/validation.parquet",
+    ]  # fmt: skip
+    rows = pq.read_table(staging / "data" / "train.parquet").to_pylist()
+    assert sorted(r["id"] for r in rows) == ["r0", "r1", "r2"] and all(r["rationale"] for r in rows)
+    assert json.loads(rows[0]["annotation"])["teacher_model"] == "teacher"  # metadata as JSON text
+    card = (staging / "README.md").read_text()
+    assert "path: data/validation.parquet" in card and "- distilling-step-by-step" in card and "- es" in card
+    assert "| train | 3 | 3 |" in card and "teacher (openai): 4 records" in card and "hsieh2023" in card
+    assert str(tmp_path) not in card

@@ -427,3 +427,35 @@ def test_a_datasetdicts_own_splits_are_kept_unless_resplit(tmp_path):
     splits = _read(tmp_path / "carved")
     assert carved.exit_code == 0 and len(splits["test"]) == 4 and len(splits["train"]) + len(splits["valid"]) == 12
     assert len(splits["valid"]) >= 1  # carved from train (--split's valid share)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_a_folder_of_split_files_keeps_its_splits(tmp_path, suffix):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _dataset_rows(20)
+    source = tmp_path / "src"
+    source.mkdir()
+    for name, part in (("train", rows[:12]), ("validation", rows[12:16]), ("test", rows[16:])):
+        path = source / f"{name}{suffix}"
+        if suffix == ".jsonl":
+            path.write_text("".join(json.dumps(r) + "\n" for r in part))
+        elif suffix == ".csv":
+            header = list(part[0])
+            path.write_text("\n".join([",".join(header)] + [",".join(str(r[k]) for k in header) for r in part]) + "\n")
+        else:
+            pq.write_table(pa.Table.from_pylist(part), path)
+    args = ["--id-field", "doc", "--input-field", "text", "--output-field", "sum", "--lang-field", "l"]
+    result = run_cli("prepare", source, "--out", tmp_path / "kept", *args)
+    assert result.exit_code == 0, result.output
+    kept = {name: sorted(r["id"] for r in split) for name, split in _read(tmp_path / "kept").items()}
+    assert kept["test"] == sorted(f"d{i}" for i in range(16, 20))
+    assert kept["valid"] == sorted(f"d{i}" for i in range(12, 16))  # validation -> valid
+    manifest = json.loads((tmp_path / "kept" / "manifest.json").read_text())
+    assert manifest["splits_from"] == "source" and len(manifest["source_files"]) == 3
+    pooled = run_cli("prepare", source, "--out", tmp_path / "pooled", *args, "--resplit")
+    assert pooled.exit_code == 0 and sum(len(s) for s in _read(tmp_path / "pooled").values()) == 20
+    (source / f"dev{suffix}").write_bytes((source / f"validation{suffix}").read_bytes())
+    both = run_cli("prepare", source, "--out", tmp_path / "both", *args)
+    assert both.exit_code == 1 and f"validation{suffix} and dev{suffix} are both a validation split" in both.output

@@ -598,6 +598,44 @@ def test_resuming_a_run_killed_after_its_last_checkpoint_takes_no_extra_step(tmp
         torch.testing.assert_close(final[key], last[key])
 
 
+@pytest.mark.integration
+def test_extending_a_finished_run_continues_its_steps_and_records_it(tmp_path, data_dir, tiny, finished_run):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)  # finished: final/ and checkpoint-4, the last step
+    alone = run_cli("train", "--out", run, "--extend-steps", "2")
+    assert alone.exit_code == 1 and "--extend-steps 2 continues a run: pass --resume" in alone.output
+    extended = run_cli("train", "--out", run, "--resume", "--extend-steps", "2")
+    assert extended.exit_code == 0, extended.output
+    record = json.loads((run / "run.json").read_text())
+    assert record["global_steps"] == 6 and record["settings"]["max_steps"] == 6
+    assert record["extensions"] == [{"planned_steps": 4, "steps": 6, "resumed_at_step": 4, "changed": ["max_steps"]}]
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [x["step"] for x in lines if "loss" in x]
+    assert steps == [1, 2, 3, 4, 5, 6]  # nothing logged twice, nothing lost
+    rates = {x["step"]: x["learning_rate"] for x in lines if "learning_rate" in x}
+    assert rates[6] > 0  # the schedule was recomputed for 6 steps: it does not sit at its old end (0)
+    card = (run / "final" / "README.md").read_text()
+    assert "Extended on resume: planned 4 steps, continued to 6 from step 4" in card
+    shorter = run_cli("train", "--out", run, "--resume", "--max-steps", "5")
+    assert shorter.exit_code == 1 and "max_steps: 6 -> 5" in shorter.output
+    again = run_cli("train", "--out", run, "--resume")  # the extended run resumes as it is now: finished
+    assert again.exit_code == 0, again.output
+    assert json.loads((run / "run.json").read_text())["extensions"] == record["extensions"]
+
+
+def test_a_resume_may_lengthen_a_run_by_its_epochs_or_steps_never_shorten_it():
+    from distil_cli.train.resume import _longer
+
+    assert _longer("epochs", {"epochs": 3.0}, {"epochs": 5.0, "max_steps": None})
+    assert not _longer("epochs", {"epochs": 3.0}, {"epochs": 2.0, "max_steps": None})
+    assert not _longer("epochs", {"epochs": 3.0}, {"epochs": 5.0, "max_steps": 10})  # max_steps decides
+    assert _longer("max_steps", {"max_steps": None}, {"max_steps": 10})  # the steps then decide (extension)
+    assert _longer("max_steps", {"max_steps": 4}, {"max_steps": 6})
+    assert not _longer("max_steps", {"max_steps": 6}, {"max_steps": None})
+
+
 def test_default_epochs_follow_the_training_set_size():
     from distil_cli.settings import TrainSettings
     from distil_cli.train.config import with_epochs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -29,12 +29,30 @@ def annotate(
             "cost; nothing is sent or written. With --limit N: for N records a split.",
         ),
     ] = False,
+    push_to_hub: Annotated[
+        Optional[str],
+        typer.Option(
+            "--push-to-hub",
+            metavar="OWNER/NAME",
+            help="When every record is annotated, upload the splits (parquet) with a dataset card to this Hub "
+            "dataset repository (HF_TOKEN or `hf auth login`).",
+        ),
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", help="With --push-to-hub: create the repository private.")
+    ] = False,
     flags: dict[str, Any] | None = None,
 ) -> None:
     """Ask a teacher for a rationale per record: concurrent, retried, resumable (a rerun skips done records)."""
     loaded = settings_for(ctx, "annotate", **(flags or {}))
+    if push_to_hub is not None:
+        from distil_cli.push import check_repo
+
+        check_repo(push_to_hub, "--push-to-hub")  # before anything is paid for
     if dry_run:
         _print_dry_run(data, out, loaded.settings.annotate)
+        if push_to_hub:
+            out_console.print(f"Would then push the annotated splits to the Hub dataset {push_to_hub}.")
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -64,6 +82,26 @@ def annotate(
     err_console.print(annotate_summary(stats))
     out_console.print(str(out), highlight=False)
     check_failures(stats, loaded.settings.annotate.max_flagged)
+    if push_to_hub:
+        _push(out, push_to_hub, private)
+
+
+def _push(out: Path, repo: str, private: bool) -> None:
+    import tempfile
+
+    from distil_cli.errors import ConfigError
+    from distil_cli.push import plan_dataset, push
+
+    with tempfile.TemporaryDirectory(prefix="distil-push-") as staging:
+        upload = plan_dataset(out, repo, Path(staging))
+        try:
+            done = push(upload, private=private)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc}; the annotations are kept in {out}: rerun the same command to push them (nothing is "
+                "sent to the teacher again)"
+            ) from None
+    err_console.print(f"Pushed the annotated splits ({len(upload.files)} files) to {done.url}", highlight=False)
 
 
 def _print_dry_run(data: Path, out: Path, cfg) -> None:

@@ -23,6 +23,16 @@ def train(
         ),
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN_DIR from its last checkpoint.")] = False,
+    extend_steps: Annotated[
+        Optional[int],
+        typer.Option(
+            "--extend-steps",
+            min=1,
+            metavar="N",
+            help="With --resume: train N steps past the length the run planned (a finished run too); the cosine "
+            "schedule is recomputed for the new length.",
+        ),
+    ] = None,
     inspect: Annotated[
         Optional[int],
         typer.Option(
@@ -43,6 +53,10 @@ def train(
 ) -> None:
     """Fine-tune a causal LM: standard (summary only) or distill (summary + rationale, alpha-weighted)."""
     flags = dict(flags or {})
+    if extend_steps is not None and not resume:
+        from distil_cli.errors import ConfigError
+
+        raise ConfigError(f"--extend-steps {extend_steps} continues a run: pass --resume with --out RUN_DIR")
     if data_dir is not None:
         flags["data"] = data_dir
     if resume and flags.get("out") is not None:
@@ -53,7 +67,7 @@ def train(
         raise typer.BadParameter("give the prepared folder DATA (or train.data in --config)", param_hint="DATA")
     data_dir, out = cfg.data, cfg.out
     if gpus is not None and gpus > 1 and inspect is None and "RANK" not in os.environ:
-        raise typer.Exit(_launch(loaded.settings, gpus, resume))
+        raise typer.Exit(_launch(loaded.settings, gpus, resume, extend_steps))
     if inspect is not None:
         from distil_cli.reports import print_inspection
         from distil_cli.train.run import load_inputs
@@ -64,7 +78,7 @@ def train(
         raise typer.BadParameter("--out RUN_DIR is required (or use --inspect N)", param_hint="--out")
     from distil_cli.train.run import run_training
 
-    record = run_training(data_dir, out, cfg, cache, resume=resume)
+    record = run_training(data_dir, out, cfg, cache, resume=resume, extend_steps=extend_steps)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     best = record.best_metric
@@ -88,7 +102,7 @@ def _run_settings(run_dir: Path) -> dict[str, Any]:
     return {k: v for k, v in recipe.items() if k in TrainSettings.model_fields and k != "out"}
 
 
-def _launch(settings, processes: int, resume: bool) -> int:
+def _launch(settings, processes: int, resume: bool, extend_steps: int | None = None) -> int:
     """Run this training as ``processes`` torchrun processes: the effective settings go to them as a recipe
     file (so every layer the user gave, file, environment and flags, reaches each process unchanged)."""
     import subprocess
@@ -108,6 +122,7 @@ def _launch(settings, processes: int, resume: bool) -> int:
         cmd = [
             sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
             "-m", "distil_cli", "--config", str(path), "train", *(["--resume"] if resume else []),
+            *(["--extend-steps", str(extend_steps)] if extend_steps else []),
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
         err_console.print(f"Starting {processes} processes with torchrun", highlight=False)

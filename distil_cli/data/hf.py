@@ -6,7 +6,7 @@
     distil prepare hf:NAME --hf-config C --hf-split S --out data   # the hub (needs the network)
 
 Rows go through the same field mapping flags as json/csv files. A DatasetDict gives all its
-splits (or ``--hf-split``); ``distil prepare`` makes its own splits.
+splits (or ``--hf-split``); ``distil prepare`` keeps them (``--resplit`` pools and splits again).
 """
 
 from __future__ import annotations

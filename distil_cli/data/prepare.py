@@ -21,7 +21,14 @@ from typing import Any
 from distil_cli.data.files import dump_jsonl_line, sha256_file
 from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.data.hf import is_hub
-from distil_cli.data.readers import SourceScan, detect_format, read_multiclinsum, read_table
+from distil_cli.data.readers import (
+    SourceScan,
+    detect_format,
+    read_multiclinsum,
+    read_table,
+    split_file_rows,
+    split_files,
+)
 from distil_cli.data.text import crop_chars, crop_tokens
 from distil_cli.errors import DataError
 from distil_cli.settings import PrepareSettings, public_dump
@@ -60,20 +67,29 @@ def read_source(source: Path, cfg: PrepareSettings) -> SourceScan:
         "rationale": cfg.rationale_field,
         "lang": cfg.lang_field,
     }
-    if fmt == "hf":
+    if fmt not in ("hf", "splits"):
+        return read_table(source, fmt, mapping, cfg.encoding, cfg.lang)
+    names: list[str] = []  # each row's split in the source
+
+    def tagged(rows):
+        for name, where, row in rows:
+            names.append(name)
+            yield where, row
+
+    if fmt == "splits":
+        files = split_files(source)
+        if not files:
+            raise DataError(f"{source}: --format splits needs train/validation/test files (.jsonl .json .csv .parquet)")
+        rows, listed = split_file_rows(files, cfg.encoding), list(files.values())
+    else:
         from distil_cli.data.hf import hf_files, hf_rows
 
-        names: list[str] = []
-
-        def tagged():  # each row's split in the source (hf_rows names it: "SOURCE[split index]")
-            for where, row in hf_rows(source, cfg.hf_config, cfg.hf_split):
-                names.append(where.rsplit("[", 1)[-1].split(" ", 1)[0])
-                yield where, row
-
-        scan = read_table(source, fmt, mapping, cfg.encoding, cfg.lang, tagged(), hf_files(source))
-        scan.source_splits = names
-        return scan
-    return read_table(source, fmt, mapping, cfg.encoding, cfg.lang)
+        # hf_rows names each row's split in its location: "SOURCE[split index]"
+        found = hf_rows(source, cfg.hf_config, cfg.hf_split)
+        rows, listed = ((w.rsplit("[", 1)[-1].split(" ", 1)[0], w, r) for w, r in found), hf_files(source)
+    scan = read_table(source, fmt, mapping, cfg.encoding, cfg.lang, tagged(rows), listed)
+    scan.source_splits = names
+    return scan
 
 
 SOURCE_SPLIT_NAMES = {"train": "train", "validation": "valid", "valid": "valid", "dev": "valid", "test": "test"}

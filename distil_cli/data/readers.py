@@ -48,11 +48,42 @@ def detect_lang(path: Path, root: Path) -> str | None:
     return None
 
 
+# a folder of one file per split: train.jsonl, validation.csv (or dev, valid), test.parquet, ...
+SPLIT_FILE_STEMS = ("train", "validation", "valid", "dev", "test")
+HF_MARKERS = ("dataset_dict.json", "state.json", "dataset_info.json")
+
+
+def split_files(source: Path) -> dict[str, Path]:
+    """The split files of a folder (name -> file, in train, validation, test order); {} for other folders."""
+    if not source.is_dir() or any((source / name).is_file() for name in HF_MARKERS):
+        return {}
+    found: dict[str, Path] = {}
+    for path in sorted(source.iterdir()):
+        stem = path.stem.lower()
+        if path.is_file() and stem in SPLIT_FILE_STEMS and path.suffix.lower() in TABLE_SUFFIXES:
+            if stem in found:
+                raise DataError(f"{source}: two files for the split '{stem}' ({found[stem].name}, {path.name})")
+            found[stem] = path
+    valid = [found[stem].name for stem in ("validation", "valid", "dev") if stem in found]
+    if len(valid) > 1:
+        raise DataError(f"{source}: {' and '.join(valid)} are both a validation split; keep one")
+    return {stem: found[stem] for stem in SPLIT_FILE_STEMS if stem in found}
+
+
+def split_file_rows(files: dict[str, Path], encoding: str) -> Iterator[tuple[str, str, Any]]:
+    """(split, location, row) of every row of a folder's split files."""
+    for split, path in files.items():
+        for where, row in _rows(path, TABLE_SUFFIXES[path.suffix.lower()], encoding):
+            yield split, where, row
+
+
 def detect_format(source: Path, wanted: str) -> str:
     from distil_cli.data.hf import is_hf_source
 
     if wanted != "auto":
         return wanted
+    if split_files(source):  # before the parquet-folder check: train.parquet + test.parquet are two splits
+        return "splits"
     if is_hf_source(source):
         return "hf"
     if source.is_dir():
@@ -61,7 +92,8 @@ def detect_format(source: Path, wanted: str) -> str:
     if fmt is None:
         raise DataError(
             f"{source}: unknown format '{source.suffix or 'no suffix'}'; give a MultiClinSum folder, "
-            ".json, .jsonl, .csv, .parquet, a Hugging Face dataset (save_to_disk folder, .arrow, hf:NAME) or --format"
+            ".json, .jsonl, .csv, .parquet, a folder of split files (train.jsonl, validation.jsonl, test.jsonl), "
+            "a Hugging Face dataset (save_to_disk folder, .arrow, hf:NAME) or --format"
         )
     return fmt
 

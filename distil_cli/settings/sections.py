@@ -29,10 +29,10 @@ class PrepareSettings(Section):
         description="Pool a source that has its own splits (a DatasetDict's train/validation/test) and split it "
         "again by --split; by default its splits are kept.",
     )
-    format: Literal["auto", "multiclinsum", "json", "jsonl", "csv", "parquet", "hf"] = Field(
+    format: Literal["auto", "multiclinsum", "json", "jsonl", "csv", "parquet", "hf", "splits"] = Field(
         "auto",
         description="Source format; auto picks by folder layout or file suffix (hf: a Hugging Face dataset "
-        "folder, .arrow file, parquet folder or hf:NAME).",
+        "folder, .arrow file, parquet folder or hf:NAME; splits: a folder of train/validation/test files).",
     )
     hf_config: str | None = Field(None, description="Hugging Face dataset: the configuration (hub ids).")
     hf_split: str | None = Field(None, description="Hugging Face dataset: only this split (default: all of them).")

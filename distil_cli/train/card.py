@@ -157,6 +157,11 @@ def model_card(record: RunRecord, log_history: list[dict[str, Any]], adapter: bo
         *lora,
         f"- Steps: {record.global_steps}; this model: {record.selected.get('rule', 'last')} checkpoint "
         f"({record.selected.get('why', '')})",
+        *[
+            f"- Extended on resume: planned {e['planned_steps']} steps, continued to {e['steps']} from step "
+            f"{e['resumed_at_step']} (the cosine schedule recomputed for {e['steps']} steps)"
+            for e in record.extensions
+        ],
         "- Last evaluation: " + (evaluation or "none (no valid.jsonl)"),
         f"- Libraries: distil {record.version}, " + ", ".join(f"{k} {v}" for k, v in record.versions.items()),
         "- Weights: safetensors",

@@ -240,6 +240,12 @@ def selection_key(metric: str) -> str:
     return get_metrics([metric], ScoreSettings())[0].primary
 
 
+def planned_total(cfg: TrainSettings, steps_per_epoch: int) -> int:
+    """The optimizer steps a run plans: max_steps, else its epochs of ``steps_per_epoch`` (as the Trainer counts)."""
+    epochs = cfg.epochs if cfg.epochs is not None else DEFAULT_EPOCHS
+    return cfg.max_steps or max(1, math.ceil(steps_per_epoch * epochs))
+
+
 def training_arguments(
     out: Path,
     cfg: TrainSettings,
@@ -264,7 +270,7 @@ def training_arguments(
         )
     warn_several_gpus()
     epochs = cfg.epochs if cfg.epochs is not None else DEFAULT_EPOCHS  # run_training made it concrete
-    total = cfg.max_steps or max(1, math.ceil(steps_per_epoch * epochs))
+    total = planned_total(cfg, steps_per_epoch)
     eval_steps = cfg.eval_steps or steps_per_epoch
     values: dict[str, Any] = dict(
         output_dir=str(out),

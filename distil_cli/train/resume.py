@@ -6,6 +6,8 @@ header: a kill during a save leaves one without (the Trainer writes the state la
 a fresh start removes what a dead run left (cut-off checkpoints, its metrics lines). A resume
 must keep every setting that changes what the run means (``MEANING``: the fields of
 ``TrainSettings`` whose declaration says ``resume=MATCH``); others may change and are logged.
+The run's length is the exception: a resume may make it longer (``--extend-steps N``, a larger
+``--epochs`` or ``--max-steps``), never shorter; run.json and the card record each extension.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def resume_rules(schema: type[TrainSettings] = TrainSettings) -> dict[str, str]:
 
 
 MEANING = tuple(name for name, rule in resume_rules().items() if rule == MATCH)
+LENGTH = ("epochs", "max_steps")  # MATCH, except that a resume may make the run longer (an extension)
 # ".final.tmp": where distil 0.1.0 wrote final/ before temporaries carried their writer's pid
 LEFTOVERS = ("metrics.jsonl", "eval_predictions", ".final.tmp", FILE_NAME)
 
@@ -124,17 +127,62 @@ def precision_of_run(state: RunDir) -> str | None:
     return RunRecord.read(path).settings.get("precision", "mixed")
 
 
-def check_same_run(state: RunDir, settings: dict[str, Any], facts: dict[str, Any]) -> None:
-    """A resume keeps the settings and facts (model, data) that give the run its meaning."""
+def planned_steps(checkpoint: Path) -> tuple[int, int]:
+    """(steps taken, steps planned) of a checkpoint, from its trainer state."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state.get("global_step", 0)), int(state.get("max_steps", 0))
+
+
+def extended_steps(state: RunDir, steps: int) -> int:
+    """``--extend-steps N``: the run's new length, the steps its newest checkpoint planned plus N."""
+    if not state.complete:
+        choose_checkpoint(state)  # raises: nothing to extend
+    return planned_steps(state.complete[-1])[1] + steps
+
+
+def previous_extensions(state: RunDir) -> list[dict[str, Any]]:
+    """The extensions the run's run.json recorded (a later resume keeps them)."""
+    path = state.path / FILE_NAME
+    return list(RunRecord.read(path).extensions) if path.is_file() else []
+
+
+def _longer(key: str, old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether ``new`` asks for a longer run than ``old`` by ``key`` (the steps decide: ``extension``)."""
+    before, after = old.get(key), new.get(key)
+    if key == "max_steps":
+        return after is not None and (before is None or after > before)
+    # more epochs count while max_steps does not decide the length
+    return before is not None and after is not None and after > before and new.get("max_steps") is None
+
+
+def extension(checkpoint: Path, total: int, grown: list[str]) -> dict[str, Any] | None:
+    """The record of a resume that lengthens the run to ``total`` steps (None when nothing grew).
+
+    A length that grew yet gives no more steps than were planned is refused: it would end at once."""
+    if not grown:
+        return None
+    done, planned = planned_steps(checkpoint)
+    if total <= planned:
+        raise ConfigError(
+            f"--resume: {', '.join(grown)} as given make {total} steps, not more than the {planned} the run planned; "
+            "extend it with --extend-steps N"
+        )
+    return {"planned_steps": planned, "steps": total, "resumed_at_step": done, "changed": grown}
+
+
+def check_same_run(state: RunDir, settings: dict[str, Any], facts: dict[str, Any]) -> list[str]:
+    """A resume keeps the settings and facts (model, data) that give the run its meaning; the length
+    settings that grew (an extension) are returned."""
     path = state.path / FILE_NAME
     if not path.is_file():
         log.warning("%s has no %s: cannot check that the resumed run keeps its settings", state.path, FILE_NAME)
-        return
+        return []
     before = RunRecord.read(path)
     aliases = ALIASES.get("train", {})
     old = {aliases.get(k, k): v for k, v in before.settings.items()}
     old_facts = {"data_manifest_sha256": before.data_manifest_sha256, "model_source": before.model_source}
-    differ = [k for k in MEANING if k in old and old[k] != settings.get(k)]
+    grown = [k for k in LENGTH if k in old and old[k] != settings.get(k) and _longer(k, old, settings)]
+    differ = [k for k in MEANING if k in old and old[k] != settings.get(k) and k not in grown]
     differ += [k for k, v in facts.items() if old_facts.get(k) and old_facts[k] != v]
     if differ:
         shown = "; ".join(f"{k}: {old.get(k, old_facts.get(k))!r} -> {settings.get(k, facts.get(k))!r}" for k in differ)
@@ -145,3 +193,4 @@ def check_same_run(state: RunDir, settings: dict[str, Any], facts: dict[str, Any
     changed = [k for k in settings if k not in MEANING and k in old and old[k] != settings[k]]
     if changed:
         log.info("Resuming with changed settings that do not change the run: %s", ", ".join(changed))
+    return grown

@@ -22,7 +22,7 @@ from distil_cli.prompts import Task, instruction_for, with_system
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.card import model_card
-from distil_cli.train.config import with_epochs, with_precision
+from distil_cli.train.config import planned_total, with_epochs, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
 from distil_cli.train.kernels import VARLEN
 from distil_cli.train.phases import CHECKPOINTING, NO_PHASES, Phases
@@ -31,7 +31,10 @@ from distil_cli.train.resume import (
     check_same_run,
     choose_checkpoint,
     clear_for_fresh_start,
+    extended_steps,
+    extension,
     precision_of_run,
+    previous_extensions,
     step_of,
 )
 from distil_cli.version import __version__
@@ -264,12 +267,19 @@ def _finish_from(trainer, checkpoint: Path) -> None:
 
 
 def run_training(
-    data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool = False, phases: Phases = NO_PHASES
+    data_dir: Path,
+    out: Path,
+    cfg: TrainSettings,
+    cache_dir: Path,
+    resume: bool = False,
+    phases: Phases = NO_PHASES,
+    extend_steps: int | None = None,
 ) -> RunRecord:
     """Train and return the run record; RUN_DIR/final holds the best (or last) model.
 
     One process (one launch) per RUN_DIR at a time: rank 0 holds a lock beside it. ``phases``
-    times each phase of the run (``distil bench e2e``; ``train.phases``).
+    times each phase of the run (``distil bench e2e``; ``train.phases``). ``extend_steps``: a resumed
+    run continues N steps past the length it planned (recorded in run.json and the card).
     """
     data_dir, out = Path(data_dir), Path(out)
     check_separate(data_dir, out)
@@ -278,21 +288,26 @@ def run_training(
     check_report_to(cfg.report_to)
     check_trainer_args(cfg.trainer_args)
     selection_key(cfg.select_metric)  # an unknown metric is an error before anything is created
+    if extend_steps is not None and not resume:
+        raise ConfigError(f"--extend-steps {extend_steps} continues a run: pass --resume with --out RUN_DIR")
     rank0 = int(os.environ.get("RANK", "0")) == 0
     with OutputLock(out) if rank0 else contextlib.nullcontext():
-        return _run_training(data_dir, out, cfg, cache_dir, resume, phases)
+        return _run_training(data_dir, out, cfg, cache_dir, resume, phases, extend_steps)
 
 
-def _start(state: RunDir, resume: bool, inputs: TrainInputs, cfg: TrainSettings, record: RunRecord) -> Path | None:
-    """Resume: the checkpoint to continue from (settings checked); fresh: clear what a dead run left."""
+def _start(
+    state: RunDir, resume: bool, inputs: TrainInputs, cfg: TrainSettings, record: RunRecord
+) -> tuple[Path | None, list[str]]:
+    """Resume: the checkpoint to continue from (settings checked) and the length settings that grew;
+    fresh: clear what a dead run left."""
     if not resume:
         clear_for_fresh_start(state)
-        return None
+        return None, []
     checkpoint = choose_checkpoint(state)
     facts = {"data_manifest_sha256": record.data_manifest_sha256, "model_source": inputs.model_source}
-    check_same_run(state, public_dump(cfg), facts)
+    grown = check_same_run(state, public_dump(cfg), facts)
     _trim_metrics(state.path / "metrics.jsonl", step_of(checkpoint))
-    return checkpoint
+    return checkpoint, grown
 
 
 def _trainer(out: Path, cfg: TrainSettings, inputs: TrainInputs, model, kernels: str, phases: Phases):
@@ -305,6 +320,7 @@ def _trainer(out: Path, cfg: TrainSettings, inputs: TrainInputs, model, kernels:
     examples = inputs.examples.examples
     sampler, per_epoch = batch_plan(cfg, examples)
     args = training_arguments(out, cfg, examples, per_epoch, bool(inputs.eval_records), kernels, varlen)
+    total = planned_total(cfg, per_epoch)
     trainer = DistilTrainer(
         model=model,
         args=args,
@@ -327,11 +343,11 @@ def _trainer(out: Path, cfg: TrainSettings, inputs: TrainInputs, model, kernels:
         ),
         phases=phases,
     )
-    return trainer
+    return trainer, total
 
 
 def _run_training(
-    data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool, phases: Phases
+    data_dir: Path, out: Path, cfg: TrainSettings, cache_dir: Path, resume: bool, phases: Phases, extend: int | None
 ) -> RunRecord:
     from transformers.trainer_callback import ProgressCallback
 
@@ -345,22 +361,28 @@ def _run_training(
     inputs = load_inputs(data_dir, cfg, cache_dir)
     resumed = precision_of_run(state) if resume else None  # auto keeps a resumed run's precision
     cfg = with_precision(with_epochs(cfg, len(inputs.records)), resumed)  # recorded in run.json as they became
+    if extend is not None:
+        cfg = cfg.model_copy(update={"max_steps": extended_steps(state, extend)})
     started = time.perf_counter()
     model, kernels = load_model(inputs.model_source, cfg, inputs.tokenizer, inputs.family)  # before RUN_DIR
     record = _run_record(data_dir, inputs, cfg, None, started)
-    checkpoint = _start(state, resume, inputs, cfg, record)
+    extensions = previous_extensions(state) if resume else []
+    checkpoint, grown = _start(state, resume, inputs, cfg, record)
+    trainer, total = _trainer(out, cfg, inputs, model, kernels, phases)
+    grown = grown or (["max_steps"] if extend is not None else [])  # a run without run.json still says so
+    now = extension(checkpoint, total, grown) if checkpoint is not None else None
+    record.extensions = extensions = extensions + ([now] if now else [])
     out.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("RANK", "0")) == 0:
         record.write(out)  # status "running": what is being trained, for a later --resume to check
-    trainer = _trainer(out, cfg, inputs, model, kernels, phases)
     trainer.remove_callback(ProgressCallback)  # replaced by one that shows the losses on the bar
     trainer.add_callback(LossProgress())
-    if checkpoint is not None and finished_at(checkpoint) is not None:
+    if checkpoint is not None and not now and finished_at(checkpoint) is not None:
         _finish_from(trainer, checkpoint)  # the Trainer's resume loop would take one step more
     else:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     record = _run_record(data_dir, inputs, cfg, trainer, started)
-    record.final = str(out / "final")
+    record.final, record.extensions = str(out / "final"), extensions
     if trainer.is_world_process_zero():  # only rank 0 writes files
         card = model_card(record, trainer.state.log_history, adapter=cfg.lora and not cfg.merge)
         with phases(CHECKPOINTING):
