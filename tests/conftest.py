@@ -106,7 +106,8 @@ def tiny_model_and_tokenizer():
 
 # --------------------------------------------------------------------------- the experiment grid
 def experiment_data(root: Path) -> Path:
-    """A CQA-like prepared folder: 12 training records with rationales, 4 test records."""
+    """A CQA-like prepared folder: 12 training records with rationales, 10 test records (the fewest that
+    get confidence intervals)."""
     rows = [
         {
             "id": f"q{i}",
@@ -115,7 +116,7 @@ def experiment_data(root: Path) -> Path:
             "output": "yes" if i % 2 else "no",
             "rationale": f"{i} is {'odd' if i % 2 else 'even'}.",
         }
-        for i in range(16)
+        for i in range(22)
     ]
     data = root / "data"
     data.mkdir()

@@ -40,7 +40,7 @@ def test_pooling_seeds_kept_in_two_folders_gives_the_experiments_own_comparison(
     )
     pooled = json.loads(done.stdout)
     (own,) = [p for p in json.loads((experiment / "results.json").read_text())["pairs"] if p["fraction"] == 0.5]
-    assert pooled["seeds"] == ["first/s1", "second/s2"] and pooled["n_test"] == 4
+    assert pooled["seeds"] == ["first/s1", "second/s2"] and pooled["n_test"] == 10
     assert [s["diff"] for s in pooled["per_seed"]] == [s["diff"] for s in own["per_seed"]]
     assert pooled["pooled"]["diff"] == own["pooled"]["diff"]
     assert pooled["across_seeds"] == own["across_seeds"]  # from the same per-seed differences

@@ -25,11 +25,12 @@ def test_grid_runs_scores_and_resumes(grid, tmp_path):
     assert output.count("trained") == 8
     out = _copy(grid, tmp_path / "out")
     results = json.loads((out / "results.json").read_text())
-    assert results["metric"] == "exact_match" and results["n_test"] == 4
+    assert results["metric"] == "exact_match" and results["n_test"] == 10
     assert len(results["runs"]) == 8  # 2 fractions x 2 seeds x 2 arms
     pair = results["pairs"][0]
     assert pair["arm"] == "distill-a0.5" and pair["baseline"] == "standard" and len(pair["per_seed"]) == 2
-    assert set(pair["pooled"]) == {"diff", "ci", "p_value"}
+    assert set(pair["pooled"]) == {"diff", "ci", "p_value"} and len(pair["pooled"]["ci"]) == 2
+    assert all(len(arm["ci"]) == 2 for arm in results["arms"])  # 10 test records: the fewest with intervals
     spread = pair["across_seeds"]  # the t interval over the two seeds' differences
     per_seed = [s["diff"] for s in pair["per_seed"]]
     assert spread["seeds"] == 2 and spread["diff"] == pytest.approx(sum(per_seed) / 2, abs=1e-4)
@@ -152,12 +153,12 @@ def test_plan_lists_the_runs_and_their_state_without_writing(grid, tmp_path):
     spec, out = grid[0], tmp_path / "out"
     before = run_cli("experiment", spec, "--out", out, "--plan")
     assert before.exit_code == 0, before.output
-    assert "8 runs on 4 test records: 0 done, 0 trained (predictions to finish), 8 to run" in before.output
+    assert "8 runs on 10 test records: 0 done, 0 trained (predictions to finish), 8 to run" in before.output
     assert "distill-a0.5" in before.output and "max_steps 1" in before.output
     assert not out.exists()  # nothing written, not even the lock
     _copy(grid, out)  # the grid once run
     after = run_cli("experiment", spec, "--out", out, "--plan")
-    assert "8 runs on 4 test records: 8 done, 0 trained (predictions to finish), 0 to run" in after.output
+    assert "8 runs on 10 test records: 8 done, 0 trained (predictions to finish), 0 to run" in after.output
     (out / "runs" / "f0.5" / "s1" / "standard.jsonl").unlink()  # predictions lost: the run is only trained
     again = run_cli("experiment", spec, "--out", out, "--plan")
     assert "7 done, 1 trained (predictions to finish), 0 to run" in again.output
@@ -240,7 +241,7 @@ def test_shards_split_the_grid_by_seed_and_the_last_one_writes_the_results(tmp_p
     _data(tmp_path)
     spec, out = _spec(tmp_path), tmp_path / "out"
     plan = run_cli("experiment", spec, "--out", out, "--plan", "--shard", "2/2")
-    assert plan.exit_code == 0 and "4 runs on 4 test records: 0 done" in plan.output
+    assert plan.exit_code == 0 and "4 runs on 10 test records: 0 done" in plan.output
     first = run_cli("experiment", spec, "--out", out, "--shard", "1/2")
     assert first.exit_code == 0, first.output
     assert "Shard 1/2 is done; 4 run(s) of the other shards are not yet" in first.output
@@ -278,6 +279,28 @@ def test_a_run_held_by_another_process_is_never_touched(tmp_path):
     assert (busy / "marker").read_text() == "another process is training here"  # not cleared
     bad = run_cli("experiment", spec, "--out", out, "--shard", "3/2")
     assert bad.exit_code == 1 and "--shard '3/2': give K/N with 1 <= K <= N" in bad.output
+
+
+def test_experiment_and_score_give_no_interval_below_ten_records():
+    import numpy as np
+
+    from distil_cli.evaluate.runs import MIN_N_FOR_CI
+    from distil_cli.experiment.results import markdown, paired_comparison
+
+    assert MIN_N_FOR_CI == 10  # the rule `distil score` applies per group (test_score covers its tables)
+    few = paired_comparison(np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]), [1, 2], 200)
+    assert few["pooled"] == {"diff": 0.6667, "ci": None, "p_value": None}
+    assert few["verdict"] == "no verdict: fewer than 10 test records give no interval"
+    assert all(s["ci"] is None for s in few["per_seed"]) and few["seeds_with_ci_above_0"] == 0
+    enough = paired_comparison(np.ones((2, 10)), [1, 2], 200)
+    assert enough["pooled"]["ci"] == [1.0, 1.0] and enough["pooled"]["p_value"] == 0.0
+    results = {
+        "metric": "exact_match", "n_test": 3, "seeds": [1, 2],
+        "arms": [{"fraction": 1.0, "arm": "standard", "exact_match": 50.0, "ci": None, "seeds": [50.0, 50.0]}],
+        "pairs": [{"fraction": 1.0, "arm": "distill-a0.5", "baseline": "standard", **few}],
+    }  # fmt: skip
+    table = markdown(results)
+    assert "| 1 | standard | 50.00 | n < 10 |" in table and "| +0.67 | - |" in table
 
 
 def test_a_verdict_without_an_across_seeds_answer_says_how_many_seeds_would_give_one():

@@ -338,21 +338,11 @@ def test_short_run_on_embedded_model(tmp_path, data_dir, embedded_model_dir):
 
 @pytest.mark.integration
 def test_two_processes_match_one_process(tmp_path, data_dir, tiny):
-    """torchrun with 2 CPU processes (gloo), batch 2 each == 1 process with batch 4 (padded batches)."""
+    """torchrun with 2 CPU processes (gloo), batch 2 each == 1 process with batch 4 (padded batches, LoRA):
+    the losses, the validation losses per task and the generated metrics, evaluation split over the ranks."""
 
-    common = [
-        "--model",
-        str(tiny),
-        "--max-steps",
-        "3",
-        "--eval-steps",
-        "2",
-        "--lr",
-        "1e-3",
-        "--max-new-tokens",
-        "8",
-        "--no-packing",
-    ]
+    common = ["--model", str(tiny), "--max-steps", "3", "--eval-steps", "2", "--lr", "1e-2", "--max-new-tokens", "8"]
+    common += ["--no-packing", "--lora", "--lora-r", "4"]
     single = run_cli("train", data_dir, "--out", tmp_path / "one", "--batch-size", 4, *common)
     assert single.exit_code == 0, single.output
     # `distil train --gpus 2` starts torchrun itself (2 CPU processes here)
@@ -366,10 +356,11 @@ def test_two_processes_match_one_process(tmp_path, data_dir, tiny):
     one, two = lines(tmp_path / "one"), lines(tmp_path / "two")
     assert [x["step"] for x in two] == [x["step"] for x in one]  # rank 0 alone wrote the file
     for a, b in zip(one, two):
-        for key in ("loss", "loss_pred", "loss_expl", "eval_rouge_mean"):
+        for key in ("loss", "loss_pred", "loss_expl", "eval_rouge_mean", "eval_loss_pred", "eval_loss_expl"):
             if key in a:
                 assert b[key] == pytest.approx(a[key], rel=1e-5), key
-    assert (tmp_path / "two" / "final" / "model.safetensors").is_file()
+    assert sum("eval_loss_pred" in x for x in two) == 2  # evaluated at step 2 and at the end
+    assert (tmp_path / "two" / "final" / "model.safetensors").is_file()  # the adapter merged by rank 0
 
 
 @pytest.mark.integration
@@ -549,23 +540,29 @@ def test_report_to_tensorboard_writes_event_files(tmp_path, data_dir, tiny):
 
 @pytest.mark.integration
 def test_two_processes_match_one_process_with_packed_batches(tmp_path, data_dir, tiny):
-    """The packed default under DDP (CPU gloo): 2 processes x 1 batch a step == 1 process x 2 accumulated batches.
+    """The packed default under DDP (CPU gloo): 2 processes x 1 batch a step == 1 process x 2 accumulated batches,
+    and a two-process run resumed from its checkpoint reaches the same weights.
 
     accelerate gives rank r the batches r, r + 2, ... of the same sampler, so both see the same global
     batches; the per-task means are over each task's tokens of the whole global batch, not means of means.
     """
+    import shutil
     import subprocess
     import sys
 
-    common = ["--model", str(tiny), "--max-steps", "2", "--eval-steps", "2", "--lr", "1e-3"]
+    common = ["--model", str(tiny), "--max-steps", "2", "--eval-steps", "1", "--lr", "1e-3"]
     common += ["--max-new-tokens", "4", "--tokens-per-batch", "300", "--save-checkpoints"]
     single = run_cli("train", data_dir, "--out", tmp_path / "one", "--grad-accum", 2, *common)
     assert single.exit_code == 0, single.output
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_"))}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29547"]
-    cmd += ["-m", "distil_cli", "train", str(data_dir), "--out", str(tmp_path / "two"), *map(str, common)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+
+    def torchrun(*args: str) -> None:  # torchrun as a user types it; --standalone: a free port of its own
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        cmd += ["-m", "distil_cli", "train", str(data_dir), "--out", str(tmp_path / "two"), *map(str, common), *args]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    torchrun()
 
     def lines(run):
         return [x for x in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in x]
@@ -583,6 +580,12 @@ def test_two_processes_match_one_process_with_packed_batches(tmp_path, data_dir,
     )
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6)
+    shutil.rmtree(tmp_path / "two" / "checkpoint-2")  # killed after step 1's checkpoint
+    shutil.rmtree(tmp_path / "two" / "final")
+    torchrun("--resume")
+    resumed = load_file(tmp_path / "two" / "final" / "model.safetensors")
+    for key in b:
+        torch.testing.assert_close(resumed[key], b[key], rtol=1e-4, atol=1e-6)
 
 
 def test_resuming_a_run_killed_after_its_last_checkpoint_takes_no_extra_step(tmp_path, data_dir, tiny, finished_run):

@@ -196,9 +196,12 @@ def bootstrap_ci(values, resamples: int, seed: int) -> tuple[float, float]:
 
 
 def paired_stats(diffs, resamples: int, seed: int) -> dict[str, Any]:
-    """Mean paired difference with its bootstrap 95% CI and two-sided p-value (``diffs``: 1-D or [seeds, items])."""
+    """Mean paired difference with its bootstrap 95% CI and two-sided p-value (``diffs``: 1-D or [seeds, items]).
+    Fewer than ``MIN_N_FOR_CI`` items: the difference alone (CI and p-value None), as ``score`` reports it."""
     import numpy as np
 
+    if np.shape(diffs)[-1] < MIN_N_FOR_CI:
+        return {"diff": round(float(np.mean(diffs)), 4), "ci": None, "p_value": None}
     means = bootstrap_means(diffs, resamples, seed)
     low, high = np.percentile(means, [2.5, 97.5])
     p = min(1.0, 2 * min(float((means <= 0).mean()), float((means >= 0).mean())))

@@ -15,7 +15,14 @@ from typing import IO, Any
 
 from distil_cli.errors import DistilError
 from distil_cli.evaluate.metrics import get_metrics
-from distil_cli.evaluate.runs import across_seeds, bootstrap_means, load_run, paired_stats, seeds_to_resolve
+from distil_cli.evaluate.runs import (
+    MIN_N_FOR_CI,
+    across_seeds,
+    bootstrap_means,
+    load_run,
+    paired_stats,
+    seeds_to_resolve,
+)
 from distil_cli.experiment.grid import Cell
 from distil_cli.experiment.spec import ExperimentSpec
 from distil_cli.run_record import FILE_NAME, RunRecord
@@ -78,8 +85,10 @@ def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[s
             matrix = _matrix(values, ids, spec, fraction, arm)
             per_seed = [round(float(row.mean()), 4) for row in matrix]
             runs += [{"fraction": fraction, "seed": s, "arm": arm, key: v} for s, v in zip(spec.seeds, per_seed)]
-            low, high = np.percentile(bootstrap_means(matrix, spec.bootstrap, 0), [2.5, 97.5])
-            ci = [round(float(low), 4), round(float(high), 4)]
+            ci = None  # too few test records for an interval: the rule of `distil score` (MIN_N_FOR_CI)
+            if len(ids) >= MIN_N_FOR_CI:
+                low, high = np.percentile(bootstrap_means(matrix, spec.bootstrap, 0), [2.5, 97.5])
+                ci = [round(float(low), 4), round(float(high), 4)]
             mean = round(float(matrix.mean()), 4)
             row = {"fraction": fraction, "arm": arm, key: mean, "ci": ci, "seeds": per_seed}
             arms_rows.append({**row, **facts.get((fraction, arm), {})})
@@ -116,7 +125,7 @@ def paired_comparison(diffs, seeds: list, resamples: int) -> dict[str, Any]:
     pair = {
         "pooled": paired_stats(diffs, resamples, 0),
         "per_seed": [{"seed": s, **st} for s, st in zip(seeds, per_seed_stats)],
-        "seeds_with_ci_above_0": sum(st["ci"][0] > 0 for st in per_seed_stats),
+        "seeds_with_ci_above_0": sum(bool(st["ci"]) and st["ci"][0] > 0 for st in per_seed_stats),
         "across_seeds": across_seeds([st["diff"] for st in per_seed_stats]),
     }
     pair["verdict"] = verdict(pair)
@@ -126,6 +135,8 @@ def paired_comparison(diffs, seeds: list, resamples: int) -> dict[str, Any]:
 def verdict(pair: dict[str, Any]) -> str:
     """One plain sentence from the two intervals: pooled (these runs, new test records) and across
     seeds (new seeds and subsets). "Better" needs both above 0."""
+    if pair["pooled"]["ci"] is None:
+        return f"no verdict: fewer than {MIN_N_FOR_CI} test records give no interval"
     low, high = pair["pooled"]["ci"]
     spread = pair.get("across_seeds")
     seeds_low, seeds_high = spread["ci"] if spread else (float("-inf"), float("inf"))
@@ -164,7 +175,7 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for row in results["arms"]:
         seeds = ", ".join(f"{v:.2f}" for v in row["seeds"])
-        ci = f"[{row['ci'][0]:.2f}, {row['ci'][1]:.2f}]"
+        ci = f"[{row['ci'][0]:.2f}, {row['ci'][1]:.2f}]" if row["ci"] else f"n < {MIN_N_FOR_CI}"
         runs = " | ".join("-" if row.get(k) is None else f"{row[k]:g}" for k in ("epochs", "steps", "train_seconds"))
         final = row.get("final_from") or "-"
         lines.append(f"| {row['fraction']:g} | {row['arm']} | {row[key]:.2f} | {ci} | {seeds} | {runs} | {final} |")
@@ -175,12 +186,13 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for pair in results["pairs"]:
         pooled = pair["pooled"]
-        seeds = "; ".join(f"{s['diff']:+.2f} [{s['ci'][0]:+.2f}, {s['ci'][1]:+.2f}]" for s in pair["per_seed"])
+        seeds = "; ".join(f"{s['diff']:+.2f}{_interval(s['ci'])}" for s in pair["per_seed"])
         spread = pair.get("across_seeds")
         across = "-" if not spread else f"{spread['diff']:+.2f} [{spread['ci'][0]:+.2f}, {spread['ci'][1]:+.2f}]"
         lines.append(
-            f"| {pair['fraction']:g} | {pair['arm']} - {pair['baseline']} | {pooled['diff']:+.2f} "
-            f"[{pooled['ci'][0]:+.2f}, {pooled['ci'][1]:+.2f}] | {pooled['p_value']:.3f} | {across} | {seeds} |"
+            f"| {pair['fraction']:g} | {pair['arm']} - {pair['baseline']} | {pooled['diff']:+.2f}"
+            f"{_interval(pooled['ci'])} | {'-' if pooled['p_value'] is None else format(pooled['p_value'], '.3f')} "
+            f"| {across} | {seeds} |"
         )
     lines += ["", "Verdicts:", ""]
     lines += [f"- {p['fraction']:g}, {p['arm']} - {p['baseline']}: {p['verdict']}" for p in results["pairs"]]
@@ -191,6 +203,10 @@ def markdown(results: dict[str, Any]) -> str:
         "give the same sign?); with few seeds it is wide.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _interval(ci: list[float] | None) -> str:
+    return f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""
 
 
 def plot(results: dict[str, Any], path: Path | IO[bytes]) -> None:
@@ -206,7 +222,8 @@ def plot(results: dict[str, Any], path: Path | IO[bytes]) -> None:
         rows = sorted((r for r in results["arms"] if r["arm"] == arm), key=lambda r: r["fraction"])
         xs = [r["fraction"] for r in rows]
         ax.plot(xs, [r[key] for r in rows], marker="o", label=arm)
-        ax.fill_between(xs, [r["ci"][0] for r in rows], [r["ci"][1] for r in rows], alpha=0.2)
+        if all(r["ci"] for r in rows):
+            ax.fill_between(xs, [r["ci"][0] for r in rows], [r["ci"][1] for r in rows], alpha=0.2)
     ax.set_xscale("log", base=2)
     ax.set_xticks([r["fraction"] for r in results["arms"]], [f"{r['fraction']:g}" for r in results["arms"]])
     ax.set_xlabel("share of the training set")

@@ -314,6 +314,9 @@ def training_arguments(
         report_to=trackers(cfg.report_to),
         remove_unused_columns=False,  # the collators need id/task columns the model does not take
         dataloader_num_workers=0,
+        # every trainable parameter gets a gradient each step (both tasks run the whole model; LoRA's frozen
+        # weights need none): DDP's search for unused ones is a wasted graph walk per step
+        ddp_find_unused_parameters=False,
         # batches are pinned and copied to the GPU asynchronously: a blocking copy waits for the GPU
         # to finish the previous step, which then idles while the next batch is collated (profiled)
         accelerator_config={"non_blocking": True},
