@@ -342,7 +342,7 @@ def test_two_processes_match_one_process(tmp_path, data_dir, tiny):
     the losses, the validation losses per task and the generated metrics, evaluation split over the ranks."""
 
     common = ["--model", str(tiny), "--max-steps", "3", "--eval-steps", "2", "--lr", "1e-2", "--max-new-tokens", "8"]
-    common += ["--no-packing", "--lora", "--lora-r", "4"]
+    common += ["--no-packing", "--lora", "--lora-r", "4", "--lora-dropout", "0"]  # dropout: a draw per process
     single = run_cli("train", data_dir, "--out", tmp_path / "one", "--batch-size", 4, *common)
     assert single.exit_code == 0, single.output
     # `distil train --gpus 2` starts torchrun itself (2 CPU processes here)
@@ -740,3 +740,19 @@ def test_a_recipe_file_alone_reproduces_a_run(tmp_path, data_dir, tiny):
     assert a["data_manifest_sha256"] == b["data_manifest_sha256"] and a["global_steps"] == b["global_steps"] == 2
     no_data = run_cli("train", "--out", tmp_path / "x")
     assert no_data.exit_code != 0 and "give the prepared folder DATA" in no_data.output
+
+
+def test_the_same_seed_draws_the_same_lora_adapter(tiny, tokenizer):
+    import torch
+
+    from distil_cli.train.run import load_model
+
+    cfg = TrainSettings(model=str(tiny), lora=True, lora_r=4, seed=7)
+
+    def adapter():
+        torch.manual_seed(torch.seed())  # whatever the global generator held before
+        model, _ = load_model(str(tiny), cfg, tokenizer)
+        return {k: v.clone() for k, v in model.named_parameters() if "lora_A" in k}
+
+    first, second = adapter(), adapter()
+    assert first and all(torch.equal(first[k], second[k]) for k in first)

@@ -136,7 +136,9 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
         model.config.use_cache = False
     if cfg.lora:
         from peft import LoraConfig, get_peft_model
+        from transformers import set_seed
 
+        set_seed(cfg.seed)  # LoRA's A matrices are drawn here: the same seed, the same adapter (and on every rank)
         targets = cfg.lora_target_modules or (list(family.lora_target_modules) if family else "all-linear")
         lora = LoraConfig(
             r=cfg.lora_r,
