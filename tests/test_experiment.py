@@ -270,7 +270,8 @@ def test_a_run_held_by_another_process_is_never_touched(tmp_path):
 
     _data(tmp_path)
     spec, out = _spec(tmp_path), tmp_path / "out"
-    busy = out / "runs" / "f0.5" / "s1" / "standard"
+    spec.write_text(spec.read_text().replace("fractions = [0.5, 1.0]", "fractions = [1.0]"))  # a shard per seed
+    busy = out / "runs" / "f1" / "s1" / "standard"
     busy.mkdir(parents=True)
     (busy / "marker").write_text("another process is training here")
     with OutputLock(busy.with_name("standard.cell")):
@@ -347,7 +348,8 @@ def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
 
     _data(tmp_path)
     spec, out = _spec(tmp_path), tmp_path / "out"
-    busy = out / "runs" / "f0.5" / "s1" / "standard"
+    spec.write_text(spec.read_text().replace("fractions = [0.5, 1.0]", "fractions = [1.0]"))  # a shard per seed
+    busy = out / "runs" / "f1" / "s1" / "standard"
     busy.mkdir(parents=True)
     with OutputLock(busy.with_name("standard.cell")):  # shard 1's first run is held by "another process"
         result = run_cli("experiment", spec, "--out", out, "--jobs", "2")
@@ -356,7 +358,7 @@ def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
     assert line.startswith("error: shard 1/2 failed with exit code 1: ") and "is in use by another distil" in line
     assert str(out / "logs" / "shard-1-of-2.log") in result.output and "rerun the same command" in result.output
     assert not (out / "results.json").exists()
-    assert (out / "runs" / "f0.5" / "s2" / "standard.jsonl").exists()  # shard 2 ran; its runs are kept
+    assert (out / "runs" / "f1" / "s2" / "standard.jsonl").exists()  # shard 2 ran; its runs are kept
     both = run_cli("experiment", spec, "--out", out, "--jobs", "2", "--shard", "1/2")
     assert both.exit_code == 1 and "--jobs N (jobs=N) runs the N shards itself" in both.output
     from distil_cli import api
@@ -367,7 +369,7 @@ def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
     with pytest.raises(ConfigError, match=r"\(jobs=0\): give 1 or more processes"):
         api.experiment(spec, out, jobs=0)
     summary = api.experiment(spec, out, jobs=2)  # the lock is gone: the rerun resumes, from Python this time
-    assert len(summary["runs"]) == 8 and (out / "results.json").exists()
+    assert len(summary["runs"]) == 4 and (out / "results.json").exists()
     assert "done before" in (out / "logs" / "shard-2-of-2.log").read_text()  # shard 2 had finished: not rerun
 
 

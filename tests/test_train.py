@@ -327,7 +327,8 @@ def test_inspect_wraps_a_long_example_and_keeps_its_supervised_end(tmp_path, tin
 @pytest.mark.slow
 def test_short_run_on_embedded_model(tmp_path, data_dir, embedded_model_dir):
     out = tmp_path / "real"
-    args = _train_args(data_dir, out, "default", "distill", steps=2, extra=["--max-input-tokens", 96])
+    extra = ["--max-input-tokens", 96, "--no-save-checkpoints"]  # (saving 135M weights + optimizer: 2 s)
+    args = _train_args(data_dir, out, "default", "distill", steps=2, extra=extra)
     result = run_cli(*args)
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
