@@ -66,6 +66,10 @@ def train(
     if cfg.data is None:
         raise typer.BadParameter("give the prepared folder DATA (or train.data in --config)", param_hint="DATA")
     data_dir, out = cfg.data, cfg.out
+    if cfg.fsdp and inspect is None and "RANK" not in os.environ:
+        from distil_cli.train.config import check_fsdp
+
+        check_fsdp(cfg, gpus or 1)  # before any process starts
     if gpus is not None and gpus > 1 and inspect is None and "RANK" not in os.environ:
         raise typer.Exit(_launch(loaded.settings, gpus, resume, extend_steps))
     if inspect is not None:

@@ -165,6 +165,14 @@ class TrainSettings(Section):
         "bf16, float32 elsewhere; auto: bf16 on a GPU with bf16 for full fine-tuning, else mixed.",
         resume=MATCH,
     )
+    fsdp: bool = setting(
+        False,
+        description="Shard weights, gradients and optimizer state over the GPUs (FSDP2: full sharding, activation "
+        "checkpointing, bf16 compute, sharded checkpoints, a consolidated final/) for students that do not fit "
+        "one GPU; with --gpus N (or torchrun) on CUDA GPUs, full fine-tuning, no evaluation during training.",
+        resume=MATCH,
+        sets=("fsdp", "fsdp_config"),
+    )
     lora: bool = setting(False, description="Train LoRA adapters (peft) instead of all weights.", resume=MATCH)
     lora_r: int = setting(16, ge=1, description="LoRA rank.", resume=MATCH)
     lora_alpha: int = setting(32, ge=1, description="LoRA alpha.", resume=MATCH)
@@ -244,6 +252,15 @@ class TrainSettings(Section):
 
     @model_validator(mode="after")
     def _bf16_is_full_finetuning(self) -> TrainSettings:
+        if self.fsdp and self.lora:
+            raise ValueError(
+                "--fsdp shards full fine-tuning; LoRA under FSDP is not supported by distil: a LoRA student fits "
+                "one GPU per process, so train it data parallel (--gpus N without --fsdp)"
+            )
+        if self.fsdp and self.select == "best":
+            raise ValueError("--fsdp runs no evaluation during training: --select best has nothing to pick, use last")
+        if self.fsdp and self.precision == "bf16":
+            raise ValueError("--fsdp keeps float32 sharded weights with bf16 compute: use --precision mixed (or auto)")
         if self.precision == "bf16" and self.lora:
             raise ValueError("precision bf16 is for full fine-tuning: LoRA trains adapters, use --precision mixed")
         if self.precision == "bf16" and not self.master_weights_optimizer():

@@ -228,6 +228,8 @@ def with_precision(cfg: TrainSettings, resumed: str | None = None) -> TrainSetti
         return cfg
     if resumed is not None:
         return cfg.model_copy(update={"precision": resumed})
+    if cfg.fsdp:  # FSDP's own mixed precision: float32 shards, bf16 compute
+        return cfg.model_copy(update={"precision": "mixed"})
     bf16 = bf16_supported() and not cfg.lora and cfg.master_weights_optimizer()
     return cfg.model_copy(update={"precision": "bf16" if bf16 else "mixed"})
 
@@ -238,6 +240,38 @@ def selection_key(metric: str) -> str:
     from distil_cli.settings import ScoreSettings
 
     return get_metrics([metric], ScoreSettings())[0].primary
+
+
+def fsdp_arguments() -> dict[str, Any]:
+    """--fsdp as TrainingArguments: FSDP2 through accelerate, every decoder layer its own unit (the model's
+    ``_no_split_modules``), FSDP's activation checkpointing, sharded checkpoints (each rank writes its shard:
+    no gather to one GPU at every save), and no loss fused with the output layer (its weight is a shard
+    outside the model's forward). The string form of ``fsdp`` is the one transformers 5.17-5.25 all read."""
+    return {
+        "fsdp": "full_shard auto_wrap",
+        "fsdp_config": {
+            "version": 2,
+            "activation_checkpointing": True,
+            "state_dict_type": "SHARDED_STATE_DICT",
+            "cpu_ram_efficient_loading": False,
+            "reshard_after_forward": True,
+        },
+        "fused_ce": False,
+    }
+
+
+def check_fsdp(cfg: TrainSettings, processes: int | None = None) -> None:
+    """--fsdp needs several processes (``processes``, default: this launch's) on CUDA GPUs (accelerate
+    shards only there)."""
+    if not cfg.fsdp:
+        return
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "--fsdp needs CUDA GPUs (accelerate shards only on GPUs); on CPUs train data parallel: --gpus N "
+            "without --fsdp"
+        )
+    if (processes or world_size_from_env()) < 2:
+        raise ConfigError("--fsdp shards over several GPUs: start the run with --gpus N (or torchrun)")
 
 
 def planned_total(cfg: TrainSettings, steps_per_epoch: int) -> int:
@@ -322,7 +356,9 @@ def training_arguments(
         accelerator_config={"non_blocking": True},
         disable_tqdm=False,
     )
-    if cfg.gradient_checkpointing:  # only when asked: transformers 5.24 warns on the field's (renamed) name
+    if cfg.fsdp:
+        values.update(fsdp_arguments())
+    elif cfg.gradient_checkpointing:  # only when asked: transformers 5.24 warns on the field's (renamed) name
         values["gradient_checkpointing"] = True
     check_trainer_args(cfg.trainer_args)
     values.update(cfg.trainer_args)

@@ -41,6 +41,7 @@ def resume_rules(schema: type[TrainSettings] = TrainSettings) -> dict[str, str]:
 
 MEANING = tuple(name for name, rule in resume_rules().items() if rule == MATCH)
 LENGTH = ("epochs", "max_steps")  # MATCH, except that a resume may make the run longer (an extension)
+FSDP_SHARDS = "pytorch_model_fsdp_0"  # where accelerate writes a sharded checkpoint's weights
 # ".final.tmp": where distil 0.1.0 wrote final/ before temporaries carried their writer's pid
 LEFTOVERS = ("metrics.jsonl", "eval_predictions", ".final.tmp", FILE_NAME)
 
@@ -77,6 +78,8 @@ def is_complete(checkpoint: Path) -> bool:
         json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    if (checkpoint / FSDP_SHARDS / ".metadata").is_file():  # --fsdp: each rank's shard, the index written last
+        return True
     weights = [p for p in checkpoint.glob("*.safetensors")]
     return bool(weights) and all(_readable_header(p) for p in weights)
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from distil_cli.data.files import read_jsonl, sha256_file
-from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
+from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.models import load_tokenizer, resolve_model
 from distil_cli.plugins.choosing import choose_formatter
@@ -24,6 +22,7 @@ from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.card import model_card
 from distil_cli.train.config import planned_total, with_epochs, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
+from distil_cli.train.finish import finish_from, finished_at, full_state_dict, save_final, trim_metrics
 from distil_cli.train.kernels import VARLEN
 from distil_cli.train.phases import CHECKPOINTING, NO_PHASES, Phases
 from distil_cli.train.resume import (
@@ -151,36 +150,6 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     return model, kernels
 
 
-def _trim_metrics(path: Path, last_step: int) -> None:
-    """On resume, drop log lines written after the checkpoint we resume from."""
-    if not path.is_file():
-        return
-    kept = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line)["step"] <= last_step
-    ]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def _save_final(trainer, tokenizer, out: Path, cfg: TrainSettings, card: str) -> Path:
-    """final/ (model, tokenizer, model card) is written beside it and renamed into place: a kill never
-    leaves half a model there."""
-    final = out / "final"
-    remove_stale_temporaries(out, "final")
-    tmp = out / temporary_name("final")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    if cfg.lora and cfg.merge:
-        model = model.merge_and_unload()
-    model.save_pretrained(tmp)  # safetensors
-    tokenizer.save_pretrained(tmp)
-    (tmp / "README.md").write_text(card, encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
-
-
 def _selected(cfg: TrainSettings, trainer, has_eval: bool) -> dict[str, Any]:
     """Which checkpoint became final/ and why."""
     if trainer is None:
@@ -247,27 +216,6 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
     )
 
 
-def finished_at(checkpoint: Path):
-    """The checkpoint's trainer state when it is the last step of its run, else None."""
-    from transformers import TrainerState
-
-    state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
-    return state if state.max_steps and state.global_step >= state.max_steps else None
-
-
-def _finish_from(trainer, checkpoint: Path) -> None:
-    """A run killed after its last checkpoint: final/ comes from that checkpoint (or the best), no step more."""
-    state = finished_at(checkpoint)
-    source = checkpoint
-    best = state.best_model_checkpoint
-    if trainer.args.load_best_model_at_end and best and Path(best).is_dir():
-        source = Path(best)
-    log.info("%s is the last step (%d of %d): writing final/ from %s", checkpoint.name, state.global_step,
-             state.max_steps, source.name)  # fmt: skip
-    trainer._load_from_checkpoint(str(source))  # the Trainer's own loader (model or adapter weights)
-    trainer.state = state
-
-
 def run_training(
     data_dir: Path,
     out: Path,
@@ -285,10 +233,11 @@ def run_training(
     """
     data_dir, out = Path(data_dir), Path(out)
     check_separate(data_dir, out)
-    from distil_cli.train.config import check_report_to, check_trainer_args, selection_key
+    from distil_cli.train.config import check_fsdp, check_report_to, check_trainer_args, selection_key
 
     check_report_to(cfg.report_to)
     check_trainer_args(cfg.trainer_args)
+    check_fsdp(cfg)
     selection_key(cfg.select_metric)  # an unknown metric is an error before anything is created
     if extend_steps is not None and not resume:
         raise ConfigError(f"--extend-steps {extend_steps} continues a run: pass --resume with --out RUN_DIR")
@@ -308,7 +257,7 @@ def _start(
     checkpoint = choose_checkpoint(state)
     facts = {"data_manifest_sha256": record.data_manifest_sha256, "model_source": inputs.model_source}
     grown = check_same_run(state, public_dump(cfg), facts)
-    _trim_metrics(state.path / "metrics.jsonl", step_of(checkpoint))
+    trim_metrics(state.path / "metrics.jsonl", step_of(checkpoint))
     return checkpoint, grown
 
 
@@ -321,23 +270,26 @@ def _trainer(out: Path, cfg: TrainSettings, inputs: TrainInputs, model, kernels:
     varlen = getattr(model.config, "_attn_implementation", None) == VARLEN
     examples = inputs.examples.examples
     sampler, per_epoch = batch_plan(cfg, examples)
-    args = training_arguments(out, cfg, examples, per_epoch, bool(inputs.eval_records), kernels, varlen)
+    # no evaluation under FSDP: every forward is a collective, and the ranks' shares of the eval records
+    # differ in length (generation stops at different steps): score final/ with infer + score instead
+    eval_records = [] if cfg.fsdp else inputs.eval_records
+    args = training_arguments(out, cfg, examples, per_epoch, bool(eval_records), kernels, varlen)
     total = planned_total(cfg, per_epoch)
     trainer = DistilTrainer(
         model=model,
         args=args,
         train_dataset=examples,
-        eval_dataset=inputs.eval_records or None,
+        eval_dataset=eval_records or None,
         data_collator=Collator(inputs.tokenizer.pad_token_id),
         processing_class=inputs.tokenizer,
-        callbacks=[MetricsFile(out / "metrics.jsonl"), EvaluateAtEnd()],
-        eval_records=inputs.eval_records,
+        callbacks=[MetricsFile(out / "metrics.jsonl"), *([] if cfg.fsdp else [EvaluateAtEnd()])],
+        eval_records=eval_records,
         formatter=inputs.formatter,
         summary_instructions=cfg.instruction_overrides("summary"),
         predictions_dir=out / "eval_predictions",
         batch_sampler=sampler,
         validation_examples=validation_examples(
-            inputs.eval_records,
+            eval_records,
             Encoder(inputs.tokenizer, inputs.formatter, cfg.max_input_tokens, cfg.max_output_tokens),
             cfg.objective,
             cfg.instruction_overrides("summary"),
@@ -380,15 +332,16 @@ def _run_training(
     trainer.remove_callback(ProgressCallback)  # replaced by one that shows the losses on the bar
     trainer.add_callback(LossProgress())
     if checkpoint is not None and not now and finished_at(checkpoint) is not None:
-        _finish_from(trainer, checkpoint)  # the Trainer's resume loop would take one step more
+        finish_from(trainer, checkpoint)  # the Trainer's resume loop would take one step more
     else:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     record = _run_record(data_dir, inputs, cfg, trainer, started)
     record.final, record.extensions = str(out / "final"), extensions
+    weights = full_state_dict(trainer)  # FSDP: gathered from every rank's shard (a collective)
     if trainer.is_world_process_zero():  # only rank 0 writes files
         card = model_card(record, trainer.state.log_history, adapter=cfg.lora and not cfg.merge)
         with phases(CHECKPOINTING):
-            _save_final(trainer, inputs.tokenizer, out, cfg, card)
+            save_final(trainer, inputs.tokenizer, out, cfg, card, weights)
         record.write(out)
         from distil_cli.reports import plot_curves
 
