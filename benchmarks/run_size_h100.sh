@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The student-size grids (Gemma 3 270M next to SmolLM2-135M) on one GPU through the device tool:
-# Gemma 3 270M pulled from its GGUF, its prompt check on the device's transformers, then NAMES one
+# Gemma 3 270M pulled from its GGUF, its prompt check on the device's transformers, then NAMES (also
+# precision_cqa: the precision ablation with the same student) one
 # after another, each `distil experiment --jobs $JOBS` (resumable: a later call continues a grid cut
 # off by DEADLINE seconds). Results (results.json/.md/.png and the predictions) go to $OUT/NAME.
 # The GGUF travels in pieces (a call carries at most 64 MiB with the working tree), made here with
@@ -18,7 +19,7 @@ EXP=${EXP:-/root/exp}
 OUT=${OUT:-size-out}
 DEADLINE=${DEADLINE:-560}
 mkdir -p "$EXP" "$OUT"
-cp benchmarks/experiments/size_*.toml "$EXP/" && cp -r benchmarks/experiments/data "$EXP/"
+cp benchmarks/experiments/size_*.toml benchmarks/experiments/precision_*.toml "$EXP/" && cp -r benchmarks/experiments/data "$EXP/"
 if [ ! -f ~/.cache/distil/models/gemma-3-270m/distil-model.json ]; then
   python3 -m distil_cli models pull gemma3-270m --gguf /root/m/gemma.gguf 2>&1 | grep -v "it/s" | tail -3
   python3 -m pytest -q -p no:cacheprovider plugins/distil-gemma 2>&1 | tail -2
