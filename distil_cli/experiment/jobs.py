@@ -37,9 +37,6 @@ def run(spec_path: Path, out: Path, spec, config: Path | None, jobs: int, say: C
     if jobs > pairs:  # a shard is a set of (fraction, seed) pairs: more processes would have nothing to do
         say(f"--jobs {jobs}: the grid has {pairs} (fraction, seed) pair(s), so {pairs} process(es)")
         jobs = pairs
-    started = start(spec_path, out, config, jobs)
-    where = ", ".join(f"{j.shard}/{jobs} on " + (f"GPU {j.gpu}" if j.gpu is not None else "the CPU") for j in started)
-    say(f"{jobs} processes: {where}; logs in {out / 'logs'}")
     done: set[int] = set()  # a run once done stays done: only the others are looked at again
     shown = [-1]
 
@@ -49,7 +46,22 @@ def run(spec_path: Path, out: Path, spec, config: Path | None, jobs: int, say: C
             shown[0] = len(done)
             say(f"[{len(done)}/{total}] runs done")
 
-    wait(started, progress)
+    # SIGTERM stops the shards from before the first one starts: a signal between the last start and the
+    # wait would otherwise kill this process by default, its shards only through their death signal
+    previous, started = _raise_on_sigterm(), []
+    try:
+        started = start(spec_path, out, config, jobs)
+        where = ", ".join(
+            f"{j.shard}/{jobs} on " + (f"GPU {j.gpu}" if j.gpu is not None else "the CPU") for j in started
+        )
+        say(f"{jobs} processes: {where}; logs in {out / 'logs'}")
+        wait(started, progress)
+    except BaseException:
+        stop(started)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return cells
 
 
@@ -126,8 +138,7 @@ def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
 
 def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
     """Wait for every process, calling ``progress`` every few seconds; on any interruption (Ctrl-C, or
-    SIGTERM to this process alone, e.g. a scheduler's) stop them all."""
-    previous = _raise_on_sigterm()
+    SIGTERM to this process alone, e.g. a scheduler's: the caller makes it raise) stop them all."""
     try:
         while any(job.process.poll() is None for job in jobs):
             progress()
@@ -136,9 +147,6 @@ def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
     except BaseException:
         stop(jobs)
         raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     for job in jobs:
         job.stream.close()
     failed = [job for job in jobs if job.process.returncode != 0]
