@@ -388,6 +388,38 @@ def test_lora_run_merges_into_final_unless_no_merge(tmp_path, data_dir, tiny, me
     assert len(predictions.read_text().splitlines()) == 4
 
 
+@pytest.mark.integration
+def test_qlora_trains_dora_rslora_adapters_on_a_4bit_base_and_keeps_the_adapter(tmp_path, data_dir, tiny):
+    pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes (the dev and qlora extras install it)")
+    from distil_cli.train.run import load_model
+
+    cfg = TrainSettings(model=str(tiny), lora=True, load_in_4bit=True, lora_target_modules=["all-linear"])
+    model, _ = load_model(str(tiny), cfg, load_tokenizer(str(tiny)))
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert "Linear4bit" in kinds  # the frozen base is NF4
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    out = tmp_path / "q"
+    extra = ["--lora", "--load-in-4bit", "--dora", "--rslora", "--lora-target-modules", "all-linear"]
+    result = run_cli(*_train_args(data_dir, out, tiny, "distill", steps=2, extra=extra))
+    assert result.exit_code == 0, result.output
+    adapter = json.loads((out / "final" / "adapter_config.json").read_text())
+    assert adapter["use_dora"] and adapter["use_rslora"] and len(adapter["target_modules"]) == 14  # 7 x 2 layers
+    assert not (out / "final" / "model.safetensors").exists()  # not merged into 4-bit weights
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["load_in_4bit"] and settings["dora"] and settings["rslora"]
+    card = (out / "final" / "README.md").read_text()
+    assert "load_in_4bit True" in card and "dora True" in card and "LoRA adapter" in card
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+    assert all(0 < x["loss"] < 20 for x in lines)
+    merged = run_cli(*_train_args(data_dir, tmp_path / "m", tiny, "distill", extra=[*extra, "--merge"]))
+    assert merged.exit_code == 1 and "--merge with --load-in-4bit" in merged.output
+    bare = run_cli(*_train_args(data_dir, tmp_path / "b", tiny, "distill", extra=["--load-in-4bit"]))
+    assert bare.exit_code == 1 and "--load-in-4bit quantizes the frozen base of a LoRA run (QLoRA): add --lora" in (
+        bare.output
+    )
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, data_dir, tiny):
     """A 4-step distill run with checkpoint-2 and checkpoint-4, copied fresh for each test."""

@@ -178,9 +178,23 @@ class TrainSettings(Section):
     lora_alpha: int = setting(32, ge=1, description="LoRA alpha.", resume=MATCH)
     lora_dropout: float = setting(0.05, ge=0, lt=1, description="LoRA dropout.", resume=MATCH)
     lora_target_modules: list[str] | None = setting(
-        None, description="Modules to adapt (default: the family's).", resume=MATCH
+        None, description="Modules to adapt (default: the family's; all-linear: every linear layer).", resume=MATCH
     )
-    merge: bool = setting(True, description="Merge LoRA weights into final/.", resume=MAY_CHANGE)
+    dora: bool = setting(False, description="DoRA: weight-decomposed LoRA (peft's use_dora).", resume=MATCH)
+    rslora: bool = setting(
+        False, description="rsLoRA: scale adapters by alpha / sqrt(r) instead of alpha / r.", resume=MATCH
+    )
+    load_in_4bit: bool = setting(
+        False,
+        description="QLoRA: the base weights in 4-bit NF4 with double quantization (bitsandbytes), bf16 compute, "
+        "LoRA adapters trained; needs --lora, final/ is the adapter (--merge is refused).",
+        resume=MATCH,
+    )
+    merge: bool | None = setting(
+        None,
+        description="Merge LoRA weights into final/ (default: yes, except with --load-in-4bit).",
+        resume=MAY_CHANGE,
+    )
     formatter: str | None = setting(
         None,
         description=f"Prompt formatter ({FORMATTERS}; default: the tokenizer's template, else the family's).",
@@ -252,6 +266,15 @@ class TrainSettings(Section):
 
     @model_validator(mode="after")
     def _bf16_is_full_finetuning(self) -> TrainSettings:
+        if self.load_in_4bit and not self.lora:
+            raise ValueError("--load-in-4bit quantizes the frozen base of a LoRA run (QLoRA): add --lora")
+        if self.load_in_4bit and self.merge:
+            raise ValueError(
+                "--merge with --load-in-4bit: the adapter was trained on 4-bit weights, so merging it into them "
+                "is not exact; final/ keeps the adapter (drop --merge; `distil infer` applies it to the base)"
+            )
+        if (self.dora or self.rslora) and not self.lora:
+            raise ValueError("--dora and --rslora are LoRA variants: add --lora")
         if self.fsdp and self.lora:
             raise ValueError(
                 "--fsdp shards full fine-tuning; LoRA under FSDP is not supported by distil: a LoRA student fits "
@@ -269,6 +292,10 @@ class TrainSettings(Section):
                 f"{self.trainer_args['optim']!r}: use --precision mixed"
             )
         return self
+
+    def merges(self) -> bool:
+        """Whether final/ holds merged weights: a LoRA run merges unless told not to or 4-bit."""
+        return self.lora and (self.merge if self.merge is not None else not self.load_in_4bit)
 
     def master_weights_optimizer(self) -> bool:
         """Whether the optimizer (torch's AdamW unless ``trainer_args.optim`` says otherwise) keeps master weights."""

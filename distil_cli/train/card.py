@@ -33,7 +33,9 @@ SHOWN_SETTINGS = (
     "epochs", "max_steps", "lr", "warmup_ratio", "weight_decay", "batch_size", "tokens_per_batch", "grad_accum",
     "seed", "max_input_tokens", "max_output_tokens", "precision", "lora", "select", "select_metric",
 )  # fmt: skip
-LORA_SETTINGS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "merge")
+LORA_SETTINGS = (
+    "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "dora", "rslora", "load_in_4bit", "merge",
+)  # fmt: skip
 # Hub card spellings of the licences of the models distil pulls (others are "other" with a name and link)
 HUB_LICENCES = {"Apache-2.0": "apache-2.0"}
 
@@ -139,7 +141,7 @@ def model_card(record: RunRecord, log_history: list[dict[str, Any]], adapter: bo
     )
     instructions = json.dumps(record.instructions, ensure_ascii=False)
     lora = (
-        ["- LoRA: " + ", ".join(f"{k} {settings.get(k)}" for k in LORA_SETTINGS if k in settings)]
+        ["- LoRA: " + ", ".join(f"{k} {settings[k]}" for k in LORA_SETTINGS if settings.get(k) is not None)]
         if settings.get("lora")
         else []
     )

@@ -34,7 +34,7 @@ def save_final(trainer, tokenizer, out: Path, cfg: TrainSettings, card: str, sta
     tmp = out / temporary_name("final")
     shutil.rmtree(tmp, ignore_errors=True)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if cfg.lora and cfg.merge:
+    if cfg.merges():
         model = model.merge_and_unload()
     model.save_pretrained(tmp, state_dict=state_dict)  # safetensors
     tokenizer.save_pretrained(tmp)

@@ -19,6 +19,7 @@ from distil_cli.plugins.choosing import choose_formatter
 from distil_cli.prompts import Task, instruction_for, with_system
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
+from distil_cli.train.adapters import quantization, with_lora
 from distil_cli.train.card import model_card
 from distil_cli.train.config import planned_total, with_epochs, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
@@ -126,6 +127,7 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
         attention = resolve_attention(cfg.attn_implementation, config, cfg.packing)
         extra = {"attn_implementation": attention} if attention else {}
         dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32  # bf16: master weights in the optimizer
+        extra.update(quantization(cfg))
         model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=dtype, **extra)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
@@ -134,19 +136,7 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
     if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-        from transformers import set_seed
-
-        set_seed(cfg.seed)  # LoRA's A matrices are drawn here: the same seed, the same adapter (and on every rank)
-        targets = cfg.lora_target_modules or (list(family.lora_target_modules) if family else "all-linear")
-        lora = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=targets,
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, lora)
+        model = with_lora(model, cfg, family)
     return model, kernels
 
 
@@ -339,7 +329,7 @@ def _run_training(
     record.final, record.extensions = str(out / "final"), extensions
     weights = full_state_dict(trainer)  # FSDP: gathered from every rank's shard (a collective)
     if trainer.is_world_process_zero():  # only rank 0 writes files
-        card = model_card(record, trainer.state.log_history, adapter=cfg.lora and not cfg.merge)
+        card = model_card(record, trainer.state.log_history, adapter=cfg.lora and not cfg.merges())
         with phases(CHECKPOINTING):
             save_final(trainer, inputs.tokenizer, out, cfg, card, weights)
         record.write(out)

@@ -1,0 +1,69 @@
+"""LoRA and QLoRA: the adapter a run trains (peft) and the 4-bit base weights it may train on (bitsandbytes).
+
+QLoRA is bitsandbytes' NF4 through transformers' ``BitsAndBytesConfig`` and peft's
+``prepare_model_for_kbit_training``: the path peft, TRL and axolotl build on (docs/architecture.md
+says why not torchao). The adapter's A matrices are drawn from the run's seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from distil_cli.errors import ConfigError
+from distil_cli.settings import TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+def quantization(cfg: TrainSettings) -> dict[str, Any]:
+    """``from_pretrained`` arguments for --load-in-4bit (none otherwise): NF4 with double quantization and
+    bf16 compute, the model on this process's device (a 4-bit model is not moved after loading)."""
+    if not cfg.load_in_4bit:
+        return {}
+    import torch
+
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ConfigError("--load-in-4bit needs bitsandbytes: pip install 'distil-cli[qlora]'") from None
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+    return {"quantization_config": config, "device_map": {"": device}}
+
+
+def with_lora(model, cfg: TrainSettings, family=None):
+    """``model`` with LoRA adapters (DoRA, rsLoRA as set), prepared for 4-bit training when quantized."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import set_seed
+
+    if cfg.kernels == "liger":
+        log.info("--lora: Liger kernels and the fused loss are not applied (full fine-tuning only); packing stays")
+    if cfg.load_in_4bit:
+        # float32 norms and embeddings, inputs that require grad (for checkpointing through frozen layers)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    set_seed(cfg.seed)  # LoRA's A matrices are drawn here: the same seed, the same adapter (and on every rank)
+    targets: Any = cfg.lora_target_modules or (list(family.lora_target_modules) if family else "all-linear")
+    if targets == ["all-linear"]:
+        targets = "all-linear"  # peft's word for every linear layer but the output layer
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        use_dora=cfg.dora,
+        use_rslora=cfg.rslora,
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:  # e.g. target modules not found in the model
+        raise ConfigError(f"--lora: {str(exc).splitlines()[0]}") from None
