@@ -111,11 +111,14 @@ def test_bench_train_runs_the_trl_peer_on_the_same_examples(tmp_path):
 
     out = tmp_path / "trl.json"
     args = ["bench", "train", "--shape", "tiny", "--steps", 1, "--records", 3, "--no-baseline"]
-    result = run_cli(*args, "--variant", "sdpa,4096,0", "--variant", "trl,4096,0", "--out", out)
+    # the adapter variants (the plain peer is the same path without peft): distil on a 4-bit base, TRL with
+    # the same LoRA through peft
+    result = run_cli(*args, "--variant", "sdpa,4096,0,qlora", "--variant", "trl,4096,0,lora", "--out", out)
     assert result.exit_code == 0, result.output
     ours, trl = json.loads(out.read_text())["results"]
-    assert trl["name"].startswith("TRL SFTTrainer [sdpa, padding-free") and "FAILED" not in trl["name"]
-    assert trl["useful_tokens_per_s"] > 0 and ours["useful_tokens_per_s"] > 0
+    assert trl["name"].startswith("TRL SFTTrainer [sdpa, padding-free") and trl["name"].endswith("lora]")
+    assert "FAILED" not in trl["name"] and trl["useful_tokens_per_s"] > 0
+    assert ours["name"].endswith("qlora]") and ours["useful_tokens_per_s"] > 0
 
 
 @pytest.mark.integration

@@ -35,7 +35,19 @@ QWEN_15B = dict(
     tie_word_embeddings=True,
     max_position_embeddings=32768,
 )
-RANDOM_SHAPES = {"qwen0.5b": QWEN_05B, "qwen1.5b": QWEN_15B}
+QWEN_7B = dict(
+    hidden_size=3584,
+    num_hidden_layers=28,
+    num_attention_heads=28,
+    num_key_value_heads=4,
+    intermediate_size=18944,
+    vocab_size=152064,
+    tie_word_embeddings=False,
+    max_position_embeddings=32768,
+)
+RANDOM_SHAPES = {"qwen0.5b": QWEN_05B, "qwen1.5b": QWEN_15B, "qwen7b": QWEN_7B}
+# the adapter of the lora and qlora variants, for distil and the TRL + peft peer alike
+BENCH_LORA = dict(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear")
 
 
 @dataclass
@@ -85,19 +97,45 @@ def peak() -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
 
 
-def build_model(shape: str, cache_dir):
-    """(model, tokenizer or None): qwen0.5b/qwen1.5b random init of that shape, smollm2 (embedded), tiny."""
+def build_model(shape: str, cache_dir, flags: frozenset[str] = frozenset()):
+    """(model, tokenizer or None): qwen0.5b/1.5b/7b random init of that shape, smollm2 (embedded), tiny.
+
+    ``flags`` lora: a frozen bf16 base (built on the GPU: a 7B float32 init on the host takes minutes);
+    qlora: that base saved once and loaded back in 4-bit NF4 (``--load-in-4bit``'s quantization)."""
     from transformers import AutoModelForCausalLM, Qwen2Config
 
     from distil_cli.models import load_tokenizer, resolve_model
 
-    dtype = torch.float32
+    adapter = bool(flags & {"lora", "qlora"})
+    dtype = torch.bfloat16 if adapter and torch.cuda.is_available() else torch.float32
     if shape in RANDOM_SHAPES:
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(Qwen2Config(**RANDOM_SHAPES[shape]), dtype=dtype)
-        return model, None
-    source = resolve_model("default" if shape == "smollm2" else shape, cache_dir)
-    return AutoModelForCausalLM.from_pretrained(source, dtype=dtype), load_tokenizer(source)
+        with torch.device("cuda" if adapter and torch.cuda.is_available() else "cpu"):
+            model = AutoModelForCausalLM.from_config(Qwen2Config(**RANDOM_SHAPES[shape]), dtype=dtype)
+        tokenizer = None
+    else:
+        source = resolve_model("default" if shape == "smollm2" else shape, cache_dir)
+        model, tokenizer = AutoModelForCausalLM.from_pretrained(source, dtype=dtype), load_tokenizer(source)
+    if "qlora" in flags:
+        model = _four_bit(model, cache_dir, shape)
+    return model, tokenizer
+
+
+def _four_bit(model, cache_dir, shape: str):
+    """``model`` in 4-bit NF4 as ``--load-in-4bit`` loads it (from a folder: saved once under the cache)."""
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM
+
+    from distil_cli.settings import TrainSettings
+    from distil_cli.train.adapters import quantization
+
+    folder = Path(cache_dir) / "bench" / f"{shape}-bf16"
+    if not (folder / "config.json").is_file():
+        model.to(torch.bfloat16).save_pretrained(folder)
+    del model
+    extra = quantization(TrainSettings(lora=True, load_in_4bit=True))
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, **extra)
 
 
 def embedded_tokenizer(cache_dir):

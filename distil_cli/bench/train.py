@@ -146,6 +146,21 @@ def _bench_settings(tokens_per_batch: int, max_steps: int, flags: frozenset[str]
         gradient_checkpointing="ckpt" in flags,
         precision="bf16" if "bf16" in flags else "mixed",
         seed=0,
+        **(_lora_settings() if flags & {"lora", "qlora"} else {}),
+        load_in_4bit="qlora" in flags,
+    )
+
+
+def _lora_settings() -> dict:
+    """BENCH_LORA as distil's train settings."""
+    from distil_cli.bench.common import BENCH_LORA
+
+    return dict(
+        lora=True,
+        lora_r=BENCH_LORA["r"],
+        lora_alpha=BENCH_LORA["lora_alpha"],
+        lora_dropout=BENCH_LORA["lora_dropout"],
+        lora_target_modules=[BENCH_LORA["target_modules"]],
     )
 
 
@@ -229,7 +244,7 @@ def _measure(marks: dict[str, Any], model, examples, name: str) -> Measure:
     return Measure(name, t1 - t0, n_examples, tok1 - tok0, flops=flops, peak_gib=peak_gib, profile=marks.get("profile"))
 
 
-FLAGS = {"liger", "flce", "ckpt", "compile", "bf16", "blocking", "ligerce", "maskcheck"}
+FLAGS = {"liger", "flce", "ckpt", "compile", "bf16", "blocking", "ligerce", "maskcheck", "lora", "qlora"}
 
 
 def parse_variant(text: str) -> tuple[str, int, int | None, frozenset[str]]:
@@ -284,7 +299,7 @@ def bench_train(
         del model
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        model, _ = build_model(shape, cache_dir)  # fresh weights and optimizer state for each run
+        model, _ = build_model(shape, cache_dir, flags)  # fresh weights and optimizer state for each run
         if "bf16" in flags:  # distil: --precision bf16 (master weights); TRL: a model loaded in bf16
             model.to(torch.bfloat16)
         try:
@@ -296,6 +311,10 @@ def bench_train(
                 )
             else:
                 model.set_attn_implementation(resolve_attention(attn, model.config, True))
+                if flags & {"lora", "qlora"}:  # distil's own adapter (TRL's peer gets the same as peft_config)
+                    from distil_cli.train.adapters import with_lora
+
+                    model = with_lora(model, _bench_settings(tokens, 1, flags))
                 measured[i] = distil_train(model, pad, examples, steps, tokens, rows, workdir, flags, profile == i + 1)
         except Exception as exc:  # a kernel missing on this machine: report it, keep the others
             log.warning("variant %s failed: %s", variants[i], str(exc).splitlines()[0][:300])

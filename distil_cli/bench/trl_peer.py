@@ -53,9 +53,17 @@ def trl_train(model, tokenizer, examples, steps: int, tokens_per_batch: int, wor
         attention = register_varlen()
         model.set_attn_implementation(attention)
     config = _config(workdir, batch, last, flags)
+    peft = {}
+    if flags & {"lora", "qlora"}:  # the same adapter as distil's variant; TRL prepares a 4-bit base itself
+        from peft import LoraConfig
+
+        from distil_cli.bench.common import BENCH_LORA
+
+        peft["peft_config"] = LoraConfig(**BENCH_LORA, task_type="CAUSAL_LM")
     trainer = SFTTrainer(
         model=model,
         args=config,
+        **peft,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
         callbacks=[Clock()],

@@ -58,6 +58,9 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     if not verbose:  # transformers' own warnings are noise for users unless they ask for debug output
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         logging.getLogger("transformers").setLevel(logging.ERROR)
+        # bitsandbytes (imported by peft for any LoRA run) warns on CPUs with AVX512-BF16 that it could not
+        # fetch an optional faster kernel from the hub
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()

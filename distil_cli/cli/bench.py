@@ -17,7 +17,8 @@ bench_app = new_app("Benchmarks: the seed-style baseline vs distil's real code p
 def bench_train(
     ctx: typer.Context,
     shape: Annotated[
-        str, typer.Option(help="qwen0.5b / qwen1.5b (random init of Qwen2.5's shapes), smollm2 (embedded), tiny.")
+        str,
+        typer.Option(help="qwen0.5b / qwen1.5b / qwen7b (random init of Qwen2.5's shapes), smollm2 (embedded), tiny."),
     ] = "tiny",
     steps: Annotated[int, typer.Option(help="Timed optimizer steps (after 2 warm-up steps).")] = 10,
     records: Annotated[
@@ -30,7 +31,9 @@ def bench_train(
             "row; ATTN sdpa, varlen, flex_attention, ..., or trl (TRL's SFTTrainer, padding-free); FLAGS joined "
             "by +: liger, ckpt (gradient "
             "checkpointing), compile, flce (fused linear cross-entropy), bf16 (bf16 weights: distil keeps "
-            "float32 master weights, TRL trains them in bf16), and for distil's comparisons with its earlier host "
+            "float32 master weights, TRL trains them in bf16), lora (a frozen bf16 base with LoRA r 16 on every "
+            "linear layer; TRL gets the same through peft), qlora (that base in 4-bit NF4), and for distil's "
+            "comparisons with its earlier host "
             "syncs: blocking (batches copied to the GPU synchronously), ligerce (Liger's own fused linear "
             "cross-entropy, which reads values back to the host), maskcheck (transformers' packed-sequence check "
             "on the host)), e.g. varlen,16384,0,liger+bf16"
