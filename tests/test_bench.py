@@ -54,7 +54,7 @@ def test_bench_rejects_a_malformed_variant():
     assert result.exit_code == 1 and "expected ATTN,TOKENS_PER_BATCH,ROW_TOKENS" in result.output
     assert "internal error" not in result.output
     result = run_cli("bench", "train", "--variant", "sdpa,1024,0,turbo")
-    flags = "flags: bf16, blocking, ckpt, compile, flce, liger, ligerce, maskcheck"
+    flags = "flags: bf16, blocking, ckpt, compile, flce, liger, ligerce, lora, maskcheck, qlora"
     assert result.exit_code == 1 and flags in result.output
     result = run_cli("bench", "train", "--variant", "sdpa,1024,0", "--profile", 2)
     assert result.exit_code == 1 and "--profile 2: there are 1 variant(s)" in result.output
