@@ -138,11 +138,15 @@ def _four_bit(model, cache_dir, shape: str):
     return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, **extra)
 
 
-def embedded_tokenizer(cache_dir):
-    """The embedded model's tokenizer (for peers that want one with a random-shape model)."""
-    from distil_cli.models import load_tokenizer, resolve_model
+def pad_tokenizer():
+    """A tokenizer with only special tokens, built in memory, for peers that want one (TRL: its pad and eos
+    ids) with a random-shape model whose examples are token ids already: no model files needed."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
 
-    return load_tokenizer(resolve_model("default", cache_dir))
+    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
 
 
 def train_flops(model, lengths: list[int]) -> float:

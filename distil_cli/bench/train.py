@@ -280,7 +280,7 @@ def bench_train(
 ):
     """Seed-style baseline, then each variant on fresh weights. Variants with ``liger`` patch the
     model classes of this process, so they are run after the others."""
-    from distil_cli.bench.common import embedded_tokenizer
+    from distil_cli.bench.common import pad_tokenizer
     from distil_cli.train.kernels import resolve_attention
 
     model, tokenizer = build_model(shape, cache_dir)
@@ -307,7 +307,7 @@ def bench_train(
                 from distil_cli.bench.trl_peer import trl_train
 
                 measured[i] = trl_train(
-                    model, tokenizer or embedded_tokenizer(cache_dir), examples, steps, tokens, workdir, flags
+                    model, tokenizer or pad_tokenizer(), examples, steps, tokens, workdir, flags
                 )
             else:
                 model.set_attn_implementation(resolve_attention(attn, model.config, True))

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# LoRA and QLoRA at the Qwen2.5-7B shape against TRL + peft with the same adapter (r 16, every linear
+# layer) and token budget, and Gemma 3 270M full fine-tuning's MFU, on one GPU (docs/benchmarks.md).
+# Needs the wheels of run_size_h100.sh (call 1, with trl) and bitsandbytes (.carry/bnb, a call of its
+# own: 43 MB) in /root/site; Gemma pulled by run_size_h100.sh for the last bench. Reports to $OUT.
+#   bash benchmarks/run_adapters_h100.sh
+set -u
+cd "$(dirname "$0")/.."
+export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
+OUT=${OUT:-adapters-out}
+STEPS=${STEPS:-10}
+mkdir -p "$OUT"
+[ -d .carry/bnb ] && python3 -m pip install -q --no-index --no-deps --target /root/site .carry/bnb/*.whl
+bench() {  # bench NAME args...: one `distil bench train` report
+  local name=$1; shift
+  local t0=$(date +%s)
+  timeout "${LIMIT:-280}" python3 -m distil_cli bench train --steps "$STEPS" --out "$OUT/$name.json" "$@" \
+    > "$OUT/$name.log" 2>&1
+  echo "$name exit $? in $(( $(date +%s) - t0 )) s"
+  python3 - "$OUT/$name.json" <<'EOF'
+import json, sys
+from pathlib import Path
+if Path(sys.argv[1]).is_file():
+    for r in json.loads(Path(sys.argv[1]).read_text())["results"]:
+        print(f"  {r['name']}: {r['useful_tokens_per_s']:,.0f} tokens/s, peak {r.get('peak_gib')} GiB, MFU {r.get('mfu')}")
+EOF
+}
+for phase in ${PHASES:-qlora lora gemma}; do
+  case $phase in
+    qlora) bench qwen7b-qlora --shape qwen7b --no-baseline --variant varlen,16384,0,qlora+ckpt \
+             --variant trl,16384,0,qlora+ckpt ;;
+    lora) bench qwen7b-lora --shape qwen7b --no-baseline --variant varlen,16384,0,lora+ckpt \
+            --variant trl,16384,0,lora+ckpt ;;
+    gemma) bench gemma3-270m --shape gemma3-270m --no-baseline --variant varlen,32768,0,liger+bf16 \
+             --variant varlen,65536,0,liger+bf16+ckpt ;;
+  esac
+done
