@@ -328,13 +328,14 @@ def test_inspect_wraps_a_long_example_and_keeps_its_supervised_end(tmp_path, tin
 def test_short_run_on_embedded_model(tmp_path, data_dir, embedded_model_dir):
     out = tmp_path / "real"
     extra = ["--max-input-tokens", 96, "--no-save-checkpoints"]  # (saving 135M weights + optimizer: 2 s)
-    args = _train_args(data_dir, out, "default", "distill", steps=2, extra=extra)
+    args = _train_args(data_dir, out, "default", "distill", steps=1, extra=extra)
     result = run_cli(*args)
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     first = next(x for x in lines if "loss" in x)
     assert 0 < first["loss_pred"] < 8  # a pretrained model, not a random one (ln 49152 = 10.8)
     assert (out / "final" / "model.safetensors").is_file()
+    assert not list(out.glob("checkpoint-*"))  # --no-save-checkpoints: not even at the final evaluation
 
 
 @pytest.mark.integration

@@ -83,12 +83,13 @@ class LossProgress(ProgressCallback):
 
 
 class EvaluateAtEnd(TrainerCallback):
-    """Also evaluate (and save) at the last step, so the best checkpoint is chosen among all."""
+    """Also evaluate (and save, unless --no-save-checkpoints) at the last step, so the best checkpoint is
+    chosen among all."""
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step >= state.max_steps and args.eval_strategy != "no":
             control.should_evaluate = True
-            control.should_save = True
+            control.should_save = args.save_strategy != "no"  # (a str enum)
         return control
 
 
