@@ -20,6 +20,8 @@ OUT=${OUT:-size-out}
 DEADLINE=${DEADLINE:-560}
 mkdir -p "$EXP" "$OUT"
 cp benchmarks/experiments/size_*.toml benchmarks/experiments/precision_*.toml "$EXP/" && cp -r benchmarks/experiments/data "$EXP/"
+# SEEDS="1-6": fewer seeds than the specs' when time is short (a later run with the specs' seeds goes on)
+[ -n "${SEEDS:-}" ] && sed -i "s/^seeds = .*/seeds = \"$SEEDS\"/" "$EXP"/size_*.toml "$EXP"/precision_*.toml
 if [ ! -f ~/.cache/distil/models/gemma-3-270m/distil-model.json ]; then
   python3 -m distil_cli models pull gemma3-270m --gguf /root/m/gemma.gguf 2>&1 | grep -v "it/s" | tail -3
   python3 -m pytest -q -p no:cacheprovider plugins/distil-gemma 2>&1 | tail -2
