@@ -2,7 +2,8 @@
 # LoRA and QLoRA at the Qwen2.5-7B shape against TRL + peft with the same adapter (r 16, every linear
 # layer) and token budget, and Gemma 3 270M full fine-tuning's MFU, on one GPU (docs/benchmarks.md).
 # Needs the wheels of run_size_h100.sh (call 1, with trl) and bitsandbytes (.carry/bnb, a call of its
-# own: 43 MB) in /root/site; Gemma pulled by run_size_h100.sh for the last bench. Reports to $OUT.
+# own: 43 MB) in /root/site, or both at once as .carry/ab (the bench's wheels only); Gemma pulled by
+# run_size_h100.sh for the last bench. Reports to $OUT.
 #   bash benchmarks/run_adapters_h100.sh
 set -u
 cd "$(dirname "$0")/.."
@@ -10,7 +11,10 @@ export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
 OUT=${OUT:-adapters-out}
 STEPS=${STEPS:-10}
 mkdir -p "$OUT"
-[ -d .carry/bnb ] && python3 -m pip install -q --no-index --no-deps --target /root/site .carry/bnb/*.whl
+# .carry/ab: the wheels a bench needs with bitsandbytes in one carry (no nltk or rouge-score: 50 MB)
+for d in .carry/ab .carry/bnb; do
+  [ -d $d ] && python3 -m pip install -q --no-index --no-deps --target /root/site $d/*.whl
+done
 bench() {  # bench NAME args...: one `distil bench train` report
   local name=$1; shift
   local t0=$(date +%s)
