@@ -13,7 +13,7 @@ from conftest import run_cli
 def test_bench_train_and_infer_on_cpu(tmp_path):
     out = tmp_path / "train.json"
     result = run_cli(
-        "bench", "train", "--shape", "tiny", "--steps", 2, "--records", 6, "--variant", "sdpa,4096,1024", "--out", out
+        "bench", "train", "--shape", "tiny", "--steps", 1, "--records", 4, "--variant", "sdpa,4096,1024", "--out", out
     )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
