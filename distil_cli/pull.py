@@ -277,19 +277,21 @@ def _split(tokenizer, marker: str) -> list[int]:
 
 
 def repair_single_tokens(tokenizer, entry: Pullable) -> None:
-    """Make each turn marker of the vocabulary one special token where the GGUF tokenizer splits it.
+    """Declare each turn marker of the vocabulary an added special token unless the tokenizer lists it so.
 
-    transformers 5.17 builds Gemma 3's tokenizer from its GGUF without ``<end_of_turn>`` as an
-    added token (the text is split into pieces; 5.25 keeps it whole). The marker is in the
-    vocabulary either way: declaring it a special token makes it one token with its own id.
+    The tokenizer transformers builds from Gemma 3's GGUF may keep a marker whole in memory without
+    listing it among its added tokens: saved and loaded back, it is split into pieces (transformers
+    5.17: ``<start_of_turn>`` became 15 tokens after the round trip while the GGUF tokenizer gave
+    one). The marker is in the vocabulary either way: declared a special token, it stays one token
+    with its own id through save and load on every version.
     """
     from tokenizers import AddedToken
 
-    split = [m for m in entry.single_tokens if len(_split(tokenizer, m)) != 1]
-    if not split:
+    listed = tokenizer.get_added_vocab()
+    known = [m for m in entry.single_tokens if m in tokenizer.get_vocab() and m not in listed]
+    if not known:
         return
-    known = [m for m in split if m in tokenizer.get_vocab()]
-    log.info("Declaring %s special tokens (the GGUF tokenizer splits them)", ", ".join(known))
+    log.info("Declaring %s special tokens (the GGUF tokenizer does not list them)", ", ".join(known))
     tokenizer.add_tokens([AddedToken(m, special=True, normalized=False) for m in known], special_tokens=True)
 
 

@@ -178,6 +178,28 @@ def test_turn_markers_are_repaired_into_single_tokens_or_refused():
         check_single_tokens(absent, entry)
 
 
+def test_a_marker_kept_whole_but_not_listed_is_declared_so_it_survives_saving(tmp_path):
+    """transformers 5.17's tokenizer from Gemma 3's GGUF encoded <start_of_turn> as one token in memory
+    without listing it as an added token; saved and loaded back it became 15 pieces."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    from distil_cli.pull import check_single_tokens, repair_single_tokens
+
+    entry = _fake_entry("0" * 64, ("x/y",), single_tokens=("<end_of_turn>",))
+    core = Tokenizer(models.WordLevel({"<unk>": 0, "a": 1, "<end_of_turn>": 2}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>")
+    assert tokenizer.encode("<end_of_turn>", add_special_tokens=False) == [2]  # whole, yet not listed
+    assert "<end_of_turn>" not in tokenizer.get_added_vocab()
+    repair_single_tokens(tokenizer, entry)
+    assert tokenizer.get_added_vocab()["<end_of_turn>"] == 2  # declared, with its own id
+    tokenizer.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again.encode("a<end_of_turn>", add_special_tokens=False) == [1, 2]  # a special token splits the text
+    check_single_tokens(again, entry)
+
+
 def test_model_card_names_the_licence_of_a_pulled_base(tmp_path):
     import json
 

@@ -306,9 +306,7 @@ def bench_train(
             if attn == "trl":
                 from distil_cli.bench.trl_peer import trl_train
 
-                measured[i] = trl_train(
-                    model, tokenizer or pad_tokenizer(), examples, steps, tokens, workdir, flags
-                )
+                measured[i] = trl_train(model, tokenizer or pad_tokenizer(), examples, steps, tokens, workdir, flags)
             else:
                 model.set_attn_implementation(resolve_attention(attn, model.config, True))
                 if flags & {"lora", "qlora"}:  # distil's own adapter (TRL's peer gets the same as peft_config)
