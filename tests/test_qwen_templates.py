@@ -109,7 +109,7 @@ def test_a_local_qwen_folder_gets_its_formatter_without_flags(tmp_path):
 
     from distil_cli.models import load_tokenizer
     from distil_cli.plugins.families import qwen2_tiny_config
-    from distil_cli.train.run import detect_family
+    from distil_cli.plugins.choosing import detect_family
 
     tokenizer = family_tokenizer(QWEN25, TOKENS, eos="<|im_end|>")
     folder = tmp_path / "my-finetuned-model"  # no "qwen" in the name: recognised by its config

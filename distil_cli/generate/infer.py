@@ -23,7 +23,7 @@ from distil_cli.encoding import encode_prompt
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.generate.submission import Submission
 from distil_cli.models import load_causal_lm, load_tokenizer, resolve_model
-from distil_cli.plugins.choosing import choose_formatter
+from distil_cli.plugins.choosing import choose_formatter, detect_family
 from distil_cli.prompts import RATIONALE, SUMMARY, instruction_for, stop_token_ids, with_system
 from distil_cli.run_record import RunRecord, find_run_record
 from distil_cli.settings import InferSettings
@@ -134,7 +134,10 @@ class Generator:
         spec = prompt_spec(model_arg, cfg.formatter)
         source = resolve_model(model_arg, cache_dir)
         tokenizer = load_tokenizer(source)
-        formatter = with_system(choose_formatter(tokenizer, spec.formatter), spec.system_prompt)
+        # a run's formatter (run.json); for a bare model, the tokenizer's template or its family's (Gemma's
+        # pulled tokenizer has no template: its family formatter, not ChatML)
+        family = detect_family(source, model_arg) if spec.formatter is None else None
+        formatter = with_system(choose_formatter(tokenizer, spec.formatter, family), spec.system_prompt)
         model = load_causal_lm(source, torch.bfloat16 if torch.cuda.is_available() else torch.float32)
         if torch.cuda.is_available():
             model = model.to("cuda")

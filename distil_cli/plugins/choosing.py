@@ -7,6 +7,17 @@ from distil_cli.plugins.registry import get_registry
 from distil_cli.prompts import ChatMLFormatter, ChatTemplateFormatter, PromptFormatter
 
 
+def detect_family(model_source: str, model_arg: str):
+    """The registered family of this checkpoint (by config and name), or None."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_source)
+    except (OSError, ValueError):
+        config = None
+    return get_registry().detect_family(config, f"{model_arg} {model_source}")
+
+
 def choose_formatter(tokenizer, name: str | None = None, family=None) -> PromptFormatter:
     """``name`` if given; else the tokenizer's chat template; else the family's formatter; else ChatML."""
     formatters = get_registry().formatters

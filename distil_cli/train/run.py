@@ -15,7 +15,7 @@ from distil_cli.data.files import read_jsonl, sha256_file
 from distil_cli.data.guard import OutputLock, check_separate
 from distil_cli.errors import ConfigError, DataError
 from distil_cli.models import load_tokenizer, resolve_model
-from distil_cli.plugins.choosing import choose_formatter
+from distil_cli.plugins.choosing import choose_formatter, detect_family
 from distil_cli.prompts import Task, instruction_for, with_system
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
@@ -52,19 +52,6 @@ class TrainInputs:
     examples: ExampleSet
     model_source: str
     family: Any = None
-
-
-def detect_family(model_source: str, model_arg: str):
-    """The registered family of this checkpoint (by config and name), or None."""
-    from transformers import AutoConfig
-
-    from distil_cli.plugins.registry import get_registry
-
-    try:
-        config = AutoConfig.from_pretrained(model_source)
-    except (OSError, ValueError):
-        config = None
-    return get_registry().detect_family(config, f"{model_arg} {model_source}")
 
 
 def load_inputs(data_dir: Path, cfg: TrainSettings, cache_dir: Path) -> TrainInputs:
