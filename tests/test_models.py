@@ -235,3 +235,34 @@ def test_model_card_names_the_licence_of_a_pulled_base(tmp_path):
     )  # fmt: skip
     text = model_card(clinical, [])
     assert "Not a medical device" in text and "base_model: Qwen/Qwen2.5-0.5B" in text
+
+
+def test_a_sentencepiece_vocabulary_without_merges_gets_them_back(tmp_path):
+    """transformers 5.17 saved Gemma 3's GGUF tokenizer as a Unigram that loads back as a BPE without merges
+    (every word in characters); the merges follow from the vocabulary (checked against transformers 5.25's
+    514,906 for Gemma 3: identical, and identical ids for 440 clinical and CQA texts)."""
+    import json
+
+    from transformers import PreTrainedTokenizerFast
+
+    from distil_cli.pull import GEMMA3_270M, PROBE_TEXT, check_probe, with_merges
+
+    pieces = ["<unk>", "<0x08>", "\t", "<0x0A>", "a", "b", "c", "ab", "abc", "bc", "\t"]  # a byte token as a tab
+    data = {
+        "version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": None, "post_processor": None,
+        "decoder": None, "model": {"type": "Unigram", "unk_id": 0, "byte_fallback": True,
+                                   "vocab": [[p, -float(i)] for i, p in enumerate(pieces)]},
+    }  # fmt: skip
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(data))
+    assert with_merges(path)
+    model = json.loads(path.read_text())["model"]
+    assert model["type"] == "BPE" and model["vocab"]["<0x09>"] == 2 and model["vocab"]["\t"] == 10
+    # by the join's id, then the longest left piece first: ab, then abc = ab + c before a + bc, then bc
+    assert model["merges"] == [["a", "b"], ["ab", "c"], ["a", "bc"], ["b", "c"]]
+    assert not with_merges(path)  # a BPE with merges is left alone
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))
+    assert tokenizer.encode("abc", add_special_tokens=False) == [8]
+    with pytest.raises(ModelError, match="tokens for a probe sentence where the model's own gives 25"):
+        check_probe(tokenizer, GEMMA3_270M)
+    assert PROBE_TEXT.startswith("What is the capital of France?")

@@ -108,8 +108,8 @@ def test_a_local_qwen_folder_gets_its_formatter_without_flags(tmp_path):
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from distil_cli.models import load_tokenizer
-    from distil_cli.plugins.families import qwen2_tiny_config
     from distil_cli.plugins.choosing import detect_family
+    from distil_cli.plugins.families import qwen2_tiny_config
 
     tokenizer = family_tokenizer(QWEN25, TOKENS, eos="<|im_end|>")
     folder = tmp_path / "my-finetuned-model"  # no "qwen" in the name: recognised by its config
