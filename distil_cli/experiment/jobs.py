@@ -130,6 +130,7 @@ def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
             )
             started.append(Job(shard, gpu, log, process, stream))
+            check_terminated()
     except BaseException:
         stop(started)
         raise
@@ -141,8 +142,10 @@ def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
     SIGTERM to this process alone, e.g. a scheduler's: the caller makes it raise) stop them all."""
     try:
         while any(job.process.poll() is None for job in jobs):
+            check_terminated()
             progress()
             time.sleep(POLL_SECONDS)
+        check_terminated()
         progress()
     except BaseException:
         stop(jobs)
@@ -160,15 +163,30 @@ def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
         )
 
 
+_TERMINATED: list[int] = []  # the SIGTERMs received while shards run
+
+
 def _raise_on_sigterm():
-    """Make SIGTERM raise SystemExit while the shards run (main thread only); returns the handler it replaced."""
+    """Make SIGTERM raise SystemExit while the shards run (main thread only); returns the handler it replaced.
+
+    The signal is also recorded, and ``check_terminated`` raises it again at safe points: a handler that
+    raises while ``subprocess.Popen`` forks runs inside logging's at-fork hook, where Python prints the
+    exception and drops it (the grid then ran to its end and exited 0)."""
     if threading.current_thread() is not threading.main_thread():
         return None
+    _TERMINATED.clear()
 
     def terminate(signum, frame):
+        _TERMINATED.append(signum)
         raise SystemExit(128 + signum)
 
     return signal.signal(signal.SIGTERM, terminate)
+
+
+def check_terminated() -> None:
+    """Raise the SystemExit of a SIGTERM whose handler's exception was dropped."""
+    if _TERMINATED:
+        raise SystemExit(128 + _TERMINATED[0])
 
 
 def stop(jobs: list[Job], grace: float = 30.0) -> None:
