@@ -46,15 +46,15 @@ def run(spec_path: Path, out: Path, spec, config: Path | None, jobs: int, say: C
             shown[0] = len(done)
             say(f"[{len(done)}/{total}] runs done")
 
+    gpus = visible_gpus()  # said before they start (start places shard K the same way)
+    places = [f"GPU {gpu_for(k, gpus)}" if gpus else "the CPU" for k in range(1, jobs + 1)]
+    where = ", ".join(f"{k}/{jobs} on {place}" for k, place in enumerate(places, start=1))
+    say(f"{jobs} processes: {where}; logs in {out / 'logs'}")
     # SIGTERM stops the shards from before the first one starts: a signal between the last start and the
     # wait would otherwise kill this process by default, its shards only through their death signal
     previous, started = _raise_on_sigterm(), []
     try:
         started = start(spec_path, out, config, jobs)
-        where = ", ".join(
-            f"{j.shard}/{jobs} on " + (f"GPU {j.gpu}" if j.gpu is not None else "the CPU") for j in started
-        )
-        say(f"{jobs} processes: {where}; logs in {out / 'logs'}")
         wait(started, progress)
     except BaseException:
         stop(started)
@@ -63,6 +63,11 @@ def run(spec_path: Path, out: Path, spec, config: Path | None, jobs: int, say: C
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return cells
+
+
+def gpu_for(shard: int, gpus: list[str]) -> str:
+    """The GPU of shard K (1-based): the visible GPUs in turn."""
+    return gpus[(shard - 1) % len(gpus)]
 
 
 def visible_gpus() -> list[str]:
@@ -118,7 +123,7 @@ def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
     started: list[Job] = []
     try:
         for shard in range(1, jobs + 1):
-            gpu = gpus[(shard - 1) % len(gpus)] if gpus else None
+            gpu = gpu_for(shard, gpus) if gpus else None
             log = logs / f"shard-{shard}-of-{jobs}.log"
             stream = open(log, "wb")  # noqa: SIM115 (closed in wait / stop)
             process = subprocess.Popen(
