@@ -9,7 +9,6 @@ a folder first. Both go through ``huggingface_hub`` (``create_repo`` + ``upload_
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -100,6 +99,7 @@ def plan_dataset(annotated: Path, repo: str, staging: Path) -> Upload:
     import pyarrow.parquet as pq
 
     from distil_cli.data.files import read_appended
+    from distil_cli.data.hf import flat_row
 
     check_repo(repo, "--push-to-hub")
     annotated, staging = Path(annotated), Path(staging)
@@ -119,10 +119,7 @@ def plan_dataset(annotated: Path, repo: str, staging: Path) -> Upload:
                 teachers[f"{meta.get('teacher_model')} ({meta.get('backend')})"] += 1
                 flags.update(meta.get("flags") or [])
             langs.add(row.get("lang", "en"))
-            for key, value in row.items():
-                if isinstance(value, (dict, list)):
-                    row[key] = json.dumps(value, ensure_ascii=False)
-        pq.write_table(pa.Table.from_pylist(rows), staging / "data" / f"{split}.parquet")
+        pq.write_table(pa.Table.from_pylist([flat_row(r) for r in rows]), staging / "data" / f"{split}.parquet")
         counts[split] = (len(rows), sum(bool(r.get("rationale")) for r in rows))
     (staging / "README.md").write_text(_dataset_card(counts, teachers, flags, sorted(langs)), encoding="utf-8")
     files = sorted((str(p.relative_to(staging)), p.stat().st_size) for p in staging.rglob("*") if p.is_file())

@@ -11,6 +11,7 @@ splits (or ``--hf-split``); ``distil prepare`` keeps them (``--resplit`` pools a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,14 @@ def hf_files(source: Path) -> list[Path]:
     return sorted(p for p in source.rglob("*") if p.is_file() and p.suffix in (".arrow", ".parquet", ".json"))
 
 
-def save_as_dataset(files: list[Path], dest: Path) -> Path:
-    """JSON-lines splits as a DatasetDict saved to ``dest`` (atomically), for ``datasets`` users and ``push_to_hub``.
+def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its nested values (an annotation's metadata) as JSON text: every row of a table then
+    has the same columns, whatever each record's metadata holds."""
+    return {k: json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v for k, v in row.items()}
 
-    Nested values (an annotation's metadata) are stored as JSON text, so every row has the same columns.
-    """
-    import json
+
+def save_as_dataset(files: list[Path], dest: Path) -> Path:
+    """JSON-lines splits as a DatasetDict saved to ``dest`` (atomically), for ``datasets`` users (``flat_row``)."""
     import shutil
 
     import datasets
@@ -109,12 +112,7 @@ def save_as_dataset(files: list[Path], dest: Path) -> Path:
 
     splits = {}
     for path in files:
-        rows = read_appended(path)
-        for row in rows:
-            for key, value in row.items():
-                if isinstance(value, (dict, list)):
-                    row[key] = json.dumps(value, ensure_ascii=False)
-        splits[path.stem] = datasets.Dataset.from_list(rows)
+        splits[path.stem] = datasets.Dataset.from_list([flat_row(row) for row in read_appended(path)])
     remove_stale_temporaries(dest.parent, dest.name)
     tmp = dest.with_name(temporary_name(dest.name))
     shutil.rmtree(tmp, ignore_errors=True)

@@ -22,6 +22,7 @@ from distil_cli.data.files import dump_jsonl_line, sha256_file
 from distil_cli.data.guard import OutputLock, check_separate, remove_stale_temporaries, temporary_name
 from distil_cli.data.hf import is_hub
 from distil_cli.data.readers import (
+    SOURCE_SPLIT_NAMES,
     SourceScan,
     detect_format,
     read_multiclinsum,
@@ -90,9 +91,6 @@ def read_source(source: Path, cfg: PrepareSettings) -> SourceScan:
     scan = read_table(source, fmt, mapping, cfg.encoding, cfg.lang, tagged(rows), listed)
     scan.source_splits = names
     return scan
-
-
-SOURCE_SPLIT_NAMES = {"train": "train", "validation": "valid", "valid": "valid", "dev": "valid", "test": "test"}
 
 
 def source_splits(scan: SourceScan, cfg) -> dict[str, list[dict[str, Any]]] | None:

@@ -49,7 +49,8 @@ def detect_lang(path: Path, root: Path) -> str | None:
 
 
 # a folder of one file per split: train.jsonl, validation.csv (or dev, valid), test.parquet, ...
-SPLIT_FILE_STEMS = ("train", "validation", "valid", "dev", "test")
+# a source's split names -> distil's (validation and dev are distil's valid)
+SOURCE_SPLIT_NAMES = {"train": "train", "validation": "valid", "valid": "valid", "dev": "valid", "test": "test"}
 HF_MARKERS = ("dataset_dict.json", "state.json", "dataset_info.json")
 
 
@@ -60,14 +61,14 @@ def split_files(source: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in sorted(source.iterdir()):
         stem = path.stem.lower()
-        if path.is_file() and stem in SPLIT_FILE_STEMS and path.suffix.lower() in TABLE_SUFFIXES:
+        if path.is_file() and stem in SOURCE_SPLIT_NAMES and path.suffix.lower() in TABLE_SUFFIXES:
             if stem in found:
                 raise DataError(f"{source}: two files for the split '{stem}' ({found[stem].name}, {path.name})")
             found[stem] = path
-    valid = [found[stem].name for stem in ("validation", "valid", "dev") if stem in found]
+    valid = [found[stem].name for stem, ours in SOURCE_SPLIT_NAMES.items() if ours == "valid" and stem in found]
     if len(valid) > 1:
         raise DataError(f"{source}: {' and '.join(valid)} are both a validation split; keep one")
-    return {stem: found[stem] for stem in SPLIT_FILE_STEMS if stem in found}
+    return {stem: found[stem] for stem in SOURCE_SPLIT_NAMES if stem in found}
 
 
 def split_file_rows(files: dict[str, Path], encoding: str) -> Iterator[tuple[str, str, Any]]:

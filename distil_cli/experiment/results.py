@@ -18,7 +18,7 @@ from distil_cli.evaluate.metrics import get_metrics
 from distil_cli.evaluate.runs import (
     MIN_N_FOR_CI,
     across_seeds,
-    bootstrap_means,
+    bootstrap_ci,
     load_run,
     paired_stats,
     seeds_to_resolve,
@@ -74,7 +74,6 @@ def _final_from(records: list[RunRecord]) -> str:
 
 
 def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[str, Any]:
-    import numpy as np
 
     values, key, ids = _scores(cells, spec, score_settings)
     facts = _run_facts(cells)
@@ -87,8 +86,7 @@ def summarise(cells: list[Cell], spec: ExperimentSpec, score_settings) -> dict[s
             runs += [{"fraction": fraction, "seed": s, "arm": arm, key: v} for s, v in zip(spec.seeds, per_seed)]
             ci = None  # too few test records for an interval: the rule of `distil score` (MIN_N_FOR_CI)
             if len(ids) >= MIN_N_FOR_CI:
-                low, high = np.percentile(bootstrap_means(matrix, spec.bootstrap, 0), [2.5, 97.5])
-                ci = [round(float(low), 4), round(float(high), 4)]
+                ci = [round(x, 4) for x in bootstrap_ci(matrix, spec.bootstrap, 0)]
             mean = round(float(matrix.mean()), 4)
             row = {"fraction": fraction, "arm": arm, key: mean, "ci": ci, "seeds": per_seed}
             arms_rows.append({**row, **facts.get((fraction, arm), {})})

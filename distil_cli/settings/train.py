@@ -265,7 +265,7 @@ class TrainSettings(Section):
         return pairs(value, "=", "LANG=TEXT")
 
     @model_validator(mode="after")
-    def _bf16_is_full_finetuning(self) -> TrainSettings:
+    def _options_fit_together(self) -> TrainSettings:
         if self.load_in_4bit and not self.lora:
             raise ValueError("--load-in-4bit quantizes the frozen base of a LoRA run (QLoRA): add --lora")
         if self.load_in_4bit and self.merge:
