@@ -790,3 +790,14 @@ def test_the_same_seed_draws_the_same_lora_adapter(tiny, tokenizer):
 
     first, second = adapter(), adapter()
     assert first and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_qlora_without_bitsandbytes_is_a_one_line_error(monkeypatch):
+    import sys
+
+    from distil_cli.train.adapters import quantization
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"--load-in-4bit needs bitsandbytes: pip install 'distil-cli\[qlora\]'"):
+        quantization(TrainSettings(lora=True, load_in_4bit=True))
+    assert quantization(TrainSettings(lora=True)) == {}  # no 4-bit, nothing imported

@@ -84,3 +84,24 @@ def test_pulled_gemma3_270m_prompts_and_masks_are_exact():
     assert tokenizer.encode(prompt, add_special_tokens=False)[:2] == [tokenizer.bos_token_id, vocab["<start_of_turn>"]]
     tokenizer.chat_template = GEMMA_TEMPLATE  # Gemma 3's template renders text turns as Gemma 2's does
     check_formatter(formatter, tokenizer)
+
+
+def test_infer_on_a_bare_gemma_folder_without_a_template_uses_the_family_formatter(tmp_path):
+    """A pulled Gemma's tokenizer has no chat template: `distil infer MODEL --prompt` takes the family's
+    formatter (it chose ChatML, whose <|im_end|> is no token of Gemma's tokenizer, and refused)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from typer.testing import CliRunner
+
+    from distil_cli.cli import app
+    from distil_cli.generate.infer import Generator
+    from distil_cli.settings import InferSettings
+
+    bare = family_tokenizer(GEMMA_TEMPLATE, ["<start_of_turn>", "<end_of_turn>"], bos="<bos>", eos="<eos>")
+    bare.chat_template = None
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(tiny_config(len(bare))).save_pretrained(tmp_path)
+    bare.save_pretrained(tmp_path)
+    assert Generator.load(str(tmp_path), InferSettings(), tmp_path).formatter.name == "gemma"
+    result = CliRunner().invoke(app, ["infer", str(tmp_path), "--prompt", "Text.", "--max-new-tokens", "2"])
+    assert result.exit_code == 0, result.output
