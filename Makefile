@@ -40,12 +40,15 @@ demo: setup
 	$(DISTIL) score $(DEMO)/predictions.jsonl --bootstrap 200
 	@echo "demo: splits in $(DEMO)/data, model in $(DEMO)/run/final, predictions in $(DEMO)/predictions.jsonl"
 
+# One pytest-xdist worker per core (at most 4), tests handed out as workers free up.
+XDIST = -n auto --maxprocesses 4 --dist worksteal
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # Unit tests only (no training runs, servers or subprocesses): about a minute on 2 cores.
 test-fast: setup
-	$(PY) -m pytest -q -m "not integration"
+	$(PY) -m pytest -q $(XDIST) -m "not integration"
 
 lint: setup
 	$(VENV)/bin/ruff check .
