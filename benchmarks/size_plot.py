@@ -1,0 +1,82 @@
+"""distill - standard by training-set size, one line per student (docs/method.md, "Student size").
+
+    M=benchmarks/results/method
+    python benchmarks/size_plot.py docs/img/method_size.png \
+        --point "SmolLM2-135M|CQA|292|$M/2026-11-30b_cqa_tiny_instructions.json|distill-verbs|standard-verbs" \
+        --point "Gemma 3 270M|CQA|292|size_cqa3_gemma3_270m/results.json|distill-a0.5|standard" ...
+
+Each point is ``STUDENT|TASK|RECORDS|RESULTS_JSON|ARM|BASELINE``: the pooled paired difference (test
+records resampled, seeds fixed) and its 95% interval from ``distil experiment``'s results.json (or a
+pooled JSON of ``benchmarks/pool_seeds.py``). One panel per task: CQA by its training-set size on a log
+axis, a task with one size (SVAMP) as a dot per student.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+
+def pooled(path: Path, arm: str, baseline: str) -> tuple[float, float, float, int]:
+    """(difference, low, high, seeds) of ARM - BASELINE in a results.json or a pooled JSON."""
+    data = json.loads(path.read_text())
+    if "pairs" not in data:  # benchmarks/pool_seeds.py's pooled JSON
+        ci = data["pooled"]["ci"]
+        return data["pooled"]["diff"], ci[0], ci[1], len(data["seeds"])
+    for pair in data["pairs"]:
+        if pair["arm"] == arm and pair["baseline"] == baseline:
+            ci = pair["pooled"]["ci"]
+            return pair["pooled"]["diff"], ci[0], ci[1], len(pair["per_seed"])
+    raise SystemExit(f"{path}: no pair {arm} - {baseline}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--point", action="append", required=True, help="STUDENT|TASK|RECORDS|JSON|ARM|BASELINE")
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for spec in args.point:
+        student, task, records, path, arm, baseline = spec.split("|")
+        panels[task][student].append((int(records), *pooled(Path(path), arm, baseline)))
+    widths = [3 if len({p[0] for s in panels[t].values() for p in s}) > 1 else 1 for t in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * sum(widths), 3.6), squeeze=False,
+                             gridspec_kw={"width_ratios": widths}, sharey=True)  # fmt: skip
+    students = sorted({s for t in panels.values() for s in t})
+    colours = dict(zip(students, ["#4c72b0", "#dd8452", "#55a868", "#c44e52"], strict=False))
+    for ax, (task, lines) in zip(axes[0], panels.items(), strict=True):
+        ax.axhline(0, color="grey", lw=0.8)
+        for i, (student, points) in enumerate(sorted(lines.items())):
+            points.sort()
+            xs = [p[0] * (1 + 0.04 * (i - 0.5)) for p in points]  # side by side, not on top
+            ys = [p[1] for p in points]
+            err = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=colours[student],
+                        label=student, ls="-" if len(points) > 1 else "none")  # fmt: skip
+        if len({p[0] for s in lines.values() for p in s}) > 1:
+            ax.set_xscale("log")
+            sizes = sorted({p[0] for s in lines.values() for p in s})
+            ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+            ax.minorticks_off()
+            ax.set_xlabel("training records")
+        else:
+            ax.set_xticks([])
+            ax.set_xlabel(f"{next(iter(lines.values()))[0][0]:,} training records")
+        ax.set_title(task)
+    axes[0][0].set_ylabel("distill - standard (points, 95% CI)")
+    axes[0][0].legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=130)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()
