@@ -421,6 +421,37 @@ def test_qlora_trains_dora_rslora_adapters_on_a_4bit_base_and_keeps_the_adapter(
     )
 
 
+def test_a_lora_base_is_bf16_on_a_bf16_gpu_and_qlora_leaves_its_other_weights_unconverted(monkeypatch, tiny):
+    """The frozen base of a LoRA run takes no optimizer step: bf16 where bf16 runs (a 7B base in 14 GiB, not
+    28); QLoRA's unquantized weights stay as loaded (no float32 output layer) and checkpointing through the
+    frozen layers still reaches the adapters."""
+    pytest.importorskip("bitsandbytes", reason="QLoRA needs bitsandbytes (the dev and qlora extras install it)")
+    import torch
+
+    from distil_cli.train import config as train_config
+    from distil_cli.train.adapters import base_dtype
+    from distil_cli.train.run import load_model
+
+    assert base_dtype(TrainSettings(lora=True)) is torch.float32  # no bf16 GPU here
+    assert base_dtype(TrainSettings(precision="bf16")) is torch.bfloat16
+    monkeypatch.setattr(train_config, "bf16_supported", lambda: True)
+    assert base_dtype(TrainSettings(lora=True)) is torch.bfloat16
+    assert base_dtype(TrainSettings(precision="mixed")) is torch.float32  # full fine-tuning: float32 weights
+    cfg = TrainSettings(model=str(tiny), lora=True, load_in_4bit=True, gradient_checkpointing=True)
+    model, _ = load_model(str(tiny), cfg, load_tokenizer(str(tiny)))
+    frozen = {p.dtype for p in model.parameters() if not p.requires_grad and p.dtype.is_floating_point}
+    assert frozen == {torch.bfloat16}  # embeddings, norms, output layer: not upcast to float32
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}  # the adapters
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+    model.train()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(input_ids=ids, labels=ids).loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    assert all(g is not None for g in grads.values())  # every adapter, through the checkpointed layers
+    assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_B" in n)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, data_dir, tiny):
     """A 4-step distill run with checkpoint-2 and checkpoint-4, copied fresh for each test."""

@@ -1,8 +1,12 @@
 """LoRA and QLoRA: the adapter a run trains (peft) and the 4-bit base weights it may train on (bitsandbytes).
 
-QLoRA is bitsandbytes' NF4 through transformers' ``BitsAndBytesConfig`` and peft's
-``prepare_model_for_kbit_training``: the path peft, TRL and axolotl build on (docs/architecture.md
-says why not torchao). The adapter's A matrices are drawn from the run's seed.
+QLoRA is bitsandbytes' NF4 through transformers' ``BitsAndBytesConfig``: the path peft, TRL and axolotl
+build on (docs/architecture.md says why not torchao). The adapter's A matrices are drawn from the run's seed.
+
+The frozen base is held in bf16 on a GPU with bf16 (:func:`base_dtype`) and its unquantized weights are
+not upcast (peft's ``prepare_model_for_kbit_training`` would make the embeddings, norms and output layer
+float32: at the Qwen2.5-7B shape that QLoRA run had 1.6x the peak memory of TRL + peft's and 0.79x its
+tokens/s, docs/benchmarks.md). The adapters train in float32 (peft's default) under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -40,16 +44,33 @@ def quantization(cfg: TrainSettings) -> dict[str, Any]:
     return {"quantization_config": config, "device_map": {"": device}}
 
 
+def base_dtype(cfg: TrainSettings):
+    """The dtype a run's weights load in. Full fine-tuning: bf16 for ``--precision bf16`` (float32 master
+    weights live in the optimizer), else float32. LoRA and QLoRA on a GPU with bf16: the frozen base in
+    bf16 whatever the precision (it takes no optimizer step, so nothing is lost: 14 GiB instead of 28 for
+    a 7B base); on a CPU float32."""
+    import torch
+
+    from distil_cli.train.config import bf16_supported
+
+    if cfg.precision == "bf16" or (cfg.lora and bf16_supported()):
+        return torch.bfloat16
+    return torch.float32
+
+
 def with_lora(model, cfg: TrainSettings, family=None):
     """``model`` with LoRA adapters (DoRA, rsLoRA as set), prepared for 4-bit training when quantized."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, get_peft_model
     from transformers import set_seed
 
     if cfg.kernels == "liger":
         log.info("--lora: Liger kernels and the fused loss are not applied (full fine-tuning only); packing stays")
     if cfg.load_in_4bit:
-        # float32 norms and embeddings, inputs that require grad (for checkpointing through frozen layers)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        # What peft does itself for an unquantized base: the base frozen, and the embeddings' output made to
+        # require grad, so that (reentrant) checkpointing through frozen layers still reaches the adapters
+        model.requires_grad_(False)
+        if cfg.gradient_checkpointing:
+            model.enable_input_require_grads()
     set_seed(cfg.seed)  # LoRA's A matrices are drawn here: the same seed, the same adapter (and on every rank)
     targets: Any = cfg.lora_target_modules or (list(family.lora_target_modules) if family else "all-linear")
     if targets == ["all-linear"]:

@@ -19,7 +19,7 @@ from distil_cli.plugins.choosing import choose_formatter, detect_family
 from distil_cli.prompts import Task, instruction_for, with_system
 from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
-from distil_cli.train.adapters import quantization, with_lora
+from distil_cli.train.adapters import base_dtype, quantization, with_lora
 from distil_cli.train.card import model_card
 from distil_cli.train.config import planned_total, with_epochs, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
@@ -104,7 +104,6 @@ def load_inputs(data_dir: Path, cfg: TrainSettings, cache_dir: Path) -> TrainInp
 
 def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     """(model, kernels): the model with its attention implementation, and the kernels applied."""
-    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from distil_cli.train.kernels import resolve_attention, resolve_kernels
@@ -113,9 +112,8 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
         config = AutoConfig.from_pretrained(source)
         attention = resolve_attention(cfg.attn_implementation, config, cfg.packing)
         extra = {"attn_implementation": attention} if attention else {}
-        dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32  # bf16: master weights in the optimizer
         extra.update(quantization(cfg))
-        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=dtype, **extra)
+        model = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=base_dtype(cfg), **extra)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
     model.config.pad_token_id = tokenizer.pad_token_id
