@@ -31,10 +31,12 @@ EOF
 }
 for phase in ${PHASES:-qlora lora gemma}; do
   case $phase in
+    # +liger+flce: Liger's kernels and the fused loss under the adapter (the bench applies them; `distil
+    # train --lora` does not yet): whether they are the lever for distil >= 1.2x TRL + peft
     qlora) bench qwen7b-qlora --shape qwen7b --no-baseline --variant varlen,16384,0,qlora+ckpt \
-             --variant trl,16384,0,qlora+ckpt ;;
+             --variant varlen,16384,0,qlora+liger+flce+ckpt --variant trl,16384,0,qlora+ckpt ;;
     lora) bench qwen7b-lora --shape qwen7b --no-baseline --variant varlen,16384,0,lora+ckpt \
-            --variant trl,16384,0,lora+ckpt ;;
+            --variant varlen,16384,0,lora+liger+flce+ckpt --variant trl,16384,0,lora+ckpt ;;
     gemma) bench gemma3-270m --shape gemma3-270m --no-baseline --variant varlen,32768,0,liger+bf16 \
              --variant varlen,65536,0,liger+bf16+ckpt ;;
   esac

@@ -234,6 +234,8 @@ def apply_liger(model) -> None:
     from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
     from liger_kernel.transformers.rms_norm import LigerRMSNorm
 
+    if hasattr(model, "get_base_model"):  # a peft model: Liger finds the decoder's modules on the model it wraps
+        model = model.get_base_model()
     _apply_liger_kernel_to_instance(model=model, cross_entropy=False, fused_linear_cross_entropy=False)
     if not wide_rms_norm_ready():
         log.info("Liger's own RMSNorm backward kept: its kernel's arguments are not liger-kernel 0.8.5's")
