@@ -46,7 +46,7 @@ XDIST = -n auto --maxprocesses 4 --dist worksteal
 test: setup
 	$(PY) -m pytest -q $(XDIST)
 
-# Unit tests only (no training runs, servers or subprocesses): about a minute on 2 cores.
+# Unit tests only (no training runs, servers or subprocesses): about 35 seconds on 2 cores.
 test-fast: setup
 	$(PY) -m pytest -q $(XDIST) -m "not integration"
 

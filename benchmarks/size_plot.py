@@ -46,7 +46,8 @@ def main() -> None:
     for spec in args.point:
         student, task, records, path, arm, baseline = spec.split("|")
         panels[task][student].append((int(records), *pooled(Path(path), arm, baseline)))
-    widths = [3 if len({p[0] for s in panels[t].values() for p in s}) > 1 else 1 for t in panels]
+    sizes = {task: sorted({p[0] for points in lines.values() for p in points}) for task, lines in panels.items()}
+    widths = [3 if len(sizes[task]) > 1 else 1 for task in panels]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * sum(widths), 3.6), squeeze=False,
                              gridspec_kw={"width_ratios": widths}, sharey=True)  # fmt: skip
     students = sorted({s for t in panels.values() for s in t})
@@ -60,15 +61,14 @@ def main() -> None:
             err = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
             ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color=colours[student],
                         label=student, ls="-" if len(points) > 1 else "none")  # fmt: skip
-        if len({p[0] for s in lines.values() for p in s}) > 1:
+        if len(sizes[task]) > 1:
             ax.set_xscale("log")
-            sizes = sorted({p[0] for s in lines.values() for p in s})
-            ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+            ax.set_xticks(sizes[task], [f"{n:,}" for n in sizes[task]])
             ax.minorticks_off()
             ax.set_xlabel("training records")
         else:
             ax.set_xticks([])
-            ax.set_xlabel(f"{next(iter(lines.values()))[0][0]:,} training records")
+            ax.set_xlabel(f"{sizes[task][0]:,} training records")
         ax.set_title(task)
     axes[0][0].set_ylabel("distill - standard (points, 95% CI)")
     axes[0][0].legend(fontsize=8, loc="best")

@@ -65,12 +65,11 @@ def with_lora(model, cfg: TrainSettings, family=None):
 
     if cfg.kernels == "liger":
         log.info("--lora: Liger kernels and the fused loss are not applied (full fine-tuning only); packing stays")
-    if cfg.load_in_4bit:
-        # What peft does itself for an unquantized base: the base frozen, and the embeddings' output made to
-        # require grad, so that (reentrant) checkpointing through frozen layers still reaches the adapters
-        model.requires_grad_(False)
-        if cfg.gradient_checkpointing:
-            model.enable_input_require_grads()
+    if cfg.load_in_4bit and cfg.gradient_checkpointing:
+        # peft does this itself for an unquantized base only (transformers 5.25 also does it when checkpointing
+        # is turned on): the embeddings' output requires grad, so that reentrant checkpointing through frozen
+        # layers still reaches the adapters. get_peft_model freezes the base.
+        model.enable_input_require_grads()
     set_seed(cfg.seed)  # LoRA's A matrices are drawn here: the same seed, the same adapter (and on every rank)
     targets: Any = cfg.lora_target_modules or (list(family.lora_target_modules) if family else "all-linear")
     if targets == ["all-linear"]:
