@@ -3,7 +3,8 @@
 # layer) and token budget, and Gemma 3 270M full fine-tuning's MFU, on one GPU (docs/benchmarks.md).
 # Needs the wheels of run_size_h100.sh (call 1, with trl) and bitsandbytes (.carry/bnb, a call of its
 # own: 43 MB) in /root/site, or both at once as .carry/ab (the bench's wheels only); Gemma pulled by
-# run_size_h100.sh for the last bench. Reports to $OUT.
+# run_size_h100.sh for the last two phases (train: `distil train --lora` and `--load-in-4bit` on it, with
+# the data run_size_h100.sh copied to $EXP). Reports to $OUT.
 #   bash benchmarks/run_adapters_h100.sh
 set -u
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ if Path(sys.argv[1]).is_file():
         print(f"  {r['name']}: {r['useful_tokens_per_s']:,.0f} tokens/s, peak {r.get('peak_gib')} GiB, MFU {r.get('mfu')}")
 EOF
 }
-for phase in ${PHASES:-qlora lora gemma}; do
+for phase in ${PHASES:-qlora lora train gemma}; do
   case $phase in
     # +liger+flce: Liger's kernels and the fused loss under the adapter (the bench applies them; `distil
     # train --lora` does not yet): whether they are the lever for distil >= 1.2x TRL + peft
@@ -37,6 +38,16 @@ for phase in ${PHASES:-qlora lora gemma}; do
              --variant varlen,16384,0,qlora+liger+flce+ckpt --variant trl,16384,0,qlora+ckpt ;;
     lora) bench qwen7b-lora --shape qwen7b --no-baseline --variant varlen,16384,0,lora+ckpt \
             --variant varlen,16384,0,lora+liger+flce+ckpt --variant trl,16384,0,lora+ckpt ;;
+    # `distil train --lora` / `--load-in-4bit` on the pulled Gemma 3 270M with today's defaults (kernels auto):
+    # which kernels and loss the real command applies under an adapter, and that it trains
+    train) for mode in lora qlora; do
+             t0=$(date +%s)
+             timeout "${LIMIT:-280}" python3 -m distil_cli train "${EXP:-/root/exp}/data/cqa" --model gemma3-270m --lora \
+               $([ $mode = qlora ] && echo --load-in-4bit) --max-steps 30 -o "/root/train-$mode" > "$OUT/train-$mode.log" 2>&1
+             echo "train $mode exit $? in $(( $(date +%s) - t0 )) s"; grep -E "loss|Error|error" "$OUT/train-$mode.log" | tail -3
+             python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(' ', r['speed'], r['global_steps'], 'steps in', round(r['train_seconds'], 1), 's')" \
+               "/root/train-$mode/run.json" 2>&1 | tail -1
+           done ;;
     gemma) bench gemma3-270m --shape gemma3-270m --no-baseline --variant varlen,32768,0,liger+bf16 \
              --variant varlen,65536,0,liger+bf16+ckpt ;;
   esac

@@ -94,6 +94,29 @@ def test_liger_kernels_and_fused_ce_match_the_plain_path(model, tmp_path):
     assert torch.nn.functional.cosine_similarity(_grads(patched), expected, dim=0) > 0.999
 
 
+@pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
+def test_liger_and_fused_ce_under_lora_match_the_plain_adapter_path(model, tmp_path):
+    """`distil train --lora` applies Liger to the base before the adapter and the fused loss through it."""
+    from distil_cli.settings import TrainSettings
+    from distil_cli.train.adapters import with_lora
+
+    cfg = TrainSettings(lora=True, lora_r=8, lora_alpha=16, lora_target_modules=["all-linear"], seed=0)
+    examples = _examples()
+    plain = with_lora(copy.deepcopy(model), cfg)
+    loss = _loss(plain, PackingCollator(None, 0)(examples), tmp_path)
+    loss.backward()
+    expected = _grads(plain)
+    base = copy.deepcopy(model)
+    assert kernels.resolve_kernels("auto", base) == "liger"
+    patched = with_lora(base, cfg)  # the same seed: the same adapter
+    got = _loss(patched, PackingCollator(None, 0)(examples), tmp_path, fused_ce=True)
+    got.backward()
+    assert got.item() == pytest.approx(loss.item(), rel=5e-3)
+    grads = _grads(patched)
+    assert grads.numel() == expected.numel() < sum(p.numel() for p in model.parameters())  # adapters only
+    assert torch.nn.functional.cosine_similarity(grads, expected, dim=0) > 0.999
+
+
 def test_liger_is_importable_where_triton_is():
     if importlib.util.find_spec("triton") is not None and importlib.util.find_spec("liger_kernel") is not None:
         assert kernels.liger_available()

@@ -452,6 +452,23 @@ def test_a_lora_base_is_bf16_on_a_bf16_gpu_and_qlora_leaves_its_other_weights_un
     assert any(g.abs().sum() > 0 for n, g in grads.items() if "lora_B" in n)
 
 
+@pytest.mark.parametrize(
+    ("lora", "requested", "asked"), [(False, "auto", "auto"), (True, "auto", "none"), (True, "liger", "liger")]
+)
+def test_kernels_under_an_adapter_only_when_asked_for_and_on_the_base_model(monkeypatch, tiny, lora, requested, asked):
+    """--kernels auto keeps Liger and the fused loss off under --lora; --kernels liger patches the base model,
+    before the adapter wraps it (the CUDA half: tests/test_cuda_kernels.py)."""
+    from distil_cli.train import kernels
+    from distil_cli.train.run import load_model
+
+    calls = []
+    monkeypatch.setattr(kernels, "resolve_kernels", lambda req, model: calls.append((req, type(model))) or "none")
+    cfg = TrainSettings(model=str(tiny), lora=lora, kernels=requested)
+    model, _ = load_model(str(tiny), cfg, load_tokenizer(str(tiny)))
+    assert calls == [(asked, calls[0][1])] and not hasattr(calls[0][1], "get_base_model")  # not a peft model
+    assert hasattr(model, "get_base_model") is lora
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, data_dir, tiny):
     """A 4-step distill run with checkpoint-2 and checkpoint-4, copied fresh for each test."""

@@ -63,8 +63,10 @@ def with_lora(model, cfg: TrainSettings, family=None):
     from peft import LoraConfig, get_peft_model
     from transformers import set_seed
 
-    if cfg.kernels == "liger":
-        log.info("--lora: Liger kernels and the fused loss are not applied (full fine-tuning only); packing stays")
+    from distil_cli.train.kernels import liger_available
+
+    if cfg.kernels == "auto" and liger_available():
+        log.info("--lora: Liger's kernels and the fused loss stay off under an adapter unless --kernels liger")
     if cfg.load_in_4bit and cfg.gradient_checkpointing:
         # peft does this itself for an unquantized base only (transformers 5.25 also does it when checkpointing
         # is turned on): the embeddings' output requires grad, so that reentrant checkpointing through frozen

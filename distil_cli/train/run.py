@@ -117,7 +117,9 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
     model.config.pad_token_id = tokenizer.pad_token_id
-    kernels = resolve_kernels(cfg.kernels, model) if not cfg.lora else "none"
+    # under an adapter Liger and the fused loss are applied only when asked for (--kernels liger): their
+    # speed there is not measured yet (docs/benchmarks.md); before the adapter, Liger patches the base model
+    kernels = resolve_kernels("none" if cfg.lora and cfg.kernels == "auto" else cfg.kernels, model)
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
     if cfg.lora:
@@ -152,6 +154,7 @@ def _run_record(data_dir: Path, inputs: TrainInputs, cfg: TrainSettings, trainer
         speed = {
             "attn_implementation": getattr(trainer.model.config, "_attn_implementation", None),
             "kernels": trainer.args.kernels,
+            "fused_ce": trainer.args.fused_ce,
             "tokens_per_batch": trainer.args.tokens_per_batch if cfg.packing else None,
             "pack_row_tokens": trainer.args.pack_row_tokens if cfg.packing else None,
             "bf16": trainer.args.bf16,
