@@ -11,14 +11,11 @@ tokens/s, docs/benchmarks.md). The adapters train in float32 (peft's default) un
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
 from distil_cli.errors import ConfigError
 from distil_cli.settings import TrainSettings
-
-log = logging.getLogger(__name__)
 
 
 def quantization(cfg: TrainSettings) -> dict[str, Any]:
@@ -63,10 +60,6 @@ def with_lora(model, cfg: TrainSettings, family=None):
     from peft import LoraConfig, get_peft_model
     from transformers import set_seed
 
-    from distil_cli.train.kernels import liger_available
-
-    if cfg.kernels == "auto" and liger_available():
-        log.info("--lora: Liger's kernels and the fused loss stay off under an adapter unless --kernels liger")
     if cfg.load_in_4bit and cfg.gradient_checkpointing:
         # peft does this itself for an unquantized base only (transformers 5.25 also does it when checkpointing
         # is turned on): the embeddings' output requires grad, so that reentrant checkpointing through frozen

@@ -106,7 +106,7 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     """(model, kernels): the model with its attention implementation, and the kernels applied."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from distil_cli.train.kernels import resolve_attention, resolve_kernels
+    from distil_cli.train.kernels import liger_supported, resolve_attention, resolve_kernels
 
     try:
         config = AutoConfig.from_pretrained(source)
@@ -120,6 +120,8 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     # under an adapter Liger and the fused loss are applied only when asked for (--kernels liger): their
     # speed there is not measured yet (docs/benchmarks.md); before the adapter, Liger patches the base model
     kernels = resolve_kernels("none" if cfg.lora and cfg.kernels == "auto" else cfg.kernels, model)
+    if cfg.lora and cfg.kernels == "auto" and liger_supported(model) is None:
+        log.info("--lora: Liger's kernels and the fused loss stay off under an adapter unless --kernels liger")
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
     if cfg.lora:
