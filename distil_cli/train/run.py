@@ -117,11 +117,14 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
     model.config.pad_token_id = tokenizer.pad_token_id
-    # under an adapter Liger and the fused loss are applied only when asked for (--kernels liger): their
-    # speed there is not measured yet (docs/benchmarks.md); before the adapter, Liger patches the base model
-    kernels = resolve_kernels("none" if cfg.lora and cfg.kernels == "auto" else cfg.kernels, model)
-    if cfg.lora and cfg.kernels == "auto" and liger_supported(model) is None:
-        log.info("--lora: Liger's kernels and the fused loss stay off under an adapter unless --kernels liger")
+    requested = cfg.kernels
+    if cfg.lora and requested == "auto":
+        # under an adapter Liger and the fused loss only when asked for: their speed there is not measured yet
+        # (docs/benchmarks.md)
+        requested = "none"
+        if liger_supported(model) is None:
+            log.info("--lora: Liger's kernels and the fused loss stay off under an adapter unless --kernels liger")
+    kernels = resolve_kernels(requested, model)  # before the adapter: Liger patches the base model
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
     if cfg.lora:
