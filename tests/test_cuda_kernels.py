@@ -117,6 +117,30 @@ def test_liger_and_fused_ce_under_lora_match_the_plain_adapter_path(model, tmp_p
     assert torch.nn.functional.cosine_similarity(grads, expected, dim=0) > 0.999
 
 
+@pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
+def test_liger_and_fused_ce_on_gemma3_match_the_plain_path(tmp_path):
+    """Gemma 3 (gemma3_text: GeGLU, RMSNorm with offset 1 and q/k norms) under Liger, against the plain path."""
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        hidden_size=256, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=1, head_dim=64,
+        intermediate_size=512, vocab_size=32000, sliding_window=16, final_logit_softcapping=None,
+    )  # fmt: skip
+    gemma = AutoModelForCausalLM.from_config(config).cuda()
+    examples = _examples()
+    plain = _loss(gemma, PackingCollator(None, 0)(examples), tmp_path)
+    plain.backward()
+    expected = _grads(gemma)
+    gemma.zero_grad()
+    patched = copy.deepcopy(gemma)
+    assert kernels.resolve_kernels("liger", patched) == "liger"
+    loss = _loss(patched, PackingCollator(None, 0)(examples), tmp_path, fused_ce=True)
+    loss.backward()
+    assert loss.item() == pytest.approx(plain.item(), rel=5e-3)
+    assert torch.nn.functional.cosine_similarity(_grads(patched), expected, dim=0) > 0.999
+
+
 def test_liger_is_importable_where_triton_is():
     if importlib.util.find_spec("triton") is not None and importlib.util.find_spec("liger_kernel") is not None:
         assert kernels.liger_available()

@@ -201,7 +201,7 @@ def resolve_attention(requested: str | None, config, packing: bool) -> str | Non
 
 
 # ---------------------------------------------------------------------------- Liger kernels
-LIGER_TYPES = ("llama", "qwen2", "qwen3", "mistral", "phi3", "gemma", "gemma2", "granite", "olmo2")
+LIGER_TYPES = ("llama", "qwen2", "qwen3", "mistral", "phi3", "gemma", "gemma2", "gemma3_text", "granite", "olmo2")
 
 
 def liger_available() -> bool:
