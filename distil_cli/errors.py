@@ -29,3 +29,17 @@ class PartialFailure(DistilError):
     """Some records failed after all retries; they are listed beside the output."""
 
     exit_code = 3
+
+
+OUT_OF_MEMORY = "out of GPU memory"
+
+
+def out_of_memory_message(detail: str) -> str:
+    """torch's CUDA out-of-memory error in one line, with what to lower."""
+    said = detail.removeprefix("CUDA out of memory. ").split(" Including non-PyTorch memory")[0]
+    said = said.split(". Process ")[0].rstrip(".")  # the other processes' shares: too long for one line
+    return (
+        f"{OUT_OF_MEMORY} ({said}): lower --tokens-per-batch or --batch-size, add --gradient-checkpointing "
+        "(distil train), train a large student with --lora or --load-in-4bit, or run fewer processes per GPU "
+        "(distil experiment --jobs)"
+    )

@@ -92,3 +92,29 @@ def test_json_config_file_is_read_as_json(tmp_path):
     path.write_text('{"train": {"alpha": 0.3, "trainer_args": {"max_grad_norm": 0.5}}}')
     train = load_settings(path, env={}).settings.train
     assert train.alpha == 0.3 and train.trainer_args == {"max_grad_norm": 0.5}
+
+
+def test_running_out_of_gpu_memory_is_one_line_saying_what_to_lower(monkeypatch):
+    """torch's CUDA out-of-memory error (the settings asked too much of the GPU) is no "internal error"."""
+    import torch
+
+    import distil_cli.cli.env
+
+    detail = (
+        "CUDA out of memory. Tried to allocate 980.00 MiB. GPU 0 has a total capacity of 79.18 GiB of which 482.25 "
+        "MiB is free. Process 2204 has 26.11 GiB memory in use. Including non-PyTorch memory, this process has 6.79 "
+        "GiB memory in use. Of the allocated memory 5.81 GiB is allocated by PyTorch"
+    )
+
+    def out_of_memory(ctx):
+        raise torch.OutOfMemoryError(detail)
+
+    monkeypatch.setattr(distil_cli.cli.env, "environment", out_of_memory)
+    result = run_cli("env")
+    assert result.exit_code == 1 and "internal error" not in result.output
+    line = " ".join(result.output.split())
+    assert line.startswith(
+        "error: out of GPU memory (Tried to allocate 980.00 MiB. GPU 0 has a total capacity of 79.18 GiB of which "
+        "482.25 MiB is free): lower --tokens-per-batch"
+    )
+    assert "--jobs" in line and "Process 2204" not in line

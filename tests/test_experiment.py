@@ -504,3 +504,66 @@ def test_a_sigterm_whose_exception_was_dropped_still_stops_the_grid():
     finally:
         signal.signal(signal.SIGTERM, previous)
         jobs._TERMINATED.clear()
+
+
+def _fake_shards(monkeypatch, tmp_path, outcomes):
+    """jobs.run with start / wait stood in for: ``outcomes`` is, per wait, the shard -> last log line of
+    each process that fails. Returns the start calls (the shards each started) and a list for what run says."""
+    from types import SimpleNamespace
+
+    from distil_cli.experiment import jobs
+
+    starts, said = [], []
+
+    def start(spec_path, out, config, n, shards=None):
+        starts.append(shards or list(range(1, n + 1)))
+        made = []
+        for shard in starts[-1]:
+            log = tmp_path / f"shard-{shard}.log"
+            process = SimpleNamespace(returncode=0, poll=lambda: 0)  # finished by the time stop() looks
+            made.append(
+                SimpleNamespace(shard=shard, log=log, process=process, stream=SimpleNamespace(close=lambda: None))
+            )
+        return made
+
+    def wait(started, progress):
+        failing = outcomes.pop(0)
+        for job in started:
+            if job.shard in failing:
+                job.log.write_text(f"[0/2] runs done\nerror: {failing[job.shard]}\n")
+                job.process.returncode = 1
+        return [job for job in started if job.process.returncode]
+
+    monkeypatch.setattr(jobs, "start", start)
+    monkeypatch.setattr(jobs, "wait", wait)
+    monkeypatch.setattr(jobs, "stop", lambda started: None)  # the stand-ins have finished: nothing to stop
+    monkeypatch.setattr(jobs, "visible_gpus", lambda: ["0"])
+    return starts, said
+
+
+def test_jobs_run_a_shard_that_ran_out_of_gpu_memory_again_alone(monkeypatch, tmp_path):
+    """Six Gemma processes on one H100: one shard's peak did not fit beside the others. --jobs reruns that
+    shard alone (its finished runs are kept) once the others are done; out of memory alone too, or any
+    other failure, is the one-line error naming the shard."""
+    from distil_cli.errors import DistilError, out_of_memory_message
+    from distil_cli.experiment import jobs
+    from distil_cli.experiment import spec as specs
+
+    oom = out_of_memory_message("CUDA out of memory. Tried to allocate 980.00 MiB.")
+    _data(tmp_path)
+    spec_path = _spec(tmp_path)
+    starts, said = _fake_shards(monkeypatch, tmp_path, [{2: oom, 3: oom}, {}, {}])
+    loaded = specs.load_spec(spec_path)
+    jobs.run(spec_path, tmp_path / "out", loaded, None, 4, said.append)
+    assert starts == [[1, 2, 3, 4], [2], [3]]
+    assert "shard 2/4 ran out of GPU memory beside the others; its missing runs again, alone" in said
+
+    starts, said = _fake_shards(monkeypatch, tmp_path, [{1: oom}, {1: oom}])
+    with pytest.raises(DistilError, match=r"^shard 1/4 failed with exit code 1: out of GPU memory \(Tried"):
+        jobs.run(spec_path, tmp_path / "out", loaded, None, 4, said.append)
+    assert starts == [[1, 2, 3, 4], [1]]
+
+    starts, said = _fake_shards(monkeypatch, tmp_path, [{1: oom, 2: "train.jsonl:3: no 'input'"}])
+    with pytest.raises(DistilError, match=r"shard 1/4 failed .* \(and 1 more shard\(s\)\)"):
+        jobs.run(spec_path, tmp_path / "out", loaded, None, 4, said.append)
+    assert starts == [[1, 2, 3, 4]]  # a failure that is not memory: no rerun, as before

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from distil_cli.errors import DistilError
+from distil_cli.errors import DistilError, out_of_memory_message
 from distil_cli.settings import LoadedSettings, load_settings
 
 # User text (file names, ids, values) is never markup or an emoji code: "data.jsonl:100:" stays as it is.
@@ -82,6 +82,8 @@ class DistilGroup(TyperGroup):
             if type(exc).__module__.startswith(("typer", "click")) or debug():
                 raise
             first = (str(exc).splitlines() or [""])[0]
+            if type(exc).__name__ == "OutOfMemoryError":  # torch's, on the GPU: the settings asked too much
+                raise _fail(out_of_memory_message(first), 1) from exc
             raise _fail(
                 f"internal error {type(exc).__name__}: {first} (DISTIL_DEBUG=1 shows the traceback)", 1
             ) from exc

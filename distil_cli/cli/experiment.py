@@ -19,7 +19,8 @@ JOBS_HELP = (
     "Run the grid as N processes side by side (--shard 1/N ... N/N), dealt over the visible GPUs "
     "in turn: N = 2 or 3 x the GPUs runs two or three per GPU (for a 135M student on an H200, two gave "
     "2x the runs per minute of one, three about 1.5x that again). Each writes OUT/logs/shard-K-of-N.log; "
-    "the tables are written when all are done."
+    "the tables are written when all are done; one that ran out of GPU memory beside the others runs "
+    "again alone."
 )
 
 

@@ -4,8 +4,9 @@ Each process is ``distil experiment SPEC --out OUT --shard K/N`` (its own log un
 pinned to one visible GPU in turn (``CUDA_VISIBLE_DEVICES``), so N = 2 or 3 x the GPUs runs two
 or three processes per GPU: a small student leaves most of a GPU idle, and on an H200 two side by
 side ran twice the runs per minute of one, three about 1.5 times that again (docs/method.md, Cost).
-On a CPU the processes share the cores (``OMP_NUM_THREADS`` split between them). The caller writes
-the tables once every shard is done.
+On a CPU the processes share the cores (``OMP_NUM_THREADS`` split between them). A shard that ran
+out of GPU memory beside the others runs again alone once they are done. The caller writes the
+tables once every shard is done.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from distil_cli.errors import DistilError
+from distil_cli.errors import OUT_OF_MEMORY, DistilError
 
 POLL_SECONDS = 2.0
 
@@ -55,7 +56,17 @@ def run(spec_path: Path, out: Path, spec, config: Path | None, jobs: int, say: C
     previous, started = _raise_on_sigterm(), []
     try:
         started = start(spec_path, out, config, jobs)
-        wait(started, progress)
+        failed = wait(started, progress)
+        if failed and jobs > 1 and all(ran_out_of_memory(job.log) for job in failed):
+            # beside the others a shard's peak did not fit; alone on its GPU it may: its runs that finished
+            # are kept, so the rerun trains only the missing ones
+            for job in failed:
+                say(f"shard {job.shard}/{jobs} ran out of GPU memory beside the others; its missing runs again, alone")
+                started = start(spec_path, out, config, jobs, shards=[job.shard])
+                if again := wait(started, progress):
+                    raise failure(again, jobs)
+        elif failed:
+            raise failure(failed, jobs)
     except BaseException:
         stop(started)
         raise
@@ -115,17 +126,18 @@ def _die_with_parent() -> None:
         pass
 
 
-def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
-    """Start the N shard processes, shard K on the K-th visible GPU in turn (``jobs`` checked by the caller)."""
+def start(spec: Path, out: Path, config: Path | None, jobs: int, shards: list[int] | None = None) -> list[Job]:
+    """Start the N shard processes, shard K on the K-th visible GPU in turn (``jobs`` checked by the caller);
+    ``shards``: only these (a retry: their logs are appended to)."""
     gpus = visible_gpus()
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     started: list[Job] = []
     try:
-        for shard in range(1, jobs + 1):
+        for shard in shards or range(1, jobs + 1):
             gpu = gpu_for(shard, gpus) if gpus else None
             log = logs / f"shard-{shard}-of-{jobs}.log"
-            stream = open(log, "wb")  # noqa: SIM115 (closed in wait / stop)
+            stream = open(log, "ab" if shards else "wb")  # noqa: SIM115 (closed in wait / stop)
             process = subprocess.Popen(
                 command(spec, out, config, shard, jobs),
                 env=_environment(gpu, jobs),
@@ -142,9 +154,10 @@ def start(spec: Path, out: Path, config: Path | None, jobs: int) -> list[Job]:
     return started
 
 
-def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
+def wait(jobs: list[Job], progress: Callable[[], None]) -> list[Job]:
     """Wait for every process, calling ``progress`` every few seconds; on any interruption (Ctrl-C, or
-    SIGTERM to this process alone, e.g. a scheduler's: the caller makes it raise) stop them all."""
+    SIGTERM to this process alone, e.g. a scheduler's: the caller makes it raise) stop them all.
+    Returns the processes that failed."""
     try:
         while any(job.process.poll() is None for job in jobs):
             check_terminated()
@@ -157,15 +170,24 @@ def wait(jobs: list[Job], progress: Callable[[], None]) -> None:
         raise
     for job in jobs:
         job.stream.close()
-    failed = [job for job in jobs if job.process.returncode != 0]
-    if failed:
-        job = failed[0]
-        others = f" (and {len(failed) - 1} more shard(s))" if len(failed) > 1 else ""
-        raise DistilError(
-            f"shard {job.shard}/{len(jobs)} failed with exit code {job.process.returncode}{others}: "
-            f"{last_line(job.log)} (whole log: {job.log}); the runs that finished are kept, rerun the same "
-            "command to resume"
-        )
+    return [job for job in jobs if job.process.returncode != 0]
+
+
+def failure(failed: list[Job], jobs: int) -> DistilError:
+    """The one-line error of failed shards: the first one's last log line, where its log is."""
+    job = failed[0]
+    others = f" (and {len(failed) - 1} more shard(s))" if len(failed) > 1 else ""
+    return DistilError(
+        f"shard {job.shard}/{jobs} failed with exit code {job.process.returncode}{others}: "
+        f"{last_line(job.log)} (whole log: {job.log}); the runs that finished are kept, rerun the same "
+        "command to resume"
+    )
+
+
+def ran_out_of_memory(log: Path) -> bool:
+    """Whether a failed shard's error was the GPU's memory (the CLI's one-line message, or torch's own)."""
+    line = last_line(log)
+    return line.startswith(OUT_OF_MEMORY) or "CUDA out of memory" in line
 
 
 _TERMINATED: list[int] = []  # the SIGTERMs received while shards run
