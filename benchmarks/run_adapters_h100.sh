@@ -50,9 +50,9 @@ for phase in ${PHASES:-qlora lora train gemma}; do
              python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(' ', r['speed'], r['global_steps'], 'steps in', round(r['train_seconds'], 1), 's')" \
                "/root/train-$mode/run.json" 2>&1 | tail -1
            done ;;
-    # Gemma 3 attends through sliding windows, which distil's varlen attention refuses: SDPA over rows of at
-    # most 2,048 tokens (one 32k-token row under SDPA needs a dense 32k x 32k mask and ran out of memory)
-    gemma) bench gemma3-270m --shape gemma3-270m --no-baseline --variant sdpa,32768,2048,liger+bf16 \
-             --variant sdpa,32768,2048,bf16 ;;
+    # Gemma 3 attends through sliding windows: varlen with its windows over packed rows, and SDPA over rows
+    # of at most 2,048 tokens (one 32k-token row under SDPA needs a dense 32k x 32k mask: out of memory)
+    gemma) bench gemma3-270m --shape gemma3-270m --no-baseline --variant varlen,32768,0,liger+bf16 \
+             --variant sdpa,32768,2048,liger+bf16 --variant sdpa,32768,2048,bf16 ;;
   esac
 done

@@ -79,6 +79,32 @@ def test_varlen_flash_attention_matches_padded_sdpa(model, tmp_path, rows):
     assert torch.nn.functional.cosine_similarity(got, expected, dim=0) > 0.999
 
 
+@pytest.mark.skipif(not kernels.varlen_windows(), reason="this torch's varlen attention has no sliding windows")
+def test_varlen_flash_attention_with_sliding_windows_matches_padded_sdpa(tmp_path):
+    """Gemma 3's sliding layers (a 16-token window over examples of hundreds) under varlen's window_size,
+    against SDPA with transformers' sliding-window mask; loss and gradients."""
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        hidden_size=256, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=1, head_dim=64,
+        intermediate_size=512, vocab_size=32000, sliding_window=16, final_logit_softcapping=None,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+    )  # fmt: skip
+    gemma = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").cuda()
+    examples = _examples()
+    reference = _reference(gemma, examples)
+    reference.loss.backward()
+    expected = _grads(gemma)
+    gemma.zero_grad()
+    varlen = copy.deepcopy(gemma)
+    varlen.set_attn_implementation(kernels.register_varlen())
+    loss = _loss(varlen, PackingCollator(None, 0, varlen=True)(examples), tmp_path)
+    loss.backward()
+    assert loss.item() == pytest.approx(reference.loss.item(), rel=2e-3)
+    assert torch.nn.functional.cosine_similarity(_grads(varlen), expected, dim=0) > 0.999
+
+
 @pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
 def test_liger_kernels_and_fused_ce_match_the_plain_path(model, tmp_path):
     examples = _examples()

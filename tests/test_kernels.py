@@ -217,3 +217,65 @@ def test_cpu_defaults_and_explicit_requests(setup):
     assert kernels.resolve_kernels("none", model) == "none"
     with pytest.raises(ConfigError, match="liger"):
         kernels.resolve_kernels("liger", model)
+
+
+def _gemma3(vocab: int, window: int):
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=16, vocab_size=vocab, sliding_window=window, final_logit_softcapping=None,
+        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+    )  # fmt: skip
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+
+
+def test_varlen_with_sliding_windows_equals_each_example_alone(setup, tmp_path, monkeypatch):
+    """Gemma 3's sliding layers under varlen (packed rows, a window per layer): the loss of each example
+    alone with transformers' own sliding-window mask; the window is short enough here to matter."""
+    _, tokenizer, examples = setup
+    model = _gemma3(len(tokenizer), window=8)
+    reference = _reference(model, examples, 0.3)
+    full = _gemma3(len(tokenizer), window=4096)
+    full.load_state_dict(model.state_dict())
+    assert _reference(full, examples, 0.3).loss.item() != pytest.approx(reference.loss.item(), rel=1e-4)
+    varlen = copy.deepcopy(model).train()
+    varlen.set_attn_implementation(kernels.register_varlen())
+    windows = []
+    original = kernels._varlen_reference
+    monkeypatch.setattr(kernels, "_varlen_reference", lambda *a: windows.append(a[-1]) or original(*a))
+    with torch.no_grad():
+        loss = _trainer(varlen, tmp_path).compute_loss(varlen, PackingCollator(None, 0, varlen=True)(examples))
+    assert windows == [8, None, 8]  # the sliding layers got their window, the full one none
+    assert loss.item() == pytest.approx(reference.loss.item(), rel=1e-5)
+
+
+def test_varlen_reference_window_sees_itself_and_the_keys_before_it():
+    """window w: a query sees itself and the w - 1 keys before it (keys longer than the queries: the
+    queries are the last positions), against attention written out."""
+    from distil_cli.attention import varlen_reference
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(3, 2, 8), torch.randn(7, 2, 8), torch.randn(7, 2, 8)
+    out = varlen_reference(q, k, v, torch.tensor([0, 3]), torch.tensor([0, 7]), True, None, window=3)
+    for i in range(3):
+        pos = 4 + i  # query i sits at key position 4 + i
+        keys = list(range(pos - 2, pos + 1))
+        weights = torch.softmax(torch.einsum("hd,khd->hk", q[i], k[keys]) / 8**0.5, dim=-1)
+        assert torch.allclose(out[i], torch.einsum("hk,khd->hd", weights, v[keys]), atol=1e-6)
+
+
+def test_sliding_window_models_get_varlen_only_when_asked_for(setup, monkeypatch):
+    """On a GPU whose torch has windows: a sliding-window model gets SDPA by default and varlen when asked;
+    without windows in torch, asking is a clear error. Full-attention models get varlen by default."""
+    model, tokenizer, _ = setup
+    gemma = _gemma3(len(tokenizer), window=8).config
+    monkeypatch.setattr(kernels, "varlen_available", lambda: True)
+    monkeypatch.setattr(kernels, "_varlen_call", lambda: (None, {}, True, True))
+    assert kernels.resolve_attention(None, gemma, packing=True) is None
+    assert kernels.resolve_attention("varlen", gemma, packing=True) == kernels.VARLEN
+    assert kernels.resolve_attention(None, model.config, packing=True) == kernels.VARLEN
+    monkeypatch.setattr(kernels, "_varlen_call", lambda: (None, {}, True, False))
+    with pytest.raises(ConfigError, match="sliding-window attention, which this torch's varlen attention lacks"):
+        kernels.resolve_attention("varlen", gemma, packing=True)

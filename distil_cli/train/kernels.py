@@ -47,7 +47,12 @@ def _varlen_call():
 
     params = inspect.signature(varlen_attn).parameters
     causal = {"is_causal": True} if "is_causal" in params else {"window_size": (-1, 0)}
-    return varlen_attn, causal, "enable_gqa" in params
+    return varlen_attn, causal, "enable_gqa" in params, "window_size" in params
+
+
+def varlen_windows() -> bool:
+    """Whether this torch's varlen attention takes sliding windows (``window_size``: after torch 2.10)."""
+    return varlen_available() and _varlen_call()[3]
 
 
 def varlen_attention_forward(
@@ -72,14 +77,18 @@ def varlen_attention_forward(
         sdpa = _sdpa()
         extra = {"sliding_window": sliding_window} if sliding_window is not None else {}
         return sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **extra, **kwargs)
-    if dropout or sliding_window is not None or softcap is not None:
+    if dropout or softcap is not None:
         raise RuntimeError(
-            "varlen attention supports neither attention dropout, sliding windows nor softcapping; "
+            "varlen attention supports neither attention dropout nor softcapping; "
             "use --attn-implementation sdpa for this model"
         )
     if not query.is_cuda:
-        return _varlen_reference(query, key, value, cu, scaling), None
-    fn, causal, has_gqa = _varlen_call()
+        return _varlen_reference(query, key, value, cu, scaling, sliding_window), None
+    fn, causal, has_gqa, windowed = _varlen_call()
+    if sliding_window is not None:  # a sliding layer: itself and the sliding_window - 1 tokens before it
+        if not windowed:
+            raise RuntimeError("this torch's varlen attention has no sliding windows; use --attn-implementation sdpa")
+        causal = {"window_size": (sliding_window - 1, 0)}
     batch, heads, length, dim = query.shape
     kv_heads = key.shape[1]
     dtype = query.dtype
@@ -124,14 +133,14 @@ def _lengths_from_positions(position_ids: torch.Tensor | None) -> tuple[torch.Te
     return cu, longest
 
 
-def _varlen_reference(query, key, value, cu: torch.Tensor, scaling: float | None) -> torch.Tensor:
+def _varlen_reference(query, key, value, cu: torch.Tensor, scaling: float | None, window: int | None = None):
     """The same computation with SDPA, one sequence at a time (CPU: tests and debugging)."""
     batch, heads, length, dim = query.shape
 
     def flat(t: torch.Tensor) -> torch.Tensor:  # [B, h, T, d] -> [B*T, h, d]
         return t.transpose(1, 2).reshape(batch * length, t.shape[1], dim)
 
-    out = varlen_reference(flat(query), flat(key), flat(value), cu, cu, True, scaling)
+    out = varlen_reference(flat(query), flat(key), flat(value), cu, cu, True, scaling, window=window)
     return out.reshape(batch, length, heads, dim)
 
 
@@ -169,21 +178,27 @@ def varlen_supported(config) -> str | None:
         return "the model uses attention dropout"
     if getattr(config, "attn_logit_softcapping", None):
         return "the model uses attention logit softcapping"
+    if sliding(config) and not varlen_windows():
+        return "the model uses sliding-window attention, which this torch's varlen attention lacks (torch 2.11 has it)"
+    return None
+
+
+def sliding(config) -> bool:
+    """Whether some layers of the model attend through a sliding window (Gemma 2 and 3, Mistral's configs)."""
     window = getattr(config, "sliding_window", None)
-    if (
+    return bool(
         window
         and getattr(config, "use_sliding_window", True)
         and "sliding_attention" in (getattr(config, "layer_types", None) or ["sliding_attention"])
-    ):
-        return "the model uses sliding-window attention"
-    return None
+    )
 
 
 def resolve_attention(requested: str | None, config, packing: bool) -> str | None:
     """The attention implementation for training: ``requested`` (``varlen`` mapped), or the best default.
 
     Default: varlen on CUDA for packed batches when the model allows it, else None
-    (transformers' own choice, SDPA).
+    (transformers' own choice, SDPA). Sliding-window models get varlen only when asked for
+    (``--attn-implementation varlen``) until its speed for them is measured.
     """
     if requested:
         name = USER_NAMES.get(requested, requested)
@@ -196,7 +211,9 @@ def resolve_attention(requested: str | None, config, packing: bool) -> str | Non
             register_varlen()
         return name
     if packing and varlen_supported(config) is None:
-        return register_varlen()
+        if not sliding(config):
+            return register_varlen()
+        log.info("sliding-window attention: SDPA; --attn-implementation varlen packs it (speed not yet measured)")
     return None
 
 
