@@ -3,7 +3,7 @@
 # layer) and token budget, and Gemma 3 270M full fine-tuning's MFU, on one GPU (docs/benchmarks.md).
 # Needs the wheels of run_size_h100.sh (call 1, with trl) and bitsandbytes (.carry/bnb, a call of its
 # own: 43 MB) in /root/site, or both at once as .carry/ab (the bench's wheels only); Gemma pulled by
-# run_size_h100.sh for the last two phases (train: `distil train --lora` and `--load-in-4bit` on it, with
+# run_size_h100.sh for the train phase ( `distil train --lora` and `--load-in-4bit` on it, with
 # the data run_size_h100.sh copied to $EXP). Reports to $OUT.
 #   bash benchmarks/run_adapters_h100.sh
 # The qlora and lora phases build a random 7.6B model per variant: the first of a phase's three variants
@@ -50,9 +50,12 @@ for phase in ${PHASES:-qlora lora train gemma}; do
              python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(' ', r['speed'], r['global_steps'], 'steps in', round(r['train_seconds'], 1), 's')" \
                "/root/train-$mode/run.json" 2>&1 | tail -1
            done ;;
-    # Gemma 3 attends through sliding windows: varlen with its windows over packed rows, and SDPA over rows
-    # of at most 2,048 tokens (one 32k-token row under SDPA needs a dense 32k x 32k mask: out of memory)
-    gemma) bench gemma3-270m --shape gemma3-270m --no-baseline --variant varlen,32768,0,liger+bf16 \
-             --variant sdpa,32768,2048,liger+bf16 --variant sdpa,32768,2048,bf16 ;;
+    # Gemma 3 270M's shape (random init): varlen with its sliding windows over packed rows, with and without
+    # Liger's kernels, and SDPA over rows of at most 2,048 tokens (one 32k-token row under SDPA needs a dense
+    # 32k x 32k mask: out of memory); all with the fused loss (`distil train`'s default on a GPU: its 262k-token
+    # vocabulary makes a 32k-token batch's logits 17 GB in bf16)
+    gemma) bench gemma270m --shape gemma270m --no-baseline --variant varlen,16384,0,liger+flce+bf16 \
+             --variant varlen,32768,0,liger+flce+bf16 --variant varlen,32768,0,flce+bf16 \
+             --variant sdpa,32768,2048,liger+flce+bf16 ;;
   esac
 done

@@ -132,3 +132,23 @@ def test_bench_e2e_without_the_minimal_loop_times_distil_alone(tmp_path):
     assert result.exit_code == 0, result.output
     (ours,) = json.loads(out.read_text())["results"]
     assert ours["name"] == "distil train + infer" and ours["total"] > 0 and "ratio_to_minimal" not in ours
+
+
+def test_gemma270m_shape_is_the_pulled_gemma3_270m():
+    """The random gemma270m shape has Gemma 3 270M's parameter count and attention pattern (built on the
+    meta device: no weights); where the pulled model is here, its config matches field by field."""
+    import torch
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+
+    from distil_cli.bench.common import GEMMA3_270M
+
+    config = Gemma3TextConfig(**GEMMA3_270M)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    assert type(model).__name__ == "Gemma3ForCausalLM"
+    assert sum(p.numel() for p in model.parameters()) == 268_098_176
+    assert config.layer_types.count("full_attention") == 3 and config.sliding_window == 512
+    pulled = os.path.expanduser("~/.cache/distil/models/gemma-3-270m/config.json")
+    if os.path.isfile(pulled):
+        real = json.loads(open(pulled).read())
+        assert {k: real[k] for k in GEMMA3_270M} == {k: getattr(config, k) for k in GEMMA3_270M}

@@ -45,7 +45,25 @@ QWEN_7B = dict(
     tie_word_embeddings=False,
     max_position_embeddings=32768,
 )
-RANDOM_SHAPES = {"qwen0.5b": QWEN_05B, "qwen1.5b": QWEN_15B, "qwen7b": QWEN_7B}
+# Gemma 3 270M's shape (the config `distil models pull gemma3-270m` writes): five sliding-window layers
+# (512 tokens) to one global, 262k-token vocabulary, tied embeddings
+GEMMA3_270M = dict(
+    hidden_size=640,
+    num_hidden_layers=18,
+    num_attention_heads=4,
+    num_key_value_heads=1,
+    head_dim=256,
+    intermediate_size=2048,
+    vocab_size=262144,
+    sliding_window=512,
+    layer_types=(["sliding_attention"] * 5 + ["full_attention"]) * 3,
+    query_pre_attn_scalar=256,
+    final_logit_softcapping=None,
+    attn_logit_softcapping=None,
+    tie_word_embeddings=True,
+    max_position_embeddings=32768,
+)
+RANDOM_SHAPES = {"qwen0.5b": QWEN_05B, "qwen1.5b": QWEN_15B, "qwen7b": QWEN_7B, "gemma270m": GEMMA3_270M}
 # the adapter of the lora and qlora variants, for distil and the TRL + peft peer alike
 BENCH_LORA = dict(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear")
 
@@ -98,11 +116,12 @@ def peak() -> float | None:
 
 
 def build_model(shape: str, cache_dir, flags: frozenset[str] = frozenset()):
-    """(model, tokenizer or None): qwen0.5b/1.5b/7b random init of that shape, smollm2 (embedded), tiny.
+    """(model, tokenizer or None): qwen0.5b/1.5b/7b and gemma270m random init of that shape, smollm2
+    (embedded), gemma3-270m (pulled), tiny.
 
     ``flags`` lora: a frozen bf16 base (built on the GPU: a 7B float32 init on the host takes minutes);
     qlora: that base saved once and loaded back in 4-bit NF4 (``--load-in-4bit``'s quantization)."""
-    from transformers import AutoModelForCausalLM, Qwen2Config
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, Qwen2Config
 
     from distil_cli.models import load_tokenizer, resolve_model
 
@@ -111,7 +130,8 @@ def build_model(shape: str, cache_dir, flags: frozenset[str] = frozenset()):
     if shape in RANDOM_SHAPES:
         torch.manual_seed(0)
         with torch.device("cuda" if adapter and torch.cuda.is_available() else "cpu"):
-            model = AutoModelForCausalLM.from_config(Qwen2Config(**RANDOM_SHAPES[shape]), dtype=dtype)
+            config = (Gemma3TextConfig if shape.startswith("gemma") else Qwen2Config)(**RANDOM_SHAPES[shape])
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         tokenizer = None
     else:
         source = resolve_model("default" if shape == "smollm2" else shape, cache_dir)

@@ -18,7 +18,10 @@ def bench_train(
     ctx: typer.Context,
     shape: Annotated[
         str,
-        typer.Option(help="qwen0.5b / qwen1.5b / qwen7b (random init of Qwen2.5's shapes), smollm2 (embedded), tiny."),
+        typer.Option(
+            help="qwen0.5b / qwen1.5b / qwen7b (random init of Qwen2.5's shapes), gemma270m (random init of "
+            "Gemma 3 270M's), smollm2 (embedded), gemma3-270m (pulled), tiny."
+        ),
     ] = "tiny",
     steps: Annotated[int, typer.Option(help="Timed optimizer steps (after 2 warm-up steps).")] = 10,
     records: Annotated[
