@@ -3,7 +3,7 @@
 # layer) and token budget, and Gemma 3 270M full fine-tuning's MFU, on one GPU (docs/benchmarks.md).
 # Needs the wheels of run_size_h100.sh (call 1, with trl) and bitsandbytes (.carry/bnb, a call of its
 # own: 43 MB) in /root/site, or both at once as .carry/ab (the bench's wheels only); Gemma pulled by
-# run_size_h100.sh for the train phase ( `distil train --lora` and `--load-in-4bit` on it, with
+# run_size_h100.sh for the train phase (`distil train --lora` and `--load-in-4bit` on it, with
 # the data run_size_h100.sh copied to $EXP). Reports to $OUT.
 #   bash benchmarks/run_adapters_h100.sh
 # The qlora and lora phases build a random 7.6B model per variant: the first of a phase's three variants
