@@ -436,7 +436,7 @@ def test_jobs_die_with_a_parent_killed_by_sigkill(tmp_path):
     def alive(pid: int) -> bool:  # a zombie awaiting its new parent's wait() is not running
         try:
             return " (Z)" not in Path(f"/proc/{pid}/status").read_text().split("State:")[1].splitlines()[0]
-        except (FileNotFoundError, IndexError):
+        except (OSError, IndexError):  # gone (also between open and read: ProcessLookupError)
             return False
 
     deadline = time.monotonic() + 15
