@@ -266,16 +266,19 @@ def test_varlen_reference_window_sees_itself_and_the_keys_before_it():
         assert torch.allclose(out[i], torch.einsum("hk,khd->hd", weights, v[keys]), atol=1e-6)
 
 
-def test_sliding_window_models_get_varlen_only_when_asked_for(setup, monkeypatch):
-    """On a GPU whose torch has windows: a sliding-window model gets SDPA by default and varlen when asked;
-    without windows in torch, asking is a clear error. Full-attention models get varlen by default."""
+def test_sliding_window_models_get_varlen_where_torch_has_windows(setup, monkeypatch):
+    """On a GPU whose torch has windows a sliding-window model gets varlen by default, as full-attention models
+    do; without windows in torch it gets SDPA by default, and asking for varlen is a clear error."""
     model, tokenizer, _ = setup
     gemma = _gemma3(len(tokenizer), window=8).config
     monkeypatch.setattr(kernels, "varlen_available", lambda: True)
     monkeypatch.setattr(kernels, "_varlen_call", lambda: (None, {}, True, True))
-    assert kernels.resolve_attention(None, gemma, packing=True) is None
+    assert kernels.resolve_attention(None, gemma, packing=True) == kernels.VARLEN
     assert kernels.resolve_attention("varlen", gemma, packing=True) == kernels.VARLEN
     assert kernels.resolve_attention(None, model.config, packing=True) == kernels.VARLEN
+    assert kernels.resolve_attention(None, gemma, packing=False) is None
     monkeypatch.setattr(kernels, "_varlen_call", lambda: (None, {}, True, False))
+    assert kernels.resolve_attention(None, gemma, packing=True) is None
+    assert kernels.resolve_attention(None, model.config, packing=True) == kernels.VARLEN
     with pytest.raises(ConfigError, match="sliding-window attention, which this torch's varlen attention lacks"):
         kernels.resolve_attention("varlen", gemma, packing=True)

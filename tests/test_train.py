@@ -453,11 +453,13 @@ def test_a_lora_base_is_bf16_on_a_bf16_gpu_and_qlora_leaves_its_other_weights_un
 
 
 @pytest.mark.parametrize(
-    ("lora", "requested", "asked"), [(False, "auto", "auto"), (True, "auto", "none"), (True, "liger", "liger")]
+    ("lora", "requested", "asked"),
+    [(False, "auto", "auto"), (True, "auto", "auto"), (True, "liger", "liger"), (True, "none", "none")],
 )
-def test_kernels_under_an_adapter_only_when_asked_for_and_on_the_base_model(monkeypatch, tiny, lora, requested, asked):
-    """--kernels auto keeps Liger and the fused loss off under --lora; --kernels liger patches the base model,
-    before the adapter wraps it (the CUDA half: tests/test_cuda_kernels.py)."""
+def test_kernels_are_applied_to_the_base_model_before_the_adapter(monkeypatch, tiny, lora, requested, asked):
+    """--kernels reaches the kernel choice as asked, with or without --lora, and Liger patches the base model
+    before the adapter wraps it (the CUDA half, Liger and the fused loss under LoRA against the plain adapter
+    path: tests/test_cuda_kernels.py)."""
     from distil_cli.train import kernels
     from distil_cli.train.run import load_model
 

@@ -19,7 +19,7 @@ import time
 import torch
 
 from distil_cli.bench.common import Measure, peak, reset_peak, sync, train_flops
-from distil_cli.train.kernels import register_varlen, sliding, varlen_supported
+from distil_cli.train.kernels import register_varlen, varlen_supported
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def trl_train(model, tokenizer, examples, steps: int, tokens_per_batch: int, wor
                     reset_peak()
 
     attention = "sdpa"
-    if varlen_supported(model.config) is None and not sliding(model.config):  # distil's own default
+    if varlen_supported(model.config) is None:  # distil's own default
         attention = register_varlen()
         model.set_attn_implementation(attention)
     config = _config(workdir, batch, last, flags)

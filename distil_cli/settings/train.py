@@ -91,7 +91,7 @@ class TrainSettings(Section):
     kernels: Literal["auto", "liger", "none"] = setting(
         "auto",
         description="liger: Liger's Triton kernels (RMSNorm, SwiGLU, RoPE, fused linear cross-entropy; CUDA); "
-        "auto: liger where installed and supported, else none.",
+        "auto: liger where installed and supported (with --lora and --load-in-4bit too), else none.",
         resume=MAY_CHANGE,
     )
     grad_accum: int = setting(

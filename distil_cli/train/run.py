@@ -106,7 +106,7 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     """(model, kernels): the model with its attention implementation, and the kernels applied."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from distil_cli.train.kernels import liger_supported, resolve_attention, resolve_kernels
+    from distil_cli.train.kernels import resolve_attention, resolve_kernels
 
     try:
         config = AutoConfig.from_pretrained(source)
@@ -117,14 +117,9 @@ def load_model(source: str, cfg: TrainSettings, tokenizer, family=None):
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load model {source}: {str(exc).splitlines()[0]}") from None
     model.config.pad_token_id = tokenizer.pad_token_id
-    requested = cfg.kernels
-    if cfg.lora and requested == "auto":
-        # under an adapter Liger and the fused loss only when asked for: their speed there is not measured yet
-        # (docs/benchmarks.md)
-        requested = "none"
-        if liger_supported(model) is None:
-            log.info("--lora: Liger's kernels and the fused loss stay off under an adapter unless --kernels liger")
-    kernels = resolve_kernels(requested, model)  # before the adapter: Liger patches the base model
+    # before the adapter: Liger patches the base model (under LoRA and QLoRA at the Qwen2.5-7B shape Liger and
+    # the fused loss gave 1.18-1.20x the tokens/s at less memory, one H100: docs/benchmarks.md)
+    kernels = resolve_kernels(cfg.kernels, model)
     if cfg.gradient_checkpointing:
         model.config.use_cache = False
     if cfg.lora:
