@@ -6,8 +6,9 @@
 # run_size_h100.sh for the train phase (`distil train --lora` and `--load-in-4bit` on it, with
 # the data run_size_h100.sh copied to $EXP). Reports to $OUT.
 #   bash benchmarks/run_adapters_h100.sh
-# The qlora and lora phases build a random 7.6B model per variant: the first of a phase's three variants
-# took most of 150 s on an H100 (2026-12-07); give each phase a call of its own (PHASES=qlora LIMIT=560).
+# The qlora and lora phases build a random 7.6B model per variant (qlora saves it once as a 15 GB folder and
+# loads it back in 4-bit); on an H100 (2026-12-07) the qlora phase took 194 s, lora 157 s, gemma 56 s:
+# give the 7B phases a call each (PHASES=qlora LIMIT=300, then PHASES=lora LIMIT=250).
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=/root/site:$PWD TQDM_DISABLE=1 PYTHONUNBUFFERED=1
