@@ -152,3 +152,29 @@ def test_gemma270m_shape_is_the_pulled_gemma3_270m():
     if os.path.isfile(pulled):
         real = json.loads(open(pulled).read())
         assert {k: real[k] for k in GEMMA3_270M} == {k: getattr(config, k) for k in GEMMA3_270M}
+
+
+@pytest.mark.integration
+def test_a_failing_variant_is_reported_with_its_error_and_the_others_kept(monkeypatch, tmp_path, caplog):
+    """A variant that raises (here an error whose text starts with a blank line, as torch.compile's do) is
+    logged with its type and first non-blank line, reported FAILED, and does not stop the next variant."""
+    from conftest import tiny_model_dir
+
+    from distil_cli.bench import train as bench
+
+    real = bench.distil_train
+
+    def failing(model, pad, examples, steps, tokens, *args):
+        if tokens == 2048:
+            raise RuntimeError("\n  backend failed: 'float' object has no attribute 'to'\nmore")
+        return real(model, pad, examples, steps, tokens, *args)
+
+    monkeypatch.setattr(bench, "distil_train", failing)
+    cache = tiny_model_dir().parent
+    variants = [bench.parse_variant("sdpa,2048,0"), bench.parse_variant("sdpa,1024,0")]
+    with caplog.at_level("WARNING", logger="distil_cli.bench.train"):
+        out = bench.bench_train("tiny", 1, 4, variants, cache, tmp_path, baseline=False)
+    failed, ran = out["results"]
+    assert failed["name"].endswith("FAILED") and failed["useful_tokens_per_s"] == 0
+    assert "FAILED" not in ran["name"] and ran["useful_tokens_per_s"] > 0
+    assert "RuntimeError: backend failed: 'float' object has no attribute 'to'" in caplog.text

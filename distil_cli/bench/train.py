@@ -315,7 +315,8 @@ def bench_train(
                     model = with_lora(model, _bench_settings(tokens, 1, flags))
                 measured[i] = distil_train(model, pad, examples, steps, tokens, rows, workdir, flags, profile == i + 1)
         except Exception as exc:  # a kernel missing on this machine: report it, keep the others
-            log.warning("variant %s failed: %s", variants[i], str(exc).splitlines()[0][:300])
+            said = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+            log.warning("variant %s failed: %s: %s", variants[i], type(exc).__name__, said[:300])
             who = "TRL SFTTrainer" if attn == "trl" else "distil train"
             label = f"{who} [{attn}, {tokens} tokens, rows {rows}, {'+'.join(sorted(flags))}] FAILED"
             measured[i] = Measure(label, 1.0, 0, 0)
