@@ -156,6 +156,22 @@ def _train_args(data_dir, out, model, model_type, steps=3, extra=()):
 
 
 @pytest.mark.integration
+def test_eval_samples_zero_trains_without_evaluating_and_still_checkpoints(tmp_path, data_dir, tiny):
+    """--eval-samples 0 turns generation-based evaluation off (slow with a large student); the run still saves
+    its checkpoints and its final model, and the model card and run.json say no evaluation ran."""
+    out = tmp_path / "run"
+    result = run_cli(*_train_args(data_dir, out, tiny, "standard", steps=4, extra=["--eval-samples", 0]))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "loss" in line] == [1, 2, 3, 4]
+    assert not [line for line in lines if any(key.startswith("eval_") for key in line)]
+    assert (out / "checkpoint-2").is_dir() and (out / "final" / "model.safetensors").is_file()
+    record = json.loads((out / "run.json").read_text())
+    assert record["best_metric"] is None and record["settings"]["eval_samples"] == 0
+    assert "- Last evaluation: none (--eval-samples 0)" in (out / "final" / "README.md").read_text()
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("model_type", ["standard", "distill"])
 def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, model_type):
     from transformers import AutoModelForCausalLM

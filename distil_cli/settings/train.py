@@ -149,7 +149,11 @@ class TrainSettings(Section):
         True, description="Save a checkpoint at each evaluation (for --resume, --select best).", resume=MAY_CHANGE
     )
     eval_samples: int | None = setting(
-        None, ge=1, description="Evaluate on a subset of valid.jsonl of this size.", resume=MAY_CHANGE
+        None,
+        ge=0,
+        description="Evaluate on a subset of valid.jsonl of this size (0: no evaluation; checkpoints are still "
+        "saved every --eval-steps).",
+        resume=MAY_CHANGE,
     )
     max_new_tokens: int = setting(256, ge=1, description="Generation length at evaluation.", resume=MAY_CHANGE)
     missing_rationale: Literal["error", "skip"] = setting(

@@ -164,7 +164,8 @@ def model_card(record: RunRecord, log_history: list[dict[str, Any]], adapter: bo
             f"{e['resumed_at_step']} (the cosine schedule recomputed for {e['steps']} steps)"
             for e in record.extensions
         ],
-        "- Last evaluation: " + (evaluation or "none (no valid.jsonl)"),
+        "- Last evaluation: "
+        + (evaluation or ("none (--eval-samples 0)" if settings.get("eval_samples") == 0 else "none (no valid.jsonl)")),
         f"- Libraries: distil {record.version}, " + ", ".join(f"{k} {v}" for k, v in record.versions.items()),
         "- Weights: safetensors",
         *(
