@@ -148,9 +148,13 @@ def test_gemma270m_shape_is_the_pulled_gemma3_270m():
     assert type(model).__name__ == "Gemma3ForCausalLM"
     assert sum(p.numel() for p in model.parameters()) == 268_098_176
     assert config.layer_types.count("full_attention") == 3 and config.sliding_window == 512
-    pulled = os.path.expanduser("~/.cache/distil/models/gemma-3-270m/config.json")
-    if os.path.isfile(pulled):
-        real = json.loads(open(pulled).read())
+    from distil_cli.pull import GEMMA3_270M as PULLABLE_GEMMA
+    from distil_cli.pull import is_pulled, model_dir
+    from distil_cli.settings import ModelsSettings
+
+    cache = ModelsSettings().cache_dir
+    if is_pulled(cache, PULLABLE_GEMMA):
+        real = json.loads((model_dir(cache, PULLABLE_GEMMA) / "config.json").read_text())
         assert {k: real[k] for k in GEMMA3_270M} == {k: getattr(config, k) for k in GEMMA3_270M}
 
 

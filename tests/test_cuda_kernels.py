@@ -63,8 +63,20 @@ def _grads(model):
     return torch.cat([p.grad.float().flatten() for p in model.parameters() if p.grad is not None])
 
 
-@pytest.mark.parametrize("rows", [None, 1500])
-def test_varlen_flash_attention_matches_padded_sdpa(model, tmp_path, rows):
+def _tiny_gemma3(**extra):
+    """A 3-layer Gemma 3 (gemma3_text) on the GPU, random init."""
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig
+
+    torch.manual_seed(0)
+    config = Gemma3TextConfig(
+        hidden_size=256, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=1, head_dim=64,
+        intermediate_size=512, vocab_size=32000, sliding_window=16, final_logit_softcapping=None, **extra,
+    )  # fmt: skip
+    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").cuda()
+
+
+def _assert_varlen_matches_sdpa(model, tmp_path, rows=None):
+    """Loss and gradients of packed rows under varlen attention against the padded SDPA reference."""
     examples = _examples()
     reference = _reference(model, examples)
     reference.loss.backward()
@@ -75,34 +87,20 @@ def test_varlen_flash_attention_matches_padded_sdpa(model, tmp_path, rows):
     loss = _loss(varlen, PackingCollator(rows, 0, varlen=True)(examples), tmp_path)
     loss.backward()
     assert loss.item() == pytest.approx(reference.loss.item(), rel=2e-3)
-    got = _grads(varlen)
-    assert torch.nn.functional.cosine_similarity(got, expected, dim=0) > 0.999
+    assert torch.nn.functional.cosine_similarity(_grads(varlen), expected, dim=0) > 0.999
+
+
+@pytest.mark.parametrize("rows", [None, 1500])
+def test_varlen_flash_attention_matches_padded_sdpa(model, tmp_path, rows):
+    _assert_varlen_matches_sdpa(model, tmp_path, rows)
 
 
 @pytest.mark.skipif(not kernels.varlen_windows(), reason="this torch's varlen attention has no sliding windows")
 def test_varlen_flash_attention_with_sliding_windows_matches_padded_sdpa(tmp_path):
     """Gemma 3's sliding layers (a 16-token window over examples of hundreds) under varlen's window_size,
     against SDPA with transformers' sliding-window mask; loss and gradients."""
-    from transformers import AutoModelForCausalLM, Gemma3TextConfig
-
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(
-        hidden_size=256, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=1, head_dim=64,
-        intermediate_size=512, vocab_size=32000, sliding_window=16, final_logit_softcapping=None,
-        layer_types=["sliding_attention", "full_attention", "sliding_attention"],
-    )  # fmt: skip
-    gemma = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").cuda()
-    examples = _examples()
-    reference = _reference(gemma, examples)
-    reference.loss.backward()
-    expected = _grads(gemma)
-    gemma.zero_grad()
-    varlen = copy.deepcopy(gemma)
-    varlen.set_attn_implementation(kernels.register_varlen())
-    loss = _loss(varlen, PackingCollator(None, 0, varlen=True)(examples), tmp_path)
-    loss.backward()
-    assert loss.item() == pytest.approx(reference.loss.item(), rel=2e-3)
-    assert torch.nn.functional.cosine_similarity(_grads(varlen), expected, dim=0) > 0.999
+    layers = ["sliding_attention", "full_attention", "sliding_attention"]
+    _assert_varlen_matches_sdpa(_tiny_gemma3(layer_types=layers), tmp_path)
 
 
 @pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
@@ -146,14 +144,7 @@ def test_liger_and_fused_ce_under_lora_match_the_plain_adapter_path(model, tmp_p
 @pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
 def test_liger_and_fused_ce_on_gemma3_match_the_plain_path(tmp_path):
     """Gemma 3 (gemma3_text: GeGLU, RMSNorm with offset 1 and q/k norms) under Liger, against the plain path."""
-    from transformers import AutoModelForCausalLM, Gemma3TextConfig
-
-    torch.manual_seed(0)
-    config = Gemma3TextConfig(
-        hidden_size=256, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=1, head_dim=64,
-        intermediate_size=512, vocab_size=32000, sliding_window=16, final_logit_softcapping=None,
-    )  # fmt: skip
-    gemma = AutoModelForCausalLM.from_config(config).cuda()
+    gemma = _tiny_gemma3()
     examples = _examples()
     plain = _loss(gemma, PackingCollator(None, 0)(examples), tmp_path)
     plain.backward()

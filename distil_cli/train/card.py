@@ -146,6 +146,7 @@ def model_card(record: RunRecord, log_history: list[dict[str, Any]], adapter: bo
         else []
     )
     evaluation = ", ".join(f"{k} {v}" for k, v in last_eval.items() if k.startswith("eval_") and "runtime" not in k)
+    no_evaluation = "none (--eval-samples 0)" if settings.get("eval_samples") == 0 else "none (no valid.jsonl)"
     prompt = record.prompt_template or "(not recorded)"
     lines = [
         "# A student model trained with distil",
@@ -164,8 +165,7 @@ def model_card(record: RunRecord, log_history: list[dict[str, Any]], adapter: bo
             f"{e['resumed_at_step']} (the cosine schedule recomputed for {e['steps']} steps)"
             for e in record.extensions
         ],
-        "- Last evaluation: "
-        + (evaluation or ("none (--eval-samples 0)" if settings.get("eval_samples") == 0 else "none (no valid.jsonl)")),
+        f"- Last evaluation: {evaluation or no_evaluation}",
         f"- Libraries: distil {record.version}, " + ", ".join(f"{k} {v}" for k, v in record.versions.items()),
         "- Weights: safetensors",
         *(

@@ -178,12 +178,12 @@ def varlen_supported(config) -> str | None:
         return "the model uses attention dropout"
     if getattr(config, "attn_logit_softcapping", None):
         return "the model uses attention logit softcapping"
-    if sliding(config) and not varlen_windows():
+    if _sliding(config) and not varlen_windows():
         return "the model uses sliding-window attention, which this torch's varlen attention lacks (torch 2.11 has it)"
     return None
 
 
-def sliding(config) -> bool:
+def _sliding(config) -> bool:
     """Whether some layers of the model attend through a sliding window (Gemma 2 and 3, Mistral's configs)."""
     window = getattr(config, "sliding_window", None)
     return bool(
