@@ -32,7 +32,10 @@ for name in ${NAMES:-size_cqa3_gemma3_270m size_svamp_gemma3_270m size_cqa12_gem
   left=$(( DEADLINE - ($(date +%s) - start) ))
   [ "$left" -gt 30 ] || { echo "$name: no time left"; continue; }
   dir=$name
-  case $name in precision_cqa*) dir=size_${name#precision_}_gemma3_270m ;; esac
+  case $name in
+    precision_cqa*) dir=size_${name#precision_}_gemma3_270m ;;
+    *_lr) dir=${name%_lr} ;;  # size_cqa12_gemma3_270m_lr: the lower learning rates, next to the 1e-4 runs
+  esac
   t0=$(date +%s)
   timeout "$left" python3 -m distil_cli -q experiment "$EXP/$name.toml" --out "$EXP/$dir" --jobs "${JOBS:-3}" \
     > "$EXP/$name.log" 2>&1
