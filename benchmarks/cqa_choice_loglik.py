@@ -3,6 +3,7 @@
     python benchmarks/cqa_choice_loglik.py MODEL_DIR --name gemma3-270m --records 300 --prompt plain
     python benchmarks/cqa_choice_loglik.py MODEL_DIR --name gemma3-270m --records 200 --prompt distil
     python benchmarks/cqa_choice_loglik.py MODEL_DIR --name gemma3-270m --records 50 --target-nll
+    python benchmarks/cqa_choice_loglik.py MODEL_DIR --name gemma3-270m --records 30 --target-nll --warm-end-of-turn
 
 Scores each of a question's five choices by its summed log-probability per character after the
 prompt and counts the best-scored choice against the answer (lighteval's ``acc_norm``), over the
@@ -13,6 +14,8 @@ lettered choices, the default instruction). Float32 on the CPU, no generation: i
 student knows the answers before fine-tuning and whether it reads the multiple-choice prompt.
 ``--target-nll``: instead, the mean negative log-likelihood (nats) of what ``distil train`` supervises
 under its prompt, before any training: the answer's tokens and the end-of-turn marker after them.
+``--warm-end-of-turn``: first copy the ``<eos>`` row of the input embedding (tied to the output layer
+in Gemma) into the formatter's end-of-turn marker's row.
 """
 
 from __future__ import annotations
@@ -40,11 +43,17 @@ def main() -> None:
     parser.add_argument("--prompt", choices=["plain", "distil"], default="plain")
     parser.add_argument("--instruction", default="Respond to the text below.")
     parser.add_argument("--target-nll", action="store_true", help="the supervised tokens' NLL, no scoring")
+    parser.add_argument("--warm-end-of-turn", action="store_true", help="end-of-turn row := <eos> row first")
     args = parser.parse_args()
     tokenizer = load_tokenizer(str(args.model))
     family = get_registry().detect_family(AutoConfig.from_pretrained(args.model), args.name)
     formatter = choose_formatter(tokenizer, family=family)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    if args.warm_end_of_turn:
+        rows = model.get_input_embeddings().weight
+        marker = tokenizer.convert_tokens_to_ids(formatter.end_of_turn)
+        with torch.no_grad():
+            rows[marker] = rows[tokenizer.eos_token_id]
     records = [json.loads(line) for line in DATA.read_text().splitlines()[: args.records]]
     if args.target_nll:
         return target_nll(model, tokenizer, formatter, records, args.instruction)
