@@ -39,12 +39,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("--name", default="", help="the model's name, for the family's formatter")
+    parser.add_argument("--data", type=Path, default=DATA, help="CQA records (id, input, output) as JSON lines")
     parser.add_argument("--records", type=int, default=300)
     parser.add_argument("--prompt", choices=["plain", "distil"], default="plain")
     parser.add_argument("--instruction", default="Respond to the text below.")
     parser.add_argument("--target-nll", action="store_true", help="the supervised tokens' NLL, no scoring")
     parser.add_argument("--warm-end-of-turn", action="store_true", help="end-of-turn row := <eos> row first")
     args = parser.parse_args()
+    records = read_records(args.data, args.records)
     tokenizer = load_tokenizer(str(args.model))
     family = get_registry().detect_family(AutoConfig.from_pretrained(args.model), args.name)
     formatter = choose_formatter(tokenizer, family=family)
@@ -54,48 +56,68 @@ def main() -> None:
         marker = tokenizer.convert_tokens_to_ids(formatter.end_of_turn)
         with torch.no_grad():
             rows[marker] = rows[tokenizer.eos_token_id]
-    records = [json.loads(line) for line in DATA.read_text().splitlines()[: args.records]]
     if args.target_nll:
-        return target_nll(model, tokenizer, formatter, records, args.instruction)
+        answer, end, both = target_nll(model, tokenizer, formatter, records, args.instruction)
+        print(f"{len(records)} records: answer tokens {answer:.2f} nats, end-of-turn {end:.2f}, all {both:.2f}")
+        return
+    accuracy = choice_accuracy(model, tokenizer, formatter, records, args.prompt, args.instruction)
+    print(f"{args.model.name} ({args.prompt} prompt, {len(records)} records): acc_norm {accuracy:.1f}")
+
+
+def read_records(path: Path, limit: int) -> list[dict]:
+    """The first ``limit`` records; a one-line exit naming the file and line of a bad one."""
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such file (make it with: python benchmarks/dss.py ../shared/data/dss cqa DIR)")
+    records = []
+    for number, line in enumerate(path.read_text().splitlines()[:limit], 1):
+        try:
+            record = json.loads(line)
+            record["input"], record["output"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SystemExit(f"{path} line {number}: not a record with input and output ({exc})") from None
+        records.append(record)
+    return records
+
+
+def tail_nll(model, context: list[int], tail: list[int]) -> list[float]:
+    """The negative log-likelihood (nats) of each token of ``tail`` after ``context``."""
+    with torch.no_grad():
+        logits = model(torch.tensor([context + tail])).logits[0, -len(tail) - 1 : -1]
+    return (-logits.float().log_softmax(-1).gather(1, torch.tensor(tail)[:, None])).flatten().tolist()
+
+
+def choice_accuracy(model, tokenizer, formatter, records: list[dict], prompt: str, instruction: str) -> float:
+    """Percent of records whose answer is the choice of highest log-likelihood per character."""
     right = 0
     for record in records:
         choices = [c.strip() for c in re.findall(r"\([a-e]\) (.*)", record["input"])]
-        if args.prompt == "plain":
+        if prompt == "plain":
             question = record["input"].split("\nAnswer Choices:")[0].removeprefix("Q: ")
             context = tokenizer(f"Question: {question}\nAnswer:")["input_ids"]
             continuations = [" " + c for c in choices]
         else:
-            prompt = formatter.format(args.instruction, record["input"]).prompt
-            context = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            text = formatter.format(instruction, record["input"]).prompt
+            context = tokenizer(text, add_special_tokens=False)["input_ids"]
             continuations = choices
-        scores = []
-        for text in continuations:
-            tail = tokenizer(text, add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([context + tail])
-            with torch.no_grad():
-                logp = model(ids).logits[0, -len(tail) - 1 : -1].log_softmax(-1)
-            scores.append(logp.gather(1, torch.tensor(tail)[:, None]).sum().item() / len(text))
+        scores = [
+            -sum(tail_nll(model, context, tokenizer(c, add_special_tokens=False)["input_ids"])) / len(c)
+            for c in continuations
+        ]
         right += choices[scores.index(max(scores))].lower() == record["output"].lower()
-    accuracy = 100 * right / len(records)
-    print(f"{args.model.name} ({args.prompt} prompt, {len(records)} records): acc_norm {accuracy:.1f}")
+    return 100 * right / len(records)
 
 
-def target_nll(model, tokenizer, formatter, records: list[dict], instruction: str) -> None:
-    """Print the mean NLL of the answer tokens and of the end-of-turn marker under distil's prompt."""
+def target_nll(model, tokenizer, formatter, records: list[dict], instruction: str) -> tuple[float, float, float]:
+    """Mean NLL of the answer tokens, of the end-of-turn marker and of both, under distil's prompt."""
     answer, end = [], []
     for record in records:
         formatted = formatter.format(instruction, record["input"], record["output"])
         prompt = tokenizer(formatted.prompt, add_special_tokens=False)["input_ids"]
         ids = tokenizer(formatted.prompt + formatted.target, add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            logp = model(torch.tensor([ids])).logits[0].float().log_softmax(-1)
-        nll = [-logp[i - 1, ids[i]].item() for i in range(len(prompt), len(ids))]
+        nll = tail_nll(model, ids[: len(prompt)], ids[len(prompt) :])
         answer += nll[:-1]
         end.append(nll[-1])
-    print(
-        f"{len(records)} records: answer tokens {sum(answer) / len(answer):.2f} nats, "
-        f"end-of-turn {sum(end) / len(end):.2f}, all {(sum(answer) + sum(end)) / (len(answer) + len(end)):.2f}"
-    )
+    return sum(answer) / len(answer), sum(end) / len(end), (sum(answer) + sum(end)) / (len(answer) + len(end))
 
 
 if __name__ == "__main__":

@@ -129,3 +129,37 @@ def test_every_spec_the_docs_report_loads_with_valid_arms(spec):
     for arm in plan.all_arms():
         plan.train_settings(TrainSettings(), arm, plan.seeds[0])
     assert len(set(plan.seeds)) == len(plan.seeds)
+
+
+def test_choice_likelihood_scores_each_answer_token_after_its_context(tmp_path):
+    """cqa_choice_loglik.py: the per-token NLL of a tail equals transformers' own loss over those labels, the
+    accuracy is the share of records whose highest-scored choice is the answer, and a bad record is one line."""
+    import torch
+    from conftest import tiny_model_and_tokenizer
+
+    from distil_cli.plugins.choosing import choose_formatter
+
+    script = _script("cqa_choice_loglik")
+    model, tokenizer = tiny_model_and_tokenizer()
+    context, tail = tokenizer("Q: where are fish?\nAnswer:")["input_ids"], tokenizer(" in water")["input_ids"]
+    labels = torch.tensor([[-100] * len(context) + tail])
+    with torch.no_grad():
+        expected = model(torch.tensor([context + tail]), labels=labels).loss.item()
+    nll = script.tail_nll(model, context, tail)
+    assert len(nll) == len(tail) and sum(nll) / len(nll) == pytest.approx(expected, rel=1e-5)
+
+    record = {"input": "Q: where are fish?\nAnswer Choices:\n(a) water\n(b) sky", "output": ""}
+    formatter = choose_formatter(tokenizer)
+    scores = {}
+    for choice in ("water", "sky"):
+        ids = tokenizer(" " + choice, add_special_tokens=False)["input_ids"]
+        scores[choice] = -sum(script.tail_nll(model, tokenizer("Question: where are fish?\nAnswer:")["input_ids"], ids))
+    best = max(scores, key=lambda c: scores[c] / len(" " + c))
+    records = [{**record, "output": best}, {**record, "output": "sky" if best == "water" else "water"}]
+    assert script.choice_accuracy(model, tokenizer, formatter, records, "plain", "Respond.") == 50.0
+
+    data = tmp_path / "test.jsonl"
+    data.write_text(json.dumps(records[0]) + "\n" + json.dumps({"input": "no output"}) + "\n")
+    with pytest.raises(SystemExit, match=r"test.jsonl line 2: not a record with input and output"):
+        script.read_records(data, 5)
+    assert script.read_records(data, 1) == records[:1]
