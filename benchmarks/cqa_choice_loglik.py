@@ -10,7 +10,7 @@ prompt and counts the best-scored choice against the answer (lighteval's ``acc_n
 first RECORDS records of benchmarks/experiments/data/cqa/test.jsonl (made by benchmarks/dss.py).
 ``plain``: "Question: Q\\nAnswer:" with no choices listed (how base-model leaderboards ask);
 ``distil``: the prompt ``distil train`` trains on (the model's formatter, the question with its
-lettered choices, the default instruction). Float32 on the CPU, no generation: it tells whether a
+lettered choices, the default instruction). Float32 (on the GPU where there is one), no generation: it tells whether a
 student knows the answers before fine-tuning and whether it reads the multiple-choice prompt.
 ``--target-nll``: instead, the mean negative log-likelihood (nats) of what ``distil train`` supervises
 under its prompt, before any training: the answer's tokens and the end-of-turn marker after them.
@@ -50,7 +50,8 @@ def main() -> None:
     tokenizer = load_tokenizer(str(args.model))
     family = get_registry().detect_family(AutoConfig.from_pretrained(args.model), args.name)
     formatter = choose_formatter(tokenizer, family=family)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).to(device).eval()
     if args.warm_end_of_turn:
         rows = model.get_input_embeddings().weight
         marker = tokenizer.convert_tokens_to_ids(formatter.end_of_turn)
@@ -82,8 +83,9 @@ def read_records(path: Path, limit: int) -> list[dict]:
 def tail_nll(model, context: list[int], tail: list[int]) -> list[float]:
     """The negative log-likelihood (nats) of each token of ``tail`` after ``context``."""
     with torch.no_grad():
-        logits = model(torch.tensor([context + tail])).logits[0, -len(tail) - 1 : -1]
-    return (-logits.float().log_softmax(-1).gather(1, torch.tensor(tail)[:, None])).flatten().tolist()
+        logits = model(torch.tensor([context + tail], device=model.device)).logits[0, -len(tail) - 1 : -1]
+    gold = torch.tensor(tail, device=logits.device)[:, None]
+    return (-logits.float().log_softmax(-1).gather(1, gold)).flatten().tolist()
 
 
 def choice_accuracy(model, tokenizer, formatter, records: list[dict], prompt: str, instruction: str) -> float:
