@@ -163,3 +163,42 @@ def test_choice_likelihood_scores_each_answer_token_after_its_context(tmp_path):
     with pytest.raises(SystemExit, match=r"test.jsonl line 2: not a record with input and output"):
         script.read_records(data, 5)
     assert script.read_records(data, 1) == records[:1]
+
+
+def test_reference_loop_supervises_only_the_target_and_lowers_its_loss(tmp_path):
+    """reference_loop.py, the control for distil train: labels -100 on the prompt and the padding, the
+    attention mask off on the padding, and a few AdamW steps on one batch lower transformers' own loss."""
+    import argparse
+
+    import torch
+    from conftest import tiny_model_and_tokenizer
+
+    from distil_cli.plugins.choosing import choose_formatter
+
+    script = _script("reference_loop")
+    model, tokenizer = tiny_model_and_tokenizer()
+    formatter = choose_formatter(tokenizer)
+    records = [{"input": "Q: where are fish?", "output": "in water"}, {"input": "Q: sky?", "output": "blue"}]
+    examples = [script.encode(tokenizer, formatter, r) for r in records]
+    for record, (ids, labels) in zip(records, examples):
+        prompt = tokenizer(formatter.format(script.INSTRUCTION, record["input"]).prompt, add_special_tokens=False)
+        n = len(prompt["input_ids"])
+        assert labels[:n] == [-100] * n and labels[n:] == ids[n:] and ids[:n] == prompt["input_ids"]
+    batch = script.batch_tensors(examples, pad=0, device="cpu")
+    short = min(range(2), key=lambda i: len(examples[i][0]))
+    width, length = batch["input_ids"].shape[1], len(examples[short][0])
+    assert length < width
+    assert batch["attention_mask"][short, length:].eq(0).all() and batch["labels"][short, length:].eq(-100).all()
+    assert batch["attention_mask"][short, :length].eq(1).all()
+
+    with torch.no_grad():
+        before = model(**batch).loss.item()
+    args = argparse.Namespace(steps=8, batch=2, lr=1e-2, warmup=0.0, seed=1)  # one batch: both records
+    losses = script.train(model.train(), examples, args, pad=0, device="cpu")
+    assert len(losses) == 8 and losses[0] == pytest.approx(before, rel=1e-4) and max(losses[-3:]) < 0.8 * before
+
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps(records[0]) + "\n[1, 2]\n")
+    with pytest.raises(SystemExit, match=r"train.jsonl line 2: not a record with input and output"):
+        script.read_records(data, 0)
+    assert script.read_records(data, 1) == records[:1]
