@@ -2,8 +2,8 @@
 # Is Gemma 3 270M's chance-level CQA a fault of distil's training? On one GPU through the device tool:
 # `distil train --objective standard` and benchmarks/reference_loop.py (a plain PyTorch loop, none of
 # distil's training code) on the same 1,218 CQA records (benchmarks/experiments/data/cqa12_s1: 12.5% of
-# the train split, shuffled with random.Random(1); valid = the first 20 test records, unused with
-# --eval-samples 0), the same 462 steps of 16 records (6 epochs) at each learning rate in LRS, then
+# the train split, shuffled with random.Random(1), made here when missing; valid = the first 20 test
+# records, unused with --eval-samples 0), the same 462 steps of 16 records (6 epochs) at each learning rate in LRS, then
 # both folders scored by benchmarks/cqa_choice_loglik.py on the first 300 test records: choice accuracy
 # under distil's prompt and the answer tokens' NLL. Gemma is pulled from /root/m/gemma.gguf as in
 # run_size_h100.sh (the same carries first). Summary lines go to $OUT/control.txt.
@@ -15,6 +15,18 @@ DATA=benchmarks/experiments/data/cqa12_s1
 WORK=${WORK:-/root/control}
 MODEL=~/.cache/distil/models/gemma-3-270m
 mkdir -p "$OUT" "$WORK"
+if [ ! -f "$DATA/train.jsonl" ]; then  # made from the CQA split of benchmarks/dss.py
+  python3 - "$DATA" <<'PY'
+import random, sys
+from pathlib import Path
+cqa, out = Path("benchmarks/experiments/data/cqa"), Path(sys.argv[1])
+lines = (cqa / "train.jsonl").read_text().splitlines()
+random.Random(1).shuffle(lines)
+out.mkdir(parents=True, exist_ok=True)
+(out / "train.jsonl").write_text("\n".join(lines[:1218]) + "\n")
+(out / "valid.jsonl").write_text("\n".join((cqa / "test.jsonl").read_text().splitlines()[:20]) + "\n")
+PY
+fi
 if [ ! -f "$MODEL/distil-model.json" ]; then
   python3 -m distil_cli models pull gemma3-270m --gguf /root/m/gemma.gguf 2>&1 | grep -v "it/s" | tail -2
 fi
