@@ -10,8 +10,10 @@ prompt and counts the best-scored choice against the answer (lighteval's ``acc_n
 first RECORDS records of benchmarks/experiments/data/cqa/test.jsonl (made by benchmarks/dss.py).
 ``plain``: "Question: Q\\nAnswer:" with no choices listed (how base-model leaderboards ask);
 ``distil``: the prompt ``distil train`` trains on (the model's formatter, the question with its
-lettered choices, the default instruction). Float32 (on the GPU where there is one), no generation: it tells whether a
-student knows the answers before fine-tuning and whether it reads the multiple-choice prompt.
+lettered choices, the default instruction); ``question``: that prompt without the choices listed
+(for a model trained on such records, e.g. by ``benchmarks/reference_loop.py --no-choices``).
+Float32 (on the GPU where there is one), no generation: it tells whether a student knows the
+answers before fine-tuning and whether it reads the multiple-choice prompt.
 ``--target-nll``: instead, the mean negative log-likelihood (nats) of what ``distil train`` supervises
 under its prompt, before any training: the answer's tokens and the end-of-turn marker after them.
 ``--warm-end-of-turn``: first copy the ``<eos>`` row of the input embedding (tied to the output layer
@@ -41,7 +43,7 @@ def main() -> None:
     parser.add_argument("--name", default="", help="the model's name, for the family's formatter")
     parser.add_argument("--data", type=Path, default=DATA, help="CQA records (id, input, output) as JSON lines")
     parser.add_argument("--records", type=int, default=300)
-    parser.add_argument("--prompt", choices=["plain", "distil"], default="plain")
+    parser.add_argument("--prompt", choices=["plain", "distil", "question"], default="plain")
     parser.add_argument("--instruction", default="Respond to the text below.")
     parser.add_argument("--target-nll", action="store_true", help="the supervised tokens' NLL, no scoring")
     parser.add_argument("--warm-end-of-turn", action="store_true", help="end-of-turn row := <eos> row first")
@@ -97,8 +99,9 @@ def choice_accuracy(model, tokenizer, formatter, records: list[dict], prompt: st
             question = record["input"].split("\nAnswer Choices:")[0].removeprefix("Q: ")
             context = tokenizer(f"Question: {question}\nAnswer:")["input_ids"]
             continuations = [" " + c for c in choices]
-        else:
-            text = formatter.format(instruction, record["input"]).prompt
+        else:  # distil: the question with its lettered choices; question: without them
+            shown = record["input"] if prompt == "distil" else record["input"].split("\nAnswer Choices:")[0]
+            text = formatter.format(instruction, shown).prompt
             context = tokenizer(text, add_special_tokens=False)["input_ids"]
             continuations = choices
         scores = [

@@ -48,13 +48,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=0.03, help="share of the steps warming up")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--no-choices", action="store_true", help="drop CQA's listed choices from each input")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = load_tokenizer(str(args.model))
     family = get_registry().detect_family(AutoConfig.from_pretrained(args.model), args.name)
     formatter = choose_formatter(tokenizer, family=family)
-    examples = [encode(tokenizer, formatter, r) for r in read_records(args.data, args.records)]
+    records = read_records(args.data, args.records)
+    if args.no_choices:  # CQA as an open question: "Q: ...\nAnswer Choices:\n(a) ..." -> "Q: ..."
+        records = [{**r, "input": r["input"].split("\nAnswer Choices:")[0]} for r in records]
+    examples = [encode(tokenizer, formatter, r) for r in records]
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).to(device).train()
     model.config.use_cache = False
     losses = train(model, examples, args, tokenizer.pad_token_id or 0, device)

@@ -158,6 +158,20 @@ def test_choice_likelihood_scores_each_answer_token_after_its_context(tmp_path):
     records = [{**record, "output": best}, {**record, "output": "sky" if best == "water" else "water"}]
     assert script.choice_accuracy(model, tokenizer, formatter, records, "plain", "Respond.") == 50.0
 
+    context = tokenizer(formatter.format("Respond.", "Q: where are fish?").prompt, add_special_tokens=False)
+    scores = {c: -sum(script.tail_nll(model, context["input_ids"], tokenizer(c, add_special_tokens=False)["input_ids"]))
+              for c in ("water", "sky")}  # fmt: skip
+    best = max(scores, key=lambda c: scores[c] / len(c))  # the question prompt lists no choices
+    records = [{**record, "output": best}, {**record, "output": "sky" if best == "water" else "water"}]
+    assert script.choice_accuracy(model, tokenizer, formatter, records[:1], "question", "Respond.") == 100.0
+    assert script.choice_accuracy(model, tokenizer, formatter, records[1:], "question", "Respond.") == 0.0
+    shown = []
+    real_format = formatter.format
+    formatter.format = lambda instruction, text, *rest: shown.append(text) or real_format(instruction, text, *rest)
+    script.choice_accuracy(model, tokenizer, formatter, records[:1], "question", "Respond.")
+    script.choice_accuracy(model, tokenizer, formatter, records[:1], "distil", "Respond.")
+    assert shown == ["Q: where are fish?", record["input"]]
+
     data = tmp_path / "test.jsonl"
     data.write_text(json.dumps(records[0]) + "\n" + json.dumps({"input": "no output"}) + "\n")
     with pytest.raises(SystemExit, match=r"test.jsonl line 2: not a record with input and output"):
