@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--no-choices", action="store_true", help="drop CQA's listed choices from each input")
+    parser.add_argument(
+        "--plain", action="store_true", help='"Question: Q\\nAnswer: A" without the turn format (implies --no-choices)'
+    )
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -56,9 +59,12 @@ def main() -> None:
     family = get_registry().detect_family(AutoConfig.from_pretrained(args.model), args.name)
     formatter = choose_formatter(tokenizer, family=family)
     records = read_records(args.data, args.records)
-    if args.no_choices:  # CQA as an open question: "Q: ...\nAnswer Choices:\n(a) ..." -> "Q: ..."
+    if args.no_choices or args.plain:  # CQA as an open question: "Q: ...\nAnswer Choices:\n(a) ..." -> "Q: ..."
         records = [{**r, "input": r["input"].split("\nAnswer Choices:")[0]} for r in records]
-    examples = [encode(tokenizer, formatter, r) for r in records]
+    if args.plain:
+        examples = [encode_plain(tokenizer, r) for r in records]
+    else:
+        examples = [encode(tokenizer, formatter, r) for r in records]
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).to(device).train()
     model.config.use_cache = False
     losses = train(model, examples, args, tokenizer.pad_token_id or 0, device)
@@ -93,6 +99,13 @@ def encode(tokenizer, formatter, record: dict) -> tuple[list[int], list[int]]:
     prompt = tokenizer(formatted.prompt, add_special_tokens=False)["input_ids"]
     ids = tokenizer(formatted.prompt + formatted.target, add_special_tokens=False)["input_ids"]
     return ids, [-100] * len(prompt) + ids[len(prompt) :]
+
+
+def encode_plain(tokenizer, record: dict) -> tuple[list[int], list[int]]:
+    """``cqa_choice_loglik.py --prompt plain``'s prompt, " answer" and the end-of-sequence token after it."""
+    prompt = tokenizer(f"Question: {record['input'].removeprefix('Q: ')}\nAnswer:")["input_ids"]
+    target = tokenizer(" " + record["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return prompt + target, [-100] * len(prompt) + target
 
 
 def batch_tensors(examples: list[tuple[list[int], list[int]]], pad: int, device: str) -> dict[str, torch.Tensor]:

@@ -198,6 +198,11 @@ def test_reference_loop_supervises_only_the_target_and_lowers_its_loss(tmp_path)
         prompt = tokenizer(formatter.format(script.INSTRUCTION, record["input"]).prompt, add_special_tokens=False)
         n = len(prompt["input_ids"])
         assert labels[:n] == [-100] * n and labels[n:] == ids[n:] and ids[:n] == prompt["input_ids"]
+    ids, labels = script.encode_plain(tokenizer, {"input": "Q: where are fish?", "output": "in water"})
+    prompt = tokenizer("Question: where are fish?\nAnswer:")["input_ids"]
+    assert ids[: len(prompt)] == prompt and labels[: len(prompt)] == [-100] * len(prompt)
+    assert labels[len(prompt) :] == ids[len(prompt) :] and ids[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(ids[len(prompt) : -1]) == " in water"
     batch = script.batch_tensors(examples, pad=0, device="cpu")
     short = min(range(2), key=lambda i: len(examples[i][0]))
     width, length = batch["input_ids"].shape[1], len(examples[short][0])
