@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -567,3 +568,30 @@ def test_jobs_run_a_shard_that_ran_out_of_gpu_memory_again_alone(monkeypatch, tm
     with pytest.raises(DistilError, match=r"shard 1/4 failed .* \(and 1 more shard\(s\)\)"):
         jobs.run(spec_path, tmp_path / "out", loaded, None, 4, said.append)
     assert starts == [[1, 2, 3, 4]]  # a failure that is not memory: no rerun, as before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGTERM is held back on Linux only")
+def test_a_sigterm_while_a_shard_starts_waits_until_the_shard_is_recorded():
+    """Held back while a shard is forked and recorded, then handled; the shard itself does not inherit the
+    block (stop() and the parent-death signal must reach it)."""
+    import os
+    import signal
+    import subprocess
+
+    from distil_cli.experiment import jobs
+
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with jobs._sigterm_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert seen == [] and signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+            child = subprocess.run(
+                [sys.executable, "-c", "import signal; print(signal.SIGTERM in signal.pthread_sigmask(0, []))"],
+                preexec_fn=jobs._die_with_parent, capture_output=True, text=True, check=True,  # noqa: PLW1509
+            )  # fmt: skip
+            assert child.stdout.strip() == "False"
+        assert seen == [signal.SIGTERM]
+        assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    finally:
+        signal.signal(signal.SIGTERM, previous)

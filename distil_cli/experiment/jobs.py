@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -120,10 +121,26 @@ def _die_with_parent() -> None:
     PR_SET_PDEATHSIG), so no shard outlives a killed ``--jobs`` process and races its rerun."""
     import ctypes
 
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held back in the parent while it forks
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the parent's own handlers are all there is
         pass
+
+
+@contextmanager
+def _sigterm_held():
+    """SIGTERM held back (Linux, main thread) until a shard is started and recorded: a signal that raised
+    inside ``subprocess.Popen`` would leave a forked shard that ``stop`` never sees (it then ends by its
+    death signal, unreaped). The shard unblocks it in ``_die_with_parent`` before it runs."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending SIGTERM is handled here
 
 
 def start(spec: Path, out: Path, config: Path | None, jobs: int, shards: list[int] | None = None) -> list[Job]:
@@ -138,15 +155,16 @@ def start(spec: Path, out: Path, config: Path | None, jobs: int, shards: list[in
             gpu = gpu_for(shard, gpus) if gpus else None
             log = logs / f"shard-{shard}-of-{jobs}.log"
             stream = open(log, "ab" if shards else "wb")  # noqa: SIM115 (closed in wait / stop)
-            process = subprocess.Popen(
-                command(spec, out, config, shard, jobs),
-                env=_environment(gpu, jobs),
-                stdout=stream,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
-            )
-            started.append(Job(shard, gpu, log, process, stream))
+            with _sigterm_held():
+                process = subprocess.Popen(
+                    command(spec, out, config, shard, jobs),
+                    env=_environment(gpu, jobs),
+                    stdout=stream,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+                )
+                started.append(Job(shard, gpu, log, process, stream))
             check_terminated()
     except BaseException:
         stop(started)
