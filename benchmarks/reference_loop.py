@@ -7,7 +7,7 @@ Nothing of distil's training code runs here: no Trainer, no packing, no fused lo
 weights, no kernels. Each step takes the next ``--batch`` records (shuffled once with ``--seed``),
 right-pads them with an attention mask, and minimises the mean cross-entropy of the target tokens
 (the prompt and the padding get label -100) with torch's AdamW (weight decay 0.01 on matrices only),
-a cosine schedule with ``--warmup`` of the steps warming up, and gradient clipping at 1.0: the
+a cosine schedule with ``--warmup`` of the steps warming up, and gradient clipping at 1.0 (``--max-grad-norm``): the
 recipe ``distil train --objective standard`` sets. Only the prompt comes from distil (the family's
 formatter with the default instruction), so the prompt and the supervised tokens are the same.
 
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--warmup", type=float, default=0.03, help="share of the steps warming up")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: none)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--no-choices", action="store_true", help="drop CQA's listed choices from each input")
     parser.add_argument(
@@ -146,7 +147,8 @@ def train(model, examples, args, pad: int, device: str) -> list[float]:
         chosen, order = order[: args.batch], order[args.batch :]
         loss = model(**batch_tensors([examples[i] for i in chosen], pad, device)).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if args.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)

@@ -212,7 +212,7 @@ def test_reference_loop_supervises_only_the_target_and_lowers_its_loss(tmp_path)
 
     with torch.no_grad():
         before = model(**batch).loss.item()
-    args = argparse.Namespace(steps=8, batch=2, lr=1e-2, warmup=0.0, seed=1)  # one batch: both records
+    args = argparse.Namespace(steps=8, batch=2, lr=1e-2, warmup=0.0, seed=1, max_grad_norm=1.0)  # one batch
     losses = script.train(model.train(), examples, args, pad=0, device="cpu")
     assert len(losses) == 8 and losses[0] == pytest.approx(before, rel=1e-4) and max(losses[-3:]) < 0.8 * before
 
