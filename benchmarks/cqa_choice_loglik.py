@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from distil_cli.errors import DistilError
 from distil_cli.models import load_tokenizer
 from distil_cli.plugins.choosing import choose_formatter
 from distil_cli.plugins.registry import get_registry
@@ -49,9 +50,7 @@ def main() -> None:
     parser.add_argument("--warm-end-of-turn", action="store_true", help="end-of-turn row := <eos> row first")
     args = parser.parse_args()
     records = read_records(args.data, args.records)
-    tokenizer = load_tokenizer(str(args.model))
-    family = get_registry().detect_family(AutoConfig.from_pretrained(args.model), args.name)
-    formatter = choose_formatter(tokenizer, family=family)
+    tokenizer, formatter = tokenizer_and_formatter(args.model, args.name)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).to(device).eval()
     if args.warm_end_of_turn:
@@ -67,12 +66,25 @@ def main() -> None:
     print(f"{args.model.name} ({args.prompt} prompt, {len(records)} records): acc_norm {accuracy:.1f}")
 
 
+def tokenizer_and_formatter(model: Path, name: str):
+    """The model folder's tokenizer and its family's formatter (as ``distil train`` chooses them); a
+    one-line exit when the folder cannot be read."""
+    try:
+        tokenizer = load_tokenizer(str(model))
+        family = get_registry().detect_family(AutoConfig.from_pretrained(model), name)
+    except (DistilError, OSError, ValueError) as exc:
+        raise SystemExit(f"{model}: not a model folder ({str(exc).splitlines()[0]})") from None
+    return tokenizer, choose_formatter(tokenizer, family=family)
+
+
 def read_records(path: Path, limit: int) -> list[dict]:
-    """The first ``limit`` records; a one-line exit naming the file and line of a bad one."""
+    """The first ``limit`` records (all with 0); a one-line exit naming the file and line of a bad one."""
     if not path.is_file():
         raise SystemExit(f"{path}: no such file (make it with: python benchmarks/dss.py ../shared/data/dss cqa DIR)")
     records = []
-    for number, line in enumerate(path.read_text().splitlines()[:limit], 1):
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if limit and len(records) == limit:
+            break
         try:
             record = json.loads(line)
             record["input"], record["output"]
@@ -80,6 +92,11 @@ def read_records(path: Path, limit: int) -> list[dict]:
             raise SystemExit(f"{path} line {number}: not a record with input and output ({exc})") from None
         records.append(record)
     return records
+
+
+def question_only(text: str) -> str:
+    """A CQA input without its listed choices: "Q: ...\nAnswer Choices:\n(a) ..." -> "Q: ..." (dss.py's format)."""
+    return text.split("\nAnswer Choices:")[0]
 
 
 def tail_nll(model, context: list[int], tail: list[int]) -> list[float]:
@@ -96,11 +113,11 @@ def choice_accuracy(model, tokenizer, formatter, records: list[dict], prompt: st
     for record in records:
         choices = [c.strip() for c in re.findall(r"\([a-e]\) (.*)", record["input"])]
         if prompt == "plain":
-            question = record["input"].split("\nAnswer Choices:")[0].removeprefix("Q: ")
+            question = question_only(record["input"]).removeprefix("Q: ")
             context = tokenizer(f"Question: {question}\nAnswer:")["input_ids"]
             continuations = [" " + c for c in choices]
         else:  # distil: the question with its lettered choices; question: without them
-            shown = record["input"] if prompt == "distil" else record["input"].split("\nAnswer Choices:")[0]
+            shown = record["input"] if prompt == "distil" else question_only(record["input"])
             text = formatter.format(instruction, shown).prompt
             context = tokenizer(text, add_special_tokens=False)["input_ids"]
             continuations = choices

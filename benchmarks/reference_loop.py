@@ -26,11 +26,12 @@ import random
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
-
-from distil_cli.models import load_tokenizer
-from distil_cli.plugins.choosing import choose_formatter
-from distil_cli.plugins.registry import get_registry
+from cqa_choice_loglik import (  # this script's folder: on sys.path when run
+    question_only,
+    read_records,
+    tokenizer_and_formatter,
+)
+from transformers import AutoModelForCausalLM
 
 INSTRUCTION = "Respond to the text below."
 
@@ -56,12 +57,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    tokenizer = load_tokenizer(str(args.model))
-    family = get_registry().detect_family(AutoConfig.from_pretrained(args.model), args.name)
-    formatter = choose_formatter(tokenizer, family=family)
     records = read_records(args.data, args.records)
-    if args.no_choices or args.plain:  # CQA as an open question: "Q: ...\nAnswer Choices:\n(a) ..." -> "Q: ..."
-        records = [{**r, "input": r["input"].split("\nAnswer Choices:")[0]} for r in records]
+    tokenizer, formatter = tokenizer_and_formatter(args.model, args.name)
+    if args.no_choices or args.plain:  # CQA as an open question
+        records = [{**r, "input": question_only(r["input"])} for r in records]
     if args.plain:
         examples = [encode_plain(tokenizer, r) for r in records]
     else:
@@ -75,23 +74,6 @@ def main() -> None:
     (args.out / "losses.json").write_text(json.dumps(losses))
     tail = losses[-10:]
     print(f"{args.out}: {len(losses)} steps, mean loss of the last {len(tail)}: {sum(tail) / len(tail):.3f}")
-
-
-def read_records(path: Path, limit: int) -> list[dict]:
-    """The first ``limit`` records (all with 0); a one-line exit naming the file and line of a bad one."""
-    if not path.is_file():
-        raise SystemExit(f"{path}: no such file")
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if limit and len(records) == limit:
-            break
-        try:
-            record = json.loads(line)
-            record["input"], record["output"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SystemExit(f"{path} line {number}: not a record with input and output ({exc})") from None
-        records.append(record)
-    return records
 
 
 def encode(tokenizer, formatter, record: dict) -> tuple[list[int], list[int]]:

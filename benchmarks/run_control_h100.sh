@@ -3,8 +3,8 @@
 # `distil train --objective standard` and benchmarks/reference_loop.py (a plain PyTorch loop, none of
 # distil's training code) on the same 1,218 CQA records (benchmarks/experiments/data/cqa12_s1: 12.5% of
 # the train split, shuffled with random.Random(1), made here when missing; valid = the first 20 test
-# records, unused with --eval-samples 0), the same 462 steps of 16 records (6 epochs) at each learning rate in LRS, then
-# both folders scored by benchmarks/cqa_choice_loglik.py on the first 300 test records: choice accuracy
+# records, unused with --eval-samples 0), the same 462 steps of 16 records (6 epochs) at each learning
+# rate in LRS, then both folders scored by benchmarks/cqa_choice_loglik.py on the first 300 test records: choice accuracy
 # under distil's prompt and the answer tokens' NLL. Gemma is pulled from /root/m/gemma.gguf as in
 # run_size_h100.sh (the same carries first). Summary lines go to $OUT/control.txt.
 set -u

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _script(name: str):
+    if str(ROOT / "benchmarks") not in sys.path:  # as when run: a script imports its neighbours
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -177,6 +179,8 @@ def test_choice_likelihood_scores_each_answer_token_after_its_context(tmp_path):
     with pytest.raises(SystemExit, match=r"test.jsonl line 2: not a record with input and output"):
         script.read_records(data, 5)
     assert script.read_records(data, 1) == records[:1]
+    with pytest.raises(SystemExit, match=r": not a model folder \("):
+        script.tokenizer_and_formatter(tmp_path, "")
 
 
 def test_reference_loop_supervises_only_the_target_and_lowers_its_loss(tmp_path):
