@@ -121,7 +121,6 @@ def _die_with_parent() -> None:
     PR_SET_PDEATHSIG), so no shard outlives a killed ``--jobs`` process and races its rerun."""
     import ctypes
 
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held back in the parent while it forks
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the parent's own handlers are all there is
@@ -130,17 +129,15 @@ def _die_with_parent() -> None:
 
 @contextmanager
 def _sigterm_held():
-    """SIGTERM held back (Linux, main thread) until a shard is started and recorded: a signal that raised
-    inside ``subprocess.Popen`` would leave a forked shard that ``stop`` never sees (it then ends by its
-    death signal, unreaped). The shard unblocks it in ``_die_with_parent`` before it runs."""
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    """While a shard is started and recorded, a SIGTERM is only recorded (``check_terminated`` after the
+    block raises it): raised inside ``subprocess.Popen`` it would leave a forked shard that ``stop`` never
+    sees (it then ends by its death signal, unreaped). A flag, not a signal mask: another thread of this
+    process would take a signal the main thread blocks, and Python runs the handler in the main thread."""
+    _HOLD[0] = True
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a pending SIGTERM is handled here
+        _HOLD[0] = False
 
 
 def start(spec: Path, out: Path, config: Path | None, jobs: int, shards: list[int] | None = None) -> list[Job]:
@@ -209,6 +206,7 @@ def ran_out_of_memory(log: Path) -> bool:
 
 
 _TERMINATED: list[int] = []  # the SIGTERMs received while shards run
+_HOLD = [False]  # True while a shard is being started: the handler records and does not raise
 
 
 def _raise_on_sigterm():
@@ -223,7 +221,8 @@ def _raise_on_sigterm():
 
     def terminate(signum, frame):
         _TERMINATED.append(signum)
-        raise SystemExit(128 + signum)
+        if not _HOLD[0]:
+            raise SystemExit(128 + signum)
 
     return signal.signal(signal.SIGTERM, terminate)
 
