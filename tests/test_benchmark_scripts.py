@@ -225,3 +225,34 @@ def test_reference_loop_supervises_only_the_target_and_lowers_its_loss(tmp_path)
     with pytest.raises(SystemExit, match=r"train.jsonl line 2: not a record with input and output"):
         script.read_records(data, 0)
     assert script.read_records(data, 1) == records[:1]
+
+
+def test_determinism_compares_repeats_tensor_by_tensor(tmp_path):
+    """determinism.py: identical weights are reported identical; one element changed in one tensor is
+    found, with its size; a variant is NAME=flags, split as a shell would."""
+    import torch
+    from safetensors.torch import save_file
+
+    script = _script("determinism")
+    weights = {"a": torch.arange(6.0).view(2, 3), "b": torch.ones(4, dtype=torch.bfloat16)}
+    for name in ("r1", "r2", "r3"):
+        (tmp_path / name).mkdir()
+        save_file(weights, tmp_path / name / "model.safetensors")
+    changed = torch.tensor([1.0, 1.0, 1.0, 1.25], dtype=torch.bfloat16)
+    save_file({**weights, "b": changed}, tmp_path / "r3" / "model.safetensors")
+    same = script.compare([tmp_path / "r1", tmp_path / "r2"])
+    assert same["identical"] and same["tensors"] == 2 and same["tensors_differing"] == 0
+    differ = script.compare([tmp_path / "r1", tmp_path / "r2", tmp_path / "r3"])
+    assert not differ["identical"] and differ["tensors_differing"] == 1 and differ["max_abs_diff"] == 0.25
+    assert differ["identical_tensors"] == ["a"]
+    assert "DIFFER: 1/2 tensors" in script.line({"variant": "v", "seconds": 1.0, **differ})
+    assert script.parse_variant("det=--trainer-arg full_determinism=true --kernels 'none'") == (
+        "det",
+        ["--trainer-arg", "full_determinism=true", "--kernels", "none"],
+    )
+    assert script.parse_variant("plain=") == ("plain", [])
+    with pytest.raises(SystemExit, match="expected NAME=flags"):
+        script.parse_variant("--kernels none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no .safetensors weights"):
+        script.compare([tmp_path / "empty", tmp_path / "r1"])

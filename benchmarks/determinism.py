@@ -1,0 +1,130 @@
+"""Is a training run bit-identical when repeated? Which part of the step makes it differ?
+
+    python benchmarks/determinism.py MODEL_DIR DATA_DIR OUT_DIR --steps 10 \\
+        --variant 'distill=' --variant 'distill-no-liger=--kernels none' \\
+        --variant 'distill-sdpa=--attn-implementation sdpa' --variant 'standard=--objective standard' \\
+        --variant 'distill-deterministic=--trainer-arg full_determinism=true'
+
+Each variant (NAME=extra `distil train` flags) trains ``--repeats`` times from the same seed on the same
+records for ``--steps`` optimizer steps (no evaluation, no checkpoints), the repeats side by side on
+one machine (``--parallel``) or one after another. The final weights of the repeats are compared
+tensor by tensor. Turning one part of the step off at a time (Liger's kernels and fused loss, varlen
+attention, the rationale task) shows which one makes repeats differ; ``full_determinism`` (a
+TrainingArguments field: torch.use_deterministic_algorithms, deterministic flash-attention backward,
+cuBLAS workspace) shows whether torch's deterministic mode removes the difference and at what cost,
+or names the operation that has no deterministic implementation.
+Writes OUT_DIR/determinism.json and prints one line per variant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="student: a model folder (or 'default')")
+    parser.add_argument("data", type=Path, help="prepared folder (train.jsonl with rationales)")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--parallel", action="store_true", help="run a variant's repeats side by side")
+    parser.add_argument("--variant", action="append", default=[], help="NAME=extra distil train flags (repeatable)")
+    args = parser.parse_args()
+    variants = [parse_variant(v) for v in args.variant] or [("distill", [])]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name, flags in variants:
+        result = run_variant(args, name, flags)
+        results.append(result)
+        print(line(result), flush=True)
+        (args.out / "determinism.json").write_text(json.dumps(results, indent=1) + "\n")
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    name, sep, flags = text.partition("=")
+    if not sep or not name.strip():
+        raise SystemExit(f"--variant {text!r}: expected NAME=flags (flags may be empty)")
+    return name.strip(), shlex.split(flags)
+
+
+def run_variant(args, name: str, flags: list[str]) -> dict:
+    runs = [args.out / name / f"r{k}" for k in range(1, args.repeats + 1)]
+    commands = [
+        [sys.executable, "-m", "distil_cli", "-q", "train", str(args.data), "--model", args.model, "--out", str(run)]
+        + ["--max-steps", str(args.steps), "--eval-samples", "0", "--no-save-checkpoints", "--seed", str(args.seed)]
+        + flags
+        for run in runs
+    ]
+    started = time.time()
+    if args.parallel:
+        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in commands]
+        outputs = [(p.wait(), p.stdout.read()) for p in procs]
+    else:
+        done = [subprocess.run(c, capture_output=True, text=True) for c in commands]
+        outputs = [(p.returncode, p.stdout + p.stderr) for p in done]
+    seconds = round(time.time() - started, 1)
+    result = {"variant": name, "flags": " ".join(flags), "steps": args.steps, "seconds": seconds}
+    failed = [(rc, out) for rc, out in outputs if rc != 0]
+    if failed:
+        tail = failed[0][1].strip().splitlines()[-1:] or [f"exit {failed[0][0]}"]
+        return {**result, "error": tail[0][:400]}
+    record = json.loads((runs[0] / "run.json").read_text())  # what the step ran and how long training took
+    result.update(train_seconds=[json.loads((r / "run.json").read_text())["train_seconds"] for r in runs])
+    return {**result, "speed": record.get("speed", {}), **compare([run / "final" for run in runs])}
+
+
+def compare(folders: list[Path]) -> dict:
+    """Tensor-by-tensor comparison of the first folder's weights with each other's."""
+    first = load_weights(folders[0])
+    differing: dict[str, float] = {}
+    for folder in folders[1:]:
+        other = load_weights(folder)
+        if other.keys() != first.keys():
+            return {"identical": False, "error": f"{folder}: other tensors than {folders[0]}"}
+        for key, tensor in first.items():
+            if not tensor.equal(other[key]):
+                diff = (tensor.double() - other[key].double()).abs().max().item()
+                differing[key] = max(diff, differing.get(key, 0.0))
+    return {
+        "identical": not differing,
+        "tensors": len(first),
+        "tensors_differing": len(differing),
+        "max_abs_diff": max(differing.values(), default=0.0),
+        "identical_tensors": sorted(set(first) - set(differing))[:20],
+    }
+
+
+def load_weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise SystemExit(f"{folder}: no .safetensors weights (did the run finish?)")
+    weights = {}
+    for file in files:
+        weights.update(load_file(file))
+    return weights
+
+
+def line(result: dict) -> str:
+    train = ", ".join(f"{t:.1f}" for t in result.get("train_seconds", []))
+    head = f"{result['variant']:<24} {result['seconds']:>7.1f} s (training {train or '-'} s)  "
+    if "error" in result:
+        return head + f"failed: {result['error']}"
+    if result["identical"]:
+        return head + f"identical ({result['tensors']} tensors)"
+    return head + (
+        f"DIFFER: {result['tensors_differing']}/{result['tensors']} tensors, max |diff| {result['max_abs_diff']:.3g}"
+    )
+
+
+if __name__ == "__main__":
+    main()
