@@ -158,6 +158,39 @@ def test_liger_and_fused_ce_on_gemma3_match_the_plain_path(tmp_path):
     assert torch.nn.functional.cosine_similarity(_grads(patched), expected, dim=0) > 0.999
 
 
+@pytest.mark.skipif(not kernels.liger_available(), reason="liger-kernel / triton not installed")
+def test_a_liger_gemma3_decodes_a_batch_like_the_plain_model():
+    """Batched decoding of a model patched with Liger, and of one loaded after it in the same process (an
+    experiment infers where it trained): the logits of a one-position step match the plain model's. Liger's
+    RoPE kernel, fed by its RMSNorm's q_norm, rotated the wrong rows of such a step (liger_patches)."""
+    from transformers import AutoModelForCausalLM
+
+    plain = _tiny_gemma3().float().eval()
+    patched = copy.deepcopy(plain)
+    kernels.apply_liger(patched)
+    later = AutoModelForCausalLM.from_config(plain.config, attn_implementation="sdpa").cuda().eval()
+    later.load_state_dict(plain.state_dict())
+    assert type(later.model.layers[0].mlp).__name__ == "Gemma3MLP"
+    assert type(later.model.layers[0].input_layernorm).__name__ == "Gemma3RMSNorm"
+    ids = torch.randint(10, 32000, (3, 12), device="cuda")
+    mask = torch.ones_like(ids)
+    mask[1, :4] = 0  # left padding
+    mask[2, :7] = 0
+
+    def steps(model):
+        with torch.no_grad():
+            first = model(input_ids=ids, attention_mask=mask, use_cache=True)
+            step = torch.tensor([[5], [6], [7]], device="cuda")
+            longer = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            second = model(input_ids=step, attention_mask=longer, past_key_values=first.past_key_values, use_cache=True)
+        return first.logits[:, -1], second.logits[:, -1]
+
+    expected = steps(plain)
+    for model in (patched, later):
+        for got, want in zip(steps(model), expected):
+            assert (got - want).abs().max().item() < 1e-3 * want.abs().max().item()
+
+
 def test_liger_is_importable_where_triton_is():
     if importlib.util.find_spec("triton") is not None and importlib.util.find_spec("liger_kernel") is not None:
         assert kernels.liger_available()

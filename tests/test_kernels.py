@@ -282,3 +282,38 @@ def test_sliding_window_models_get_varlen_where_torch_has_windows(setup, monkeyp
     assert kernels.resolve_attention(None, model.config, packing=True) == kernels.VARLEN
     with pytest.raises(ConfigError, match="sliding-window attention, which this torch's varlen attention lacks"):
         kernels.resolve_attention("varlen", gemma, packing=True)
+
+
+def test_liger_module_patches_are_put_back_except_a_rope_that_leaves_single_positions_to_transformers():
+    """contain_module_patches: classes a patch swapped into a modeling module are restored (models loaded
+    later are plain); its RoPE stays for many positions and hands one-position calls (decode steps, where
+    Liger's kernel rotated the wrong rows of a batch) to the module's own; patching twice keeps the own."""
+    import types
+
+    from distil_cli.train.liger_patches import contain_module_patches
+
+    calls = []
+
+    def own_rope(q, k, cos, sin, unsqueeze_dim=1):
+        calls.append(("own", q.shape[-2]))
+        return q, k
+
+    def kernel_rope(q, k, cos, sin, position_ids=None, unsqueeze_dim=1):
+        calls.append(("kernel", q.shape[-2]))
+        return q, k
+
+    class Norm:
+        pass
+
+    module = types.SimpleNamespace(apply_rotary_pos_emb=own_rope, Gemma3RMSNorm=Norm, CONSTANT=1)
+    for _ in range(2):  # a second model patched in the same process
+        before = dict(vars(module))
+        module.apply_rotary_pos_emb, module.Gemma3RMSNorm, module.added = kernel_rope, object, "new"
+        assert contain_module_patches(module, before) == ["Gemma3RMSNorm"]
+        assert module.Gemma3RMSNorm is Norm and module.CONSTANT == 1
+    rope = module.apply_rotary_pos_emb
+    assert rope.own_rope is own_rope and rope.kernel_rope is kernel_rope
+    q, k = torch.zeros(2, 4, 1, 8), torch.zeros(2, 1, 1, 8)
+    assert rope(q, k, None, None)[0] is q
+    rope(torch.zeros(2, 4, 5, 8), torch.zeros(2, 1, 5, 8), None, None)
+    assert calls == [("own", 1), ("kernel", 5)]

@@ -19,6 +19,7 @@ import functools
 import importlib.util
 import inspect
 import logging
+import sys
 from typing import Any
 
 import torch
@@ -249,9 +250,14 @@ def apply_liger(model) -> None:
     from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
     from liger_kernel.transformers.rms_norm import LigerRMSNorm
 
+    from distil_cli.train.liger_patches import contain_module_patches
+
     if hasattr(model, "get_base_model"):  # a peft model: Liger finds the decoder's modules on the model it wraps
         model = model.get_base_model()
+    module = sys.modules[type(model).__module__]
+    before = dict(vars(module))
     _apply_liger_kernel_to_instance(model=model, cross_entropy=False, fused_linear_cross_entropy=False)
+    contain_module_patches(module, before)  # this model only; no batched-decode RoPE bug (liger_patches)
     if not wide_rms_norm_ready():
         log.info("Liger's own RMSNorm backward kept: its kernel's arguments are not liger-kernel 0.8.5's")
         return
