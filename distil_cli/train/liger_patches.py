@@ -7,7 +7,8 @@ Liger's modules (an experiment's inference after its training, a benchmark's pla
 Liger one). And Liger's RoPE kernel (liger-kernel 0.8.5) is wrong on one-position calls with a batch:
 it steps from one row to the next by ``q.stride(1)`` of the ``[B, T, H, D]`` view, which for T = 1
 PyTorch leaves at D instead of H * D when the query comes from a contiguous ``[B, H, 1, D]`` tensor,
-as it does after Liger's RMSNorm (Gemma 3 and Qwen3 normalise queries before RoPE). Every decode
+as it does after Liger's RMSNorm of a query already in that layout (Gemma 3's q_norm; Qwen3 and
+OLMo2 normalise before moving the heads, and Llama-like models have no q_norm). Every decode
 step of batched generation then rotated the wrong rows: garbled answers from a Gemma 3 model
 generating in the process that trained it with Liger (its training steps, of many positions, were
 exact). ``contain_module_patches`` puts the classes back and sends one-position calls to
