@@ -64,12 +64,18 @@ def run_variant(args, name: str, flags: list[str]) -> dict:
         for run in runs
     ]
     started = time.time()
+    logs = [run.with_suffix(".log") for run in runs]  # files, not pipes: a full pipe would stall a run
+    runs[0].parent.mkdir(parents=True, exist_ok=True)
+    codes = []
     if args.parallel:
-        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for c in commands]
-        outputs = [(p.wait(), p.stdout.read()) for p in procs]
+        procs = [subprocess.Popen(c, stdout=log.open("w"), stderr=subprocess.STDOUT) for c, log in zip(commands, logs)]
+        codes = [p.wait() for p in procs]
     else:
-        done = [subprocess.run(c, capture_output=True, text=True) for c in commands]
-        outputs = [(p.returncode, p.stdout + p.stderr) for p in done]
+        codes = [
+            subprocess.run(c, stdout=log.open("w"), stderr=subprocess.STDOUT).returncode
+            for c, log in zip(commands, logs)
+        ]
+    outputs = [(code, log.read_text()) for code, log in zip(codes, logs)]
     seconds = round(time.time() - started, 1)
     result = {"variant": name, "flags": " ".join(flags), "steps": args.steps, "seconds": seconds}
     failed = [(rc, out) for rc, out in outputs if rc != 0]
