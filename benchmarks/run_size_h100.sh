@@ -30,6 +30,8 @@ cp benchmarks/experiments/size_*.toml benchmarks/experiments/precision_cqa*.toml
 if [ ! -f ~/.cache/distil/models/gemma-3-270m/distil-model.json ]; then
   python3 -m distil_cli models pull gemma3-270m --gguf /root/m/gemma.gguf 2>&1 | grep -v "it/s" | tail -3
   python3 -m pytest -q -p no:cacheprovider plugins/distil-gemma 2>&1 | tail -2
+  # Gemma 3 under Liger on this GPU: training against the plain path, batched decoding after Liger's patches
+  python3 -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py -k "gemma3" 2>&1 | tail -2
 fi
 for name in ${NAMES:-size_cqa3_gemma3_270m size_svamp_gemma3_270m size_cqa12_gemma3_270m}; do
   left=$(( DEADLINE - ($(date +%s) - start) ))
