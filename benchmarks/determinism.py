@@ -66,25 +66,28 @@ def run_variant(args, name: str, flags: list[str]) -> dict:
     started = time.time()
     logs = [run.with_suffix(".log") for run in runs]  # files, not pipes: a full pipe would stall a run
     runs[0].parent.mkdir(parents=True, exist_ok=True)
-    codes = []
-    if args.parallel:
-        procs = [subprocess.Popen(c, stdout=log.open("w"), stderr=subprocess.STDOUT) for c, log in zip(commands, logs)]
-        codes = [p.wait() for p in procs]
-    else:
-        codes = [
-            subprocess.run(c, stdout=log.open("w"), stderr=subprocess.STDOUT).returncode
-            for c, log in zip(commands, logs)
-        ]
-    outputs = [(code, log.read_text()) for code, log in zip(codes, logs)]
+    streams = [log.open("w") for log in logs]
+    try:
+        if args.parallel:
+            procs = [subprocess.Popen(c, stdout=f, stderr=subprocess.STDOUT) for c, f in zip(commands, streams)]
+            codes = [p.wait() for p in procs]
+        else:
+            codes = [
+                subprocess.run(c, stdout=f, stderr=subprocess.STDOUT).returncode for c, f in zip(commands, streams)
+            ]
+    finally:
+        for stream in streams:
+            stream.close()
     seconds = round(time.time() - started, 1)
     result = {"variant": name, "flags": " ".join(flags), "steps": args.steps, "seconds": seconds}
-    failed = [(rc, out) for rc, out in outputs if rc != 0]
+    failed = [(code, log) for code, log in zip(codes, logs) if code != 0]
     if failed:
-        tail = failed[0][1].strip().splitlines()[-1:] or [f"exit {failed[0][0]}"]
+        code, log = failed[0]
+        tail = log.read_text().strip().splitlines()[-1:] or [f"exit {code}"]
         return {**result, "error": tail[0][:400]}
-    record = json.loads((runs[0] / "run.json").read_text())  # what the step ran and how long training took
-    result.update(train_seconds=[json.loads((r / "run.json").read_text())["train_seconds"] for r in runs])
-    return {**result, "speed": record.get("speed", {}), **compare([run / "final" for run in runs])}
+    records = [json.loads((run / "run.json").read_text()) for run in runs]  # what ran, how long training took
+    result["train_seconds"] = [record["train_seconds"] for record in records]
+    return {**result, "speed": records[0].get("speed", {}), **compare([run / "final" for run in runs])}
 
 
 def compare(folders: list[Path]) -> dict:

@@ -256,3 +256,21 @@ def test_determinism_compares_repeats_tensor_by_tensor(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no .safetensors weights"):
         script.compare([tmp_path / "empty", tmp_path / "r1"])
+
+
+@pytest.mark.integration
+def test_determinism_reports_a_failed_variant_by_its_last_line_and_keeps_the_logs(tmp_path):
+    """A variant whose `distil train` fails is reported with the run's last line (run side by side, each
+    run's output in a log file beside it), not compared."""
+    import argparse
+
+    script = _script("determinism")
+    data = tmp_path / "data"
+    data.mkdir()
+    args = argparse.Namespace(
+        model="default", data=data, out=tmp_path / "out", steps=1, repeats=2, seed=1, parallel=True
+    )
+    result = script.run_variant(args, "bad", ["--kernels", "nope"])
+    assert "train.kernels" in result["error"] and "identical" not in result
+    assert all("train.kernels" in (tmp_path / "out" / "bad" / f"r{k}.log").read_text() for k in (1, 2))
+    assert "failed: error:" in script.line(result)

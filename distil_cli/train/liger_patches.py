@@ -43,7 +43,6 @@ def decode_safe_rope(kernel_rope: Callable, own_rope: Callable) -> Callable:
     """RoPE through ``kernel_rope`` for queries ``[B, H, T, D]`` with T > 1, through ``own_rope``
     (transformers') for T = 1."""
     own_rope = getattr(own_rope, "own_rope", own_rope)  # patched twice: still the library's own
-    kernel_rope = getattr(kernel_rope, "kernel_rope", kernel_rope)
 
     def rope(q, k, cos, sin, *args, **kwargs):
         if q.shape[-2] == 1:
