@@ -65,7 +65,10 @@ def _build_tiny(cache_dir: Path, target: Path) -> Path:
 
 
 def pullable_models(cache_dir: Path) -> list[dict]:
-    """The models ``distil models pull NAME`` installs, with their licence and whether the cache has them."""
+    """The models ``distil models pull NAME`` installs, with their licence, the learning rate ``distil
+    train`` gives them and whether the cache has them."""
+    from distil_cli.settings.train import DEFAULT_LR
+
     return [
         {
             "name": entry.aliases[0],
@@ -73,6 +76,7 @@ def pullable_models(cache_dir: Path) -> list[dict]:
             "gguf_mb": entry.size_mb,
             "licence": entry.licence,
             "licence_url": entry.licence_url,
+            "lr": entry.lr or DEFAULT_LR,  # what full fine-tuning without --lr uses
             "packages": list(entry.requirements),
             "pulled": is_pulled(cache_dir, entry),
             "path": str(model_dir(cache_dir, entry)),

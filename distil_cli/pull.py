@@ -49,6 +49,8 @@ class Pullable:
     hub_id: str | None = None  # the model's name on the Hugging Face Hub (a model card's base_model)
     # a text and the ids the model's own tokenizer gives it: the converted tokenizer must give the same
     probe: tuple[int, ...] = ()
+    # the peak learning rate measured for full fine-tuning of it (docs/method.md), else distil's default
+    lr: float | None = None
 
     @property
     def packages(self) -> tuple[str, ...]:
@@ -83,6 +85,7 @@ GEMMA3_270M = Pullable(
     licence_url="https://ai.google.dev/gemma/terms",
     single_tokens=("<start_of_turn>", "<end_of_turn>"),
     hub_id="google/gemma-3-270m",
+    lr=3e-5,  # CQA 25% and SVAMP, 6 seeds (docs/method.md "Student size"): standard +12.6 and +7.8 over 1e-4
     probe=(3689, 563, 506, 5279, 529, 7001, 236881, 25685, 528, 886, 13315, 236761, 107, 818, 6213, 236764, 236743,
            236812, 236810, 1518, 2255, 236764, 1053, 26699, 236761),
 )  # fmt: skip
@@ -116,13 +119,26 @@ def is_pulled(cache_dir: Path, entry: Pullable = DEFAULT) -> bool:
     return (model_dir(cache_dir, entry) / MARKER).is_file()
 
 
+def _marker(model_folder: str | Path) -> dict | None:
+    try:
+        marker = json.loads((Path(model_folder) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def pulled_entry(model_folder: str | Path) -> Pullable | None:
+    """The table's entry of a pulled model's folder, None for any other folder."""
+    marker = _marker(model_folder)
+    return find(str(marker.get("name", ""))) if marker else None
+
+
 def licence_of(model_folder: str | Path) -> dict[str, str] | None:
     """The licence of a pulled model's folder ({"name", "url", "model", "hub_id"}), None for other folders.
 
     From its marker; a folder pulled before markers kept the licence gets its table entry's."""
-    try:
-        marker = json.loads((Path(model_folder) / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    marker = _marker(model_folder)
+    if marker is None:
         return None
     entry = find(str(marker.get("name", "")))
     if "licence" not in marker and entry is None:

@@ -84,6 +84,7 @@ def test_pullable_table_names_models_and_licences(tmp_path):
     rows = {row["name"]: row for row in __import__("json").loads(listed.stdout)["pullable"]}
     assert rows["gemma3-270m"]["licence"] == "Gemma Terms of Use" and rows["gemma3-270m"]["pulled"] is False
     assert rows["default"]["licence"] == "Apache-2.0"
+    assert (rows["default"]["lr"], rows["gemma3-270m"]["lr"]) == (1e-4, 3e-5)  # what `distil train` gives each
     unknown = run_cli("models", "pull", "llama", "--cache-dir", str(tmp_path))
     assert unknown.exit_code == 1 and "no pullable model 'llama'" in unknown.output
 
@@ -266,3 +267,32 @@ def test_a_sentencepiece_vocabulary_without_merges_gets_them_back(tmp_path):
     with pytest.raises(ModelError, match="tokens for a probe sentence where the model's own gives 25"):
         check_probe(tokenizer, GEMMA3_270M)
     assert PROBE_TEXT.startswith("What is the capital of France?")
+
+
+def test_a_pulled_model_trains_at_the_rate_measured_for_it_unless_told_otherwise(tmp_path, caplog):
+    import json
+    import logging
+
+    from distil_cli.settings import TrainSettings
+    from distil_cli.train.config import default_lr, with_lr
+    from distil_cli.train.resume import RunDir, lr_of_run
+
+    gemma, plain = tmp_path / "gemma-3-270m", tmp_path / "plain"
+    gemma.mkdir(), plain.mkdir()
+    (gemma / MARKER).write_text(json.dumps({"name": "gemma-3-270m"}))
+    assert default_lr(TrainSettings(), str(gemma)) == (3e-5, "measured for gemma-3-270m, docs/method.md")
+    assert default_lr(TrainSettings(lora=True), str(gemma))[0] == 1e-4  # measured for full fine-tuning only
+    assert default_lr(TrainSettings(), str(plain)) == (1e-4, "distil's default")  # no marker: any other model
+    (plain / MARKER).write_text("not json")
+    assert default_lr(TrainSettings(), str(plain))[0] == 1e-4
+    with caplog.at_level(logging.INFO, logger="distil_cli.train.config"):
+        assert with_lr(TrainSettings(), str(gemma)).lr == 3e-5
+    assert "learning rate 3e-05 (measured for gemma-3-270m" in caplog.text
+    assert with_lr(TrainSettings(lr=2e-4), str(gemma)).lr == 2e-4  # --lr wins
+    assert with_lr(TrainSettings(), str(gemma), resumed=1e-4).lr == 1e-4  # a resumed run keeps its rate
+    run = tmp_path / "run"
+    assert lr_of_run(RunDir.inspect(run)) is None
+    run.mkdir()
+    record = {"settings": {"model": "gemma3-270m", "lr": 1e-4}, "model_source": "m", "formatter": "gemma"}
+    (run / "run.json").write_text(json.dumps(record | {"instructions": {}, "max_input_tokens": 8}))
+    assert lr_of_run(RunDir.inspect(run)) == 1e-4

@@ -172,6 +172,27 @@ def test_eval_samples_zero_trains_without_evaluating_and_still_checkpoints(tmp_p
 
 
 @pytest.mark.integration
+def test_without_lr_a_pulled_model_trains_at_its_measured_rate_and_the_run_records_it(tmp_path, data_dir, tiny):
+    import shutil
+
+    from distil_cli.pull import MARKER
+
+    model = tmp_path / "gemma-3-270m"
+    shutil.copytree(tiny, model)
+    (model / MARKER).write_text(json.dumps({"name": "gemma-3-270m"}))  # the table's entry: lr 3e-5
+    args = _train_args(data_dir, tmp_path / "run", model, "standard", steps=2, extra=["--eval-samples", 0])
+    i = args.index("--lr")
+    result = run_cli(*args[:i], *args[i + 2 :])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["settings"]["lr"] == 3e-5
+    rates = [line["learning_rate"] for line in map(json.loads, (tmp_path / "run" / "metrics.jsonl").open())
+             if "learning_rate" in line]  # fmt: skip
+    assert rates and max(rates) <= 3e-5
+    assert "3e-05" in (tmp_path / "run" / "final" / "README.md").read_text()
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("model_type", ["standard", "distill"])
 def test_short_run_writes_final_metrics_and_loads(tmp_path, data_dir, tiny, model_type):
     from transformers import AutoModelForCausalLM

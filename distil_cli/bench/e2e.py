@@ -199,11 +199,13 @@ def bench_e2e(
 ) -> dict[str, Any]:
     from distil_cli.models import load_tokenizer, resolve_model
     from distil_cli.reports import read_metrics
+    from distil_cli.train.config import with_lr
 
     if shape in RANDOM_SHAPES:
         raise ConfigError(f"--shape {shape}: bench e2e needs a model with a tokenizer (smollm2 or tiny)")
     source = resolve_model("default" if shape == "smollm2" else shape, cache_dir)
     data = write_job(Path(workdir) / "data", load_tokenizer(source), train, valid, test)
+    cfg = with_lr(cfg, source)  # the reference loop trains at the rate distil's run does
     ours = distil_job(data, Path(workdir), cfg, infer_cfg, cache_dir)
     evals = sum("eval_rouge_mean" in line for line in read_metrics(Path(workdir) / "run"))
     rows = [{"name": "distil train + infer", **_rounded(ours)}]

@@ -51,11 +51,12 @@ def models_list(
         print_json({"pullable": pullable, "cache": rows})
         return
     table = Table(title="pullable models (distil models pull NAME)")
-    for column in ("name", "model", "GGUF MB", "licence", "pulled"):
+    for column in ("name", "model", "GGUF MB", "train lr", "licence", "pulled"):
         table.add_column(column, overflow="fold")
     for row in pullable:
         licence = f"{row['licence']} ({row['licence_url']})"
-        table.add_row(row["name"], row["model"], str(row["gguf_mb"]), licence, "yes" if row["pulled"] else "no")
+        pulled = "yes" if row["pulled"] else "no"
+        table.add_row(row["name"], row["model"], str(row["gguf_mb"]), f"{row['lr']:g}", licence, pulled)
     out_console.print(table)
     table = Table(title=f"models in {cfg.cache_dir}")
     for column in ("name", "size MB", "source", "path"):

@@ -14,6 +14,11 @@ from distil_cli.tasks import DEFAULT_INSTRUCTIONS, RATIONALE, SUMMARY
 _OTHER_LANGUAGES = "/".join(lang for lang in DEFAULT_INSTRUCTIONS[SUMMARY] if lang != "en")
 
 
+# The learning rate of a run without --lr (distil_cli.train.config.default_lr; docs/method.md): chosen on
+# SmolLM2-135M; a pulled model whose entry names a rate measured for it gets that rate instead
+DEFAULT_LR = 1e-4
+
+
 class TrainSettings(Section):
     # a recipe file holds everything a run needs: where its data is and where it goes, too
     data: Path | None = setting(
@@ -97,8 +102,13 @@ class TrainSettings(Section):
     grad_accum: int = setting(
         1, ge=1, description="Gradient accumulation steps.", resume=MATCH, hf="gradient_accumulation_steps"
     )
-    lr: float = setting(
-        1e-4, gt=0, description="Peak learning rate (AdamW, cosine schedule).", resume=MATCH, hf="learning_rate"
+    lr: float | None = setting(
+        None,
+        gt=0,
+        description="Peak learning rate (AdamW, cosine schedule); default: 1e-4, or for full fine-tuning of a "
+        "pulled model the rate measured for it (3e-5 for gemma3-270m; docs/method.md).",
+        resume=MATCH,
+        hf="learning_rate",
     )
     warmup_ratio: float = setting(
         0.03,

@@ -23,6 +23,7 @@ from transformers import TrainingArguments
 from distil_cli.errors import ConfigError
 from distil_cli.settings import TrainSettings
 from distil_cli.settings.fields import meta
+from distil_cli.settings.train import DEFAULT_LR
 from distil_cli.train.batching import TokenBudgetBatchSampler, record_groups
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,31 @@ def with_epochs(cfg: TrainSettings, records: int) -> TrainSettings:
     return cfg.model_copy(update={"epochs": epochs})
 
 
+def default_lr(cfg: TrainSettings, model_source: str) -> tuple[float, str]:
+    """The rate a run without ``--lr`` trains at, and where it comes from (for the log): DEFAULT_LR, 1e-4,
+    chosen on SmolLM2-135M (docs/method.md "Learning rate": on CQA 3% 3e-4 lost 4.3 points, 3e-5 was no
+    better); for full fine-tuning of a pulled model whose entry names a rate measured for it, that rate
+    (Gemma 3 270M: 3e-5, docs/method.md "Student size": standard +12.6 exact match on CQA 25%)."""
+    from distil_cli.pull import pulled_entry
+
+    entry = pulled_entry(model_source)
+    if entry is not None and entry.lr is not None:
+        if not cfg.lora:
+            return entry.lr, f"measured for {entry.name}, docs/method.md"
+        return DEFAULT_LR, f"distil's default: {entry.name}'s {entry.lr:g} was measured for full fine-tuning"
+    return DEFAULT_LR, "distil's default"
+
+
+def with_lr(cfg: TrainSettings, model_source: str, resumed: float | None = None) -> TrainSettings:
+    """``cfg`` with its learning rate made concrete (run.json records it): as given, else the resumed
+    run's, else ``default_lr``'s."""
+    if cfg.lr is not None:
+        return cfg
+    lr, why = (resumed, "the resumed run's") if resumed is not None else default_lr(cfg, model_source)
+    log.info("learning rate %g (%s; --lr sets another)", lr, why)
+    return cfg.model_copy(update={"lr": lr})
+
+
 def with_precision(cfg: TrainSettings, resumed: str | None = None) -> TrainSettings:
     """``cfg`` with ``precision`` made concrete (run.json records it): ``auto`` is bf16 master weights on
     a GPU with bf16 for full fine-tuning (docs/benchmarks.md: 1.2x the tokens/s of mixed precision for the
@@ -321,7 +347,7 @@ def training_arguments(
         per_device_train_batch_size=cfg.batch_size * tasks_per_record(cfg),  # examples: records x their tasks
         per_device_eval_batch_size=max(cfg.batch_size, 8),  # generation batches; 8 keeps CPU evaluation quick
         gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lr,
+        learning_rate=cfg.lr if cfg.lr is not None else DEFAULT_LR,  # with_lr makes a run's concrete first
         num_train_epochs=epochs,
         max_steps=cfg.max_steps or -1,
         lr_scheduler_type="cosine",

@@ -130,6 +130,15 @@ def precision_of_run(state: RunDir) -> str | None:
     return RunRecord.read(path).settings.get("precision", "mixed")
 
 
+def lr_of_run(state: RunDir) -> float | None:
+    """The learning rate the run in RUN_DIR trained at (its run.json's), None without a run.json."""
+    path = state.path / FILE_NAME
+    if not path.is_file():
+        return None
+    lr = RunRecord.read(path).settings.get("lr")
+    return float(lr) if lr is not None else None
+
+
 def planned_steps(checkpoint: Path) -> tuple[int, int]:
     """(steps taken, steps planned) of a checkpoint, from its trainer state."""
     state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))

@@ -21,7 +21,7 @@ from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.adapters import base_dtype, quantization, with_lora
 from distil_cli.train.card import model_card
-from distil_cli.train.config import planned_total, with_epochs, with_precision
+from distil_cli.train.config import planned_total, with_epochs, with_lr, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
 from distil_cli.train.finish import finish_from, finished_at, full_state_dict, save_final, trim_metrics
 from distil_cli.train.kernels import VARLEN
@@ -33,6 +33,7 @@ from distil_cli.train.resume import (
     clear_for_fresh_start,
     extended_steps,
     extension,
+    lr_of_run,
     precision_of_run,
     previous_extensions,
     step_of,
@@ -292,7 +293,8 @@ def _run_training(
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     inputs = load_inputs(data_dir, cfg, cache_dir)
     resumed = precision_of_run(state) if resume else None  # auto keeps a resumed run's precision
-    cfg = with_precision(with_epochs(cfg, len(inputs.records)), resumed)  # recorded in run.json as they became
+    cfg = with_epochs(cfg, len(inputs.records))  # these three are recorded in run.json as they became
+    cfg = with_precision(with_lr(cfg, inputs.model_source, lr_of_run(state) if resume else None), resumed)
     if extend is not None:
         cfg = cfg.model_copy(update={"max_steps": extended_steps(state, extend)})
     started = time.perf_counter()
