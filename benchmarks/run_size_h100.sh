@@ -29,7 +29,9 @@ cp benchmarks/experiments/size_*.toml benchmarks/experiments/precision_cqa*.toml
 [ -n "${SEEDS:-}" ] && sed -i "s/^seeds = .*/seeds = \"$SEEDS\"/" "$EXP"/size_*.toml "$EXP"/precision_cqa*.toml
 if [ ! -f ~/.cache/distil/models/gemma-3-270m/distil-model.json ]; then
   python3 -m distil_cli models pull gemma3-270m --gguf /root/m/gemma.gguf 2>&1 | grep -v "it/s" | tail -3
-  python3 -m pytest -q -p no:cacheprovider plugins/distil-gemma 2>&1 | tail -2
+  # the pulled model's prompts and masks (the plugin's other tests build tokenizers from the embedded
+  # SmolLM2, which this machine does not have)
+  python3 -m pytest -q -p no:cacheprovider plugins/distil-gemma -k pulled 2>&1 | tail -2
   # Gemma 3 under Liger on this GPU: training against the plain path, batched decoding after Liger's patches
   python3 -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py -k "gemma3" 2>&1 | tail -2
 fi

@@ -155,6 +155,7 @@ def test_plan_lists_the_runs_and_their_state_without_writing(grid, tmp_path):
     assert before.exit_code == 0, before.output
     assert "8 runs on 10 test records: 0 done, 0 trained (predictions to finish), 8 to run" in before.output
     assert "distill-a0.5" in before.output and "max_steps 1" in before.output
+    assert "│ 0.0001 │" in before.output  # the rate each run trains at: distil's default for this model
     assert not out.exists()  # nothing written, not even the lock
     _copy(grid, out)  # the grid once run
     after = run_cli("experiment", spec, "--out", out, "--plan")

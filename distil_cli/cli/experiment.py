@@ -81,12 +81,12 @@ def _print_plan(plan, out: Path, train_base, parts: tuple[int, int] | None = Non
     from rich.table import Table
 
     from distil_cli.experiment import grid
-    from distil_cli.train.config import with_epochs
+    from distil_cli.train.config import default_lr, with_epochs
 
     train = grid.read_split(plan, "train")
     test_ids = {r["id"] for r in grid.read_split(plan, plan.test_split)}
     pool = grid.pool_size(plan, len(train))
-    table = Table("fraction", "seed", "arm", "train records", "valid", "epochs", "state")
+    table = Table("fraction", "seed", "arm", "train records", "valid", "epochs", "lr", "state")
     states = []
     for cell in grid.shard_cells(grid.plan(plan, out), parts):
         state = grid.cell_state(cell, test_ids)
@@ -94,7 +94,9 @@ def _print_plan(plan, out: Path, train_base, parts: tuple[int, int] | None = Non
         records = grid.subset_size(pool, cell.fraction)
         cfg = with_epochs(plan.train_settings(train_base, cell.arm, cell.seed), records)
         length = f"max_steps {cfg.max_steps}" if cfg.max_steps else f"{cfg.epochs:g}"
-        row = (f"{cell.fraction:g}", str(cell.seed), cell.arm.name, str(records), str(plan.valid), length, state)
+        lr = cfg.lr if cfg.lr is not None else default_lr(cfg, cfg.model)[0]
+        row = (f"{cell.fraction:g}", str(cell.seed), cell.arm.name, str(records), str(plan.valid), length)
+        row = (*row, f"{lr:g}", state)
         table.add_row(*row)
     out_console.print(table)
     counts = {s: states.count(s) for s in ("done", "trained", "to run")}

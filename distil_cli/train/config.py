@@ -225,9 +225,9 @@ def default_lr(cfg: TrainSettings, model_source: str) -> tuple[float, str]:
     chosen on SmolLM2-135M (docs/method.md "Learning rate": on CQA 3% 3e-4 lost 4.3 points, 3e-5 was no
     better); for full fine-tuning of a pulled model whose entry names a rate measured for it, that rate
     (Gemma 3 270M: 3e-5, docs/method.md "Student size": standard +12.6 exact match on CQA 25%)."""
-    from distil_cli.pull import pulled_entry
+    from distil_cli.pull import find, pulled_entry
 
-    entry = pulled_entry(model_source)
+    entry = find(model_source) or pulled_entry(model_source)  # a table name (--model), or its pulled folder
     if entry is not None and entry.lr is not None:
         if not cfg.lora:
             return entry.lr, f"measured for {entry.name}, docs/method.md"
