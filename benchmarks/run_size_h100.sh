@@ -2,7 +2,7 @@
 # The student-size grids (Gemma 3 270M next to SmolLM2-135M) on one GPU through the device tool:
 # Gemma 3 270M pulled from its GGUF, its prompt check on the device's transformers, then NAMES (also
 # size_cqa25_gemma3_270m: CQA 25% at lr 1e-4 and 3e-5; size_svamp_gemma3_270m_lr: SVAMP at lr 3e-5,
-# into the SVAMP folder; precision_cqa3 and precision_cqa12: the precision
+# into the SVAMP folder; size_cqa3_gemma3_270m_lr: CQA 3% at lr 3e-5, into the 3% folder; precision_cqa3 and precision_cqa12: the precision
 # ablation with the same student, run into the folder
 # of size_cqaN_gemma3_270m, whose auto-precision runs it reuses; size_cqa12_gemma3_270m_lr likewise, its
 # lower learning rates next to the lr 1e-4 runs) one after another, each `distil
