@@ -184,6 +184,7 @@ def test_without_lr_a_pulled_model_trains_at_its_measured_rate_and_the_run_recor
     i = args.index("--lr")
     result = run_cli(*args[:i], *args[i + 2 :])
     assert result.exit_code == 0, result.output
+    assert "learning rate 3e-05 (measured for gemma-3-270m" in result.output  # the log says where it came from
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["settings"]["lr"] == 3e-5
     rates = [line["learning_rate"] for line in map(json.loads, (tmp_path / "run" / "metrics.jsonl").open())
