@@ -274,7 +274,7 @@ def test_a_pulled_model_trains_at_the_rate_measured_for_it_unless_told_otherwise
     import logging
 
     from distil_cli.settings import TrainSettings
-    from distil_cli.train.config import default_lr, with_lr
+    from distil_cli.train.learning_rate import default_lr, with_lr
     from distil_cli.train.resume import RunDir, lr_of_run
 
     gemma, plain = tmp_path / "gemma-3-270m", tmp_path / "plain"
@@ -285,11 +285,20 @@ def test_a_pulled_model_trains_at_the_rate_measured_for_it_unless_told_otherwise
     assert default_lr(TrainSettings(), str(plain)) == (1e-4, "distil's default")  # no marker: any other model
     (plain / MARKER).write_text("not json")
     assert default_lr(TrainSettings(), str(plain))[0] == 1e-4
-    with caplog.at_level(logging.INFO, logger="distil_cli.train.config"):
+    with caplog.at_level(logging.INFO, logger="distil_cli.train.learning_rate"):
         assert with_lr(TrainSettings(), str(gemma)).lr == 3e-5
     assert "learning rate 3e-05 (measured for gemma-3-270m" in caplog.text
     assert with_lr(TrainSettings(lr=2e-4), str(gemma)).lr == 2e-4  # --lr wins
     assert with_lr(TrainSettings(), str(gemma), resumed=1e-4).lr == 1e-4  # a resumed run keeps its rate
+    final = tmp_path / "gemma-run" / "final"  # --model RUN_DIR: a distil run's model goes on at its rate
+    final.mkdir(parents=True)
+    assert default_lr(TrainSettings(), str(final))[0] == 1e-4  # no run.json: distil's default
+    done = {"settings": {"model": "gemma3-270m", "lr": 3e-5}, "model_source": str(gemma), "formatter": "gemma"}
+    (final.parent / "run.json").write_text(json.dumps(done | {"instructions": {}, "max_input_tokens": 8}))
+    assert default_lr(TrainSettings(), str(final)) == (3e-5, f"the rate {final.parent} trained at")
+    assert default_lr(TrainSettings(lora=True), str(final))[0] == 1e-4  # adapters: not the full-tuning rate
+    (final.parent / "run.json").write_text("{broken")
+    assert default_lr(TrainSettings(), str(final))[0] == 1e-4
     run = tmp_path / "run"
     assert lr_of_run(RunDir.inspect(run)) is None
     run.mkdir()

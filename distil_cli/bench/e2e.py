@@ -199,7 +199,7 @@ def bench_e2e(
 ) -> dict[str, Any]:
     from distil_cli.models import load_tokenizer, resolve_model
     from distil_cli.reports import read_metrics
-    from distil_cli.train.config import with_lr
+    from distil_cli.train.learning_rate import with_lr
 
     if shape in RANDOM_SHAPES:
         raise ConfigError(f"--shape {shape}: bench e2e needs a model with a tokenizer (smollm2 or tiny)")

@@ -81,7 +81,8 @@ def _print_plan(plan, out: Path, train_base, parts: tuple[int, int] | None = Non
     from rich.table import Table
 
     from distil_cli.experiment import grid
-    from distil_cli.train.config import default_lr, with_epochs
+    from distil_cli.train.config import with_epochs
+    from distil_cli.train.learning_rate import default_lr
 
     train = grid.read_split(plan, "train")
     test_ids = {r["id"] for r in grid.read_split(plan, plan.test_split)}

@@ -14,7 +14,7 @@ from distil_cli.tasks import DEFAULT_INSTRUCTIONS, RATIONALE, SUMMARY
 _OTHER_LANGUAGES = "/".join(lang for lang in DEFAULT_INSTRUCTIONS[SUMMARY] if lang != "en")
 
 
-# The learning rate of a run without --lr (distil_cli.train.config.default_lr; docs/method.md): chosen on
+# The learning rate of a run without --lr (distil_cli.train.learning_rate; docs/method.md): chosen on
 # SmolLM2-135M; a pulled model whose entry names a rate measured for it gets that rate instead
 DEFAULT_LR = 1e-4
 
@@ -106,7 +106,8 @@ class TrainSettings(Section):
         None,
         gt=0,
         description="Peak learning rate (AdamW, cosine schedule); default: 1e-4, or for full fine-tuning of a "
-        "pulled model the rate measured for it (3e-5 for gemma3-270m; docs/method.md).",
+        "pulled model the rate measured for it (3e-5 for gemma3-270m; docs/method.md), of a distil run's model "
+        "the rate that run trained at.",
         resume=MATCH,
         hf="learning_rate",
     )

@@ -220,31 +220,6 @@ def with_epochs(cfg: TrainSettings, records: int) -> TrainSettings:
     return cfg.model_copy(update={"epochs": epochs})
 
 
-def default_lr(cfg: TrainSettings, model_source: str) -> tuple[float, str]:
-    """The rate a run without ``--lr`` trains at, and where it comes from (for the log): DEFAULT_LR, 1e-4,
-    chosen on SmolLM2-135M (docs/method.md "Learning rate": on CQA 3% 3e-4 lost 4.3 points, 3e-5 was no
-    better); for full fine-tuning of a pulled model whose entry names a rate measured for it, that rate
-    (Gemma 3 270M: 3e-5, docs/method.md "Student size": standard +12.6 exact match on CQA 25%)."""
-    from distil_cli.pull import find, pulled_entry
-
-    entry = find(model_source) or pulled_entry(model_source)  # a table name (--model), or its pulled folder
-    if entry is not None and entry.lr is not None:
-        if not cfg.lora:
-            return entry.lr, f"measured for {entry.name}, docs/method.md"
-        return DEFAULT_LR, f"distil's default: {entry.name}'s {entry.lr:g} was measured for full fine-tuning"
-    return DEFAULT_LR, "distil's default"
-
-
-def with_lr(cfg: TrainSettings, model_source: str, resumed: float | None = None) -> TrainSettings:
-    """``cfg`` with its learning rate made concrete (run.json records it): as given, else the resumed
-    run's, else ``default_lr``'s."""
-    if cfg.lr is not None:
-        return cfg
-    lr, why = (resumed, "the resumed run's") if resumed is not None else default_lr(cfg, model_source)
-    log.info("learning rate %g (%s; --lr sets another)", lr, why)
-    return cfg.model_copy(update={"lr": lr})
-
-
 def with_precision(cfg: TrainSettings, resumed: str | None = None) -> TrainSettings:
     """``cfg`` with ``precision`` made concrete (run.json records it): ``auto`` is bf16 master weights on
     a GPU with bf16 for full fine-tuning (docs/benchmarks.md: 1.2x the tokens/s of mixed precision for the

@@ -21,10 +21,11 @@ from distil_cli.run_record import RunRecord
 from distil_cli.settings import TrainSettings, public_dump
 from distil_cli.train.adapters import base_dtype, quantization, with_lora
 from distil_cli.train.card import model_card
-from distil_cli.train.config import planned_total, with_epochs, with_lr, with_precision
+from distil_cli.train.config import planned_total, with_epochs, with_precision
 from distil_cli.train.examples import Encoder, ExampleSet, build_examples, validation_examples
 from distil_cli.train.finish import finish_from, finished_at, full_state_dict, save_final, trim_metrics
 from distil_cli.train.kernels import VARLEN
+from distil_cli.train.learning_rate import with_lr
 from distil_cli.train.phases import CHECKPOINTING, NO_PHASES, Phases
 from distil_cli.train.resume import (
     RunDir,
