@@ -165,6 +165,27 @@ def test_plan_lists_the_runs_and_their_state_without_writing(grid, tmp_path):
     assert "7 done, 1 trained (predictions to finish), 0 to run" in again.output
 
 
+@pytest.mark.integration
+def test_a_finished_run_trained_otherwise_than_its_arm_asks_is_not_reused(grid, tmp_path):
+    """A spec edited after its runs (or a default that changed, such as a model's learning rate) must not mix
+    runs of other settings into the results: one line names the run and the setting, before anything runs."""
+    import shutil
+
+    spec, out = tmp_path / "spec.toml", _copy(grid, tmp_path / "out")
+    shutil.copytree(grid[0].parent / "data", tmp_path / "data")
+    spec.write_text(grid[0].read_text().replace("[train]\n", "[train]\nlr = 2e-3\n"))
+    before = {p: p.stat().st_mtime for p in out.rglob("*.jsonl")}
+    again = run_cli("experiment", spec, "--out", out)
+    assert again.exit_code == 1
+    assert re.search(r"runs/f0\.5/s1/standard was trained otherwise than arm 'standard' asks \(lr: 0\.0001 -> 0\.002\)",
+                     again.output)  # fmt: skip
+    assert {p: p.stat().st_mtime for p in out.rglob("*.jsonl")} == before  # nothing trained, predicted or scored
+    plan = run_cli("experiment", spec, "--out", out, "--plan")
+    assert plan.exit_code == 0 and "│differs:lr│" in re.sub(r"\s", "", plan.output)  # the state column says so
+    same = run_cli("experiment", grid[0], "--out", out, "--score-only")  # the spec the runs were made with
+    assert same.exit_code == 0, same.output
+
+
 def test_a_bad_arm_setting_fails_before_any_run(tmp_path):
     """An arm that cannot train (here: best checkpoint without checkpoints) is a one-line error at the
     start, not after the earlier arms have used the GPU."""

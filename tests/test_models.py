@@ -296,6 +296,7 @@ def test_a_pulled_model_trains_at_the_rate_measured_for_it_unless_told_otherwise
     done = {"settings": {"model": "gemma3-270m", "lr": 3e-5}, "model_source": str(gemma), "formatter": "gemma"}
     (final.parent / "run.json").write_text(json.dumps(done | {"instructions": {}, "max_input_tokens": 8}))
     assert default_lr(TrainSettings(), str(final)) == (3e-5, f"the rate {final.parent} trained at")
+    assert default_lr(TrainSettings(), str(final.parent))[0] == 3e-5  # --model RUN_DIR as given
     assert default_lr(TrainSettings(lora=True), str(final))[0] == 1e-4  # adapters: not the full-tuning rate
     (final.parent / "run.json").write_text("{broken")
     assert default_lr(TrainSettings(), str(final))[0] == 1e-4

@@ -77,12 +77,11 @@ def experiment(
 
 
 def _print_plan(plan, out: Path, train_base, parts: tuple[int, int] | None = None) -> None:
-    """The grid as a table: fraction, seed, arm, training / valid records, epochs, and what is done under OUT."""
+    """The grid as a table: fraction, seed, arm, training / valid records, epochs, learning rate, and what is
+    done under OUT (or which settings a finished run was trained with otherwise than its arm asks)."""
     from rich.table import Table
 
     from distil_cli.experiment import grid
-    from distil_cli.train.config import with_epochs
-    from distil_cli.train.learning_rate import default_lr
 
     train = grid.read_split(plan, "train")
     test_ids = {r["id"] for r in grid.read_split(plan, plan.test_split)}
@@ -93,11 +92,11 @@ def _print_plan(plan, out: Path, train_base, parts: tuple[int, int] | None = Non
         state = grid.cell_state(cell, test_ids)
         states.append(state)
         records = grid.subset_size(pool, cell.fraction)
-        cfg = with_epochs(plan.train_settings(train_base, cell.arm, cell.seed), records)
+        cfg = grid.expected_settings(plan, train_base, cell, records)
+        differ = grid.differences(cell, cfg)
         length = f"max_steps {cfg.max_steps}" if cfg.max_steps else f"{cfg.epochs:g}"
-        lr = cfg.lr if cfg.lr is not None else default_lr(cfg, cfg.model)[0]
         row = (f"{cell.fraction:g}", str(cell.seed), cell.arm.name, str(records), str(plan.valid), length)
-        row = (*row, f"{lr:g}", state)
+        row = (*row, f"{cfg.lr:g}", "differs: " + ", ".join(d.split(":")[0] for d in differ) if differ else state)
         table.add_row(*row)
     out_console.print(table)
     counts = {s: states.count(s) for s in ("done", "trained", "to run")}

@@ -169,6 +169,40 @@ def cell_state(cell: Cell, test_ids: set[str]) -> str:
     return "done" if done_ids(cell.predictions) >= test_ids else "trained"
 
 
+def expected_settings(spec: ExperimentSpec, train_base: TrainSettings, cell: Cell, records: int) -> TrainSettings:
+    """The settings the cell's run trains with, its epochs and learning rate made concrete as ``distil
+    train`` makes them for ``records`` training records."""
+    from distil_cli.train.config import with_epochs
+    from distil_cli.train.learning_rate import default_lr
+
+    cfg = with_epochs(spec.train_settings(train_base, cell.arm, cell.seed), records)
+    return cfg if cfg.lr is not None else cfg.model_copy(update={"lr": default_lr(cfg, cfg.model)[0]})
+
+
+def differences(cell: Cell, cfg: TrainSettings) -> list[str]:
+    """How the cell's finished run was trained otherwise than ``cfg`` asks ("lr: 0.0001 -> 3e-05"); none for a
+    cell not trained yet. ``precision auto`` takes whichever precision the GPU gave the run."""
+    from distil_cli.settings import public_dump
+    from distil_cli.train.resume import settings_differ
+
+    if not (cell.run_dir / "final").is_dir():
+        return []
+    return settings_differ(cell.run_dir, public_dump(cfg), ignore=("precision",) if cfg.precision == "auto" else ())
+
+
+def check_finished_runs(spec: ExperimentSpec, cells: list[Cell], train_base: TrainSettings) -> None:
+    """A finished run is reused only if it was trained with what its arm asks now (a spec edited, or a default
+    that changed, would otherwise mix runs of other settings into the results)."""
+    pool = pool_size(spec, len(read_split(spec, "train")))
+    for cell in cells:
+        differ = differences(cell, expected_settings(spec, train_base, cell, subset_size(pool, cell.fraction)))
+        if differ:
+            raise ConfigError(
+                f"{cell.run_dir} was trained otherwise than arm {cell.arm.name!r} asks ({'; '.join(differ)}): "
+                "set those in the spec to reuse it, or move that run folder away to train it again"
+            )
+
+
 def pending_runs(spec: ExperimentSpec, cells: list[Cell]) -> int:
     """How many of these cells are not done (trained and every test record predicted)."""
     test_ids = {r["id"] for r in read_split(spec, spec.test_split)}

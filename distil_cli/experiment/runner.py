@@ -57,6 +57,7 @@ def run_experiment(
         raise ConfigError(f"--jobs {jobs} (jobs={jobs}): give 1 or more processes")
     if jobs > 1 and (parts is not None or score_only):
         raise ConfigError("--jobs N (jobs=N) runs the N shards itself: leave out --shard and --score-only")
+    grid.check_finished_runs(plan, grid.plan(plan, out), settings.train)  # before anything runs
     with OutputLock(grid.lock_target(out, parts)):
         if score_only:
             cells = grid.plan(plan, out)

@@ -25,9 +25,11 @@ def default_lr(cfg: TrainSettings, model_source: str) -> tuple[float, str]:
     from distil_cli.pull import find, pulled_entry
 
     entry = find(model_source) or pulled_entry(model_source)  # a table name (--model), or its pulled folder
-    trained = _rate_of_run(Path(model_source).parent) if Path(model_source).name == "final" else None
-    if trained is not None and not cfg.lora:  # a distil run's final/ goes on at the rate it trained at
-        return trained, f"the rate {Path(model_source).parent} trained at"
+    path = Path(model_source)
+    run_dir = path.parent if path.name == "final" else path  # --model RUN_DIR trains on from RUN_DIR/final
+    trained = _rate_of_run(run_dir)
+    if trained is not None and not cfg.lora:  # a distil run's model goes on at the rate it trained at
+        return trained, f"the rate {run_dir} trained at"
     if entry is not None and entry.lr is not None:
         if not cfg.lora:
             return entry.lr, f"measured for {entry.name}, docs/method.md"

@@ -182,6 +182,18 @@ def extension(checkpoint: Path, total: int, grown: list[str]) -> dict[str, Any] 
     return {"planned_steps": planned, "steps": total, "resumed_at_step": done, "changed": grown}
 
 
+def settings_differ(run_dir: Path, settings: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
+    """The settings that give a run its meaning (``MEANING``) in which the run.json of ``run_dir`` differs
+    from ``settings``, as "name: recorded -> asked"; none without a run.json."""
+    path = Path(run_dir) / FILE_NAME
+    if not path.is_file():
+        return []
+    aliases = ALIASES.get("train", {})
+    old = {aliases.get(k, k): v for k, v in RunRecord.read(path).settings.items()}
+    differ = [k for k in MEANING if k in old and k not in ignore and old[k] != settings.get(k)]
+    return [f"{k}: {old[k]!r} -> {settings.get(k)!r}" for k in differ]
+
+
 def check_same_run(state: RunDir, settings: dict[str, Any], facts: dict[str, Any]) -> list[str]:
     """A resume keeps the settings and facts (model, data) that give the run its meaning; the length
     settings that grew (an extension) are returned."""
