@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -274,3 +276,23 @@ def test_determinism_reports_a_failed_variant_by_its_last_line_and_keeps_the_log
     assert "train.kernels" in result["error"] and "identical" not in result
     assert all("train.kernels" in (tmp_path / "out" / "bad" / f"r{k}.log").read_text() for k in (1, 2))
     assert "failed: error:" in script.line(result)
+
+
+def test_the_scores_plot_takes_each_arms_mean_and_t_interval_over_the_chosen_seeds(tmp_path, monkeypatch):
+    plot = _script("size_scores_plot")
+    runs = [{"arm": arm, "seed": seed, "exact_match": score}
+            for arm, scores in (("standard", [20.0, 22.0, 27.0, 90.0]), ("distill", [30.0, 31.0, 35.0, 0.0]))
+            for seed, score in zip([1, 2, 3, 4], scores, strict=True)]  # fmt: skip
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"metric": "exact_match", "runs": runs}))
+    mean, half, n = plot.arm_score(path, "standard", plot.seeds_of("1-3"))  # seed 4 left out
+    assert (mean, n) == (23.0, 3) and half == pytest.approx(4.303 * statistics.stdev([20, 22, 27]) / math.sqrt(3))
+    assert plot.arm_score(path, "distill", None)[2] == 4  # no SEEDS: every seed of the file
+    with pytest.raises(SystemExit, match="arm 'distill' has 1 runs on those seeds"):
+        plot.arm_score(path, "distill", plot.seeds_of("2"))
+    out = tmp_path / "scores.png"
+    monkeypatch.setattr(
+        sys, "argv", ["size_scores_plot", str(out), "--group", f"A, lr 1e-4|CQA|{path}|standard|distill|1-3"]
+    )
+    plot.main()
+    assert out.read_bytes()[:4] == b"\x89PNG"
