@@ -497,7 +497,7 @@ def test_the_spec_examples_of_the_docs_load(tmp_path):
     docstring = spec_module.__doc__.split("\n\n", 1)[1].split("\n\nArms:")[0]
     code = [line for line in docstring.splitlines() if line.startswith("    ")]  # the indented example
     example = "\n".join(line.split("  #")[0].rstrip()[4:] for line in code)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     for i, text in enumerate([*blocks, example]):
         path = tmp_path / f"spec{i}.toml"
         path.write_text(text)
@@ -505,6 +505,10 @@ def test_the_spec_examples_of_the_docs_load(tmp_path):
         for arm in plan.all_arms():
             plan.train_settings(TrainSettings(), arm, plan.seeds[0])
     assert load_spec(tmp_path / "spec1.toml").seeds == [1, 2, 3, 7]
+    rates = load_spec(tmp_path / "spec2.toml")  # the learning-rate grid: each arm at its own rate
+    lrs = {arm.name: rates.train_settings(TrainSettings(), arm, 1).lr for arm in rates.all_arms()}
+    assert lrs == {"standard-1e-4": 1e-4, "distill-1e-4": 1e-4, "standard-3e-5": 3e-5, "distill-3e-5": 3e-5,
+                   "standard-3e-4": 3e-4}  # fmt: skip
 
 
 def test_a_sigterm_whose_exception_was_dropped_still_stops_the_grid():
