@@ -42,7 +42,9 @@ def test_grid_runs_scores_and_resumes(grid, tmp_path):
     )
     arm = results["arms"][0]  # how the runs were trained, from their run.json
     assert arm["epochs"] == 6 and arm["steps"] == 1 and arm["train_seconds"] >= 0  # 6: the small-data default
-    assert "| epochs | steps | train s |" in (out / "results.md").read_text()
+    assert arm["lr"] == 1e-4  # as the runs resolved it: distil's default for this model
+    assert "| epochs | lr | steps | train s |" in (out / "results.md").read_text()
+    assert "| 6 | 0.0001 | 1 |" in (out / "results.md").read_text()
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG" and "| 0.5 | standard |" in (
         out / "results.md"
     ).read_text()

@@ -41,8 +41,8 @@ def _scores(cells: list[Cell], spec: ExperimentSpec, score_settings) -> tuple[di
 
 
 def _run_facts(cells: list[Cell]) -> dict[tuple[float, str], dict[str, Any]]:
-    """Per (fraction, arm), from the runs' run.json: epochs (as resolved), optimizer steps and
-    training seconds (means over seeds), so a results table says how its runs were trained."""
+    """Per (fraction, arm), from the runs' run.json: epochs and learning rate (as resolved), optimizer steps
+    and training seconds (means over seeds), so a results table says how its runs were trained."""
     found: dict[tuple[float, str], list[RunRecord]] = {}
     for cell in cells:
         try:
@@ -52,9 +52,10 @@ def _run_facts(cells: list[Cell]) -> dict[tuple[float, str], dict[str, Any]]:
         found.setdefault((cell.fraction, cell.arm.name), []).append(record)
     facts = {}
     for where, records in found.items():
-        epochs = {r.settings.get("epochs") for r in records}
+        epochs, lrs = {r.settings.get("epochs") for r in records}, {r.settings.get("lr") for r in records}
         facts[where] = {
             "epochs": epochs.pop() if len(epochs) == 1 else None,
+            "lr": lrs.pop() if len(lrs) == 1 else None,
             "steps": round(fmean(r.global_steps for r in records), 1),
             "train_seconds": round(fmean(r.train_seconds for r in records), 1),
             "final_from": _final_from(records),
@@ -168,13 +169,16 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Metric: {key} (x100) on {results['n_test']} test records; seeds {results['seeds']}.",
         "",
-        f"| fraction | arm | {key} (mean over seeds) | 95% CI | per seed | epochs | steps | train s | final/ from |",
-        "|---:|---|---:|---|---|---:|---:|---:|---|",
+        f"| fraction | arm | {key} (mean over seeds) | 95% CI | per seed | epochs | lr | steps | train s "
+        "| final/ from |",
+        "|---:|---|---:|---|---|---:|---:|---:|---:|---|",
     ]
     for row in results["arms"]:
         seeds = ", ".join(f"{v:.2f}" for v in row["seeds"])
         ci = f"[{row['ci'][0]:.2f}, {row['ci'][1]:.2f}]" if row["ci"] else f"n < {MIN_N_FOR_CI}"
-        runs = " | ".join("-" if row.get(k) is None else f"{row[k]:g}" for k in ("epochs", "steps", "train_seconds"))
+        runs = " | ".join(
+            "-" if row.get(k) is None else f"{row[k]:g}" for k in ("epochs", "lr", "steps", "train_seconds")
+        )
         final = row.get("final_from") or "-"
         lines.append(f"| {row['fraction']:g} | {row['arm']} | {row[key]:.2f} | {ci} | {seeds} | {runs} | {final} |")
     lines += ["", "Paired differences (arm - baseline) on the same test records:", ""]
