@@ -186,6 +186,10 @@ def test_a_finished_run_trained_otherwise_than_its_arm_asks_is_not_reused(grid, 
     assert plan.exit_code == 0 and "│differs:lr│" in re.sub(r"\s", "", plan.output)  # the state column says so
     same = run_cli("experiment", grid[0], "--out", out, "--score-only")  # the spec the runs were made with
     assert same.exit_code == 0, same.output
+    (out / "runs" / "f0.5" / "s1" / "standard" / "run.json").write_text('{"run_record": 99}')  # another distil's
+    unread = run_cli("experiment", grid[0], "--out", out, "--score-only")
+    assert unread.exit_code == 0 and "cannotcheckhow" in re.sub(r"\s", "", unread.output)  # reused, with a warning
+    assert "runrecordversion99" in re.sub(r"\s", "", unread.output)
 
 
 def test_a_bad_arm_setting_fails_before_any_run(tmp_path):

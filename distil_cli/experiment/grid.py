@@ -30,7 +30,7 @@ from typing import Any
 
 from distil_cli.data.files import done_ids, dump_jsonl_line, read_jsonl, sha256_file
 from distil_cli.data.guard import OutputLock, remove_stale_temporaries, temporary_name
-from distil_cli.errors import ConfigError, DataError
+from distil_cli.errors import ConfigError, DataError, DistilError
 from distil_cli.experiment.spec import Arm, ExperimentSpec
 from distil_cli.settings import InferSettings, TrainSettings
 
@@ -187,7 +187,11 @@ def differences(cell: Cell, cfg: TrainSettings) -> list[str]:
 
     if not (cell.run_dir / "final").is_dir():
         return []
-    return settings_differ(cell.run_dir, public_dump(cfg), ignore=("precision",) if cfg.precision == "auto" else ())
+    try:
+        return settings_differ(cell.run_dir, public_dump(cfg), ignore=("precision",) if cfg.precision == "auto" else ())
+    except DistilError as exc:  # a run record distil cannot read (another version): reused unchecked, as before
+        log.warning("cannot check how %s was trained: %s", cell.run_dir, exc)
+        return []
 
 
 def check_finished_runs(spec: ExperimentSpec, cells: list[Cell], train_base: TrainSettings) -> None:
