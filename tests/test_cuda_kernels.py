@@ -196,11 +196,13 @@ def test_liger_is_importable_where_triton_is():
         assert kernels.liger_available()
 
 
-def _slot_llama(dtype):
-    from transformers import AutoModelForCausalLM, LlamaConfig
+def _slot_llama(dtype, kind: str = "llama"):
+    """A small random model for slot generation: Llama, or Gemma 3's text model with sliding-window layers
+    of 64 tokens (the prompts run to 300) around a global one, untied so that it does not just repeat."""
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig
 
     torch.manual_seed(0)
-    config = LlamaConfig(
+    shape = dict(
         vocab_size=2000,
         hidden_size=256,
         intermediate_size=512,
@@ -209,6 +211,12 @@ def _slot_llama(dtype):
         num_key_value_heads=2,
         initializer_range=0.2,
     )
+    if kind == "gemma3":
+        layers = ["sliding_attention", "full_attention", "sliding_attention"]
+        config = Gemma3TextConfig(**shape, head_dim=64, query_pre_attn_scalar=64, sliding_window=64,
+                                  layer_types=layers, tie_word_embeddings=False)  # fmt: skip
+    else:
+        config = LlamaConfig(**shape)
     return AutoModelForCausalLM.from_config(config).cuda().to(dtype).eval()
 
 
@@ -219,8 +227,9 @@ def _slot_prompts(n: int = 40) -> list[list[int]]:
     return [[rng.randrange(10, 2000) for _ in range(rng.randint(5, 300))] for _ in range(n)]
 
 
+@pytest.mark.parametrize("kind", ["llama", "gemma3"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
+def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype, kind):
     """Flash decoding over the slot cache (CUDA graphs, the default): every generated token is
     the argmax (up to bf16 ties: the bf16 model failed a 0.1 tolerance by 0.125, one unit in the
     last place, on the H200) of the same model's full teacher-forced forward over prompt +
@@ -228,7 +237,7 @@ def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
     from distil_cli.generate.batched import choose_engine
     from distil_cli.generate.slots import generate_slots
 
-    llama = _slot_llama(dtype)
+    llama = _slot_llama(dtype, kind)
     assert choose_engine(llama, "auto") == "slots"
     prompts = _slot_prompts()
     got = generate_slots(llama, prompts, [3], 24, slots=16)
@@ -253,11 +262,12 @@ def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype):
         (torch.bfloat16, {"min_new_tokens": 20, "repetition_penalty": 1.3}),  # their masks inside the graph
     ],
 )
-def test_cuda_graph_decoding_replays_the_padded_steps_exactly(dtype, options, caplog):
+@pytest.mark.parametrize("kind", ["llama", "gemma3"])
+def test_cuda_graph_decoding_replays_the_padded_steps_exactly(dtype, options, kind, caplog):
     """The captured step is the eager padded step: the same tokens, and no fallback warning."""
     from distil_cli.generate.slots import generate_slots
 
-    llama = _slot_llama(dtype)
+    llama = _slot_llama(dtype, kind)
     prompts = _slot_prompts(70)
     with caplog.at_level("WARNING", logger="distil_cli.generate.slots"):
         graph = generate_slots(llama, prompts, [3], 24, slots=40, decode="graph", check_every=1, **options)
@@ -265,13 +275,14 @@ def test_cuda_graph_decoding_replays_the_padded_steps_exactly(dtype, options, ca
     assert graph == generate_slots(llama, prompts, [3], 24, slots=40, decode="padded", check_every=1, **options)
 
 
-def test_cuda_graph_decoding_with_liger_kernels(caplog):
+@pytest.mark.parametrize("kind", ["llama", "gemma3"])
+def test_cuda_graph_decoding_with_liger_kernels(kind, caplog):
     """Training-time evaluation decodes a Liger-patched model: its Triton kernels must capture too."""
     if not kernels.liger_available():
         pytest.skip("liger-kernel / triton not installed")
     from distil_cli.generate.slots import generate_slots
 
-    llama = _slot_llama(torch.bfloat16)
+    llama = _slot_llama(torch.bfloat16, kind)
     kernels.apply_liger(llama)
     prompts = _slot_prompts(20)
     with caplog.at_level("WARNING", logger="distil_cli.generate.slots"):

@@ -34,6 +34,15 @@ def _model(kind: str):
     )
     if kind == "qwen2":
         return Qwen2ForCausalLM(Qwen2Config(**shape)).eval()
+    if kind == "gemma3":  # Gemma 3's text model: sliding-window layers (here of 5 tokens) around a global one
+        from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+        # untied: with tied, scaled embeddings a random Gemma repeats its last token, whatever the window;
+        # so, 12 of the 13 test prompts continue otherwise with a window of 1,000
+        layers = ["sliding_attention", "full_attention", "sliding_attention"]
+        config = Gemma3TextConfig(**{**shape, "num_hidden_layers": 3}, head_dim=16, query_pre_attn_scalar=16,
+                                  sliding_window=5, layer_types=layers, tie_word_embeddings=False)  # fmt: skip
+        return Gemma3ForCausalLM(config).eval()
     return LlamaForCausalLM(LlamaConfig(**shape)).eval()
 
 
@@ -54,7 +63,7 @@ def _reference(model, prompts, max_new, **options) -> list[list[int]]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "gemma3"])
 @pytest.mark.parametrize("slots", [1, 4, 32])
 @pytest.mark.parametrize("decode", ["exact", "padded"])
 def test_greedy_tokens_equal_one_by_one_generate(kind, slots, decode):
@@ -183,8 +192,16 @@ def test_engine_choice():
     assert choose_engine(model, "slots") == "slots"
     assert choose_engine(model, "static") == "static"
     model.config.model_type = "gemma2"
-    model.config.layer_types = ["sliding_attention", "full_attention"]
-    with pytest.raises(ConfigError, match="--cache slots: the model has layers other than full attention"):
+    model.config.layer_types = ["sliding_attention", "full_attention"]  # sliding layers: fine in themselves
+    with pytest.raises(ConfigError, match="--cache slots: model type 'gemma2' has not been checked"):
+        choose_engine(model, "slots")
+    model.config.model_type = "qwen3_next"
+    model.config.layer_types = ["linear_attention", "full_attention"]
+    with pytest.raises(ConfigError, match="--cache slots: the model has layers other than full or sliding-window"):
+        choose_engine(model, "slots")
+    model.config.model_type, model.config.layer_types = "mistral", None
+    model.config.sliding_window = 8  # a window without per-layer types: its layers do not say which they are
+    with pytest.raises(ConfigError, match="sliding-window attention without per-layer types"):
         choose_engine(model, "slots")
 
 

@@ -44,19 +44,20 @@ def slots_supported(model) -> str | None:
     if getattr(config, "attn_logit_softcapping", None) or getattr(config, "final_logit_softcapping", None):
         return "the model softcaps its logits"
     layer_types = getattr(config, "layer_types", None) or []
-    if any(t != "full_attention" for t in layer_types):
-        return "the model has layers other than full attention (sliding window, linear, ...)"
+    if any(t not in ("full_attention", "sliding_attention") for t in layer_types):
+        return "the model has layers other than full or sliding-window attention (linear, ...)"
     window = getattr(config, "sliding_window", None)
     if window and getattr(config, "use_sliding_window", True) and not layer_types:
-        return "the model uses sliding-window attention"
+        return "the model uses sliding-window attention without per-layer types"
     if getattr(config, "model_type", "") not in SLOT_TYPES:
         return f"model type {config.model_type!r} has not been checked with slot generation"
     return None
 
 
-# families whose attention layers pass keyword arguments through to the attention function
-# and take position ids for RoPE (checked against generate() in the tests for llama and qwen2)
-SLOT_TYPES = ("llama", "qwen2", "qwen3", "mistral", "olmo2", "granite", "phi3", "smollm3")
+# families whose attention layers pass keyword arguments through to the attention function (a sliding
+# layer its window, as ``sliding_window``) and take position ids for RoPE (checked against generate() in
+# the tests for llama, qwen2 and gemma3_text, the text model of Gemma 3 with its sliding-window layers)
+SLOT_TYPES = ("llama", "qwen2", "qwen3", "mistral", "olmo2", "granite", "phi3", "smollm3", "gemma3_text")
 
 
 @dataclass
@@ -69,6 +70,19 @@ class _Step:
     cu_k: torch.Tensor | None = None  # decode: start of each row's slot (int32); None = prefill
     used_k: torch.Tensor | None = None  # decode: keys each row attends to (int32)
     max_k: int = 0
+    windowed: dict | None = None  # decode: (key starts, keys used) per sliding window, made once a step
+
+    def window(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A decoding step's key starts and counts for a layer that sees the last ``size`` tokens (the
+        query's own included): each row's start moves past the keys that left its window."""
+        if self.windowed is None:
+            self.windowed = {}
+        if size not in self.windowed:
+            used = self.used_k.clamp(max=size)
+            starts = self.cu_k.clone()
+            starts[:-1] += self.used_k - used
+            self.windowed[size] = (starts, used)
+        return self.windowed[size]
 
 
 class SlotCache:
@@ -82,8 +96,9 @@ class SlotCache:
         self.dtype = dtype
         self.step: _Step | None = None
 
-    def attend(self, module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling) -> torch.Tensor:
-        """query/key/value [B, heads, T, d] -> attention output [B, T, heads, d]."""
+    def attend(self, module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling, window=None):
+        """query/key/value [B, heads, T, d] -> attention output [B, T, heads, d]; ``window``: a sliding
+        layer's, where a query sees itself and the ``window - 1`` tokens before it."""
         step = self.step
         batch, heads, length, dim = query.shape
         layer = module.layer_idx
@@ -95,23 +110,24 @@ class SlotCache:
         self.k[layer].index_copy_(0, step.write, k)
         self.v[layer].index_copy_(0, step.write, v)
         if step.cu_k is None:  # prefill: causal attention within each packed prompt
-            out = _flash(q, k, v, step.cu_q, step.cu_q, step.max_q, step.max_q, True, scaling, None)
-        else:  # decode: one query per row against its slot
-            out = _flash(
-                q, self.k[layer], self.v[layer], step.cu_q, step.cu_k, 1, step.max_k, False, scaling, step.used_k
-            )
+            out = _flash(q, k, v, step.cu_q, step.cu_q, step.max_q, step.max_q, True, scaling, None, window)
+        else:  # decode: one query per row against its slot (a sliding layer: its window's part of it)
+            cu_k, used_k = step.window(window) if window else (step.cu_k, step.used_k)
+            out = _flash(q, self.k[layer], self.v[layer], step.cu_q, cu_k, 1, step.max_k, False, scaling, used_k)
         return out.reshape(batch, length, heads, dim).to(query.dtype)
 
 
-def _flash(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, used_k):
+def _flash(q, k, v, cu_q, cu_k, max_q, max_k, causal, scale, used_k, window=None):
+    """``window`` (causal prefill only): FlashAttention's ``window_size=(window - 1, 0)``."""
     if q.is_cuda:
+        sides = {"window_size_left": window - 1, "window_size_right": 0} if window else {}
         out = torch.ops.aten._flash_attention_forward(
-            q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, scale=scale, seqused_k=used_k
+            q, k, v, cu_q, cu_k, max_q, max_k, 0.0, causal, False, scale=scale, seqused_k=used_k, **sides
         )
         return out[0]
     from distil_cli.attention import varlen_reference  # the CPU stand-in (tests)
 
-    return varlen_reference(q, k, v, cu_q, cu_k, causal, scale, used_k)
+    return varlen_reference(q, k, v, cu_q, cu_k, causal, scale, used_k, window)
 
 
 ATTENTION = "distil_slots"  # the attention implementation name registered with transformers
@@ -119,7 +135,7 @@ ATTENTION = "distil_slots"  # the attention implementation name registered with 
 
 def _slot_attention(module, query, key, value, attention_mask=None, dropout=0.0, scaling=None, **kwargs):
     """transformers' attention-function signature, handing over to the slot cache of the forward."""
-    return kwargs[KWARG].attend(module, query, key, value, scaling), None
+    return kwargs[KWARG].attend(module, query, key, value, scaling, kwargs.get("sliding_window")), None
 
 
 @contextlib.contextmanager
