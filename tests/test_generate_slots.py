@@ -191,6 +191,11 @@ def test_engine_choice():
     assert choose_engine(model, None) == "dynamic"
     assert choose_engine(model, "slots") == "slots"
     assert choose_engine(model, "static") == "static"
+    gemma = _model("gemma3")  # slots on request; auto keeps generate until its CUDA path has run on a GPU
+    assert choose_engine(gemma, "slots") == "slots"
+    from distil_cli.generate.slots import auto_slots
+
+    assert auto_slots(model) and not auto_slots(gemma)
     model.config.model_type = "gemma2"
     model.config.layer_types = ["sliding_attention", "full_attention"]  # sliding layers: fine in themselves
     with pytest.raises(ConfigError, match="--cache slots: model type 'gemma2' has not been checked"):

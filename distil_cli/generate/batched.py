@@ -121,11 +121,11 @@ def auto_batch_size(model, prompt_tokens: int, max_new_tokens: int, engine: str 
 def choose_engine(model, requested: str | None) -> str:
     """``slots``, ``dynamic`` or ``static`` for this model and request (``auto``/None: the fastest that runs)."""
     from distil_cli.errors import ConfigError
-    from distil_cli.generate.slots import slots_supported
+    from distil_cli.generate.slots import auto_slots, slots_supported
 
     if requested in (None, "auto"):
         device = next(model.parameters()).device
-        if device.type == "cuda" and slots_supported(model) is None and _flash_available():
+        if device.type == "cuda" and auto_slots(model) and _flash_available():
             return "slots"
         return "dynamic"
     if requested == "slots":
