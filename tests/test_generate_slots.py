@@ -223,3 +223,36 @@ def test_automatic_batch_is_capped_at_2048_rows_with_slots_and_1024_with_generat
     # per row: (800 + 128) tokens x 2 layers x (k, v) x 2 kv heads x 16 dims x 2 bytes + 300 x 8 logit bytes
     per_row = 928 * 2 * 2 * 2 * 16 * 2 + 300 * 8
     assert auto_batch_size(model, 800, 128, "slots") == (2**20 // 2) // per_row == 2
+
+
+def _pulled_gemma3():
+    import os
+    from pathlib import Path
+
+    from distil_cli.pull import GEMMA3_270M, is_pulled, model_dir
+    from distil_cli.settings import ModelsSettings
+
+    cache = Path(os.environ.get("DISTIL_MODELS__CACHE_DIR", ModelsSettings().cache_dir)).expanduser()
+    return model_dir(cache, GEMMA3_270M) if is_pulled(cache, GEMMA3_270M) else None
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(_pulled_gemma3() is None, reason="gemma3-270m not pulled (`distil models pull gemma3-270m`)")
+def test_the_pulled_gemma3_270m_generates_past_its_sliding_window_as_generate_does():
+    """The real model (512-token windows): prompts of 700 and 800 tokens continue as transformers' generate
+    continues them (without the window they do not); one of 250 tokens stays inside the window."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = _pulled_gemma3()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+    assert model.config.sliding_window == 512
+    text = " ".join(f"Case {i}: fever, cough and {i % 7} days of fatigue; chest film clear." for i in range(120))
+    ids = tokenizer(text)["input_ids"]
+    prompts = [ids[:700], ids[100:900], ids[50:300]]
+    stop = [tokenizer.eos_token_id]
+    expected = []
+    for p in prompts:
+        row = model.generate(torch.tensor([p]), max_new_tokens=12, do_sample=False, eos_token_id=stop, pad_token_id=0)
+        expected.append(row[0, len(p) :].tolist())
+    assert generate_slots(model, prompts, stop, 12, slots=2) == expected

@@ -108,7 +108,9 @@ def distil_generate(model, tokenizer, prompts, new_tokens: int, batch_size: int,
 def bench_infer(shape: str, n_seed: int, n_ours: int, new_tokens: int, variants, cache_dir):
     model, tokenizer = build_model(shape, cache_dir)
     if tokenizer is None:
-        raise ConfigError("--shape: the infer benchmark needs a model with a tokenizer (smollm2 or tiny)")
+        raise ConfigError(
+            f"--shape {shape}: the infer benchmark needs a model with a tokenizer (smollm2, gemma3-270m or tiny)"
+        )
     if torch.cuda.is_available():
         model = model.to(device(), dtype=torch.bfloat16)
     model.eval()

@@ -74,7 +74,7 @@ def bench_train(
 @bench_app.command("infer")
 def bench_infer(
     ctx: typer.Context,
-    shape: Annotated[str, typer.Option(help="smollm2 (embedded) or tiny.")] = "tiny",
+    shape: Annotated[str, typer.Option(help="smollm2 (embedded), gemma3-270m (pulled) or tiny.")] = "tiny",
     seed_prompts: Annotated[int, typer.Option(help="Prompts for the (slow) seed-style pipeline.")] = 8,
     prompts: Annotated[int, typer.Option(help="Prompts for distil's batched generation.")] = 64,
     new_tokens: Annotated[int, typer.Option(help="New tokens per prompt (fixed: min = max).")] = 128,
