@@ -184,6 +184,7 @@ def test_a_finished_run_trained_otherwise_than_its_arm_asks_is_not_reused(grid, 
     assert {p: p.stat().st_mtime for p in out.rglob("*.jsonl")} == before  # nothing trained, predicted or scored
     plan = run_cli("experiment", spec, "--out", out, "--plan")
     assert plan.exit_code == 0 and "│differs:lr│" in re.sub(r"\s", "", plan.output)  # the state column says so
+    assert "0 done, 0 trained (predictions to finish), 0 to run, 8 trained otherwise" in plan.output
     same = run_cli("experiment", grid[0], "--out", out, "--score-only")  # the spec the runs were made with
     assert same.exit_code == 0, same.output
     (out / "runs" / "f0.5" / "s1" / "standard" / "run.json").write_text('{"run_record": 99}')  # another distil's

@@ -89,19 +89,21 @@ def _print_plan(plan, out: Path, train_base, parts: tuple[int, int] | None = Non
     table = Table("fraction", "seed", "arm", "train records", "valid", "epochs", "lr", "state")
     states = []
     for cell in grid.shard_cells(grid.plan(plan, out), parts):
-        state = grid.cell_state(cell, test_ids)
-        states.append(state)
         records = grid.subset_size(pool, cell.fraction)
         cfg = grid.expected_settings(plan, train_base, cell, records)
         differ = grid.differences(cell, cfg)
+        state = "differs: " + ", ".join(d.split(":")[0] for d in differ) if differ else grid.cell_state(cell, test_ids)
+        states.append(state.split(":")[0])
         length = f"max_steps {cfg.max_steps}" if cfg.max_steps else f"{cfg.epochs:g}"
         row = (f"{cell.fraction:g}", str(cell.seed), cell.arm.name, str(records), str(plan.valid), length)
-        row = (*row, f"{cfg.lr:g}", "differs: " + ", ".join(d.split(":")[0] for d in differ) if differ else state)
-        table.add_row(*row)
+        table.add_row(*row, f"{cfg.lr:g}", state)
     out_console.print(table)
-    counts = {s: states.count(s) for s in ("done", "trained", "to run")}
+    counts = {s: states.count(s) for s in ("done", "trained", "to run", "differs")}
+    differs = (
+        f", {counts['differs']} trained otherwise than their arm asks (the run stops)" if counts["differs"] else ""
+    )
     out_console.print(
         f"{len(states)} runs on {len(test_ids)} test records: {counts['done']} done, "
-        f"{counts['trained']} trained (predictions to finish), {counts['to run']} to run",
+        f"{counts['trained']} trained (predictions to finish), {counts['to run']} to run{differs}",
         highlight=False,
     )
