@@ -55,7 +55,7 @@ for name in ${NAMES:-size_cqa3_gemma3_270m size_svamp_gemma3_270m size_cqa12_gem
     > "$EXP/$name.log" 2>&1
   echo "$name exit $? in $(( $(date +%s) - t0 )) s; runs done: $(ls "$EXP/$dir"/runs/*/*/*.jsonl 2>/dev/null | wc -l)"
   mkdir -p "$OUT/$name" && cp "$EXP/$dir"/results.* "$OUT/$name/" 2>/dev/null
-  tail -3 "$EXP/$name.log"
+  grep -A12 "^Verdicts" "$EXP/$dir/results.md" 2>/dev/null | grep "^- " || tail -3 "$EXP/$name.log"
   (cd "$EXP/$dir" && tar czf "$OUT/$name/predictions.tar.gz" runs/*/*/*.jsonl 2>/dev/null)
 done
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
