@@ -296,3 +296,26 @@ def test_the_scores_plot_takes_each_arms_mean_and_t_interval_over_the_chosen_see
     )
     plot.main()
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_size_plot_reads_pairs_of_a_results_json_and_pooled_jsons(tmp_path, monkeypatch):
+    plot = _script("size_plot")
+    pair = {
+        "arm": "distill-a0.5",
+        "baseline": "standard",
+        "pooled": {"diff": 1.5, "ci": [0.5, 2.5]},
+        "per_seed": [1, 2],
+    }
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"pairs": [pair]}))
+    pooled = tmp_path / "pooled.json"
+    pooled.write_text(json.dumps({"pooled": {"diff": -0.5, "ci": [-1.0, 0.1]}, "seeds": ["a/s1", "a/s2", "b/s3"]}))
+    assert plot.pooled(results, "distill-a0.5", "standard") == (1.5, 0.5, 2.5, 2)
+    assert plot.pooled(pooled, "any", "any") == (-0.5, -1.0, 0.1, 3)  # a pooled JSON holds one pair
+    with pytest.raises(SystemExit, match="no pair distill-a0.3 - standard"):
+        plot.pooled(results, "distill-a0.3", "standard")
+    out = tmp_path / "size.png"
+    points = [f"A|CQA|292|{results}|distill-a0.5|standard", f"A|CQA|1218|{pooled}|x|y", f"B|SVAMP|789|{pooled}|x|y"]
+    monkeypatch.setattr(sys, "argv", ["size_plot", str(out), *[a for p in points for a in ("--point", p)]])
+    plot.main()
+    assert out.read_bytes()[:4] == b"\x89PNG"
