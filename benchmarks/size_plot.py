@@ -44,7 +44,10 @@ def main() -> None:
 
     panels: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for spec in args.point:
-        student, task, records, path, arm, baseline = spec.split("|")
+        fields = spec.split("|")
+        if len(fields) != 6 or not fields[2].isdigit():
+            raise SystemExit(f"--point {spec!r}: give STUDENT|TASK|RECORDS|JSON|ARM|BASELINE, RECORDS a number")
+        student, task, records, path, arm, baseline = fields
         panels[task][student].append((int(records), *pooled(Path(path), arm, baseline)))
     sizes = {task: sorted({p[0] for points in lines.values() for p in points}) for task, lines in panels.items()}
     widths = [3 if len(sizes[task]) > 1 else 1 for task in panels]

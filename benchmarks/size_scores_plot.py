@@ -19,9 +19,7 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-# two-sided 95% quantiles of Student's t by degrees of freedom (scipy is not a dependency)
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-       11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145}  # fmt: skip
+from distil_cli.evaluate.runs import t975  # the across-seeds interval's quantile, as distil experiment uses
 
 
 def seeds_of(text: str | None) -> set[int] | None:
@@ -37,7 +35,7 @@ def arm_score(path: Path, arm: str, seeds: set[int] | None) -> tuple[float, floa
     scores = [r[data["metric"]] for r in data["runs"] if r["arm"] == arm and (seeds is None or r["seed"] in seeds)]
     if len(scores) < 2:
         raise SystemExit(f"{path}: arm {arm!r} has {len(scores)} runs on those seeds; an interval needs 2 or more")
-    half = T95.get(len(scores) - 1, 1.96) * statistics.stdev(scores) / math.sqrt(len(scores))
+    half = t975(len(scores) - 1) * statistics.stdev(scores) / math.sqrt(len(scores))
     return statistics.mean(scores), half, len(scores)
 
 
@@ -53,7 +51,10 @@ def main() -> None:
 
     panels: dict[str, list] = defaultdict(list)
     for spec in args.group:
-        label, task, path, standard, distill, *rest = spec.split("|")
+        fields = spec.split("|")
+        if len(fields) not in (5, 6):
+            raise SystemExit(f"--group {spec!r}: give LABEL|TASK|JSON|STANDARD_ARM|DISTILL_ARM[|SEEDS]")
+        label, task, path, standard, distill, *rest = fields
         seeds = seeds_of(rest[0] if rest else None)
         panels[task].append((label, arm_score(Path(path), standard, seeds), arm_score(Path(path), distill, seeds)))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)

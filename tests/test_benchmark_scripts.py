@@ -296,6 +296,10 @@ def test_the_scores_plot_takes_each_arms_mean_and_t_interval_over_the_chosen_see
     )
     plot.main()
     assert out.read_bytes()[:4] == b"\x89PNG"
+    monkeypatch.setattr(sys, "argv", ["size_scores_plot", str(tmp_path / "bad.png"), "--group", f"A|CQA|{path}"])
+    with pytest.raises(SystemExit, match="give LABEL\\|TASK"):
+        plot.main()
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_the_size_plot_reads_pairs_of_a_results_json_and_pooled_jsons(tmp_path, monkeypatch):
@@ -319,3 +323,7 @@ def test_the_size_plot_reads_pairs_of_a_results_json_and_pooled_jsons(tmp_path, 
     monkeypatch.setattr(sys, "argv", ["size_plot", str(out), *[a for p in points for a in ("--point", p)]])
     plot.main()
     assert out.read_bytes()[:4] == b"\x89PNG"
+    monkeypatch.setattr(sys, "argv", ["size_plot", str(tmp_path / "bad.png"), "--point", f"A|CQA|many|{results}|x|y"])
+    with pytest.raises(SystemExit, match="give STUDENT\\|TASK\\|RECORDS"):
+        plot.main()
+    assert not (tmp_path / "bad.png").exists()

@@ -197,6 +197,9 @@ def differences(cell: Cell, cfg: TrainSettings) -> list[str]:
 def check_finished_runs(spec: ExperimentSpec, cells: list[Cell], train_base: TrainSettings) -> None:
     """A finished run is reused only if it was trained with what its arm asks now (a spec edited, or a default
     that changed, would otherwise mix runs of other settings into the results)."""
+    cells = [cell for cell in cells if (cell.run_dir / "final").is_dir()]
+    if not cells:  # nothing trained yet: no need to read the training split
+        return
     pool = pool_size(spec, len(read_split(spec, "train")))
     for cell in cells:
         differ = differences(cell, expected_settings(spec, train_base, cell, subset_size(pool, cell.fraction)))

@@ -38,16 +38,15 @@ def default_lr(cfg: TrainSettings, model_source: str) -> tuple[float, str]:
 
 
 def _rate_of_run(run_dir: Path) -> float | None:
-    from distil_cli.run_record import FILE_NAME, RunRecord
+    """The full fine-tuning rate a distil run in ``run_dir`` trained at; None for any other folder."""
+    from distil_cli.train.resume import recorded_settings
 
-    if not (run_dir / FILE_NAME).is_file():
-        return None
     try:
-        record = RunRecord.read(run_dir / FILE_NAME)
-    except ConfigError:
+        settings = recorded_settings(run_dir) or {}
+    except ConfigError:  # not a run record distil reads: not a run to go on from
         return None
-    lr, lora = record.settings.get("lr"), record.settings.get("lora")
-    return float(lr) if isinstance(lr, (int, float)) and not lora else None
+    lr = settings.get("lr")
+    return float(lr) if isinstance(lr, (int, float)) and not settings.get("lora") else None
 
 
 def with_lr(cfg: TrainSettings, model_source: str, resumed: float | None = None) -> TrainSettings:

@@ -121,21 +121,22 @@ def choose_checkpoint(state: RunDir) -> Path:
     return chosen
 
 
+def recorded_settings(run_dir: Path) -> dict[str, Any] | None:
+    """The train settings the run.json of ``run_dir`` recorded, None without a run.json."""
+    path = Path(run_dir) / FILE_NAME
+    return RunRecord.read(path).settings if path.is_file() else None
+
+
 def precision_of_run(state: RunDir) -> str | None:
     """The precision the run in RUN_DIR trained in: its run.json's, ``mixed`` for a run.json written
     before distil recorded it (those runs trained in mixed precision), None without a run.json."""
-    path = state.path / FILE_NAME
-    if not path.is_file():
-        return None
-    return RunRecord.read(path).settings.get("precision", "mixed")
+    settings = recorded_settings(state.path)
+    return None if settings is None else settings.get("precision", "mixed")
 
 
 def lr_of_run(state: RunDir) -> float | None:
     """The learning rate the run in RUN_DIR trained at (its run.json's), None without a run.json."""
-    path = state.path / FILE_NAME
-    if not path.is_file():
-        return None
-    lr = RunRecord.read(path).settings.get("lr")
+    lr = (recorded_settings(state.path) or {}).get("lr")
     return float(lr) if lr is not None else None
 
 
@@ -185,11 +186,11 @@ def extension(checkpoint: Path, total: int, grown: list[str]) -> dict[str, Any] 
 def settings_differ(run_dir: Path, settings: dict[str, Any], ignore: tuple[str, ...] = ()) -> list[str]:
     """The settings that give a run its meaning (``MEANING``) in which the run.json of ``run_dir`` differs
     from ``settings``, as "name: recorded -> asked"; none without a run.json."""
-    path = Path(run_dir) / FILE_NAME
-    if not path.is_file():
+    recorded = recorded_settings(run_dir)
+    if recorded is None:
         return []
     aliases = ALIASES.get("train", {})
-    old = {aliases.get(k, k): v for k, v in RunRecord.read(path).settings.items()}
+    old = {aliases.get(k, k): v for k, v in recorded.items()}
     differ = [k for k in MEANING if k in old and k not in ignore and old[k] != settings.get(k)]
     return [f"{k}: {old[k]!r} -> {settings.get(k)!r}" for k in differ]
 
