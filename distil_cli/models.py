@@ -67,8 +67,7 @@ def _build_tiny(cache_dir: Path, target: Path) -> Path:
 def pullable_models(cache_dir: Path) -> list[dict]:
     """The models ``distil models pull NAME`` installs, with their licence, the learning rate ``distil
     train`` gives them and whether the cache has them."""
-    from distil_cli.settings import TrainSettings
-    from distil_cli.train.learning_rate import default_lr
+    from distil_cli.settings.train import DEFAULT_LR  # train.learning_rate's rule; models sits below train/
 
     return [
         {
@@ -77,7 +76,7 @@ def pullable_models(cache_dir: Path) -> list[dict]:
             "gguf_mb": entry.size_mb,
             "licence": entry.licence,
             "licence_url": entry.licence_url,
-            "lr": default_lr(TrainSettings(), entry.name)[0],  # what full fine-tuning without --lr uses
+            "lr": entry.lr or DEFAULT_LR,  # what full fine-tuning without --lr uses
             "packages": list(entry.requirements),
             "pulled": is_pulled(cache_dir, entry),
             "path": str(model_dir(cache_dir, entry)),
