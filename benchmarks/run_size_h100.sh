@@ -5,7 +5,8 @@
 # into the SVAMP folder; size_cqa3_gemma3_270m_lr: CQA 3% at lr 3e-5, into the 3% folder; precision_cqa3 and precision_cqa12: the precision
 # ablation with the same student, run into the folder
 # of size_cqaN_gemma3_270m, whose auto-precision runs it reuses; size_cqa12_gemma3_270m_lr likewise, its
-# lower learning rates next to the lr 1e-4 runs) one after another, each `distil
+# lower learning rates next to the lr 1e-4 runs; size_cqa_gemma3_270m_lr3e-5: CQA 3% and 12.5% at lr 3e-5 only,
+# in its own folder) one after another, each `distil
 # experiment --jobs $JOBS` (resumable: a later call continues a grid cut off by DEADLINE seconds). JOBS
 # defaults to 3: six Gemma processes on SDPA ran out of an 80 GB H100's memory on SVAMP (2026-12-07); with
 # varlen, Liger and the fused loss JOBS=6 ran CQA and JOBS=4 SVAMP (tree 923f0f7).
@@ -48,6 +49,13 @@ if [ ! -f "$EXP/cuda_gemma3.ok" ]; then
   echo "Gemma 3 slot generation on this GPU: $(tail -1 "$EXP/cuda_gemma3_slots.log")"
   grep -E "^(FAILED|E )" "$EXP/cuda_gemma3_slots.log" | head -10
   cp "$EXP"/cuda_gemma3*.log "$OUT/" 2>/dev/null
+  # where they pass: slot generation's speed for Gemma 3 against transformers' generate
+  if tail -1 "$EXP/cuda_gemma3_slots.log" | grep -q " passed" && ! tail -1 "$EXP/cuda_gemma3_slots.log" | grep -q "failed"; then
+    timeout 180 python3 -m distil_cli bench infer --shape gemma3-270m --seed-prompts 2 --prompts 1024 --new-tokens 128 \
+      --variant dynamic,1024 --variant slots,1024 --variant slots,0 --out "$OUT/bench_infer_gemma3.json" \
+      > "$OUT/bench_infer_gemma3.txt" 2>&1
+    echo "bench infer gemma3-270m exit $?"; grep -v "it/s" "$OUT/bench_infer_gemma3.txt" | tail -12
+  fi
 fi
 for name in ${NAMES:-size_cqa3_gemma3_270m size_svamp_gemma3_270m size_cqa12_gemma3_270m}; do
   left=$(( DEADLINE - ($(date +%s) - start) ))
