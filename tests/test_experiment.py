@@ -193,6 +193,48 @@ def test_a_finished_run_trained_otherwise_than_its_arm_asks_is_not_reused(grid, 
     assert "runrecordversion99" in re.sub(r"\s", "", unread.output)
 
 
+@pytest.mark.integration
+def test_a_run_cut_off_after_a_checkpoint_resumes_from_it(tmp_path):
+    """With save_checkpoints in the spec, a cell cut off while training goes on from its newest complete
+    checkpoint instead of starting again (a long grid across device calls); one it cannot resume (the spec
+    was edited since) is trained again, saying so."""
+    _data(tmp_path)
+    spec = _spec(tmp_path, 'objectives = ["standard"]\nfractions = [0.5]\n')
+    spec.write_text(
+        spec.read_text()
+        .replace("fractions = [0.5, 1.0]\n", "")
+        .replace("seeds = [1, 2]", "seeds = [1]")
+        .replace("max_steps = 1", "max_steps = 3\nsave_checkpoints = true\neval_steps = 1\nepochs = 3")
+    )
+    out = tmp_path / "out"
+    first = run_cli("experiment", spec, "--out", out)
+    assert first.exit_code == 0 and first.output.count("trained") == 1, first.output
+    run = out / "runs" / "f0.5" / "s1" / "standard"
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    import shutil
+
+    def cut_off() -> float:  # as if killed during step 3: no final/, no checkpoint-3, no predictions
+        shutil.rmtree(run / "final")
+        shutil.rmtree(run / "checkpoint-3")
+        (run.parent / "standard.jsonl").unlink()
+        return (run / "checkpoint-2" / "trainer_state.json").stat().st_mtime
+
+    kept = cut_off()
+    again = run_cli("experiment", spec, "--out", out)
+    assert again.exit_code == 0 and "resumed, inferred" in again.output, again.output
+    assert (run / "final").is_dir() and json.loads((run / "run.json").read_text())["global_steps"] == 3
+    assert (run / "checkpoint-2" / "trainer_state.json").stat().st_mtime == kept  # not trained from the start
+    assert len((run.parent / "standard.jsonl").read_text().splitlines()) == 10
+
+    kept = cut_off()
+    spec.write_text(spec.read_text().replace("[train]\n", "[train]\nlr = 2e-3\n"))  # edited since
+    edited = run_cli("experiment", spec, "--out", out)
+    assert edited.exit_code == 0 and "trained, inferred" in edited.output, edited.output
+    assert "cannot be resumed" in re.sub(r"\s+", " ", edited.output)
+    assert (run / "checkpoint-2" / "trainer_state.json").stat().st_mtime != kept  # trained again from the start
+    assert json.loads((run / "run.json").read_text())["settings"]["lr"] == 2e-3
+
+
 def test_a_bad_arm_setting_fails_before_any_run(tmp_path):
     """An arm that cannot train (here: best checkpoint without checkpoints) is a one-line error at the
     start, not after the earlier arms have used the GPU."""

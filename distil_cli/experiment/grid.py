@@ -8,7 +8,9 @@ Layout under OUT:
     results.json  results.md  results.png     (experiment.results)
 
 A rerun skips what is done: runs with a final/ model are not trained again and predictions
-resume where they stopped; a run cut off while training starts again. ``--shard K/N`` runs the
+resume where they stopped; a run cut off while training resumes from its newest complete checkpoint
+where it saved one (``save_checkpoints = true`` in the spec's [train]: the grid saves none by default),
+else starts again. ``--shard K/N`` runs the
 K-th of N shares of the grid (one process per GPU): the (fraction, seed) pairs are dealt out in
 turn, so the arms of a pair, which share its subset, stay in one process; each run folder is
 locked while it runs, so two processes never train the same run.
@@ -225,16 +227,30 @@ def run_cell(
 
     did = []
     if not (cell.run_dir / "final").is_dir():
-        shutil.rmtree(cell.run_dir, ignore_errors=True)  # cut off while training: start it again
         cfg = spec.train_settings(train_base, cell.arm, cell.seed)
-        run_training(cell.data_dir, cell.run_dir, cfg, cache_dir)
-        did.append("trained")
+        did.append(_train_cell(cell, cfg, cache_dir, run_training))
         _free_memory()
     if done_ids(cell.predictions) != {r["id"] for r in test}:
         run_inference(str(cell.run_dir), test, cell.predictions, spec.infer_settings(infer_base), cache_dir)
         did.append("inferred")
         _free_memory()
     return ", ".join(did) or "done before"
+
+
+def _train_cell(cell: Cell, cfg: TrainSettings, cache_dir: Path, run_training) -> str:
+    """Train the cell's run: from its newest complete checkpoint where one run cut off left one
+    (``save_checkpoints = true`` in the spec's [train]), else from the start."""
+    from distil_cli.train.resume import RunDir
+
+    if RunDir.inspect(cell.run_dir).complete:
+        try:
+            run_training(cell.data_dir, cell.run_dir, cfg, cache_dir, resume=True)
+            return "resumed"
+        except ConfigError as exc:  # trained otherwise than the arm now asks (an edited spec)
+            log.warning("%s cannot be resumed (%s): training it again", cell.run_dir, exc)
+    shutil.rmtree(cell.run_dir, ignore_errors=True)  # cut off while training: start it again
+    run_training(cell.data_dir, cell.run_dir, cfg, cache_dir)
+    return "trained"
 
 
 def _free_memory() -> None:
