@@ -223,12 +223,11 @@ def run_cell(
 ) -> str:
     """Train (unless done) and infer (resuming) one cell; returns what was done."""
     from distil_cli.generate.infer import run_inference
-    from distil_cli.train.run import run_training
 
     did = []
     if not (cell.run_dir / "final").is_dir():
         cfg = spec.train_settings(train_base, cell.arm, cell.seed)
-        did.append(_train_cell(cell, cfg, cache_dir, run_training))
+        did.append(_train_cell(cell, cfg, cache_dir))
         _free_memory()
     if done_ids(cell.predictions) != {r["id"] for r in test}:
         run_inference(str(cell.run_dir), test, cell.predictions, spec.infer_settings(infer_base), cache_dir)
@@ -237,10 +236,11 @@ def run_cell(
     return ", ".join(did) or "done before"
 
 
-def _train_cell(cell: Cell, cfg: TrainSettings, cache_dir: Path, run_training) -> str:
+def _train_cell(cell: Cell, cfg: TrainSettings, cache_dir: Path) -> str:
     """Train the cell's run: from its newest complete checkpoint where one run cut off left one
     (``save_checkpoints = true`` in the spec's [train]), else from the start."""
     from distil_cli.train.resume import RunDir
+    from distil_cli.train.run import run_training
 
     if RunDir.inspect(cell.run_dir).complete:
         try:
