@@ -220,6 +220,9 @@ def test_a_run_cut_off_after_a_checkpoint_resumes_from_it(tmp_path):
         return (run / "checkpoint-2" / "trainer_state.json").stat().st_mtime
 
     kept = cut_off()
+    plan = run_cli("experiment", spec, "--out", out, "--plan")
+    assert "│torun:fromstep2│" in re.sub(r"\s", "", plan.output) and "0 done, 0 trained" in plan.output
+    assert "1 to run" in plan.output
     again = run_cli("experiment", spec, "--out", out)
     assert again.exit_code == 0 and "resumed, inferred" in again.output, again.output
     assert (run / "final").is_dir() and json.loads((run / "run.json").read_text())["global_steps"] == 3

@@ -165,9 +165,13 @@ def subset_size(pool: int, fraction: float) -> int:
 
 
 def cell_state(cell: Cell, test_ids: set[str]) -> str:
-    """``done`` (trained, every test record predicted), ``trained`` (predictions missing) or ``to run``."""
+    """``done`` (trained, every test record predicted), ``trained`` (predictions missing) or ``to run``
+    (``to run: from step N`` where a run cut off left a checkpoint to resume from)."""
     if not (cell.run_dir / "final").is_dir():
-        return "to run"
+        from distil_cli.train.resume import RunDir, step_of
+
+        complete = RunDir.inspect(cell.run_dir).complete
+        return f"to run: from step {step_of(complete[-1])}" if complete else "to run"
     return "done" if done_ids(cell.predictions) >= test_ids else "trained"
 
 
