@@ -37,7 +37,8 @@ if [ ! -f ~/.cache/distil/models/gemma-3-270m/distil-model.json ]; then
 fi
 # Gemma 3 on this GPU: Liger's training against the plain path and batched decoding after Liger's patches
 # (until they pass, no grid runs: every grid trains and answers that way), then slot generation over its
-# sliding windows (reported only: --cache auto keeps generate for Gemma 3 until these pass on a GPU)
+# sliding windows (reported, with its speed against generate where they pass: --cache auto uses slots for
+# Gemma 3 since they passed on an H100, 2026-12-07)
 if [ ! -f "$EXP/cuda_gemma3.ok" ]; then
   python3 -m pytest -q -p no:cacheprovider tests/test_cuda_kernels.py -k "gemma3 and liger and not graph" \
     > "$EXP/cuda_gemma3.log" 2>&1

@@ -238,7 +238,7 @@ def test_slot_generation_picks_the_greedy_token_of_a_full_forward(dtype, kind):
     from distil_cli.generate.slots import generate_slots
 
     llama = _slot_llama(dtype, kind)
-    assert choose_engine(llama, "auto" if kind == "llama" else "slots") == "slots"  # gemma3: not auto before this
+    assert choose_engine(llama, "auto") == "slots"
     prompts = _slot_prompts()
     got = generate_slots(llama, prompts, [3], 24, slots=16)
     worst = 0.0

@@ -185,17 +185,19 @@ def test_no_prompts_and_no_new_tokens():
     assert generate_slots(model, [[5, 6]], STOPS, 0, slots=4) == [[]]
 
 
-def test_engine_choice():
+def test_engine_choice(monkeypatch):
     model = _model("llama")
     assert choose_engine(model, "auto") == "dynamic"  # on the CPU transformers' generate stays the default
     assert choose_engine(model, None) == "dynamic"
     assert choose_engine(model, "slots") == "slots"
     assert choose_engine(model, "static") == "static"
-    gemma = _model("gemma3")  # slots on request; auto keeps generate until its CUDA path has run on a GPU
+    gemma = _model("gemma3")  # its sliding windows: auto takes slots on CUDA (checked there, 2026-12-07)
     assert choose_engine(gemma, "slots") == "slots"
-    from distil_cli.generate.slots import auto_slots
+    from distil_cli.generate import slots
 
-    assert auto_slots(model) and not auto_slots(gemma)
+    assert slots.auto_slots(model) and slots.auto_slots(gemma)
+    monkeypatch.setattr(slots, "GPU_UNCHECKED", ("gemma3_text",))  # a family whose CUDA path has not run yet
+    assert slots.auto_slots(model) and not slots.auto_slots(gemma)
     model.config.model_type = "gemma2"
     model.config.layer_types = ["sliding_attention", "full_attention"]  # sliding layers: fine in themselves
     with pytest.raises(ConfigError, match="--cache slots: model type 'gemma2' has not been checked"):
