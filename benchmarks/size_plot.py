@@ -7,7 +7,8 @@
 
 Each point is ``STUDENT|TASK|RECORDS|RESULTS_JSON|ARM|BASELINE``: the pooled paired difference (test
 records resampled, seeds fixed) and its 95% interval from ``distil experiment``'s results.json (or a
-pooled JSON of ``benchmarks/pool_seeds.py``). One panel per task: CQA by its training-set size on a log
+pooled JSON of ``benchmarks/pool_seeds.py``); ``|FRACTION`` after it picks the pair of that training-set
+fraction in a results.json of several. One panel per task: CQA by its training-set size on a log
 axis, a task with one size (SVAMP) as a dot per student.
 """
 
@@ -19,23 +20,32 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def pooled(path: Path, arm: str, baseline: str) -> tuple[float, float, float, int]:
-    """(difference, low, high, seeds) of ARM - BASELINE in a results.json or a pooled JSON."""
+def pooled(path: Path, arm: str, baseline: str, fraction: float | None = None) -> tuple[float, float, float, int]:
+    """(difference, low, high, seeds) of ARM - BASELINE in a results.json (at ``fraction``, needed where the
+    file holds that pair at several) or a pooled JSON."""
     data = json.loads(path.read_text())
     if "pairs" not in data:  # benchmarks/pool_seeds.py's pooled JSON
         ci = data["pooled"]["ci"]
         return data["pooled"]["diff"], ci[0], ci[1], len(data["seeds"])
-    for pair in data["pairs"]:
-        if pair["arm"] == arm and pair["baseline"] == baseline:
-            ci = pair["pooled"]["ci"]
-            return pair["pooled"]["diff"], ci[0], ci[1], len(pair["per_seed"])
-    raise SystemExit(f"{path}: no pair {arm} - {baseline}")
+    pairs = [p for p in data["pairs"] if p["arm"] == arm and p["baseline"] == baseline]
+    if fraction is not None:
+        pairs = [p for p in pairs if p.get("fraction") == fraction]
+    if not pairs:
+        at = f" at fraction {fraction:g}" if fraction is not None else ""
+        raise SystemExit(f"{path}: no pair {arm} - {baseline}{at}")
+    if len(pairs) > 1:
+        found = ", ".join(f"{p.get('fraction')}" for p in pairs)
+        raise SystemExit(f"{path}: {arm} - {baseline} at fractions {found}: add |FRACTION to the --point")
+    ci = pairs[0]["pooled"]["ci"]
+    return pairs[0]["pooled"]["diff"], ci[0], ci[1], len(pairs[0]["per_seed"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--point", action="append", required=True, help="STUDENT|TASK|RECORDS|JSON|ARM|BASELINE")
+    parser.add_argument(
+        "--point", action="append", required=True, help="STUDENT|TASK|RECORDS|JSON|ARM|BASELINE[|FRACTION]"
+    )
     args = parser.parse_args()
     import matplotlib
 
@@ -45,10 +55,17 @@ def main() -> None:
     panels: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for spec in args.point:
         fields = spec.split("|")
-        if len(fields) != 6 or not fields[2].isdigit():
-            raise SystemExit(f"--point {spec!r}: give STUDENT|TASK|RECORDS|JSON|ARM|BASELINE, RECORDS a number")
-        student, task, records, path, arm, baseline = fields
-        panels[task][student].append((int(records), *pooled(Path(path), arm, baseline)))
+        try:
+            fraction = float(fields[6]) if len(fields) == 7 else None
+        except ValueError:
+            fraction = -1.0
+        if len(fields) not in (6, 7) or not fields[2].isdigit() or (fraction is not None and not 0 < fraction <= 1):
+            raise SystemExit(
+                f"--point {spec!r}: give STUDENT|TASK|RECORDS|JSON|ARM|BASELINE[|FRACTION], RECORDS a number, "
+                "FRACTION in (0, 1]"
+            )
+        student, task, records, path, arm, baseline = fields[:6]
+        panels[task][student].append((int(records), *pooled(Path(path), arm, baseline, fraction)))
     sizes = {task: sorted({p[0] for points in lines.values() for p in points}) for task, lines in panels.items()}
     widths = [3 if len(sizes[task]) > 1 else 1 for task in panels]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * sum(widths), 3.6), squeeze=False,

@@ -318,12 +318,23 @@ def test_the_size_plot_reads_pairs_of_a_results_json_and_pooled_jsons(tmp_path, 
     assert plot.pooled(pooled, "any", "any") == (-0.5, -1.0, 0.1, 3)  # a pooled JSON holds one pair
     with pytest.raises(SystemExit, match="no pair distill-a0.3 - standard"):
         plot.pooled(results, "distill-a0.3", "standard")
+    two = tmp_path / "two.json"  # one spec, two fractions: the same pair twice
+    two.write_text(json.dumps({"pairs": [{**pair, "fraction": 0.03}, {**pair, "fraction": 0.125, "per_seed": [1]}]}))
+    with pytest.raises(SystemExit, match="at fractions 0.03, 0.125: add \\|FRACTION"):
+        plot.pooled(two, "distill-a0.5", "standard")
+    assert plot.pooled(two, "distill-a0.5", "standard", 0.125)[3] == 1
+    with pytest.raises(SystemExit, match="no pair distill-a0.5 - standard at fraction 0.25"):
+        plot.pooled(two, "distill-a0.5", "standard", 0.25)
     out = tmp_path / "size.png"
-    points = [f"A|CQA|292|{results}|distill-a0.5|standard", f"A|CQA|1218|{pooled}|x|y", f"B|SVAMP|789|{pooled}|x|y"]
+    points = [f"A|CQA|292|{results}|distill-a0.5|standard", f"A|CQA|1218|{pooled}|x|y", f"B|SVAMP|789|{pooled}|x|y",
+              f"B|CQA|292|{two}|distill-a0.5|standard|0.03"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", ["size_plot", str(out), *[a for p in points for a in ("--point", p)]])
     plot.main()
     assert out.read_bytes()[:4] == b"\x89PNG"
     monkeypatch.setattr(sys, "argv", ["size_plot", str(tmp_path / "bad.png"), "--point", f"A|CQA|many|{results}|x|y"])
     with pytest.raises(SystemExit, match="give STUDENT\\|TASK\\|RECORDS"):
+        plot.main()
+    monkeypatch.setattr(sys, "argv", ["size_plot", str(tmp_path / "bad.png"), "--point", f"A|CQA|9|{two}|x|y|half"])
+    with pytest.raises(SystemExit, match="FRACTION in \\(0, 1\\]"):
         plot.main()
     assert not (tmp_path / "bad.png").exists()
