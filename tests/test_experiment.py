@@ -197,9 +197,9 @@ def test_a_finished_run_trained_otherwise_than_its_arm_asks_is_not_reused(grid, 
 def test_a_run_cut_off_after_a_checkpoint_resumes_from_it(tmp_path):
     """With save_checkpoints in the spec, a cell cut off while training goes on from its newest complete
     checkpoint instead of starting again (a long grid across device calls); one it cannot resume (the spec
-    was edited since) is trained again, saying so."""
+    was edited since) is trained again, saying so; a finished run's checkpoints are removed unless kept."""
     _data(tmp_path)
-    spec = _spec(tmp_path, 'objectives = ["standard"]\nfractions = [0.5]\n')
+    spec = _spec(tmp_path, 'objectives = ["standard"]\nfractions = [0.5]\nkeep_checkpoints = true\n')
     spec.write_text(
         spec.read_text()
         .replace("fractions = [0.5, 1.0]\n", "")
@@ -236,6 +236,12 @@ def test_a_run_cut_off_after_a_checkpoint_resumes_from_it(tmp_path):
     assert "cannot be resumed" in re.sub(r"\s+", " ", edited.output)
     assert (run / "checkpoint-2" / "trainer_state.json").stat().st_mtime != kept  # trained again from the start
     assert json.loads((run / "run.json").read_text())["settings"]["lr"] == 2e-3
+
+    cut_off()  # without keep_checkpoints, a finished run's checkpoints go (final/ holds the model)
+    spec.write_text(spec.read_text().replace("keep_checkpoints = true\n", ""))
+    tidy = run_cli("experiment", spec, "--out", out)
+    assert tidy.exit_code == 0 and "resumed, inferred" in tidy.output, tidy.output
+    assert (run / "final").is_dir() and not list(run.glob("checkpoint-*"))
 
 
 def test_a_bad_arm_setting_fails_before_any_run(tmp_path):

@@ -231,7 +231,7 @@ def run_cell(
     did = []
     if not (cell.run_dir / "final").is_dir():
         cfg = spec.train_settings(train_base, cell.arm, cell.seed)
-        did.append(_train_cell(cell, cfg, cache_dir))
+        did.append(_train_cell(cell, cfg, cache_dir, spec.keep_checkpoints))
         _free_memory()
     if done_ids(cell.predictions) != {r["id"] for r in test}:
         run_inference(str(cell.run_dir), test, cell.predictions, spec.infer_settings(infer_base), cache_dir)
@@ -240,21 +240,28 @@ def run_cell(
     return ", ".join(did) or "done before"
 
 
-def _train_cell(cell: Cell, cfg: TrainSettings, cache_dir: Path) -> str:
+def _train_cell(cell: Cell, cfg: TrainSettings, cache_dir: Path, keep_checkpoints: bool) -> str:
     """Train the cell's run: from its newest complete checkpoint where one run cut off left one
-    (``save_checkpoints = true`` in the spec's [train]), else from the start."""
+    (``save_checkpoints = true`` in the spec's [train]), else from the start; then remove its
+    checkpoints unless ``keep_checkpoints``."""
     from distil_cli.train.resume import RunDir
     from distil_cli.train.run import run_training
 
+    did = None
     if RunDir.inspect(cell.run_dir).complete:
         try:
             run_training(cell.data_dir, cell.run_dir, cfg, cache_dir, resume=True)
-            return "resumed"
+            did = "resumed"
         except ConfigError as exc:  # trained otherwise than the arm now asks (an edited spec)
             log.warning("%s cannot be resumed (%s): training it again", cell.run_dir, exc)
-    shutil.rmtree(cell.run_dir, ignore_errors=True)  # cut off while training: start it again
-    run_training(cell.data_dir, cell.run_dir, cfg, cache_dir)
-    return "trained"
+    if did is None:
+        shutil.rmtree(cell.run_dir, ignore_errors=True)  # cut off while training: start it again
+        run_training(cell.data_dir, cell.run_dir, cfg, cache_dir)
+        did = "trained"
+    if not keep_checkpoints:  # final/ holds the model: a grid of large students would fill the disk
+        for checkpoint in cell.run_dir.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return did
 
 
 def _free_memory() -> None:

@@ -62,6 +62,9 @@ class ExperimentSpec(BaseModel):
     baseline: str = "standard"
     comparisons: list[tuple[str, str]] = Field(default_factory=list)  # extra (arm, baseline) pairs
     bootstrap: int = Field(2000, ge=100)
+    # a finished run's checkpoints (saved with save_checkpoints = true in [train], for a cut-off run to go
+    # on): removed once its final/ is written, unless kept (--resume --extend-steps needs one)
+    keep_checkpoints: bool = False
     train: dict[str, Any] = Field(default_factory=dict)
     infer: dict[str, Any] = Field(default_factory=dict)
     arms: list[Arm] = Field(default_factory=list)
