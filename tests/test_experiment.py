@@ -453,10 +453,52 @@ def test_a_failed_job_is_one_line_naming_its_shard_and_log(tmp_path):
     assert "done before" in (out / "logs" / "shard-2-of-2.log").read_text()  # shard 2 had finished: not rerun
 
 
+def test_shards_deal_pairs_and_with_more_shards_than_pairs_runs(tmp_path):
+    """Shards keep the arms of a (fraction, seed) pair together while there are enough pairs; with more
+    shards than pairs (3 seeds x 2 arms as 6 processes) each takes single runs, every run in exactly one."""
+    from distil_cli.experiment.grid import plan, shard_cells
+    from distil_cli.experiment.spec import load_spec
+
+    _data(tmp_path)
+    cells = plan(load_spec(_spec(tmp_path)), tmp_path / "out")  # 2 fractions x 2 seeds x 2 arms
+    label = lambda c: (c.fraction, c.seed, c.arm.name)  # noqa: E731
+    for n in (2, 4, 5, 8):
+        shares = [[label(c) for c in shard_cells(cells, (k, n))] for k in range(1, n + 1)]
+        assert sorted(x for share in shares for x in share) == sorted(map(label, cells))  # each run once
+        if n <= 4:  # 4 pairs: whole pairs
+            assert all(len({(f, s) for f, s, _ in share}) * 2 == len(share) for share in shares)
+    assert [len(shard_cells(cells, (k, 8))) for k in range(1, 9)] == [1] * 8
+
+
+def test_a_subset_written_by_two_shards_at_once_is_kept_as_the_first_made_it(tmp_path):
+    """Two shards whose runs share a subset may write it together: the later one drops its copy and
+    never removes the folder the other may already train from; a folder without a manifest is a leftover."""
+    from distil_cli.experiment.grid import publish_subset
+
+    folder = tmp_path / "f0.5-s1"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{}")
+    (folder / "train.jsonl").write_text("first\n")
+    inode = (folder / "train.jsonl").stat().st_ino
+    late = tmp_path / ".f0.5-s1.tmp"
+    late.mkdir()
+    (late / "manifest.json").write_text("{}")
+    (late / "train.jsonl").write_text("second\n")
+    publish_subset(late, folder)
+    assert (folder / "train.jsonl").read_text() == "first\n" and (folder / "train.jsonl").stat().st_ino == inode
+    assert not late.exists()
+    (folder / "manifest.json").unlink()  # a leftover without its manifest: replaced
+    late.mkdir()
+    (late / "manifest.json").write_text("{}")
+    (late / "train.jsonl").write_text("second\n")
+    publish_subset(late, folder)
+    assert (folder / "train.jsonl").read_text() == "second\n" and not late.exists()
+
+
 @pytest.mark.integration
 def test_jobs_stop_when_their_parent_is_terminated(tmp_path):
     """SIGTERM to the --jobs process alone (a scheduler's) stops its shard processes too. (--jobs 9 on a
-    grid of 4 (fraction, seed) pairs starts 4: a fifth would have nothing to do.)"""
+    grid of 8 runs starts 8: a ninth would have nothing to do.)"""
     import os
     import signal
     import subprocess
@@ -472,15 +514,15 @@ def test_jobs_stop_when_their_parent_is_terminated(tmp_path):
     children_file = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
     children: list[int] = []
     deadline = time.monotonic() + 120
-    while len(children) < 4 and time.monotonic() < deadline and parent.poll() is None:
+    while len(children) < 8 and time.monotonic() < deadline and parent.poll() is None:
         time.sleep(0.2)
         children = [int(p) for p in children_file.read_text().split()] if children_file.exists() else []
-    assert len(children) == 4, parent.communicate()[0]
+    assert len(children) == 8, parent.communicate()[0]
     parent.send_signal(signal.SIGTERM)
     output = parent.communicate(timeout=60)[0].decode()
     assert parent.returncode == 128 + signal.SIGTERM, output
-    assert "--jobs 9: the grid has 4 (fraction, seed) pair(s), so 4 process(es)" in output
-    assert "4 processes: 1/4 on the CPU, 2/4 on the CPU, 3/4 on the CPU, 4/4 on the CPU" in output
+    assert "--jobs 9: the grid has 8 run(s), so 8 process(es)" in output
+    assert "8 processes: 1/8 on the CPU, 2/8 on the CPU," in output and "8/8 on the CPU" in output
     for pid in children:  # stopped and reaped by the parent
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

@@ -10,7 +10,8 @@ import typer
 from distil_cli.cli.common import err_console, out_console, settings_for
 
 SHARD_HELP = (
-    "Run only the K-th of N shares of the grid (its (fraction, seed) pairs dealt out in turn), e.g. "
+    "Run only the K-th of N shares of the grid (its (fraction, seed) pairs dealt out in turn; its runs, with more "
+    "shares than pairs), e.g. "
     "one process per GPU: CUDA_VISIBLE_DEVICES=0 ... --shard 1/2 & CUDA_VISIBLE_DEVICES=1 ... --shard 2/2 "
     "(--jobs N does this in one command). The last shard to finish writes the results."
 )

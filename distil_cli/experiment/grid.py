@@ -12,8 +12,9 @@ resume where they stopped; a run cut off while training resumes from its newest 
 where it saved one (``save_checkpoints = true`` in the spec's [train]: the grid saves none by default),
 else starts again. ``--shard K/N`` runs the
 K-th of N shares of the grid (one process per GPU): the (fraction, seed) pairs are dealt out in
-turn, so the arms of a pair, which share its subset, stay in one process; each run folder is
-locked while it runs, so two processes never train the same run.
+turn, so the arms of a pair, which share its subset, stay in one process, or, with more shares
+than pairs, the runs themselves (the subset a pair's runs share is written once: ``publish_subset``);
+each run folder is locked while it runs, so two processes never train the same run.
 """
 
 from __future__ import annotations
@@ -85,11 +86,14 @@ def lock_target(out: Path, shard: tuple[int, int] | None) -> Path:
 
 
 def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
-    """The cells of shard K of N: the K-th, (K+N)-th, ... (fraction, seed) pair of the plan, all its arms."""
+    """The cells of shard K of N: the K-th, (K+N)-th, ... (fraction, seed) pair of the plan, all its arms;
+    with more shards than pairs (3 seeds x 2 arms as 6 processes), the K-th, (K+N)-th, ... run."""
     if shard is None:
         return cells
     k, n = shard
     pairs = list(dict.fromkeys((c.fraction, c.seed) for c in cells))
+    if n > len(pairs):
+        return [c for index, c in enumerate(cells) if index % n == k - 1]
     mine = {pair for index, pair in enumerate(pairs) if index % n == k - 1}
     return [c for c in cells if (c.fraction, c.seed) in mine]
 
@@ -148,8 +152,22 @@ def write_subsets(
             manifest = {"source": str(spec.data), "fraction": fraction, "seed": seed, "totals": totals}
             manifest["source_sha256"] = sha256_file(spec.data / "train.jsonl")
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-            shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)
+            publish_subset(tmp, folder)
+
+
+def publish_subset(tmp: Path, folder: Path) -> None:
+    """Rename the written subset ``tmp`` to ``folder``. Shards whose runs share a subset may write it at
+    once: the first rename wins, and a later writer, finding it complete (its manifest is written
+    before the rename), drops its own copy (the same records: the subset is seeded), never removing a
+    folder another process may be training from. A folder without a manifest is a leftover: replaced."""
+    if folder.is_dir() and not (folder / "manifest.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        tmp.rename(folder)
+    except OSError:
+        if not (folder / "manifest.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pool_size(spec: ExperimentSpec, n_train: int) -> int:

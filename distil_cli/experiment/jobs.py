@@ -34,11 +34,11 @@ def run(spec_path: Path, out: Path, spec, config: Path | None, jobs: int, say: C
     from distil_cli.experiment import grid
 
     cells = grid.plan(spec, out)
-    total, pairs = len(cells), len({(c.fraction, c.seed) for c in cells})
+    total = len(cells)
     test_ids = {r["id"] for r in grid.read_split(spec, spec.test_split)}  # read once, not at every poll
-    if jobs > pairs:  # a shard is a set of (fraction, seed) pairs: more processes would have nothing to do
-        say(f"--jobs {jobs}: the grid has {pairs} (fraction, seed) pair(s), so {pairs} process(es)")
-        jobs = pairs
+    if jobs > total:  # a shard is a set of pairs or, with more shards than pairs, of runs (grid.shard_cells)
+        say(f"--jobs {jobs}: the grid has {total} run(s), so {total} process(es)")
+        jobs = total
     done: set[int] = set()  # a run once done stays done: only the others are looked at again
     shown = [-1]
 
