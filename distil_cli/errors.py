@@ -17,6 +17,10 @@ class ConfigError(DistilError):
     """A setting is unknown, malformed or out of range."""
 
 
+class ResumeRefused(ConfigError):
+    """``--resume`` cannot continue this run folder: no complete checkpoint, or settings that differ."""
+
+
 class DataError(DistilError):
     """Input data is missing, malformed, duplicated or inconsistent."""
 

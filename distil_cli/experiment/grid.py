@@ -33,7 +33,7 @@ from typing import Any
 
 from distil_cli.data.files import done_ids, dump_jsonl_line, read_jsonl, sha256_file
 from distil_cli.data.guard import OutputLock, remove_stale_temporaries, temporary_name
-from distil_cli.errors import ConfigError, DataError, DistilError
+from distil_cli.errors import ConfigError, DataError, DistilError, ResumeRefused
 from distil_cli.experiment.spec import Arm, ExperimentSpec
 from distil_cli.settings import InferSettings, TrainSettings
 
@@ -270,7 +270,8 @@ def _train_cell(cell: Cell, cfg: TrainSettings, cache_dir: Path, keep_checkpoint
         try:
             run_training(cell.data_dir, cell.run_dir, cfg, cache_dir, resume=True)
             did = "resumed"
-        except ConfigError as exc:  # trained otherwise than the arm now asks (an edited spec)
+        except ResumeRefused as exc:  # trained otherwise than the arm now asks (an edited spec); other errors
+            # (a bad setting) would fail a fresh start too: they stop here, the checkpoints kept
             log.warning("%s cannot be resumed (%s): training it again", cell.run_dir, exc)
     if did is None:
         shutil.rmtree(cell.run_dir, ignore_errors=True)  # cut off while training: start it again

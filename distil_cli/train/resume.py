@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distil_cli.errors import ConfigError
+from distil_cli.errors import ResumeRefused
 from distil_cli.run_record import FILE_NAME, RunRecord
 from distil_cli.settings import ALIASES, TrainSettings
 from distil_cli.settings.fields import MATCH, MAY_CHANGE, meta
@@ -112,7 +112,9 @@ def choose_checkpoint(state: RunDir) -> Path:
     """The newest complete checkpoint; newer cut-off ones are removed (saying so)."""
     if not state.complete:
         cut = f" ({', '.join(p.name for p in state.incomplete)}: cut off while saving)" if state.incomplete else ""
-        raise ConfigError(f"--resume: {state.path} has no checkpoint to resume from{cut}; start again without --resume")
+        raise ResumeRefused(
+            f"--resume: {state.path} has no checkpoint to resume from{cut}; start again without --resume"
+        )
     chosen = state.complete[-1]
     for checkpoint in state.incomplete:
         log.warning("Skipping %s: cut off while saving; resuming from %s", checkpoint.name, chosen.name)
@@ -176,7 +178,7 @@ def extension(checkpoint: Path, total: int, grown: list[str]) -> dict[str, Any] 
         return None
     done, planned = planned_steps(checkpoint)
     if total <= planned:
-        raise ConfigError(
+        raise ResumeRefused(
             f"--resume: {', '.join(grown)} as given make {total} steps, not more than the {planned} the run planned; "
             "extend it with --extend-steps N"
         )
@@ -211,7 +213,7 @@ def check_same_run(state: RunDir, settings: dict[str, Any], facts: dict[str, Any
     differ += [k for k, v in facts.items() if old_facts.get(k) and old_facts[k] != v]
     if differ:
         shown = "; ".join(f"{k}: {old.get(k, old_facts.get(k))!r} -> {settings.get(k, facts.get(k))!r}" for k in differ)
-        raise ConfigError(
+        raise ResumeRefused(
             f"--resume: these settings differ from the run's ({shown}); resume with the same ones, "
             "or start a new run in another --out"
         )
