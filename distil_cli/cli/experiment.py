@@ -94,6 +94,8 @@ def _print_plan(plan, out: Path, train_base, parts: tuple[int, int] | None = Non
         cfg = grid.expected_settings(plan, train_base, cell, records)
         differ = grid.differences(cell, cfg)
         state = "differs: " + ", ".join(d.split(":")[0] for d in differ) if differ else grid.cell_state(cell, test_ids)
+        if state == "to run" and (step := grid.resumes_from(cell)) is not None:
+            state += f": from step {step}"
         states.append(state.split(":")[0])
         length = f"max_steps {cfg.max_steps}" if cfg.max_steps else f"{cfg.epochs:g}"
         row = (f"{cell.fraction:g}", str(cell.seed), cell.arm.name, str(records), str(plan.valid), length)

@@ -183,14 +183,18 @@ def subset_size(pool: int, fraction: float) -> int:
 
 
 def cell_state(cell: Cell, test_ids: set[str]) -> str:
-    """``done`` (trained, every test record predicted), ``trained`` (predictions missing) or ``to run``
-    (``to run: from step N`` where a run cut off left a checkpoint to resume from)."""
+    """``done`` (trained, every test record predicted), ``trained`` (predictions missing) or ``to run``."""
     if not (cell.run_dir / "final").is_dir():
-        from distil_cli.train.resume import RunDir, step_of
-
-        complete = RunDir.inspect(cell.run_dir).complete
-        return f"to run: from step {step_of(complete[-1])}" if complete else "to run"
+        return "to run"
     return "done" if done_ids(cell.predictions) >= test_ids else "trained"
+
+
+def resumes_from(cell: Cell) -> int | None:
+    """The step a cell cut off while training goes on from (its newest complete checkpoint), None if none."""
+    from distil_cli.train.resume import RunDir, step_of
+
+    complete = RunDir.inspect(cell.run_dir).complete
+    return step_of(complete[-1]) if complete and not (cell.run_dir / "final").is_dir() else None
 
 
 def expected_settings(spec: ExperimentSpec, train_base: TrainSettings, cell: Cell, records: int) -> TrainSettings:
