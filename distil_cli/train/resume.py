@@ -191,10 +191,19 @@ def settings_differ(run_dir: Path, settings: dict[str, Any], ignore: tuple[str, 
     recorded = recorded_settings(run_dir)
     if recorded is None:
         return []
+    old = _current_names(recorded)
+    return [f"{k}: {old[k]!r} -> {settings.get(k)!r}" for k in _meaning_differs(old, settings, ignore)]
+
+
+def _current_names(recorded: dict[str, Any]) -> dict[str, Any]:
+    """Recorded train settings under today's names (a run.json may use an older alias)."""
     aliases = ALIASES.get("train", {})
-    old = {aliases.get(k, k): v for k, v in recorded.items()}
-    differ = [k for k in MEANING if k in old and k not in ignore and old[k] != settings.get(k)]
-    return [f"{k}: {old[k]!r} -> {settings.get(k)!r}" for k in differ]
+    return {aliases.get(k, k): v for k, v in recorded.items()}
+
+
+def _meaning_differs(old: dict[str, Any], settings: dict[str, Any], skip=()) -> list[str]:
+    """The ``MEANING`` settings recorded in ``old`` that ``settings`` asks otherwise (but those in ``skip``)."""
+    return [k for k in MEANING if k in old and k not in skip and old[k] != settings.get(k)]
 
 
 def check_same_run(state: RunDir, settings: dict[str, Any], facts: dict[str, Any]) -> list[str]:
@@ -205,11 +214,10 @@ def check_same_run(state: RunDir, settings: dict[str, Any], facts: dict[str, Any
         log.warning("%s has no %s: cannot check that the resumed run keeps its settings", state.path, FILE_NAME)
         return []
     before = RunRecord.read(path)
-    aliases = ALIASES.get("train", {})
-    old = {aliases.get(k, k): v for k, v in before.settings.items()}
+    old = _current_names(before.settings)
     old_facts = {"data_manifest_sha256": before.data_manifest_sha256, "model_source": before.model_source}
     grown = [k for k in LENGTH if k in old and old[k] != settings.get(k) and _longer(k, old, settings)]
-    differ = [k for k in MEANING if k in old and old[k] != settings.get(k) and k not in grown]
+    differ = _meaning_differs(old, settings, grown)
     differ += [k for k, v in facts.items() if old_facts.get(k) and old_facts[k] != v]
     if differ:
         shown = "; ".join(f"{k}: {old.get(k, old_facts.get(k))!r} -> {settings.get(k, facts.get(k))!r}" for k in differ)
