@@ -50,8 +50,8 @@ if [ ! -f "$EXP/cuda_gemma3.ok" ]; then
   echo "Gemma 3 slot generation on this GPU: $(tail -1 "$EXP/cuda_gemma3_slots.log")"
   grep -E "^(FAILED|E )" "$EXP/cuda_gemma3_slots.log" | head -10
   cp "$EXP"/cuda_gemma3*.log "$OUT/" 2>/dev/null
-  # where they pass: slot generation's speed for Gemma 3 against transformers' generate
-  if tail -1 "$EXP/cuda_gemma3_slots.log" | grep -q " passed" && ! tail -1 "$EXP/cuda_gemma3_slots.log" | grep -q "failed"; then
+  # where they pass (and BENCH is not 0): slot generation's speed for Gemma 3 against transformers' generate
+  if [ "${BENCH:-1}" = 1 ] && tail -1 "$EXP/cuda_gemma3_slots.log" | grep -q " passed" && ! tail -1 "$EXP/cuda_gemma3_slots.log" | grep -q "failed"; then
     timeout 180 python3 -m distil_cli bench infer --shape gemma3-270m --seed-prompts 2 --prompts 1024 --new-tokens 128 \
       --variant dynamic,1024 --variant slots,1024 --variant slots,0 --out "$OUT/bench_infer_gemma3.json" \
       > "$OUT/bench_infer_gemma3.txt" 2>&1
@@ -75,3 +75,4 @@ for name in ${NAMES:-size_cqa3_gemma3_270m size_svamp_gemma3_270m size_cqa12_gem
   (cd "$EXP/$dir" && tar czf "$OUT/$name/predictions.tar.gz" runs/*/*/*.jsonl 2>/dev/null)
 done
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
+df -h "$EXP" | tail -1
