@@ -59,6 +59,8 @@ if [ ! -f "$EXP/cuda_gemma3.ok" ]; then
   fi
 fi
 for name in ${NAMES:-size_cqa3_gemma3_270m size_svamp_gemma3_270m size_cqa12_gemma3_270m}; do
+  # NAME:SEEDS (e.g. size_cqa_gemma3_270m_lr3e-5:7-10) runs that spec on those seeds only
+  case $name in *:*) sed -i "s/^seeds = .*/seeds = \"${name#*:}\"/" "$EXP/${name%%:*}.toml"; name=${name%%:*} ;; esac
   left=$(( DEADLINE - ($(date +%s) - start) ))
   [ "$left" -gt 30 ] || { echo "$name: no time left"; continue; }
   dir=$name
