@@ -6,7 +6,8 @@
 # ablation with the same student, run into the folder
 # of size_cqaN_gemma3_270m, whose auto-precision runs it reuses; size_cqa12_gemma3_270m_lr likewise, its
 # lower learning rates next to the lr 1e-4 runs; size_cqa_gemma3_270m_lr3e-5: CQA 3% and 12.5% at lr 3e-5 only,
-# in its own folder; lora_cqa12_gemma3_270m: LoRA at three rates, its own folder) one after another, each `distil
+# in its own folder; lora_cqa12_gemma3_270m: LoRA at three rates, and qlora_cqa12_gemma3_270m: QLoRA, each in its
+# own folder, the latter with bitsandbytes installed by one more carry call, .carry/bnb) one after another, each `distil
 # experiment --jobs $JOBS` (resumable: a later call continues a grid cut off by DEADLINE seconds). JOBS
 # defaults to 3: six Gemma processes on SDPA ran out of an 80 GB H100's memory on SVAMP (2026-12-07); with
 # varlen, Liger and the fused loss JOBS=6 ran CQA and JOBS=4 SVAMP (tree 923f0f7).
@@ -26,9 +27,9 @@ EXP=${EXP:-/root/exp}
 OUT=${OUT:-size-out}
 DEADLINE=${DEADLINE:-560}
 mkdir -p "$EXP" "$OUT"
-cp benchmarks/experiments/size_*.toml benchmarks/experiments/precision_cqa*.toml benchmarks/experiments/lora_*.toml "$EXP/" && cp -r benchmarks/experiments/data "$EXP/"
+cp benchmarks/experiments/size_*.toml benchmarks/experiments/precision_cqa*.toml benchmarks/experiments/*lora_*.toml "$EXP/" && cp -r benchmarks/experiments/data "$EXP/"
 # SEEDS="1-6": fewer seeds than the specs' when time is short (a later run with the specs' seeds goes on)
-[ -n "${SEEDS:-}" ] && sed -i "s/^seeds = .*/seeds = \"$SEEDS\"/" "$EXP"/size_*.toml "$EXP"/precision_cqa*.toml "$EXP"/lora_*.toml
+[ -n "${SEEDS:-}" ] && sed -i "s/^seeds = .*/seeds = \"$SEEDS\"/" "$EXP"/size_*.toml "$EXP"/precision_cqa*.toml "$EXP"/*lora_*.toml
 if [ ! -f ~/.cache/distil/models/gemma-3-270m/distil-model.json ]; then
   python3 -m distil_cli models pull gemma3-270m --gguf /root/m/gemma.gguf 2>&1 | grep -v "it/s" | tail -3
   # the pulled model's prompts and masks (the plugin's other tests build tokenizers from the embedded
