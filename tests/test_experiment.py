@@ -298,6 +298,36 @@ def test_extra_comparisons_pair_any_two_arms(tmp_path):
     assert bad.exit_code == 1 and "comparison ['standard', 'nope']: arm 'nope' is not among the arms" in bad.output
 
 
+@pytest.mark.integration
+def test_lora_arms_train_adapters_at_their_own_rates_and_are_reused(tmp_path):
+    """A grid of LoRA runs (lora_cqa12_gemma3_270m.toml's form): every arm trains adapters on all linear layers
+    at its own rate, final/ is the merged model the answers come from, and a rerun counts every run done."""
+    _data(tmp_path)
+    spec = _spec(tmp_path)
+    text = spec.read_text().replace("seeds = [1, 2]", "seeds = [1]").replace("[0.5, 1.0]", "[1.0]")
+    text = text.replace(
+        "max_steps = 1\n", 'max_steps = 1\nlora = true\nlora_target_modules = ["all-linear"]\nlr = 1e-4\n'
+    )
+    spec.write_text(text + '[[arms]]\nname = "standard-lr3e-4"\n[arms.train]\nobjective = "standard"\nlr = 3e-4\n')
+    out = tmp_path / "out"
+    result = run_cli("experiment", spec, "--out", out)
+    assert result.exit_code == 0, result.output
+    runs = out / "runs" / "f1" / "s1"
+    for arm, objective, lr in [
+        ("standard", "standard", 1e-4),
+        ("distill-a0.5", "distill", 1e-4),
+        ("standard-lr3e-4", "standard", 3e-4),
+    ]:
+        settings = json.loads((runs / arm / "run.json").read_text())["settings"]
+        assert (settings["lora"], settings["lora_target_modules"]) == (True, ["all-linear"])
+        assert (settings["objective"], settings["lr"]) == (objective, lr)
+        final = runs / arm / "final"
+        assert (final / "model.safetensors").is_file() and not (final / "adapter_config.json").exists()  # merged
+        assert len((runs / f"{arm}.jsonl").read_text().splitlines()) == 10  # every test record answered
+    again = run_cli("experiment", spec, "--out", out, "--plan")
+    assert "3 runs on 10 test records: 3 done, 0 trained (predictions to finish), 0 to run" in again.output
+
+
 @pytest.mark.parametrize(
     "pooled, seeds, expected",
     [
