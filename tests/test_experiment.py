@@ -627,7 +627,7 @@ def test_the_spec_examples_of_the_docs_load(tmp_path):
     docstring = spec_module.__doc__.split("\n\n", 1)[1].split("\n\nArms:")[0]
     code = [line for line in docstring.splitlines() if line.startswith("    ")]  # the indented example
     example = "\n".join(line.split("  #")[0].rstrip()[4:] for line in code)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     for i, text in enumerate([*blocks, example]):
         path = tmp_path / f"spec{i}.toml"
         path.write_text(text)
@@ -639,6 +639,11 @@ def test_the_spec_examples_of_the_docs_load(tmp_path):
     lrs = {arm.name: rates.train_settings(TrainSettings(), arm, 1).lr for arm in rates.all_arms()}
     assert lrs == {"standard-1e-4": 1e-4, "distill-1e-4": 1e-4, "standard-3e-5": 3e-5, "distill-3e-5": 3e-5,
                    "standard-3e-4": 3e-4}  # fmt: skip
+    adapters = load_spec(tmp_path / "spec3.toml")  # the LoRA grid: every arm an adapter, each at its own rate
+    runs = {arm.name: adapters.train_settings(TrainSettings(), arm, 1) for arm in adapters.all_arms()}
+    assert {name: (cfg.lora, cfg.lr) for name, cfg in runs.items()} == {
+        "standard": (True, 1e-4), "distill-a0.5": (True, 1e-4), "standard-3e-4": (True, 3e-4),
+        "distill-3e-4": (True, 3e-4)}  # fmt: skip
 
 
 def test_a_sigterm_whose_exception_was_dropped_still_stops_the_grid():
