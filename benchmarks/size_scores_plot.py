@@ -7,7 +7,10 @@ per task (docs/method.md, "Student size").
 
 (docs/method.md has the whole command.) Each group is ``LABEL|TASK|RESULTS_JSON|STANDARD_ARM|DISTILL_ARM``,
 optionally ``|SEEDS``: the mean over the seeds (all the file's, or SEEDS as "1-6") of each arm's score in
-``distil experiment``'s results.json, with a 95% t interval across those seeds.
+``distil experiment``'s results.json, with a 95% t interval across those seeds. Seeds run as several
+experiments join with ``+``: ``A.json+B.json|standard-lr3e-5+standard|distill-lr3e-5+distill-a0.5``
+reads the first arm name from A.json and the second from B.json (one name serves every file); a seed
+in two files is an error.
 """
 
 from __future__ import annotations
@@ -29,10 +32,22 @@ def seeds_of(text: str | None) -> set[int] | None:
     return set(range(int(low), int(high or low) + 1))
 
 
-def arm_score(path: Path, arm: str, seeds: set[int] | None) -> tuple[float, float, int]:
-    """(mean, half-width of the 95% t interval, seeds) of ARM's score over the seeds in a results.json."""
-    data = json.loads(path.read_text())
-    scores = [r[data["metric"]] for r in data["runs"] if r["arm"] == arm and (seeds is None or r["seed"] in seeds)]
+def arm_score(path: Path | str, arm: str, seeds: set[int] | None) -> tuple[float, float, int]:
+    """(mean, half-width of the 95% t interval, seeds) of ARM's score over the seeds in a results.json, or in
+    several joined with ``+`` (``arm`` then names the arm of each, joined the same way, or one for all)."""
+    paths, arms = str(path).split("+"), arm.split("+")
+    arms = arms * len(paths) if len(arms) == 1 else arms
+    if len(arms) != len(paths):
+        raise SystemExit(f"{path}: {len(paths)} files but {len(arms)} arm names ({arm}); give one, or one per file")
+    by_seed: dict[int, float] = {}
+    for one, name in zip(paths, arms, strict=True):
+        data = json.loads(Path(one).read_text())
+        for r in data["runs"]:
+            if r["arm"] == name and (seeds is None or r["seed"] in seeds):
+                if r["seed"] in by_seed:
+                    raise SystemExit(f"{one}: seed {r['seed']} of arm {name!r} is in an earlier file too")
+                by_seed[r["seed"]] = r[data["metric"]]
+    scores = list(by_seed.values())
     if len(scores) < 2:
         raise SystemExit(f"{path}: arm {arm!r} has {len(scores)} runs on those seeds; an interval needs 2 or more")
     half = t975(len(scores) - 1) * statistics.stdev(scores) / math.sqrt(len(scores))
@@ -56,7 +71,7 @@ def main() -> None:
             raise SystemExit(f"--group {spec!r}: give LABEL|TASK|JSON|STANDARD_ARM|DISTILL_ARM[|SEEDS]")
         label, task, path, standard, distill, *rest = fields
         seeds = seeds_of(rest[0] if rest else None)
-        panels[task].append((label, arm_score(Path(path), standard, seeds), arm_score(Path(path), distill, seeds)))
+        panels[task].append((label, arm_score(path, standard, seeds), arm_score(path, distill, seeds)))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
     for ax, (task, groups) in zip(axes[0], panels.items(), strict=True):
         xs = range(len(groups))

@@ -290,6 +290,20 @@ def test_the_scores_plot_takes_each_arms_mean_and_t_interval_over_the_chosen_see
     assert plot.arm_score(path, "distill", None)[2] == 4  # no SEEDS: every seed of the file
     with pytest.raises(SystemExit, match="arm 'distill' has 1 runs on those seeds"):
         plot.arm_score(path, "distill", plot.seeds_of("2"))
+    # seeds of two experiments whose arms are named otherwise: joined with +, one arm name per file
+    later = tmp_path / "later.json"
+    later_runs = [
+        {"arm": "standard-lr3e-5", "seed": 7, "exact_match": 40.0},
+        {"arm": "standard", "seed": 8, "exact_match": 0.0},
+    ]
+    later.write_text(json.dumps({"metric": "exact_match", "runs": later_runs}))
+    mean, half, n = plot.arm_score(f"{path}+{later}", "standard+standard-lr3e-5", plot.seeds_of("1-7"))
+    assert (mean, n) == (statistics.mean([20, 22, 27, 90, 40]), 5)
+    assert half == pytest.approx(2.776 * statistics.stdev([20, 22, 27, 90, 40]) / math.sqrt(5), rel=1e-3)
+    with pytest.raises(SystemExit, match="seed 1 of arm 'standard' is in an earlier file too"):
+        plot.arm_score(f"{path}+{path}", "standard", None)
+    with pytest.raises(SystemExit, match="2 files but 3 arm names"):
+        plot.arm_score(f"{path}+{later}", "a+b+c", None)
     out = tmp_path / "scores.png"
     monkeypatch.setattr(
         sys, "argv", ["size_scores_plot", str(out), "--group", f"A, lr 1e-4|CQA|{path}|standard|distill|1-3"]
