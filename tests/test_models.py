@@ -55,6 +55,24 @@ def test_models_list_and_pull_cli(embedded_model_dir):
     assert "SmolLM2-135M-Instruct" in listed.output
 
 
+def test_models_list_says_what_a_folder_without_distils_marker_holds(tmp_path):
+    """`distil models list` names the folder `distil bench` fills with 4-bit shapes (a 7B shape is 15 GB) and
+    any other folder distil did not pull, instead of a bare '?'."""
+    from distil_cli.models import list_models
+
+    (tmp_path / "bench" / "qwen7b-bf16").mkdir(parents=True)
+    (tmp_path / "bench" / "qwen7b-bf16" / "config.json").write_text("{}")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "distil-model.json").write_text('{"name": "tiny", "source": "random init (seed 0)"}')
+    sources = {row["name"]: row["source"] for row in list_models(tmp_path)}
+    assert sources == {
+        "bench": "distil bench: random-weight shapes saved for --load-in-4bit runs (delete freely)",
+        "mine": "not pulled by distil",
+        "tiny": "random init (seed 0)",
+    }
+
+
 def _fake_entry(sha: str, pieces: tuple[str, ...], single_tokens: tuple[str, ...] = ()):
     from distil_cli.pull import Pullable
 
