@@ -93,7 +93,10 @@ def list_models(cache_dir: Path) -> list[dict]:
         return rows
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         marker = folder / MARKER
-        info = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {"source": _unmarked(folder)}
+        try:
+            info = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {"source": _unmarked(folder)}
+        except (OSError, ValueError):  # edited or damaged by hand: list the folder, say what to do
+            info = {"source": f"unreadable {MARKER}: `distil models pull NAME --force` installs it again"}
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         rows.append({"name": folder.name, "path": str(folder), "size_mb": round(size / 2**20, 1), **info})
     return rows

@@ -57,7 +57,7 @@ def test_models_list_and_pull_cli(embedded_model_dir):
 
 def test_models_list_says_what_a_folder_without_distils_marker_holds(tmp_path):
     """`distil models list` names the folder `distil bench` fills with 4-bit shapes (a 7B shape is 15 GB) and
-    any other folder distil did not pull, instead of a bare '?'."""
+    any other folder distil did not pull, instead of a bare '?'; a damaged marker is listed, not an internal error."""
     from distil_cli.models import list_models
 
     (tmp_path / "bench" / "qwen7b-bf16").mkdir(parents=True)
@@ -65,9 +65,12 @@ def test_models_list_says_what_a_folder_without_distils_marker_holds(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "distil-model.json").write_text('{"name": "tiny", "source": "random init (seed 0)"}')
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "distil-model.json").write_text("{bad")
     sources = {row["name"]: row["source"] for row in list_models(tmp_path)}
     assert sources == {
         "bench": "distil bench: random-weight shapes saved for --load-in-4bit runs (delete freely)",
+        "broken": "unreadable distil-model.json: `distil models pull NAME --force` installs it again",
         "mine": "not pulled by distil",
         "tiny": "random init (seed 0)",
     }
