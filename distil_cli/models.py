@@ -94,19 +94,16 @@ def list_models(cache_dir: Path) -> list[dict]:
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         marker = folder / MARKER
         try:
-            info = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {"source": _unmarked(folder)}
+            info = (
+                json.loads(marker.read_text(encoding="utf-8"))
+                if marker.is_file()
+                else {"source": "not pulled by distil"}
+            )
         except (OSError, ValueError):  # edited or damaged by hand: list the folder, say what to do
             info = {"source": f"unreadable {MARKER}: `distil models pull NAME --force` installs it again"}
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         rows.append({"name": folder.name, "path": str(folder), "size_mb": round(size / 2**20, 1), **info})
     return rows
-
-
-def _unmarked(folder: Path) -> str:
-    """What a cache folder without distil's marker holds, for `distil models list`."""
-    if folder.name == "bench":  # distil_cli.bench.common._four_bit
-        return "distil bench: random-weight shapes saved for --load-in-4bit runs (delete freely)"
-    return "not pulled by distil"
 
 
 def resolve_model(name: str, cache_dir: Path) -> str:

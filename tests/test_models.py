@@ -56,12 +56,17 @@ def test_models_list_and_pull_cli(embedded_model_dir):
 
 
 def test_models_list_says_what_a_folder_without_distils_marker_holds(tmp_path):
-    """`distil models list` names the folder `distil bench` fills with 4-bit shapes (a 7B shape is 15 GB) and
-    any other folder distil did not pull, instead of a bare '?'; a damaged marker is listed, not an internal error."""
+    """`distil models list` names the folder `distil bench` fills with 4-bit shapes (a 7B shape is 15 GB; the
+    bench writes its marker, and each shape aside then renamed) and any other folder distil did not pull,
+    instead of a bare '?'; a damaged marker is listed, not an internal error."""
+    from conftest import tiny_model_and_tokenizer
+
+    from distil_cli.bench.common import saved_shape
     from distil_cli.models import list_models
 
-    (tmp_path / "bench" / "qwen7b-bf16").mkdir(parents=True)
-    (tmp_path / "bench" / "qwen7b-bf16" / "config.json").write_text("{}")
+    folder = saved_shape(tiny_model_and_tokenizer()[0], tmp_path, "tiny")
+    assert (folder / "config.json").is_file() and not list((tmp_path / "bench").glob(".shape-*"))
+    assert saved_shape(None, tmp_path, "tiny") == folder  # saved once: a later run loads it
     (tmp_path / "mine").mkdir()
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "distil-model.json").write_text('{"name": "tiny", "source": "random init (seed 0)"}')

@@ -141,21 +141,42 @@ def build_model(shape: str, cache_dir, flags: frozenset[str] = frozenset()):
     return model, tokenizer
 
 
+BENCH_SOURCE = "distil bench: random-weight shapes saved for --load-in-4bit runs (delete freely)"
+
+
 def _four_bit(model, cache_dir, shape: str):
     """``model`` in 4-bit NF4 as ``--load-in-4bit`` loads it (from a folder: saved once under the cache)."""
-    from pathlib import Path
-
     from transformers import AutoModelForCausalLM
 
     from distil_cli.settings import TrainSettings
     from distil_cli.train.adapters import quantization
 
-    folder = Path(cache_dir) / "bench" / f"{shape}-bf16"
-    if not (folder / "config.json").is_file():
-        model.to(torch.bfloat16).save_pretrained(folder)
+    folder = saved_shape(model, cache_dir, shape)
     del model
     extra = quantization(TrainSettings(lora=True, load_in_4bit=True))
     return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16, **extra)
+
+
+def saved_shape(model, cache_dir, shape: str):
+    """CACHE/bench/SHAPE-bf16: ``model`` in bf16, saved once (written aside and renamed, so a cut-off save
+    leaves nothing a later run would load), beside the marker `distil models list` reads."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from distil_cli.pull import MARKER
+
+    root = Path(cache_dir) / "bench"
+    folder = root / f"{shape}-bf16"
+    if (folder / "config.json").is_file():
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text(json.dumps({"name": "bench", "source": BENCH_SOURCE}) + "\n", encoding="utf-8")
+    with tempfile.TemporaryDirectory(dir=root, prefix=".shape-") as tmp:
+        model.to(torch.bfloat16).save_pretrained(Path(tmp) / "model")
+        shutil.rmtree(folder, ignore_errors=True)
+        (Path(tmp) / "model").rename(folder)
+    return folder
 
 
 def pad_tokenizer():
